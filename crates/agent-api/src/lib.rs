@@ -1,0 +1,121 @@
+//! The contract between the control plane and a host's agent: the [`Agent`] trait and its
+//! request and report types. The control plane never touches the host; the agent never reads
+//! the store; this crate is the only thing they share.
+//!
+//! Two implementations exist: the real agent (`corral_agent::qemu`, QEMU processes) and the
+//! simulated one (`corral_agent::sim`, VM state in memory, for API and scale tests).
+//!
+//! Calls are idempotent requests for a desired state ("this VM should run", "should be
+//! stopped", "should not exist"); what actually happened comes back through [`Agent::vm_list`]
+//! as [`VmStatus`] reports, each with a generation that grows with every change the agent
+//! observes, so the control plane applies only newer reports.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error("no VM for instance {0}")]
+    NoSuchVm(String),
+    #[error("VM {id} cannot do that while {state:?}")]
+    WrongState { id: String, state: VmState },
+    #[error("host capacity exhausted: {0}")]
+    Capacity(String),
+    #[error("{context}")]
+    Host {
+        context: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+impl AgentError {
+    pub fn host(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        AgentError::Host { context: context.into(), source: Box::new(source) }
+    }
+}
+
+/// How the VM boots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BootMode {
+    /// Direct kernel boot on `-M microvm` (fast; no hotplug, no SMBIOS).
+    DirectKernel { kernel: PathBuf, initrd: Option<PathBuf>, cmdline: String },
+    /// The disk's own bootloader on q35 (SeaBIOS), with SMBIOS identity.
+    Firmware,
+}
+
+/// Everything the agent needs to run one instance's VM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmSpec {
+    pub instance_id: String,
+    pub instance_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub boot: BootMode,
+    /// The image's base disk (qcow2). The agent creates the instance's root volume as a
+    /// qcow2 overlay on it the first time the VM starts, and keeps it until `vm_destroy`.
+    pub base_disk: PathBuf,
+}
+
+/// What the agent sees a VM doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VmState {
+    /// The process is being started; the guest does not run yet.
+    Starting,
+    /// QEMU reports the guest running.
+    Running,
+    /// A power-down was requested; the guest has not gone yet.
+    Stopping,
+    /// No process; the root volume is kept. Reached by a stop we asked for, or by the guest
+    /// powering itself off (or QEMU dying).
+    Stopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VmStatus {
+    pub instance_id: String,
+    pub state: VmState,
+    /// Grows with every change this agent observes; never repeats across agent restarts.
+    pub generation: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostInfo {
+    pub hostname: String,
+    /// "kvm" or "tcg".
+    pub accelerator: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+}
+
+#[async_trait::async_trait]
+pub trait Agent: Send + Sync + 'static {
+    async fn host_info(&self) -> Result<HostInfo, AgentError>;
+
+    /// Makes the VM run: creates its root volume if it has none, starts the process if none
+    /// runs. Returns once the process is started (the guest may still be `Starting`).
+    async fn vm_start(&self, spec: &VmSpec) -> Result<(), AgentError>;
+
+    /// Asks the guest to power down (ACPI); forced after the agent's stop timeout, or at once
+    /// with `force`. Returns at once; the report moves to `Stopped` when the process is gone.
+    async fn vm_stop(&self, instance_id: &str, force: bool) -> Result<(), AgentError>;
+
+    /// Resets a running VM.
+    async fn vm_reboot(&self, instance_id: &str) -> Result<(), AgentError>;
+
+    /// Ends the process if any and deletes everything the VM had on the host (root overlay,
+    /// console log, sockets). Idempotent: destroying an unknown VM is not an error.
+    async fn vm_destroy(&self, instance_id: &str) -> Result<(), AgentError>;
+
+    /// Every VM this agent knows, including ones re-adopted after a restart.
+    async fn vm_list(&self) -> Result<Vec<VmStatus>, AgentError>;
+
+    /// The serial console output so far (empty if none).
+    async fn vm_console(&self, instance_id: &str) -> Result<Vec<u8>, AgentError>;
+
+    /// Notified whenever a VM's state changes, so the control plane reacts at once instead of
+    /// waiting for its next poll.
+    fn changes(&self) -> Arc<tokio::sync::Notify>;
+}

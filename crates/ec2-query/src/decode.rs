@@ -1,0 +1,211 @@
+//! Query form → JSON value keyed by botocore member names.
+//!
+//! `Filter.1.Name=a&Filter.1.Value.1=b` becomes `{"Filters":[{"Name":"a","Values":["b"]}]}`
+//! for DescribeInstances, because the model says `Filters` is serialised as `Filter`, is a
+//! list (flattened, 1-based indices) of `Filter` structures whose `Values` serialise as
+//! `Value`. Types are checked here (integers, booleans); meaning is checked by the caller.
+
+use crate::model::{Model, Shape, ShapeKind};
+use corral_types::{Error, ErrorCode};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+#[derive(Default, Debug)]
+struct Node {
+    value: Option<String>,
+    children: BTreeMap<String, Node>,
+}
+
+/// Decodes the parameters of `action` (everything but `Action`, `Version` and authentication
+/// parameters, which the caller removes). Fails with `InvalidAction` for an unknown action,
+/// `UnknownParameter` for a parameter the action lacks, `InvalidParameterValue` for a value of
+/// the wrong type.
+pub fn decode(action: &str, params: &[(String, String)]) -> Result<Value, Error> {
+    let model = Model::get();
+    if !model.has_operation(action) {
+        return Err(Error::new(
+            ErrorCode::InvalidAction,
+            format!("The action {action} is not valid for this web service."),
+        ));
+    }
+    let mut root = Node::default();
+    for (k, v) in params {
+        let mut node = &mut root;
+        for part in k.split('.') {
+            node = node.children.entry(part.to_string()).or_default();
+        }
+        node.value = Some(v.clone());
+    }
+    match model.input(action) {
+        Some(shape) => structure(shape, root, ""),
+        None if root.children.is_empty() => Ok(Value::Object(Map::new())),
+        None => Err(unknown(root.children.keys().next().map(String::as_str).unwrap_or(""))),
+    }
+}
+
+fn unknown(name: &str) -> Error {
+    Error::new(ErrorCode::UnknownParameter, format!("The parameter {name} is not recognized"))
+}
+
+fn structure(shape: Shape<'_>, mut node: Node, path: &str) -> Result<Value, Error> {
+    let mut out = Map::new();
+    for member in shape.members() {
+        let qname = member.query_name();
+        if let Some(child) = node.children.remove(&qname) {
+            let child_path = join(path, &qname);
+            out.insert(member.name.to_string(), value(member.shape(), child, &child_path)?);
+        }
+    }
+    if let Some(extra) = node.children.keys().next() {
+        return Err(unknown(&join(path, extra)));
+    }
+    Ok(Value::Object(out))
+}
+
+fn join(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
+    } else {
+        format!("{path}.{name}")
+    }
+}
+
+fn value(shape: Shape<'_>, node: Node, path: &str) -> Result<Value, Error> {
+    match shape.kind() {
+        ShapeKind::Structure => structure(shape, node, path),
+        ShapeKind::List => {
+            let (item_shape, _) = shape.list_member().expect("list has a member shape");
+            let mut items: Vec<(u64, Node)> = Vec::new();
+            for (k, child) in node.children {
+                let idx: u64 = k.parse().ok().filter(|i| *i >= 1).ok_or_else(|| unknown(&join(path, &k)))?;
+                items.push((idx, child));
+            }
+            items.sort_by_key(|(i, _)| *i);
+            let mut out = Vec::with_capacity(items.len() + 1);
+            // `InstanceId=i-1` without an index: accepted as a one-element list.
+            if let Some(v) = node.value {
+                out.push(value(item_shape, Node { value: Some(v), children: BTreeMap::new() }, path)?);
+            }
+            for (i, child) in items {
+                out.push(value(item_shape, child, &format!("{path}.{i}"))?);
+            }
+            Ok(Value::Array(out))
+        }
+        ShapeKind::Map => {
+            // EC2 inputs barely use maps; keep the raw entries.
+            let mut out = Map::new();
+            for (k, child) in node.children {
+                out.insert(k, Value::String(child.value.unwrap_or_default()));
+            }
+            Ok(Value::Object(out))
+        }
+        kind => {
+            if !node.children.is_empty() {
+                let first = node.children.keys().next().cloned().unwrap_or_default();
+                return Err(unknown(&join(path, &first)));
+            }
+            let raw = node.value.unwrap_or_default();
+            scalar(kind, raw, path)
+        }
+    }
+}
+
+fn scalar(kind: ShapeKind, raw: String, path: &str) -> Result<Value, Error> {
+    match kind {
+        ShapeKind::Integer | ShapeKind::Long => raw
+            .trim()
+            .parse::<i64>()
+            .map(Value::from)
+            .map_err(|_| Error::invalid_value(path, &raw, "Expected an integer.")),
+        ShapeKind::Boolean => match raw.to_ascii_lowercase().as_str() {
+            "true" => Ok(Value::Bool(true)),
+            "false" => Ok(Value::Bool(false)),
+            _ => Err(Error::invalid_value(path, &raw, "Expected a boolean (true or false).")),
+        },
+        ShapeKind::Double | ShapeKind::Float => raw
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .ok_or_else(|| Error::invalid_value(path, &raw, "Expected a number.")),
+        _ => Ok(Value::String(raw)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn filters_and_ids() {
+        let v = decode(
+            "DescribeInstances",
+            &p(&[
+                ("InstanceId.2", "i-2"),
+                ("InstanceId.1", "i-1"),
+                ("Filter.1.Name", "instance-state-name"),
+                ("Filter.1.Value.1", "running"),
+                ("Filter.1.Value.2", "pending"),
+                ("MaxResults", "5"),
+                ("DryRun", "true"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            v,
+            json!({"InstanceIds":["i-1","i-2"],"Filters":[{"Name":"instance-state-name","Values":["running","pending"]}],"MaxResults":5,"DryRun":true})
+        );
+    }
+
+    #[test]
+    fn indices_sort_numerically() {
+        let mut pairs = vec![];
+        for i in 1..=11 {
+            pairs.push((format!("InstanceId.{i}"), format!("i-{i}")));
+        }
+        let v = decode("DescribeInstances", &pairs).unwrap();
+        assert_eq!(v["InstanceIds"][9], "i-10");
+        assert_eq!(v["InstanceIds"][10], "i-11");
+    }
+
+    #[test]
+    fn nested_run_instances() {
+        let v = decode(
+            "RunInstances",
+            &p(&[
+                ("ImageId", "ami-1"),
+                ("MinCount", "1"),
+                ("MaxCount", "2"),
+                ("TagSpecification.1.ResourceType", "instance"),
+                ("TagSpecification.1.Tag.1.Key", "Name"),
+                ("TagSpecification.1.Tag.1.Value", "web"),
+                ("Placement.AvailabilityZone", "local-1a"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v["TagSpecifications"][0]["Tags"][0]["Key"], "Name");
+        assert_eq!(v["Placement"]["AvailabilityZone"], "local-1a");
+        assert_eq!(v["MaxCount"], 2);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(decode("Frobnicate", &[]).unwrap_err().code, ErrorCode::InvalidAction);
+        assert_eq!(decode("DescribeInstances", &p(&[("Bogus", "1")])).unwrap_err().code, ErrorCode::UnknownParameter);
+        assert_eq!(
+            decode("DescribeInstances", &p(&[("MaxResults", "five")])).unwrap_err().code,
+            ErrorCode::InvalidParameterValue
+        );
+        assert_eq!(decode("DescribeInstances", &p(&[("DryRun", "yes")])).unwrap_err().code, ErrorCode::InvalidParameterValue);
+        assert_eq!(
+            decode("DescribeInstances", &p(&[("InstanceId.x", "i-1")])).unwrap_err().code,
+            ErrorCode::UnknownParameter
+        );
+    }
+}

@@ -1,0 +1,37 @@
+//! XML text helpers and the EC2 error envelope.
+
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+pub const DECLARATION: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n";
+
+/// `<Response><Errors><Error>..</Error></Errors><RequestID>..</RequestID></Response>`, as EC2
+/// sends it.
+pub fn error_envelope(code: &str, message: &str, request_id: &str) -> String {
+    format!(
+        "{DECLARATION}<Response><Errors><Error><Code>{}</Code><Message>{}</Message></Error></Errors><RequestID>{}</RequestID></Response>",
+        escape(code),
+        escape(message),
+        escape(request_id)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn escapes() {
+        assert_eq!(super::escape("a<b & 'c'"), "a&lt;b &amp; &apos;c&apos;");
+    }
+}
