@@ -11,6 +11,7 @@
 pub mod decode;
 pub mod encode;
 pub mod model;
+pub mod requests;
 pub mod xml;
 
 pub use decode::decode;

@@ -1,0 +1,101 @@
+//! EC2 filters: `Filter.N.Name` with one or more `Value`s. A resource matches when, for every
+//! filter, one of its values for that name matches one of the filter's values (with `*` and
+//! `?` wildcards). Names a resource does not know are refused, as EC2 does.
+
+use corral_ec2_query::requests::Filter;
+use corral_store::TagRecord;
+use corral_types::{wildcard, Error, ErrorCode, Result};
+
+/// Refuses filter names outside `allowed` (tag filters are always allowed when `taggable`).
+pub fn check(filters: &[Filter], allowed: &[&str], taggable: bool) -> Result<()> {
+    for f in filters {
+        let tag_filter = f.name.starts_with("tag:") || f.name == "tag-key" || f.name == "tag-value";
+        if !(allowed.contains(&f.name.as_str()) || (taggable && tag_filter)) {
+            return Err(Error::new(ErrorCode::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
+        }
+    }
+    Ok(())
+}
+
+/// `values(name)` gives the resource's values for a non-tag filter name.
+pub fn matches(filters: &[Filter], tags: &[TagRecord], values: impl Fn(&str) -> Vec<String>) -> bool {
+    filters.iter().all(|f| {
+        let have: Vec<String> = if let Some(key) = f.name.strip_prefix("tag:") {
+            tags.iter().filter(|t| t.key == key).map(|t| t.value.clone()).collect()
+        } else if f.name == "tag-key" {
+            tags.iter().map(|t| t.key.clone()).collect()
+        } else if f.name == "tag-value" {
+            tags.iter().map(|t| t.value.clone()).collect()
+        } else {
+            values(&f.name)
+        };
+        have.iter().any(|h| f.values.iter().any(|p| wildcard::matches(p, h)))
+    })
+}
+
+/// Pagination over a list already in a stable order. The token is the index of the next item,
+/// opaque to clients.
+pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>, bounds: (i64, i64)) -> Result<(Vec<T>, Option<String>)> {
+    let start = match next_token {
+        None | Some("") => 0usize,
+        Some(t) => decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?,
+    };
+    let Some(max) = max_results else {
+        return Ok((items.into_iter().skip(start).collect(), None));
+    };
+    if max < bounds.0 || max > bounds.1 {
+        return Err(Error::invalid_value(
+            "MaxResults",
+            &max.to_string(),
+            &format!("Must be between {} and {}.", bounds.0, bounds.1),
+        ));
+    }
+    let total = items.len();
+    let out: Vec<T> = items.into_iter().skip(start).take(max as usize).collect();
+    let next = start + out.len();
+    Ok((out, (next < total).then(|| encode_token(next))))
+}
+
+fn encode_token(i: usize) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(format!("corral:{i}"))
+}
+
+fn decode_token(t: &str) -> Option<usize> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD.decode(t).ok()?;
+    String::from_utf8(raw).ok()?.strip_prefix("corral:")?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, values: &[&str]) -> Filter {
+        Filter { name: name.into(), values: values.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn filters_and_tags() {
+        let tags = vec![TagRecord { resource_id: "i-1".into(), resource_type: "instance".into(), key: "Name".into(), value: "web-1".into() }];
+        let vals = |n: &str| if n == "instance-type" { vec!["t3.micro".to_string()] } else { vec![] };
+        assert!(matches(&[f("instance-type", &["t3.*"])], &tags, vals));
+        assert!(matches(&[f("tag:Name", &["web-*"]), f("tag-key", &["Name"])], &tags, vals));
+        assert!(!matches(&[f("tag:Name", &["db-*"])], &tags, vals));
+        assert!(!matches(&[f("tag:Other", &["*"])], &tags, vals));
+        assert!(check(&[f("bogus", &["x"])], &["instance-type"], true).is_err());
+        assert!(check(&[f("tag:Name", &["x"])], &["instance-type"], true).is_ok());
+    }
+
+    #[test]
+    fn pagination_walks_everything_once() {
+        let items: Vec<u32> = (0..12).collect();
+        let (p1, t1) = page(items.clone(), Some(5), None, (5, 1000)).unwrap();
+        let (p2, t2) = page(items.clone(), Some(5), t1.as_deref(), (5, 1000)).unwrap();
+        let (p3, t3) = page(items.clone(), Some(5), t2.as_deref(), (5, 1000)).unwrap();
+        assert_eq!([p1, p2, p3].concat(), items);
+        assert!(t3.is_none());
+        assert!(page(items.clone(), Some(4), None, (5, 1000)).is_err());
+        assert_eq!(page(items, None, Some("garbage"), (5, 1000)).unwrap_err().code, ErrorCode::InvalidPaginationToken);
+    }
+}

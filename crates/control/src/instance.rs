@@ -1,0 +1,522 @@
+//! Instances: RunInstances and the lifecycle actions. Each action validates, writes the new
+//! desired state in one transaction and kicks the reconciler; the reconciler (see
+//! `reconcile.rs`) makes the host follow and moves the EC2 state as the VM really changes.
+
+use crate::{filter, limits, tag, Control};
+use corral_ec2_query::requests as rq;
+use corral_store::{Desired, ImageRecord, InstanceRecord, TagRecord};
+use corral_types::instance_type::{instance_type, FALLBACK_INSTANCE_TYPE};
+use corral_types::{Error, ErrorCode, IdKind, InstanceState, ResourceId, Result};
+use sha2::{Digest, Sha256};
+
+/// An instance as the API shows it.
+#[derive(Debug, Clone)]
+pub struct Instance {
+    pub rec: InstanceRecord,
+    pub tags: Vec<TagRecord>,
+    pub root_device_name: String,
+}
+
+pub struct Reservation {
+    pub reservation_id: String,
+    pub owner_id: String,
+    pub instances: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateChange {
+    pub instance_id: String,
+    pub previous: InstanceState,
+    pub current: InstanceState,
+}
+
+const INSTANCE_FILTERS: &[&str] = &[
+    "instance-id", "instance-state-name", "instance-state-code", "instance-type", "image-id", "key-name",
+    "availability-zone", "reservation-id", "owner-id", "architecture", "root-device-name", "root-device-type",
+    "launch-time", "client-token", "instance-lifecycle", "virtualization-type",
+];
+
+impl Control {
+    pub fn instance_run(&self, req: &rq::RunInstances) -> Result<Reservation> {
+        let image_id = req.image_id.as_deref().ok_or_else(|| Error::missing("ImageId"))?;
+        if ResourceId::parse(IdKind::Image, image_id).is_none() {
+            return Err(Error::malformed(IdKind::Image, image_id));
+        }
+        let min = req.min_count.ok_or_else(|| Error::missing("MinCount"))?;
+        let max = req.max_count.ok_or_else(|| Error::missing("MaxCount"))?;
+        if min < 1 {
+            return Err(Error::invalid_value("MinCount", &min.to_string(), "MinCount must be at least 1."));
+        }
+        if max < min {
+            return Err(Error::invalid_value("MaxCount", &max.to_string(), "MaxCount must be at least MinCount."));
+        }
+        let type_name = req.instance_type.as_deref().unwrap_or(FALLBACK_INSTANCE_TYPE);
+        let itype = instance_type(type_name)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid value '{type_name}' for InstanceType.")))?;
+        let zones = self.config.zones();
+        let zone = match req.placement.as_ref().and_then(|p| p.availability_zone.as_deref()).filter(|z| !z.is_empty()) {
+            Some(z) if zones.iter().any(|x| x == z) => z.to_string(),
+            Some(z) => return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Invalid availability zone: [{z}]"))),
+            None => zones[0].clone(),
+        };
+        let behaviour = req.instance_initiated_shutdown_behavior.as_deref().unwrap_or("stop");
+        if behaviour != "stop" && behaviour != "terminate" {
+            return Err(Error::invalid_value("InstanceInitiatedShutdownBehavior", behaviour, "Valid values are stop and terminate."));
+        }
+        if let Some(ud) = &req.user_data {
+            check_user_data(ud)?;
+        }
+        let tags = tag::from_specifications(&req.tag_specifications, "instance", &["instance", "volume", "network-interface"])?;
+        if let Some(t) = &req.client_token {
+            if t.len() > 64 {
+                return Err(Error::invalid_value("ClientToken", t, "Client tokens are at most 64 ASCII characters."));
+            }
+        }
+        let request_hash = request_hash(req);
+
+        self.store.transaction(|tx| {
+            if let Some(token) = &req.client_token {
+                if let Some((hash, reservation_id)) = tx.client_token_get(token, "RunInstances")? {
+                    if hash != request_hash {
+                        return Err(Error::new(
+                            ErrorCode::IdempotentParameterMismatch,
+                            "The client token you have provided is associated with a resource that is already deleted or with different parameters.",
+                        ));
+                    }
+                    return self.reservation_load(tx, &reservation_id);
+                }
+            }
+            let image = tx.image_get(image_id)?.ok_or_else(|| Error::not_found(IdKind::Image, image_id))?;
+            if image.state != "available" {
+                return Err(Error::new(ErrorCode::InvalidAmiNotAvailable, format!("Image {image_id} is not available.")));
+            }
+            if let Some(k) = &req.key_name {
+                if tx.keypair_get_by_name(k)?.is_none() {
+                    return Err(Error::not_found(IdKind::KeyPair, k));
+                }
+            }
+            let active = tx.instance_list()?.iter().filter(|i| i.state != InstanceState::Terminated).count();
+            let room = self.config.max_instances.saturating_sub(active) as i64;
+            if room < min {
+                return Err(Error::new(
+                    ErrorCode::InsufficientInstanceCapacity,
+                    format!("There is not enough capacity to fulfill your request: {room} more instances fit on this cloud."),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            let count = max.min(room);
+            let reservation_id = ResourceId::generate(IdKind::Reservation).into_string();
+            let now = crate::now_iso();
+            let mut instances = Vec::with_capacity(count as usize);
+            for idx in 0..count {
+                let rec = InstanceRecord {
+                    instance_id: ResourceId::generate(IdKind::Instance).into_string(),
+                    reservation_id: reservation_id.clone(),
+                    image_id: image_id.to_string(),
+                    instance_type: itype.name.to_string(),
+                    vcpus: itype.vcpus,
+                    memory_mib: itype.memory_mib,
+                    key_name: req.key_name.clone(),
+                    state: InstanceState::Pending,
+                    desired: Desired::Running,
+                    force_stop: false,
+                    state_reason_code: Some("pending".into()),
+                    state_reason_message: Some("pending".into()),
+                    state_transition_reason: String::new(),
+                    availability_zone: zone.clone(),
+                    launch_time: now.clone(),
+                    ami_launch_index: idx as u32,
+                    user_data: req.user_data.clone(),
+                    client_token: req.client_token.clone(),
+                    disable_api_termination: req.disable_api_termination.unwrap_or(false),
+                    shutdown_behavior: behaviour.to_string(),
+                    host: self.config.host.clone(),
+                    observed_generation: 0,
+                    terminated_at: None,
+                    seq: 0,
+                };
+                tx.instance_insert(&rec)?;
+                let t = tag::insert(tx, &rec.instance_id, "instance", &tags)?;
+                instances.push(Instance { rec, tags: t, root_device_name: image.root_device_name.clone() });
+            }
+            if let Some(token) = &req.client_token {
+                tx.client_token_insert(token, "RunInstances", &request_hash, &reservation_id)?;
+            }
+            Ok(Reservation { reservation_id, owner_id: self.account_id.clone(), instances })
+        })
+        .inspect(|_| self.kick())
+    }
+
+    fn reservation_load(&self, tx: &corral_store::Tx<'_>, reservation_id: &str) -> Result<Reservation> {
+        let images = tx.image_list()?;
+        let mut instances = Vec::new();
+        for rec in tx.instance_list()?.into_iter().filter(|i| i.reservation_id == reservation_id) {
+            let tags = tx.tag_list_for(&rec.instance_id)?;
+            let root_device_name = root_device(&images, &rec.image_id);
+            instances.push(Instance { rec, tags, root_device_name });
+        }
+        Ok(Reservation { reservation_id: reservation_id.to_string(), owner_id: self.account_id.clone(), instances })
+    }
+
+    /// Instances matching ids and filters, in launch order, paginated.
+    pub fn instance_describe(
+        &self,
+        ids: &[String],
+        filters: &[rq::Filter],
+        max_results: Option<i64>,
+        next_token: Option<&str>,
+        dry_run: bool,
+    ) -> Result<(Vec<Instance>, Option<String>)> {
+        filter::check(filters, INSTANCE_FILTERS, true)?;
+        check_ids(ids)?;
+        if !ids.is_empty() && max_results.is_some() {
+            return Err(Error::combination("The parameter instancesSet cannot be used with the parameter maxResults"));
+        }
+        if dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags, images) = self.store.read(|tx| Ok::<_, Error>((tx.instance_list()?, tx.tag_map()?, tx.image_list()?)))?;
+        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
+        let visible = |i: &InstanceRecord| match &i.terminated_at {
+            Some(t) => chrono::DateTime::parse_from_rfc3339(t).map(|t| t > cutoff).unwrap_or(true),
+            None => true,
+        };
+        let missing: Vec<&str> =
+            ids.iter().filter(|id| !all.iter().any(|i| &i.instance_id == *id && visible(i))).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
+        }
+        let account = self.account_id.clone();
+        let items: Vec<Instance> = all
+            .into_iter()
+            .filter(|i| visible(i) && (ids.is_empty() || ids.contains(&i.instance_id)))
+            .map(|rec| {
+                let t = tags.get(&rec.instance_id).cloned().unwrap_or_default();
+                let root_device_name = root_device(&images, &rec.image_id);
+                Instance { rec, tags: t, root_device_name }
+            })
+            .filter(|i| {
+                let r = &i.rec;
+                filter::matches(filters, &i.tags, |n| match n {
+                    "instance-id" => vec![r.instance_id.clone()],
+                    "instance-state-name" => vec![r.state.name().into()],
+                    "instance-state-code" => vec![r.state.code().to_string()],
+                    "instance-type" => vec![r.instance_type.clone()],
+                    "image-id" => vec![r.image_id.clone()],
+                    "key-name" => r.key_name.iter().cloned().collect(),
+                    "availability-zone" => vec![r.availability_zone.clone()],
+                    "reservation-id" => vec![r.reservation_id.clone()],
+                    "owner-id" => vec![account.clone()],
+                    "architecture" => vec!["x86_64".into()],
+                    "root-device-name" => vec![i.root_device_name.clone()],
+                    "root-device-type" => vec!["ebs".into()],
+                    "launch-time" => vec![r.launch_time.clone()],
+                    "client-token" => r.client_token.iter().cloned().collect(),
+                    "virtualization-type" => vec!["hvm".into()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, max_results, next_token, (5, 1000))
+    }
+
+    pub fn instance_describe_reservations(&self, req: &rq::DescribeInstances) -> Result<(Vec<Reservation>, Option<String>)> {
+        let (items, next) =
+            self.instance_describe(&req.instance_ids, &req.filters, req.max_results, req.next_token.as_deref(), req.dry_run)?;
+        let mut out: Vec<Reservation> = Vec::new();
+        for i in items {
+            match out.last_mut() {
+                Some(r) if r.reservation_id == i.rec.reservation_id => r.instances.push(i),
+                _ => out.push(Reservation {
+                    reservation_id: i.rec.reservation_id.clone(),
+                    owner_id: self.account_id.clone(),
+                    instances: vec![i],
+                }),
+            }
+        }
+        Ok((out, next))
+    }
+
+    /// Applies `f` to each named instance in one transaction, after checking all of them.
+    fn instance_transition(
+        &self,
+        ids: &[String],
+        dry_run: bool,
+        f: impl Fn(&mut InstanceRecord) -> Result<()>,
+    ) -> Result<Vec<StateChange>> {
+        if ids.is_empty() {
+            return Err(Error::missing("InstanceId"));
+        }
+        check_ids(ids)?;
+        let out = self.store.transaction(|tx| {
+            let mut recs = Vec::new();
+            let mut missing = Vec::new();
+            for id in ids {
+                match tx.instance_get(id)? {
+                    Some(r) => recs.push(r),
+                    None => missing.push(id.as_str()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
+            }
+            let mut changes = Vec::new();
+            for r in &mut recs {
+                let previous = r.state;
+                f(r)?;
+                changes.push(StateChange { instance_id: r.instance_id.clone(), previous, current: r.state });
+            }
+            if dry_run {
+                return Err(Error::dry_run());
+            }
+            for r in &recs {
+                tx.instance_update(r)?;
+            }
+            Ok(changes)
+        })?;
+        self.kick();
+        Ok(out)
+    }
+
+    pub fn instance_start(&self, req: &rq::StartInstances) -> Result<Vec<StateChange>> {
+        self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+            InstanceState::Stopped => {
+                r.state = InstanceState::Pending;
+                r.desired = Desired::Running;
+                r.state_transition_reason = String::new();
+                r.state_reason_code = None;
+                r.state_reason_message = None;
+                Ok(())
+            }
+            InstanceState::Pending | InstanceState::Running => Ok(()),
+            InstanceState::Stopping | InstanceState::ShuttingDown | InstanceState::Terminated => {
+                Err(Error::incorrect_state(&r.instance_id, r.state.name(), "started"))
+            }
+        })
+    }
+
+    pub fn instance_stop(&self, req: &rq::StopInstances) -> Result<Vec<StateChange>> {
+        if req.hibernate {
+            return Err(Error::new(ErrorCode::Unsupported, "Hibernation is not supported."));
+        }
+        let force = req.force;
+        self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+            InstanceState::Pending | InstanceState::Running => {
+                r.state = InstanceState::Stopping;
+                r.desired = Desired::Stopped;
+                r.force_stop = force;
+                r.state_transition_reason = format!("User initiated ({})", now_reason());
+                r.state_reason_code = Some("Client.UserInitiatedShutdown".into());
+                r.state_reason_message = Some("Client.UserInitiatedShutdown: User initiated shutdown".into());
+                Ok(())
+            }
+            InstanceState::Stopping => {
+                r.force_stop |= force;
+                Ok(())
+            }
+            InstanceState::Stopped => Ok(()),
+            InstanceState::ShuttingDown | InstanceState::Terminated => {
+                Err(Error::incorrect_state(&r.instance_id, r.state.name(), "stopped"))
+            }
+        })
+    }
+
+    pub fn instance_terminate(&self, req: &rq::TerminateInstances) -> Result<Vec<StateChange>> {
+        self.instance_transition(&req.instance_ids, req.dry_run, |r| {
+            if r.disable_api_termination {
+                return Err(Error::new(
+                    ErrorCode::OperationNotPermitted,
+                    format!(
+                        "The instance '{}' may not be terminated. Modify its 'disableApiTermination' instance attribute and try again.",
+                        r.instance_id
+                    ),
+                ));
+            }
+            match r.state {
+                InstanceState::Terminated | InstanceState::ShuttingDown => Ok(()),
+                _ => {
+                    r.state = InstanceState::ShuttingDown;
+                    r.desired = Desired::Terminated;
+                    r.state_transition_reason = format!("User initiated ({})", now_reason());
+                    r.state_reason_code = Some("Client.UserInitiatedShutdown".into());
+                    r.state_reason_message = Some("Client.UserInitiatedShutdown: User initiated shutdown".into());
+                    Ok(())
+                }
+            }
+        })
+    }
+
+    /// Reboots running instances now, through the agent. EC2 answers success with no body.
+    pub async fn instance_reboot(&self, req: &rq::RebootInstances) -> Result<()> {
+        let changes = self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+            InstanceState::Running | InstanceState::Pending => Ok(()),
+            _ => Err(Error::incorrect_state(&r.instance_id, r.state.name(), "rebooted")),
+        })?;
+        for c in changes {
+            if c.current == InstanceState::Running {
+                self.agent
+                    .vm_reboot(&c.instance_id)
+                    .await
+                    .map_err(|e| Error::internal(format!("rebooting {}: {e}", c.instance_id)))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// (instance id, console bytes, timestamp). The last 64 KiB, as EC2 keeps.
+    pub async fn instance_console(&self, req: &rq::GetConsoleOutput) -> Result<(String, Vec<u8>, String)> {
+        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+        check_ids(&[id.to_string()])?;
+        let rec = self.store.read(|tx| tx.instance_get(id))?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        if rec.state == InstanceState::Terminated {
+            return Ok((rec.instance_id, Vec::new(), crate::now_iso()));
+        }
+        let mut bytes = self.agent.vm_console(id).await.unwrap_or_default();
+        if bytes.len() > limits::CONSOLE_OUTPUT_BYTES {
+            bytes.drain(..bytes.len() - limits::CONSOLE_OUTPUT_BYTES);
+        }
+        Ok((rec.instance_id, bytes, crate::now_iso()))
+    }
+
+    pub fn instance_get(&self, id: &str) -> Result<InstanceRecord> {
+        check_ids(&[id.to_string()])?;
+        self.store.read(|tx| tx.instance_get(id))?.ok_or_else(|| Error::not_found(IdKind::Instance, id))
+    }
+
+    pub fn instance_attribute_modify(&self, req: &rq::ModifyInstanceAttribute) -> Result<()> {
+        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+        check_ids(&[id.to_string()])?;
+        // The attribute comes either as Attribute + Value or as its own member.
+        let mut changes: Vec<(&str, String)> = Vec::new();
+        if let Some(a) = &req.attribute {
+            let v = req.value.clone().ok_or_else(|| Error::missing("Value"))?;
+            changes.push((a.as_str(), v));
+        }
+        if let Some(v) = req.instance_type.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("instanceType", v));
+        }
+        if let Some(v) = req.user_data.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("userData", v));
+        }
+        if let Some(v) = req.disable_api_termination.as_ref().and_then(|v| v.value) {
+            changes.push(("disableApiTermination", v.to_string()));
+        }
+        if let Some(v) = req.instance_initiated_shutdown_behavior.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("instanceInitiatedShutdownBehavior", v));
+        }
+        if changes.is_empty() {
+            return Err(Error::missing("Attribute"));
+        }
+        if changes.len() > 1 {
+            return Err(Error::combination("Only one attribute can be modified at a time."));
+        }
+        let (attr, value) = changes.remove(0);
+        self.store.transaction(|tx| {
+            let mut r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+            if r.state == InstanceState::Terminated {
+                return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+            }
+            match attr {
+                "instanceType" => {
+                    let t = instance_type(&value).ok_or_else(|| {
+                        Error::new(ErrorCode::InvalidInstanceAttributeValue, format!("Value ({value}) for parameter instanceType is invalid."))
+                    })?;
+                    if r.state != InstanceState::Stopped {
+                        return Err(Error::new(
+                            ErrorCode::IncorrectInstanceState,
+                            format!("The instance '{id}' is not in the 'stopped' state."),
+                        ));
+                    }
+                    r.instance_type = t.name.into();
+                    r.vcpus = t.vcpus;
+                    r.memory_mib = t.memory_mib;
+                }
+                "userData" => {
+                    if r.state != InstanceState::Stopped {
+                        return Err(Error::new(
+                            ErrorCode::IncorrectInstanceState,
+                            format!("The instance '{id}' is not in the 'stopped' state."),
+                        ));
+                    }
+                    check_user_data(&value)?;
+                    r.user_data = (!value.is_empty()).then_some(value);
+                }
+                "disableApiTermination" => {
+                    r.disable_api_termination = parse_bool("disableApiTermination", &value)?;
+                }
+                "instanceInitiatedShutdownBehavior" => {
+                    if value != "stop" && value != "terminate" {
+                        return Err(Error::new(
+                            ErrorCode::InvalidParameterValue,
+                            format!("Value ({value}) for parameter instanceInitiatedShutdownBehavior is invalid."),
+                        ));
+                    }
+                    r.shutdown_behavior = value;
+                }
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::InvalidParameterValue,
+                        format!("Value ({other}) for parameter attribute is invalid. Modifying it is not supported."),
+                    ))
+                }
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.instance_update(&r)?;
+            Ok(())
+        })
+    }
+}
+
+fn root_device(images: &[ImageRecord], image_id: &str) -> String {
+    images
+        .iter()
+        .find(|i| i.image_id == image_id)
+        .map(|i| i.root_device_name.clone())
+        .unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string())
+}
+
+fn check_ids(ids: &[String]) -> Result<()> {
+    for id in ids {
+        if ResourceId::parse(IdKind::Instance, id).is_none() {
+            return Err(Error::malformed(IdKind::Instance, id));
+        }
+    }
+    Ok(())
+}
+
+fn check_user_data(b64: &str) -> Result<()> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|_| Error::new(ErrorCode::InvalidUserDataMalformed, "Invalid BASE64 encoding of user data."))?;
+    if raw.len() > limits::USER_DATA_BYTES {
+        return Err(Error::new(ErrorCode::InvalidParameterValue, "User data is limited to 16384 bytes"));
+    }
+    Ok(())
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid_value(name, v, "Expected true or false.")),
+    }
+}
+
+fn now_reason() -> String {
+    chrono::Utc::now().format("%Y-%m-%d %H:%M:%S GMT").to_string()
+}
+
+/// A digest of the parameters that make two RunInstances calls "the same request".
+fn request_hash(req: &rq::RunInstances) -> String {
+    let mut h = Sha256::new();
+    h.update(format!("{req:?}").as_bytes());
+    hex::encode(h.finalize())
+}

@@ -1,0 +1,179 @@
+//! Key pairs: created here (private half returned once, never stored) or imported.
+
+use crate::{filter, tag, Control};
+use corral_auth::keypair::{self as material, KeyType};
+use corral_ec2_query::requests as rq;
+use corral_store::{KeyPairRecord, TagRecord};
+use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
+
+pub struct KeyPair {
+    pub rec: KeyPairRecord,
+    pub tags: Vec<TagRecord>,
+}
+
+pub struct CreatedKeyPair {
+    pub key: KeyPair,
+    pub private_key_pem: String,
+}
+
+const KEY_NAME_MAX: usize = 255;
+
+fn check_name(name: Option<&str>) -> Result<&str> {
+    let name = name.ok_or_else(|| Error::missing("KeyName"))?;
+    if name.is_empty() || name.len() > KEY_NAME_MAX || !name.chars().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+        return Err(Error::invalid_value("KeyName", name, "Key names must be 1-255 ASCII characters."));
+    }
+    Ok(name)
+}
+
+impl Control {
+    pub fn keypair_create(&self, req: &rq::CreateKeyPair) -> Result<CreatedKeyPair> {
+        let name = check_name(req.key_name.as_deref())?;
+        let kind = match req.key_type.as_deref().unwrap_or("rsa") {
+            "rsa" => KeyType::Rsa,
+            "ed25519" => KeyType::Ed25519,
+            other => return Err(Error::invalid_value("KeyType", other, "Valid values are rsa and ed25519.")),
+        };
+        match req.key_format.as_deref().unwrap_or("pem") {
+            "pem" => {}
+            other => return Err(Error::invalid_value("KeyFormat", other, "Only pem is supported.")),
+        }
+        let tags = tag::from_specifications(&req.tag_specifications, "key-pair", &["key-pair"])?;
+        if self.store.read(|tx| tx.keypair_get_by_name(name))?.is_some() {
+            return Err(duplicate(name));
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let generated = material::generate(kind).map_err(Error::internal)?;
+        let rec = KeyPairRecord {
+            key_pair_id: ResourceId::generate(IdKind::KeyPair).into_string(),
+            key_name: name.to_string(),
+            key_type: key_type_name(kind).into(),
+            fingerprint: generated.fingerprint,
+            public_key: generated.public_openssh,
+            created_at: crate::now_iso(),
+        };
+        let tags = self.keypair_insert(&rec, tags)?;
+        Ok(CreatedKeyPair { key: KeyPair { rec, tags }, private_key_pem: generated.private_key_pem })
+    }
+
+    pub fn keypair_import(&self, req: &rq::ImportKeyPair) -> Result<KeyPair> {
+        use base64::Engine;
+        let name = check_name(req.key_name.as_deref())?;
+        let b64 = req.public_key_material.as_deref().ok_or_else(|| Error::missing("PublicKeyMaterial"))?;
+        let tags = tag::from_specifications(&req.tag_specifications, "key-pair", &["key-pair"])?;
+        let raw = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map_err(|_| Error::new(ErrorCode::InvalidKeyFormat, "Key is not in valid OpenSSH public key format"))?;
+        let imported = material::import(&raw)
+            .map_err(|e| Error::new(ErrorCode::InvalidKeyFormat, "Key is not in valid OpenSSH public key format").with_internal(e))?;
+        if self.store.read(|tx| tx.keypair_get_by_name(name))?.is_some() {
+            return Err(duplicate(name));
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let rec = KeyPairRecord {
+            key_pair_id: ResourceId::generate(IdKind::KeyPair).into_string(),
+            key_name: name.to_string(),
+            key_type: key_type_name(imported.key_type).into(),
+            fingerprint: imported.fingerprint,
+            public_key: imported.public_openssh,
+            created_at: crate::now_iso(),
+        };
+        let tags = self.keypair_insert(&rec, tags)?;
+        Ok(KeyPair { rec, tags })
+    }
+
+    fn keypair_insert(&self, rec: &KeyPairRecord, tags: Vec<(String, String)>) -> Result<Vec<TagRecord>> {
+        self.store.transaction(|tx| {
+            if !tx.keypair_insert(rec)? {
+                return Err(duplicate(&rec.key_name));
+            }
+            tag::insert(tx, &rec.key_pair_id, "key-pair", &tags)
+        })
+    }
+
+    pub fn keypair_describe(&self, req: &rq::DescribeKeyPairs) -> Result<Vec<KeyPair>> {
+        filter::check(&req.filters, &["key-pair-id", "key-name", "fingerprint", "key-type"], true)?;
+        for id in &req.key_pair_ids {
+            if ResourceId::parse(IdKind::KeyPair, id).is_none() {
+                return Err(Error::malformed(IdKind::KeyPair, id));
+            }
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.keypair_list()?, tx.tag_map()?)))?;
+        for n in &req.key_names {
+            if !all.iter().any(|k| &k.key_name == n) {
+                return Err(Error::not_found(IdKind::KeyPair, n));
+            }
+        }
+        for id in &req.key_pair_ids {
+            if !all.iter().any(|k| &k.key_pair_id == id) {
+                return Err(Error::new(ErrorCode::NotFound(IdKind::KeyPair), format!("The key pair '{id}' does not exist")));
+            }
+        }
+        Ok(all
+            .into_iter()
+            .filter(|k| req.key_names.is_empty() || req.key_names.contains(&k.key_name))
+            .filter(|k| req.key_pair_ids.is_empty() || req.key_pair_ids.contains(&k.key_pair_id))
+            .map(|k| {
+                let t = tags.get(&k.key_pair_id).cloned().unwrap_or_default();
+                KeyPair { rec: k, tags: t }
+            })
+            .filter(|k| {
+                filter::matches(&req.filters, &k.tags, |n| match n {
+                    "key-pair-id" => vec![k.rec.key_pair_id.clone()],
+                    "key-name" => vec![k.rec.key_name.clone()],
+                    "fingerprint" => vec![k.rec.fingerprint.clone()],
+                    "key-type" => vec![k.rec.key_type.clone()],
+                    _ => vec![],
+                })
+            })
+            .collect())
+    }
+
+    /// Deletes by name or id; deleting a name that does not exist succeeds, as on EC2.
+    /// Returns the id deleted, if any.
+    pub fn keypair_delete(&self, req: &rq::DeleteKeyPair) -> Result<Option<String>> {
+        if req.key_name.is_none() && req.key_pair_id.is_none() {
+            return Err(Error::missing("KeyName"));
+        }
+        if let Some(id) = &req.key_pair_id {
+            if ResourceId::parse(IdKind::KeyPair, id).is_none() {
+                return Err(Error::malformed(IdKind::KeyPair, id));
+            }
+        }
+        self.store.transaction(|tx| {
+            let rec = match (&req.key_pair_id, &req.key_name) {
+                (Some(id), _) => Some(tx.keypair_get(id)?.ok_or_else(|| {
+                    Error::new(ErrorCode::NotFound(IdKind::KeyPair), format!("The key pair '{id}' does not exist"))
+                })?),
+                (None, Some(name)) => tx.keypair_get_by_name(name)?,
+                (None, None) => None,
+            };
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            if let Some(rec) = &rec {
+                tx.keypair_delete(&rec.key_pair_id)?;
+                tx.tag_delete_all(&rec.key_pair_id)?;
+            }
+            Ok(rec.map(|r| r.key_pair_id))
+        })
+    }
+}
+
+fn duplicate(name: &str) -> Error {
+    Error::new(ErrorCode::Duplicate(IdKind::KeyPair), format!("The keypair '{name}' already exists."))
+}
+
+fn key_type_name(k: KeyType) -> &'static str {
+    match k {
+        KeyType::Rsa => "rsa",
+        KeyType::Ed25519 => "ed25519",
+    }
+}

@@ -1,0 +1,94 @@
+//! The control plane: it decides. Every API action lands here as a typed request; this crate
+//! validates it against the store's state, commits the change in one transaction and leaves
+//! the host work to the reconciler, which drives the agent until actual state matches desired.
+//!
+//! It never sees HTTP or XML (that is `corral-api`) and never touches the host (that is the
+//! agent, reached only through `corral_agent_api::Agent`).
+
+pub mod account;
+pub mod filter;
+pub mod image;
+pub mod instance;
+pub mod keypair;
+pub mod reconcile;
+pub mod region;
+pub mod tag;
+
+use corral_agent_api::Agent;
+use corral_store::Store;
+use corral_types::Result;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub use account::{bootstrap, Seed};
+pub use instance::{Instance, Reservation, StateChange};
+
+/// Limits with where the number came from.
+pub mod limits {
+    /// Instances (not terminated) one host runs. Under TCG an idle guest costs about 210 MiB of
+    /// RSS (HOST-NOTES.md), so 64 fit in the 24 GiB of the development machines with room left.
+    pub const MAX_INSTANCES_QEMU: usize = 64;
+    /// The simulated hypervisor holds VMs in memory only; this bounds scale tests.
+    pub const MAX_INSTANCES_SIM: usize = 100_000;
+    /// GetConsoleOutput returns at most the last 64 KiB, as EC2 does.
+    pub const CONSOLE_OUTPUT_BYTES: usize = 64 * 1024;
+    /// EC2's limit on user data: 16 KiB before base64.
+    pub const USER_DATA_BYTES: usize = 16 * 1024;
+    /// Tags per resource, as on EC2.
+    pub const TAGS_PER_RESOURCE: usize = 50;
+    /// Terminated instances stay visible for an hour, as on EC2.
+    pub const TERMINATED_VISIBLE_SECS: i64 = 3600;
+}
+
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub region: String,
+    /// The one host this control plane drives (multi-host placement comes later).
+    pub host: String,
+    pub max_instances: usize,
+}
+
+impl ControlConfig {
+    pub fn zones(&self) -> Vec<String> {
+        ["a", "b", "c"].iter().map(|s| format!("{}{s}", self.region)).collect()
+    }
+}
+
+pub struct Control {
+    pub(crate) store: Arc<Store>,
+    pub(crate) agent: Arc<dyn Agent>,
+    pub(crate) config: ControlConfig,
+    pub(crate) account_id: String,
+    /// Wakes the reconciler after a change.
+    pub(crate) kick: Arc<Notify>,
+}
+
+impl Control {
+    pub fn new(store: Arc<Store>, agent: Arc<dyn Agent>, config: ControlConfig) -> Result<Arc<Control>> {
+        let account_id = store.read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?.ok_or_else(|| {
+            corral_types::Error::internal("store has no account id: run bootstrap first")
+        })?;
+        Ok(Arc::new(Control { store, agent, config, account_id, kick: Arc::new(Notify::new()) }))
+    }
+
+    pub fn account_id(&self) -> &str {
+        &self.account_id
+    }
+
+    pub fn region(&self) -> &str {
+        &self.config.region
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    pub(crate) fn kick(&self) {
+        self.kick.notify_one();
+    }
+}
+
+/// Current time as EC2 formats it (`2026-11-26T10:50:00.000Z`).
+pub fn now_iso() -> String {
+    chrono::Utc::now().format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
+}

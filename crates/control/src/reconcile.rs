@@ -1,0 +1,344 @@
+//! The instance reconciler: it takes no input, reads desired state (the store) and actual
+//! state (the agent's reports), applies the difference, and is safe to run any number of
+//! times. It runs on a timer, whenever an API action kicks it, and whenever the agent reports
+//! a change.
+//!
+//! The EC2 state follows what the VM does, decided in one exhaustive match ([`decide`]):
+//!
+//! ```text
+//!  desired   VM report            EC2 state        action
+//!  running   none                 pending          start
+//!  running   starting             pending          -
+//!  running   running              running          -
+//!  running   stopped (new report) stopped|shutting-down   guest powered off: stop or
+//!                                                  terminate per shutdown behaviour
+//!  running   stopped (old report) pending          start (StartInstances)
+//!  stopped   starting|running     stopping         stop (force if asked)
+//!  stopped   stopped|none         stopped          -
+//!  terminated any VM              shutting-down    destroy
+//!  terminated none                terminated       -
+//! ```
+
+use crate::{limits, Control};
+use corral_agent_api::{BootMode, VmSpec, VmState, VmStatus};
+use corral_store::{Desired, InstanceRecord};
+use corral_types::{Error, InstanceState, Result};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How often the reconciler runs without being kicked: the backstop for missed notifications.
+const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Action {
+    None,
+    Start,
+    Stop { force: bool },
+    Destroy,
+}
+
+fn decide(r: &mut InstanceRecord, vm: Option<&VmStatus>, now: &str) -> Action {
+    let fresh = vm.is_some_and(|v| v.generation > r.observed_generation);
+    if let Some(v) = vm.filter(|_| fresh) {
+        r.observed_generation = v.generation;
+    }
+    match (r.desired, vm.map(|v| v.state)) {
+        (Desired::Running, None) => {
+            r.state = InstanceState::Pending;
+            Action::Start
+        }
+        (Desired::Running, Some(VmState::Starting)) => {
+            r.state = InstanceState::Pending;
+            Action::None
+        }
+        (Desired::Running, Some(VmState::Running)) => {
+            r.state = InstanceState::Running;
+            r.state_reason_code = None;
+            r.state_reason_message = None;
+            Action::None
+        }
+        (Desired::Running, Some(VmState::Stopping)) => {
+            r.state = InstanceState::Stopping;
+            Action::None
+        }
+        (Desired::Running, Some(VmState::Stopped)) => {
+            if r.state == InstanceState::Pending && !fresh {
+                return Action::Start;
+            }
+            // The VM stopped on its own after running: the guest powered itself off.
+            r.state_transition_reason = format!("Instance initiated shutdown ({now})");
+            r.state_reason_code = Some("Client.InstanceInitiatedShutdown".into());
+            r.state_reason_message = Some("Client.InstanceInitiatedShutdown: Instance initiated shutdown".into());
+            if r.shutdown_behavior == "terminate" {
+                r.desired = Desired::Terminated;
+                r.state = InstanceState::ShuttingDown;
+                Action::Destroy
+            } else {
+                r.desired = Desired::Stopped;
+                r.state = InstanceState::Stopped;
+                Action::None
+            }
+        }
+        (Desired::Stopped, None | Some(VmState::Stopped)) => {
+            r.state = InstanceState::Stopped;
+            r.force_stop = false;
+            Action::None
+        }
+        (Desired::Stopped, Some(VmState::Starting | VmState::Running)) => {
+            r.state = InstanceState::Stopping;
+            Action::Stop { force: r.force_stop }
+        }
+        (Desired::Stopped, Some(VmState::Stopping)) => {
+            r.state = InstanceState::Stopping;
+            if r.force_stop {
+                Action::Stop { force: true }
+            } else {
+                Action::None
+            }
+        }
+        (Desired::Terminated, None) => {
+            r.state = InstanceState::Terminated;
+            if r.terminated_at.is_none() {
+                r.terminated_at = Some(now.to_string());
+            }
+            Action::None
+        }
+        (Desired::Terminated, Some(_)) => {
+            r.state = InstanceState::ShuttingDown;
+            Action::Destroy
+        }
+    }
+}
+
+impl Control {
+    /// Runs the reconciler until the process ends.
+    pub fn spawn_reconciler(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let changes = this.agent.changes();
+            loop {
+                if let Err(e) = this.reconcile_once().await {
+                    tracing::warn!(error = %e, internal = ?e.internal, "reconcile pass failed");
+                }
+                tokio::select! {
+                    _ = this.kick.notified() => {}
+                    _ = changes.notified() => {}
+                    _ = tokio::time::sleep(RECONCILE_INTERVAL) => {}
+                }
+            }
+        })
+    }
+
+    /// One pass; returns how many host actions it took.
+    pub async fn reconcile_once(&self) -> Result<usize> {
+        let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
+        let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
+        let instances = self.store.read(|tx| tx.instance_list())?;
+        let now = crate::now_iso();
+        let mut actions = 0;
+        for inst in &instances {
+            if inst.state == InstanceState::Terminated && !vms.contains_key(&inst.instance_id) {
+                continue;
+            }
+            let vm = vms.get(&inst.instance_id);
+            // Cheap check outside a transaction: most instances need nothing.
+            let mut probe = inst.clone();
+            if decide(&mut probe, vm, &now) == Action::None && probe == *inst {
+                continue;
+            }
+            // Re-read and decide inside a transaction so an API change in between is not lost.
+            let decided = self.store.transaction(|tx| {
+                let Some(mut r) = tx.instance_get(&inst.instance_id)? else { return Ok::<_, Error>(None) };
+                let before = r.clone();
+                let action = decide(&mut r, vm, &now);
+                if r != before {
+                    tx.instance_update(&r)?;
+                }
+                let image = tx.image_get(&r.image_id)?;
+                Ok(Some((r, action, image)))
+            })?;
+            let Some((rec, action, image)) = decided else { continue };
+            if action != Action::None {
+                actions += 1;
+            }
+            if let Err(e) = self.act(&rec, action, image.as_ref()).await {
+                tracing::warn!(instance = %rec.instance_id, ?action, error = %e, "host action failed");
+                self.action_failed(&rec, action, &e.to_string())?;
+            }
+        }
+        // VMs with no instance at all: left by a crash between steps, or a deleted record.
+        for id in vms.keys() {
+            if !instances.iter().any(|i| &i.instance_id == id) {
+                tracing::info!(instance = %id, "destroying orphan VM");
+                actions += 1;
+                if let Err(e) = self.agent.vm_destroy(id).await {
+                    tracing::warn!(instance = %id, error = %e, "destroying orphan VM failed");
+                }
+            }
+        }
+        self.expire_terminated()?;
+        Ok(actions)
+    }
+
+    async fn act(&self, rec: &InstanceRecord, action: Action, image: Option<&corral_store::ImageRecord>) -> Result<(), String> {
+        match action {
+            Action::None => Ok(()),
+            Action::Start => {
+                let image = image.ok_or_else(|| format!("image {} is gone", rec.image_id))?;
+                let spec = vm_spec(rec, image);
+                self.agent.vm_start(&spec).await.map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
+            }
+            Action::Stop { force } => self.agent.vm_stop(&rec.instance_id, force).await.map_err(|e| e.to_string()),
+            Action::Destroy => self.agent.vm_destroy(&rec.instance_id).await.map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A start that failed: a first launch ends terminated (as a failed launch does on EC2),
+    /// a restart ends stopped; either way the reason says why.
+    fn action_failed(&self, rec: &InstanceRecord, action: Action, detail: &str) -> Result<()> {
+        if action != Action::Start {
+            return Ok(());
+        }
+        let now = crate::now_iso();
+        self.store.transaction(|tx| {
+            let Some(mut r) = tx.instance_get(&rec.instance_id)? else { return Ok::<_, Error>(()) };
+            r.state_reason_code = Some("Server.InternalError".into());
+            r.state_reason_message = Some("Server.InternalError: Internal error on launch".into());
+            r.state_transition_reason = format!("Server error ({now})");
+            if r.observed_generation == 0 {
+                r.desired = Desired::Terminated;
+                r.state = InstanceState::ShuttingDown;
+            } else {
+                r.desired = Desired::Stopped;
+                r.state = InstanceState::Stopping;
+            }
+            tx.instance_update(&r)?;
+            Ok(())
+        })?;
+        tracing::error!(instance = %rec.instance_id, %detail, "start failed");
+        self.kick();
+        Ok(())
+    }
+
+    fn expire_terminated(&self) -> Result<()> {
+        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
+        self.store.transaction(|tx| {
+            for r in tx.instance_list()? {
+                let old = r
+                    .terminated_at
+                    .as_deref()
+                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                    .is_some_and(|t| t < cutoff);
+                if r.state == InstanceState::Terminated && old {
+                    tx.instance_delete(&r.instance_id)?;
+                    tx.tag_delete_all(&r.instance_id)?;
+                }
+            }
+            Ok::<_, Error>(())
+        })
+    }
+}
+
+pub fn vm_spec(rec: &InstanceRecord, image: &corral_store::ImageRecord) -> VmSpec {
+    let boot = match &image.kernel {
+        Some(kernel) => BootMode::DirectKernel {
+            kernel: kernel.into(),
+            initrd: image.initrd.as_ref().map(Into::into),
+            cmdline: image.cmdline.clone(),
+        },
+        None => BootMode::Firmware,
+    };
+    VmSpec {
+        instance_id: rec.instance_id.clone(),
+        instance_type: rec.instance_type.clone(),
+        vcpus: rec.vcpus,
+        memory_mib: rec.memory_mib,
+        boot,
+        base_disk: image.base_disk.clone().into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(state: InstanceState, desired: Desired) -> InstanceRecord {
+        InstanceRecord {
+            instance_id: "i-0123456789abcdef0".into(),
+            reservation_id: "r-1".into(),
+            image_id: "ami-1".into(),
+            instance_type: "t3.micro".into(),
+            vcpus: 2,
+            memory_mib: 1024,
+            key_name: None,
+            state,
+            desired,
+            force_stop: false,
+            state_reason_code: None,
+            state_reason_message: None,
+            state_transition_reason: String::new(),
+            availability_zone: "local-1a".into(),
+            launch_time: "2026-01-01T00:00:00.000Z".into(),
+            ami_launch_index: 0,
+            user_data: None,
+            client_token: None,
+            disable_api_termination: false,
+            shutdown_behavior: "stop".into(),
+            host: "h".into(),
+            observed_generation: 5,
+            terminated_at: None,
+            seq: 1,
+        }
+    }
+
+    fn vm(state: VmState, generation: u64) -> VmStatus {
+        VmStatus { instance_id: "i-0123456789abcdef0".into(), state, generation }
+    }
+
+    #[test]
+    fn launch_runs_then_is_running() {
+        let mut r = rec(InstanceState::Pending, Desired::Running);
+        assert_eq!(decide(&mut r, None, "t"), Action::Start);
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Starting, 6)), "t"), Action::None);
+        assert_eq!(r.state, InstanceState::Pending);
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Running, 7)), "t"), Action::None);
+        assert_eq!(r.state, InstanceState::Running);
+    }
+
+    #[test]
+    fn guest_poweroff_follows_shutdown_behaviour() {
+        let mut r = rec(InstanceState::Running, Desired::Running);
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopped, 9)), "t"), Action::None);
+        assert_eq!((r.state, r.desired), (InstanceState::Stopped, Desired::Stopped));
+        assert_eq!(r.state_reason_code.as_deref(), Some("Client.InstanceInitiatedShutdown"));
+
+        let mut r = rec(InstanceState::Running, Desired::Running);
+        r.shutdown_behavior = "terminate".into();
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopped, 9)), "t"), Action::Destroy);
+        assert_eq!((r.state, r.desired), (InstanceState::ShuttingDown, Desired::Terminated));
+        assert_eq!(decide(&mut r, None, "t"), Action::None);
+        assert_eq!(r.state, InstanceState::Terminated);
+        assert!(r.terminated_at.is_some());
+    }
+
+    #[test]
+    fn start_of_stopped_instance_uses_old_report() {
+        let mut r = rec(InstanceState::Pending, Desired::Running);
+        // The Stopped report (generation 5) was already applied when it stopped.
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopped, 5)), "t"), Action::Start);
+        assert_eq!(r.state, InstanceState::Pending);
+    }
+
+    #[test]
+    fn stop_and_force() {
+        let mut r = rec(InstanceState::Stopping, Desired::Stopped);
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Running, 6)), "t"), Action::Stop { force: false });
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopping, 7)), "t"), Action::None);
+        r.force_stop = true;
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopping, 7)), "t"), Action::Stop { force: true });
+        assert_eq!(decide(&mut r, Some(&vm(VmState::Stopped, 8)), "t"), Action::None);
+        assert_eq!(r.state, InstanceState::Stopped);
+        assert!(!r.force_stop);
+    }
+}

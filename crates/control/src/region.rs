@@ -1,0 +1,144 @@
+//! Regions, availability zones, account attributes and the instance type catalogue: the
+//! static facts of this cloud.
+
+use crate::filter;
+use crate::Control;
+use corral_ec2_query::requests as rq;
+use corral_types::instance_type::INSTANCE_TYPES;
+use corral_types::{Error, InstanceTypeInfo, Result};
+
+pub struct Zone {
+    pub name: String,
+    pub zone_id: String,
+    pub region: String,
+}
+
+impl Control {
+    pub fn regions_describe(&self, req: &rq::DescribeRegions) -> Result<Vec<String>> {
+        filter::check(&req.filters, &["region-name", "endpoint", "opt-in-status"], false)?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let region = self.config.region.clone();
+        for name in &req.region_names {
+            if *name != region {
+                return Err(Error::new(corral_types::ErrorCode::InvalidParameterValue, format!("Invalid region: {name}")));
+            }
+        }
+        let ok = filter::matches(&req.filters, &[], |n| match n {
+            "region-name" => vec![region.clone()],
+            "opt-in-status" => vec!["opt-in-not-required".into()],
+            "endpoint" => vec![String::new()],
+            _ => vec![],
+        });
+        Ok(if ok { vec![region] } else { vec![] })
+    }
+
+    pub fn zones_describe(&self, req: &rq::DescribeAvailabilityZones) -> Result<Vec<Zone>> {
+        filter::check(
+            &req.filters,
+            &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status"],
+            false,
+        )?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let zones: Vec<Zone> = self
+            .config
+            .zones()
+            .into_iter()
+            .enumerate()
+            .map(|(i, name)| Zone { zone_id: format!("{}-az{}", self.config.region, i + 1), name, region: self.config.region.clone() })
+            .collect();
+        for n in &req.zone_names {
+            if !zones.iter().any(|z| &z.name == n) {
+                return Err(Error::new(
+                    corral_types::ErrorCode::InvalidParameterValue,
+                    format!("The zone '{n}' does not exist."),
+                ));
+            }
+        }
+        Ok(zones
+            .into_iter()
+            .filter(|z| req.zone_names.is_empty() || req.zone_names.contains(&z.name))
+            .filter(|z| req.zone_ids.is_empty() || req.zone_ids.contains(&z.zone_id))
+            .filter(|z| {
+                filter::matches(&req.filters, &[], |n| match n {
+                    "zone-name" => vec![z.name.clone()],
+                    "zone-id" => vec![z.zone_id.clone()],
+                    "region-name" | "group-name" => vec![z.region.clone()],
+                    "state" => vec!["available".into()],
+                    "zone-type" => vec!["availability-zone".into()],
+                    "opt-in-status" => vec!["opt-in-not-required".into()],
+                    _ => vec![],
+                })
+            })
+            .collect())
+    }
+
+    /// (name, values) pairs.
+    pub fn account_attributes(&self, req: &rq::DescribeAccountAttributes) -> Result<Vec<(String, Vec<String>)>> {
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let all = vec![
+            ("supported-platforms".to_string(), vec!["VPC".to_string()]),
+            ("default-vpc".to_string(), vec!["none".to_string()]),
+            ("max-instances".to_string(), vec![self.config.max_instances.to_string()]),
+            ("max-elastic-ips".to_string(), vec!["5".to_string()]),
+            ("vpc-max-elastic-ips".to_string(), vec!["5".to_string()]),
+            ("vpc-max-security-groups-per-interface".to_string(), vec!["5".to_string()]),
+        ];
+        if req.attribute_names.is_empty() {
+            return Ok(all);
+        }
+        for n in &req.attribute_names {
+            if !all.iter().any(|(a, _)| a == n) {
+                return Err(Error::invalid_value("AttributeName", n, "Unknown account attribute."));
+            }
+        }
+        Ok(all.into_iter().filter(|(a, _)| req.attribute_names.contains(a)).collect())
+    }
+
+    pub fn instance_types_describe(&self, req: &rq::DescribeInstanceTypes) -> Result<(Vec<&'static InstanceTypeInfo>, Option<String>)> {
+        const NAMES: &[&str] = &[
+            "instance-type",
+            "vcpu-info.default-vcpus",
+            "memory-info.size-in-mib",
+            "current-generation",
+            "free-tier-eligible",
+            "burstable-performance-supported",
+            "processor-info.supported-architecture",
+            "supported-virtualization-type",
+            "hypervisor",
+        ];
+        filter::check(&req.filters, NAMES, false)?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        for t in &req.instance_types {
+            if !INSTANCE_TYPES.iter().any(|i| i.name == t) {
+                return Err(Error::invalid_value("InstanceType", t, "The following supplied instance types do not exist."));
+            }
+        }
+        let items: Vec<&'static InstanceTypeInfo> = INSTANCE_TYPES
+            .iter()
+            .filter(|t| req.instance_types.is_empty() || req.instance_types.iter().any(|n| n == t.name))
+            .filter(|t| {
+                filter::matches(&req.filters, &[], |n| match n {
+                    "instance-type" => vec![t.name.to_string()],
+                    "vcpu-info.default-vcpus" => vec![t.vcpus.to_string()],
+                    "memory-info.size-in-mib" => vec![t.memory_mib.to_string()],
+                    "current-generation" => vec![(!t.name.starts_with("t2.")).to_string()],
+                    "free-tier-eligible" => vec![t.free_tier.to_string()],
+                    "burstable-performance-supported" => vec![t.burstable.to_string()],
+                    "processor-info.supported-architecture" => vec!["x86_64".into()],
+                    "supported-virtualization-type" => vec!["hvm".into()],
+                    "hypervisor" => vec!["kvm".into()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 100))
+    }
+}

@@ -1,0 +1,177 @@
+//! Instances: what the user asked for (`desired`) beside what the agent last reported
+//! (`state`, `observed_generation`).
+
+use crate::{Result, StoreError, Tx};
+use corral_types::InstanceState;
+use rusqlite::{params, OptionalExtension, Row};
+
+/// What the control plane wants the VM to be doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Desired {
+    Running,
+    Stopped,
+    Terminated,
+}
+
+impl Desired {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Desired::Running => "running",
+            Desired::Stopped => "stopped",
+            Desired::Terminated => "terminated",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Desired> {
+        match s {
+            "running" => Some(Desired::Running),
+            "stopped" => Some(Desired::Stopped),
+            "terminated" => Some(Desired::Terminated),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    pub instance_id: String,
+    pub reservation_id: String,
+    pub image_id: String,
+    pub instance_type: String,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub key_name: Option<String>,
+    pub state: InstanceState,
+    pub desired: Desired,
+    pub force_stop: bool,
+    pub state_reason_code: Option<String>,
+    pub state_reason_message: Option<String>,
+    pub state_transition_reason: String,
+    pub availability_zone: String,
+    pub launch_time: String,
+    pub ami_launch_index: u32,
+    /// Base64, as given.
+    pub user_data: Option<String>,
+    pub client_token: Option<String>,
+    pub disable_api_termination: bool,
+    /// "stop" or "terminate".
+    pub shutdown_behavior: String,
+    pub host: String,
+    pub observed_generation: u64,
+    pub terminated_at: Option<String>,
+    /// Insertion order, for stable pagination.
+    pub seq: i64,
+}
+
+const COLS: &str = "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
+    state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
+    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq";
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
+    let state: String = r.get(7)?;
+    let desired: String = r.get(8)?;
+    let id: String = r.get(0)?;
+    let (Some(state), Some(desired)) = (InstanceState::from_name(&state), Desired::parse(&desired)) else {
+        return Ok(Err(StoreError::Corrupt(format!("instance {id}: state {state} desired {desired}"))));
+    };
+    Ok(Ok(InstanceRecord {
+        instance_id: id,
+        reservation_id: r.get(1)?,
+        image_id: r.get(2)?,
+        instance_type: r.get(3)?,
+        vcpus: r.get(4)?,
+        memory_mib: r.get::<_, i64>(5)? as u64,
+        key_name: r.get(6)?,
+        state,
+        desired,
+        force_stop: r.get(9)?,
+        state_reason_code: r.get(10)?,
+        state_reason_message: r.get(11)?,
+        state_transition_reason: r.get(12)?,
+        availability_zone: r.get(13)?,
+        launch_time: r.get(14)?,
+        ami_launch_index: r.get(15)?,
+        user_data: r.get(16)?,
+        client_token: r.get(17)?,
+        disable_api_termination: r.get(18)?,
+        shutdown_behavior: r.get(19)?,
+        host: r.get(20)?,
+        observed_generation: r.get::<_, i64>(21)? as u64,
+        terminated_at: r.get(22)?,
+        seq: r.get(23)?,
+    }))
+}
+
+impl Tx<'_> {
+    /// Inserts a new instance; its `seq` is assigned here.
+    pub fn instance_insert(&self, i: &InstanceRecord) -> Result<()> {
+        let seq: i64 = self.tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances", [], |r| r.get(0))?;
+        self.tx.execute(
+            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"),
+            params![
+                i.instance_id, i.reservation_id, i.image_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.key_name,
+                i.state.name(), i.desired.as_str(), i.force_stop, i.state_reason_code, i.state_reason_message,
+                i.state_transition_reason, i.availability_zone, i.launch_time, i.ami_launch_index, i.user_data,
+                i.client_token, i.disable_api_termination, i.shutdown_behavior, i.host, i.observed_generation as i64,
+                i.terminated_at, seq
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Writes every mutable field of `i` back.
+    pub fn instance_update(&self, i: &InstanceRecord) -> Result<()> {
+        self.tx.execute(
+            "UPDATE instances SET instance_type=?2, vcpus=?3, memory_mib=?4, state=?5, desired=?6, force_stop=?7, state_reason_code=?8,
+             state_reason_message=?9, state_transition_reason=?10, user_data=?11, disable_api_termination=?12, shutdown_behavior=?13,
+             observed_generation=?14, terminated_at=?15 WHERE instance_id=?1",
+            params![
+                i.instance_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.state.name(), i.desired.as_str(), i.force_stop,
+                i.state_reason_code, i.state_reason_message, i.state_transition_reason, i.user_data, i.disable_api_termination,
+                i.shutdown_behavior, i.observed_generation as i64, i.terminated_at
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn instance_get(&self, id: &str) -> Result<Option<InstanceRecord>> {
+        self.tx.query_row(&format!("SELECT {COLS} FROM instances WHERE instance_id = ?1"), [id], from_row).optional()?.transpose()
+    }
+
+    /// All instances in launch order.
+    pub fn instance_list(&self) -> Result<Vec<InstanceRecord>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances ORDER BY seq"))?;
+        let rows = st.query_map([], from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
+    pub fn instance_delete(&self, id: &str) -> Result<()> {
+        self.tx.execute("DELETE FROM instances WHERE instance_id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// The reservation an earlier request with this client token made, with the hash of that
+    /// request's parameters.
+    pub fn client_token_get(&self, token: &str, action: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .tx
+            .query_row(
+                "SELECT request_hash, reservation_id FROM client_tokens WHERE token = ?1 AND action = ?2",
+                [token, action],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn client_token_insert(&self, token: &str, action: &str, request_hash: &str, reservation_id: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO client_tokens(token, action, request_hash, reservation_id) VALUES (?1, ?2, ?3, ?4)",
+            [token, action, request_hash, reservation_id],
+        )?;
+        Ok(())
+    }
+}

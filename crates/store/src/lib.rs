@@ -1,0 +1,139 @@
+//! The store: Corral's durable state in SQLite (WAL), one transaction per API-visible change,
+//! schema moved forward by numbered migrations (`PRAGMA user_version`).
+//!
+//! Records here are plain data; the store does not know EC2's wire format or the host. A
+//! PostgreSQL backend for many hosts will implement the same methods.
+
+mod account;
+mod image;
+mod instance;
+mod keypair;
+mod migrations;
+mod tag;
+
+pub use account::AccessKey;
+pub use image::ImageRecord;
+pub use instance::{Desired, InstanceRecord};
+pub use keypair::KeyPairRecord;
+pub use tag::TagRecord;
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("opening the store at {path}")]
+    Open {
+        path: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("migrating the store to version {version}")]
+    Migrate {
+        version: usize,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("store query failed")]
+    Sql(#[from] rusqlite::Error),
+    #[error("corrupt record {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl From<StoreError> for corral_types::Error {
+    fn from(e: StoreError) -> Self {
+        corral_types::Error::internal(format!("{e}: {:?}", std::error::Error::source(&e)))
+    }
+}
+
+pub struct Store {
+    conn: Mutex<Connection>,
+}
+
+/// A transaction in progress; every method on it runs inside it.
+pub struct Tx<'a> {
+    tx: rusqlite::Transaction<'a>,
+}
+
+impl Store {
+    pub fn open(path: &Path) -> Result<Store> {
+        let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
+        Self::init(conn)
+    }
+
+    pub fn open_in_memory() -> Result<Store> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Store> {
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations::run(&mut conn)?;
+        Ok(Store { conn: Mutex::new(conn) })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one transaction: committed if it returns Ok, rolled back otherwise.
+    pub fn transaction<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        let mut conn = self.lock();
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let t = Tx { tx };
+        let out = f(&t)?;
+        t.tx.commit().map_err(StoreError::from)?;
+        Ok(out)
+    }
+
+    /// Read-only convenience: the same as a transaction that changes nothing.
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        self.transaction(f)
+    }
+}
+
+impl Tx<'_> {
+    pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
+        use rusqlite::OptionalExtension;
+        Ok(self.tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn meta_set(&self, key: &str, value: &str) -> Result<()> {
+        self.tx.execute(
+            "INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [key, value],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_transaction_rolls_back() {
+        let s = Store::open_in_memory().unwrap();
+        let r: Result<(), StoreError> = s.transaction(|tx| {
+            tx.meta_set("a", "1")?;
+            Err(StoreError::Corrupt("boom".into()))
+        });
+        assert!(r.is_err());
+        let v: Option<String> = s.read(|tx| tx.meta_get("a")).unwrap();
+        assert_eq!(v, None);
+    }
+
+    #[test]
+    fn reopen_keeps_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("corral.db");
+        Store::open(&p).unwrap().transaction(|tx| tx.meta_set("k", "v")).unwrap();
+        let s = Store::open(&p).unwrap();
+        assert_eq!(s.read(|tx| tx.meta_get("k")).unwrap().as_deref(), Some("v"));
+    }
+}

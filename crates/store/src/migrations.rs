@@ -1,0 +1,95 @@
+//! Numbered schema migrations. `PRAGMA user_version` records how many have run; each runs in
+//! its own transaction. Append, never edit a released one.
+
+use crate::{Result, StoreError};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: foundation
+    r#"
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    CREATE TABLE access_keys (
+        access_key_id TEXT PRIMARY KEY,
+        secret_access_key TEXT NOT NULL,
+        user_name TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE images (
+        image_id TEXT PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        description TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        base_disk TEXT NOT NULL,
+        kernel TEXT,
+        initrd TEXT,
+        cmdline TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        recipe_hash TEXT NOT NULL,
+        root_device_name TEXT NOT NULL,
+        is_public INTEGER NOT NULL
+    );
+    CREATE TABLE key_pairs (
+        key_pair_id TEXT PRIMARY KEY,
+        key_name TEXT NOT NULL UNIQUE,
+        key_type TEXT NOT NULL,
+        fingerprint TEXT NOT NULL,
+        public_key TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    CREATE TABLE instances (
+        instance_id TEXT PRIMARY KEY,
+        reservation_id TEXT NOT NULL,
+        image_id TEXT NOT NULL,
+        instance_type TEXT NOT NULL,
+        vcpus INTEGER NOT NULL,
+        memory_mib INTEGER NOT NULL,
+        key_name TEXT,
+        state TEXT NOT NULL,
+        desired TEXT NOT NULL,
+        force_stop INTEGER NOT NULL DEFAULT 0,
+        state_reason_code TEXT,
+        state_reason_message TEXT,
+        state_transition_reason TEXT NOT NULL DEFAULT '',
+        availability_zone TEXT NOT NULL,
+        launch_time TEXT NOT NULL,
+        ami_launch_index INTEGER NOT NULL,
+        user_data TEXT,
+        client_token TEXT,
+        disable_api_termination INTEGER NOT NULL,
+        shutdown_behavior TEXT NOT NULL,
+        host TEXT NOT NULL,
+        observed_generation INTEGER NOT NULL DEFAULT 0,
+        terminated_at TEXT,
+        seq INTEGER NOT NULL
+    );
+    CREATE INDEX instances_by_reservation ON instances(reservation_id);
+    CREATE INDEX instances_by_seq ON instances(seq);
+    CREATE TABLE client_tokens (
+        token TEXT PRIMARY KEY,
+        action TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        reservation_id TEXT NOT NULL
+    );
+    CREATE TABLE tags (
+        resource_id TEXT NOT NULL,
+        resource_type TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (resource_id, key)
+    );
+    "#,
+];
+
+pub fn run(conn: &mut Connection) -> Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let version = i + 1;
+        let tx = conn.transaction().map_err(|source| StoreError::Migrate { version, source })?;
+        tx.execute_batch(sql).map_err(|source| StoreError::Migrate { version, source })?;
+        tx.pragma_update(None, "user_version", version as i64).map_err(|source| StoreError::Migrate { version, source })?;
+        tx.commit().map_err(|source| StoreError::Migrate { version, source })?;
+    }
+    Ok(())
+}
