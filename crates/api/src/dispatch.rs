@@ -1,0 +1,150 @@
+//! The dispatch table: an action name and its decoded form become one [`Ec2Request`]
+//! variant, which one `match` routes to the control plane and then to a view.
+
+use crate::views;
+use corral_control::Control;
+use corral_ec2_query::requests as rq;
+use corral_ec2_query::{decode, encode};
+use corral_types::{Error, ErrorCode};
+use serde_json::Value;
+
+macro_rules! requests {
+    ($($name:ident),* $(,)?) => {
+        /// Every EC2 action Corral serves, typed.
+        #[derive(Debug)]
+        pub enum Ec2Request {
+            $($name(rq::$name),)*
+        }
+
+        impl Ec2Request {
+            /// Parses the form of `action` (without Action, Version and auth parameters).
+            pub fn parse(action: &str, params: &[(String, String)]) -> Result<Ec2Request, Error> {
+                let value = decode(action, params)?;
+                match action {
+                    $(stringify!($name) => Ok(Ec2Request::$name(typed(value)?)),)*
+                    _ => Err(Error::new(
+                        ErrorCode::InvalidAction,
+                        format!("The action {action} is not valid for this web service."),
+                    )),
+                }
+            }
+
+            pub fn action(&self) -> &'static str {
+                match self {
+                    $(Ec2Request::$name(_) => stringify!($name),)*
+                }
+            }
+        }
+
+        /// The actions served, for documentation and tests.
+        pub const ACTIONS: &[&str] = &[$(stringify!($name)),*];
+    };
+}
+
+requests!(
+    DescribeRegions,
+    DescribeAvailabilityZones,
+    DescribeAccountAttributes,
+    DescribeInstanceTypes,
+    DescribeImages,
+    CreateKeyPair,
+    ImportKeyPair,
+    DescribeKeyPairs,
+    DeleteKeyPair,
+    RunInstances,
+    DescribeInstances,
+    DescribeInstanceStatus,
+    StartInstances,
+    StopInstances,
+    RebootInstances,
+    TerminateInstances,
+    GetConsoleOutput,
+    CreateTags,
+    DeleteTags,
+    DescribeTags,
+    DescribeInstanceAttribute,
+    ModifyInstanceAttribute,
+);
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
+    serde_json::from_value(v).map_err(|e| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid parameter: {e}")))
+}
+
+/// Runs `action` and renders its XML response.
+pub async fn dispatch(control: &Control, action: &str, params: &[(String, String)], request_id: &str) -> Result<String, Error> {
+    let req = Ec2Request::parse(action, params)?;
+    let body = run(control, req).await?;
+    encode(action, request_id, &body).map_err(|e| Error::internal(format!("rendering {action}: {e}")))
+}
+
+async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
+    use Ec2Request as R;
+    Ok(match req {
+        R::DescribeRegions(r) => views::region::regions(c, &c.regions_describe(&r)?),
+        R::DescribeAvailabilityZones(r) => views::region::zones(&c.zones_describe(&r)?),
+        R::DescribeAccountAttributes(r) => views::region::account_attributes(&c.account_attributes(&r)?),
+        R::DescribeInstanceTypes(r) => {
+            let (types, next) = c.instance_types_describe(&r)?;
+            views::region::instance_types(&types, next)
+        }
+        R::DescribeImages(r) => {
+            let (images, next) = c.image_describe(&r)?;
+            views::image::describe(&images, next)
+        }
+        R::CreateKeyPair(r) => views::keypair::created(&c.keypair_create(&r)?),
+        R::ImportKeyPair(r) => views::keypair::imported(&c.keypair_import(&r)?),
+        R::DescribeKeyPairs(r) => views::keypair::describe(&c.keypair_describe(&r)?, r.include_public_key),
+        R::DeleteKeyPair(r) => views::keypair::deleted(c.keypair_delete(&r)?),
+        R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?),
+        R::DescribeInstances(r) => {
+            let (res, next) = c.instance_describe_reservations(&r)?;
+            views::instance::describe(&res, next)
+        }
+        R::DescribeInstanceStatus(r) => {
+            let (items, next) =
+                c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run)?;
+            views::instance::statuses(&items, r.include_all_instances, next)
+        }
+        R::StartInstances(r) => views::instance::state_changes("StartingInstances", &c.instance_start(&r)?),
+        R::StopInstances(r) => views::instance::state_changes("StoppingInstances", &c.instance_stop(&r)?),
+        R::TerminateInstances(r) => views::instance::state_changes("TerminatingInstances", &c.instance_terminate(&r)?),
+        R::RebootInstances(r) => {
+            c.instance_reboot(&r).await?;
+            serde_json::json!({})
+        }
+        R::GetConsoleOutput(r) => {
+            let (id, bytes, ts) = c.instance_console(&r).await?;
+            views::instance::console(&id, &bytes, &ts)
+        }
+        R::CreateTags(r) => {
+            c.tags_create(&r)?;
+            serde_json::json!({})
+        }
+        R::DeleteTags(r) => {
+            c.tags_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeTags(r) => {
+            let (tags, next) = c.tags_describe(&r)?;
+            views::tag::describe(&tags, next)
+        }
+        R::DescribeInstanceAttribute(r) => views::instance::attribute(c, &r)?,
+        R::ModifyInstanceAttribute(r) => {
+            c.instance_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_ec2_query::Model;
+
+    #[test]
+    fn every_action_is_in_the_model() {
+        for a in ACTIONS {
+            assert!(Model::get().has_operation(a), "{a} is not an EC2 operation");
+        }
+    }
+}

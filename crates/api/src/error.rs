@@ -1,0 +1,114 @@
+//! The one place where Corral's errors become EC2's error codes and HTTP statuses.
+
+use corral_ec2_query::xml;
+use corral_types::{Error, ErrorCode, IdKind};
+
+/// EC2's code string for `code`.
+pub fn code_string(code: ErrorCode) -> String {
+    use ErrorCode::*;
+    match code {
+        InvalidAction => "InvalidAction".into(),
+        MissingAction => "MissingAction".into(),
+        MissingParameter => "MissingParameter".into(),
+        InvalidParameter => "InvalidParameter".into(),
+        InvalidParameterValue => "InvalidParameterValue".into(),
+        InvalidParameterCombination => "InvalidParameterCombination".into(),
+        UnknownParameter => "UnknownParameter".into(),
+        InvalidFilter => "InvalidFilter".into(),
+        InvalidPaginationToken => "InvalidPaginationToken".into(),
+        InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
+        MalformedId(kind) => format!("{}.Malformed", id_code(kind)),
+        NotFound(kind) => format!("{}.NotFound", id_code(kind)),
+        Duplicate(kind) => format!("{}.Duplicate", id_code(kind)),
+        MissingAuthenticationToken => "MissingAuthenticationToken".into(),
+        AuthFailure => "AuthFailure".into(),
+        SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
+        IncompleteSignature => "IncompleteSignature".into(),
+        RequestExpired => "RequestExpired".into(),
+        UnauthorizedOperation => "UnauthorizedOperation".into(),
+        DryRunOperation => "DryRunOperation".into(),
+        IncorrectInstanceState => "IncorrectInstanceState".into(),
+        OperationNotPermitted => "OperationNotPermitted".into(),
+        IdempotentParameterMismatch => "IdempotentParameterMismatch".into(),
+        InvalidKeyFormat => "InvalidKey.Format".into(),
+        InvalidInstanceAttributeValue => "InvalidInstanceAttributeValue".into(),
+        InvalidAmiNotAvailable => "InvalidAMIID.Unavailable".into(),
+        InsufficientInstanceCapacity => "InsufficientInstanceCapacity".into(),
+        Unsupported => "UnsupportedOperation".into(),
+        InternalError => "InternalError".into(),
+        ServiceUnavailable => "Unavailable".into(),
+    }
+}
+
+/// The `Invalid<Thing>ID` stem EC2 uses for each kind of id.
+fn id_code(kind: IdKind) -> &'static str {
+    match kind {
+        IdKind::Instance => "InvalidInstanceID",
+        IdKind::Reservation => "InvalidReservationID",
+        IdKind::Image => "InvalidAMIID",
+        IdKind::KeyPair => "InvalidKeyPair",
+        IdKind::Volume => "InvalidVolume",
+        IdKind::Snapshot => "InvalidSnapshot",
+        IdKind::SecurityGroup => "InvalidGroup",
+        IdKind::Vpc => "InvalidVpcID",
+        IdKind::Subnet => "InvalidSubnetID",
+        IdKind::NetworkInterface => "InvalidNetworkInterfaceID",
+        IdKind::Request => "InvalidRequestID",
+    }
+}
+
+pub fn http_status(code: ErrorCode) -> u16 {
+    use ErrorCode::*;
+    match code {
+        AuthFailure | MissingAuthenticationToken => 401,
+        SignatureDoesNotMatch | UnauthorizedOperation => 403,
+        DryRunOperation => 412,
+        InternalError => 500,
+        ServiceUnavailable | InsufficientInstanceCapacity => 503,
+        InvalidAction | MissingAction | MissingParameter | InvalidParameter | InvalidParameterValue
+        | InvalidParameterCombination | UnknownParameter | InvalidFilter | InvalidPaginationToken
+        | InvalidUserDataMalformed | MalformedId(_) | NotFound(_) | Duplicate(_) | IncompleteSignature | RequestExpired
+        | IncorrectInstanceState | OperationNotPermitted | IdempotentParameterMismatch | InvalidKeyFormat
+        | InvalidInstanceAttributeValue | InvalidAmiNotAvailable | Unsupported => 400,
+    }
+}
+
+/// The auth crate's verdicts, in our error type.
+pub fn from_auth(e: &corral_auth::sigv4::AuthError) -> Error {
+    let code = match e.code() {
+        "MissingAuthenticationToken" => ErrorCode::MissingAuthenticationToken,
+        "IncompleteSignature" => ErrorCode::IncompleteSignature,
+        "AuthFailure" => ErrorCode::AuthFailure,
+        "RequestExpired" => ErrorCode::RequestExpired,
+        _ => ErrorCode::SignatureDoesNotMatch,
+    };
+    Error::new(code, e.to_string()).with_internal(format!("{e:?}"))
+}
+
+/// (status, body) of an EC2 error response; internal detail goes to the log only.
+pub fn render(err: &Error, request_id: &str) -> (u16, String) {
+    let status = http_status(err.code);
+    if status >= 500 {
+        tracing::error!(request_id, code = ?err.code, internal = ?err.internal, "request failed");
+    } else {
+        tracing::debug!(request_id, code = ?err.code, message = %err.message, internal = ?err.internal, "request refused");
+    }
+    (status, xml::error_envelope(&code_string(err.code), &err.message, request_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_codes_and_statuses() {
+        assert_eq!(code_string(ErrorCode::MalformedId(IdKind::Instance)), "InvalidInstanceID.Malformed");
+        assert_eq!(code_string(ErrorCode::NotFound(IdKind::Image)), "InvalidAMIID.NotFound");
+        assert_eq!(code_string(ErrorCode::Duplicate(IdKind::KeyPair)), "InvalidKeyPair.Duplicate");
+        assert_eq!(http_status(ErrorCode::DryRunOperation), 412);
+        assert_eq!(http_status(ErrorCode::AuthFailure), 401);
+        let (status, body) = render(&Error::internal("secret path /x/y"), "req-1");
+        assert_eq!(status, 500);
+        assert!(!body.contains("/x/y"), "internal detail leaked: {body}");
+    }
+}

@@ -1,0 +1,168 @@
+//! Instance responses: reservations, state changes, statuses, console output, attributes.
+
+use corral_control::{Control, Instance, Reservation, StateChange};
+use corral_ec2_query::requests as rq;
+use corral_types::{Error, ErrorCode, InstanceState};
+use serde_json::{json, Value};
+
+fn state(s: InstanceState) -> Value {
+    json!({"Code": s.code(), "Name": s.name()})
+}
+
+pub fn instance(i: &Instance) -> Value {
+    let r = &i.rec;
+    let threads = if r.vcpus > 1 { 2 } else { 1 };
+    let mut v = json!({
+        "InstanceId": r.instance_id,
+        "ImageId": r.image_id,
+        "State": state(r.state),
+        "PrivateDnsName": "",
+        "PublicDnsName": "",
+        "StateTransitionReason": r.state_transition_reason,
+        "AmiLaunchIndex": r.ami_launch_index,
+        "ProductCodes": [],
+        "InstanceType": r.instance_type,
+        "LaunchTime": r.launch_time,
+        "Placement": {"AvailabilityZone": r.availability_zone, "GroupName": "", "Tenancy": "default"},
+        "Monitoring": {"State": "disabled"},
+        "Architecture": "x86_64",
+        "RootDeviceType": "ebs",
+        "RootDeviceName": i.root_device_name,
+        "BlockDeviceMappings": [],
+        "VirtualizationType": "hvm",
+        "ClientToken": r.client_token.clone().unwrap_or_default(),
+        "Tags": super::tags(&i.tags),
+        "SecurityGroups": [],
+        "SourceDestCheck": true,
+        "Hypervisor": "xen",
+        "NetworkInterfaces": [],
+        "EbsOptimized": false,
+        "EnaSupport": true,
+        "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
+        "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
+        "HibernationOptions": {"Configured": false},
+        "MetadataOptions": {
+            "State": "applied",
+            "HttpTokens": "optional",
+            "HttpPutResponseHopLimit": 1,
+            "HttpEndpoint": "enabled",
+            "HttpProtocolIpv6": "disabled",
+            "InstanceMetadataTags": "disabled",
+        },
+        "EnclaveOptions": {"Enabled": false},
+        "PlatformDetails": "Linux/UNIX",
+        "UsageOperation": "RunInstances",
+        "UsageOperationUpdateTime": r.launch_time,
+        "MaintenanceOptions": {"AutoRecovery": "default"},
+        "CurrentInstanceBootMode": "legacy-bios",
+    });
+    if let Some(k) = &r.key_name {
+        v["KeyName"] = json!(k);
+    }
+    if let (Some(code), Some(message)) = (&r.state_reason_code, &r.state_reason_message) {
+        v["StateReason"] = json!({"Code": code, "Message": message});
+    }
+    v
+}
+
+fn reservation_value(r: &Reservation) -> Value {
+    json!({
+        "ReservationId": r.reservation_id,
+        "OwnerId": r.owner_id,
+        "Groups": [],
+        "Instances": r.instances.iter().map(instance).collect::<Vec<_>>(),
+    })
+}
+
+/// RunInstances answers with the reservation itself.
+pub fn reservation(r: &Reservation) -> Value {
+    reservation_value(r)
+}
+
+pub fn describe(rs: &[Reservation], next: Option<String>) -> Value {
+    super::with_next(json!({ "Reservations": rs.iter().map(reservation_value).collect::<Vec<_>>() }), next)
+}
+
+pub fn state_changes(member: &str, changes: &[StateChange]) -> Value {
+    let items: Vec<Value> = changes
+        .iter()
+        .map(|c| json!({"InstanceId": c.instance_id, "PreviousState": state(c.previous), "CurrentState": state(c.current)}))
+        .collect();
+    json!({ member: items })
+}
+
+pub fn statuses(items: &[Instance], include_all: bool, next: Option<String>) -> Value {
+    let out: Vec<Value> = items
+        .iter()
+        .filter(|i| include_all || i.rec.state == InstanceState::Running)
+        .map(|i| {
+            let (status, detail) = match i.rec.state {
+                InstanceState::Running => ("ok", "passed"),
+                InstanceState::Pending => ("initializing", "initializing"),
+                _ => ("not-applicable", "not-applicable"),
+            };
+            let check = json!({"Status": status, "Details": [{"Name": "reachability", "Status": detail}]});
+            json!({
+                "InstanceId": i.rec.instance_id,
+                "AvailabilityZone": i.rec.availability_zone,
+                "InstanceState": state(i.rec.state),
+                "InstanceStatus": check,
+                "SystemStatus": check,
+                "Events": [],
+            })
+        })
+        .collect();
+    super::with_next(json!({ "InstanceStatuses": out }), next)
+}
+
+pub fn console(id: &str, bytes: &[u8], ts: &str) -> Value {
+    use base64::Engine;
+    json!({
+        "InstanceId": id,
+        "Timestamp": ts,
+        "Output": base64::engine::general_purpose::STANDARD.encode(bytes),
+    })
+}
+
+pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Value, Error> {
+    let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+    let attr = req.attribute.as_deref().ok_or_else(|| Error::missing("Attribute"))?;
+    let r = c.instance_get(id)?;
+    if req.dry_run {
+        return Err(Error::dry_run());
+    }
+    let mut v = json!({ "InstanceId": r.instance_id });
+    let (member, value) = match attr {
+        "instanceType" => ("InstanceType", json!({"Value": r.instance_type})),
+        "userData" => ("UserData", r.user_data.as_ref().map_or(json!({}), |u| json!({"Value": u}))),
+        "disableApiTermination" => ("DisableApiTermination", json!({"Value": r.disable_api_termination})),
+        "instanceInitiatedShutdownBehavior" => ("InstanceInitiatedShutdownBehavior", json!({"Value": r.shutdown_behavior})),
+        "disableApiStop" => ("DisableApiStop", json!({"Value": false})),
+        "rootDeviceName" => {
+            let root = c
+                .store()
+                .read(|tx| tx.image_get(&r.image_id))?
+                .map(|i| i.root_device_name)
+                .unwrap_or_else(|| corral_control::image::ROOT_DEVICE_NAME.into());
+            ("RootDeviceName", json!({"Value": root}))
+        }
+        "kernel" => ("KernelId", json!({})),
+        "ramdisk" => ("RamdiskId", json!({})),
+        "blockDeviceMapping" => ("BlockDeviceMappings", json!([])),
+        "productCodes" => ("ProductCodes", json!([])),
+        "sourceDestCheck" => ("SourceDestCheck", json!({"Value": true})),
+        "groupSet" => ("Groups", json!([])),
+        "ebsOptimized" => ("EbsOptimized", json!({"Value": false})),
+        "sriovNetSupport" => ("SriovNetSupport", json!({"Value": "simple"})),
+        "enaSupport" => ("EnaSupport", json!({"Value": true})),
+        "enclaveOptions" => ("EnclaveOptions", json!({"Enabled": false})),
+        other => {
+            return Err(Error::new(
+                ErrorCode::InvalidParameterValue,
+                format!("Value ({other}) for parameter attribute is invalid. Unknown attribute."),
+            ))
+        }
+    };
+    v[member] = value;
+    Ok(v)
+}

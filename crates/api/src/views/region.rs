@@ -1,0 +1,87 @@
+//! Regions, zones, account attributes, instance types.
+
+use corral_control::region::Zone;
+use corral_control::Control;
+use corral_types::InstanceTypeInfo;
+use serde_json::{json, Value};
+
+pub fn regions(c: &Control, names: &[String]) -> Value {
+    let _ = c;
+    let items: Vec<Value> = names
+        .iter()
+        .map(|n| json!({"RegionName": n, "Endpoint": format!("ec2.{n}.corral.internal"), "OptInStatus": "opt-in-not-required"}))
+        .collect();
+    json!({ "Regions": items })
+}
+
+pub fn zones(zones: &[Zone]) -> Value {
+    let items: Vec<Value> = zones
+        .iter()
+        .map(|z| {
+            json!({
+                "State": "available",
+                "OptInStatus": "opt-in-not-required",
+                "Messages": [],
+                "RegionName": z.region,
+                "ZoneName": z.name,
+                "ZoneId": z.zone_id,
+                "GroupName": z.region,
+                "NetworkBorderGroup": z.region,
+                "ZoneType": "availability-zone",
+            })
+        })
+        .collect();
+    json!({ "AvailabilityZones": items })
+}
+
+pub fn account_attributes(attrs: &[(String, Vec<String>)]) -> Value {
+    let items: Vec<Value> = attrs
+        .iter()
+        .map(|(n, vals)| {
+            json!({
+                "AttributeName": n,
+                "AttributeValues": vals.iter().map(|v| json!({"AttributeValue": v})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({ "AccountAttributes": items })
+}
+
+pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Value {
+    let items: Vec<Value> = types
+        .iter()
+        .map(|t| {
+            let threads = if t.vcpus > 1 { 2 } else { 1 };
+            json!({
+                "InstanceType": t.name,
+                "CurrentGeneration": !t.name.starts_with("t2."),
+                "FreeTierEligible": t.free_tier,
+                "SupportedUsageClasses": ["on-demand"],
+                "SupportedRootDeviceTypes": ["ebs"],
+                "SupportedVirtualizationTypes": ["hvm"],
+                "BareMetal": false,
+                "Hypervisor": "nitro",
+                "ProcessorInfo": {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.5},
+                "VCpuInfo": {"DefaultVCpus": t.vcpus, "DefaultCores": t.vcpus / threads, "DefaultThreadsPerCore": threads},
+                "MemoryInfo": {"SizeInMiB": t.memory_mib},
+                "InstanceStorageSupported": false,
+                "EbsInfo": {"EbsOptimizedSupport": "default", "EncryptionSupport": "supported", "NvmeSupport": "required"},
+                "NetworkInfo": {
+                    "NetworkPerformance": "Up to 5 Gigabit",
+                    "MaximumNetworkInterfaces": 2,
+                    "Ipv4AddressesPerInterface": 2,
+                    "Ipv6AddressesPerInterface": 0,
+                    "Ipv6Supported": false,
+                    "EnaSupport": "required",
+                },
+                "PlacementGroupInfo": {"SupportedStrategies": ["partition", "spread"]},
+                "HibernationSupported": false,
+                "BurstablePerformanceSupported": t.burstable,
+                "DedicatedHostsSupported": false,
+                "AutoRecoverySupported": true,
+                "SupportedBootModes": ["legacy-bios"],
+            })
+        })
+        .collect();
+    super::with_next(json!({ "InstanceTypes": items }), next)
+}

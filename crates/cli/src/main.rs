@@ -1,0 +1,115 @@
+//! The `corral` command: `serve` (API + control plane + local agent), `credentials`,
+//! `images build`, `doctor`, `agent`. The command-line contract is in shared/DESIGN.md;
+//! add to it, never rename.
+
+mod doctor;
+mod images;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "corral", version, about = "A private cloud that speaks the AWS EC2 API and boots real VMs")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct StateArgs {
+    /// Where Corral keeps its store, VMs and credentials.
+    #[arg(long, env = "CORRAL_STATE_DIR", default_value_os_t = default_state_dir())]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the API, the control plane and the local agent in the foreground.
+    Serve(serve::ServeArgs),
+    /// Prints the root credentials.
+    Credentials {
+        #[command(flatten)]
+        state: StateArgs,
+        /// As `export` lines for a shell: `eval "$(corral credentials --env)"`.
+        #[arg(long)]
+        env: bool,
+    },
+    /// Default images.
+    Images {
+        #[command(subcommand)]
+        command: images::ImagesCommand,
+    },
+    /// Checks the host and says what to install.
+    Doctor(StateArgs),
+    /// Joins this host to another host's control plane.
+    Agent {
+        #[arg(long)]
+        control_plane: String,
+    },
+}
+
+pub fn default_state_dir() -> PathBuf {
+    if is_root() {
+        PathBuf::from("/var/lib/corral")
+    } else {
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+        home.join(".local/share/corral")
+    }
+}
+
+pub fn is_root() -> bool {
+    #[allow(unsafe_code)]
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
+    uid == 0
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CORRAL_LOG").unwrap_or_else(|_| "info,corral=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.command {
+        Command::Serve(args) => rt.block_on(serve::run(args)),
+        Command::Credentials { state, env } => credentials(&state, env),
+        Command::Images { command } => rt.block_on(images::run(command)),
+        Command::Doctor(state) => rt.block_on(doctor::run(&state)),
+        Command::Agent { control_plane } => {
+            anyhow::bail!(
+                "joining a control plane at {control_plane} needs the multi-host agent API, which is not built yet; \
+                 run `corral serve` on one host for now"
+            )
+        }
+    }
+}
+
+fn credentials(state: &StateArgs, env: bool) -> anyhow::Result<()> {
+    let db = state.state_dir.join("corral.db");
+    if !db.exists() {
+        anyhow::bail!("no Corral state at {}: start it first with `corral serve`", state.state_dir.display());
+    }
+    let store = corral_store::Store::open(&db)?;
+    let key = store
+        .read(|tx| tx.access_key_first())?
+        .ok_or_else(|| anyhow::anyhow!("the store has no credentials yet: start `corral serve` once"))?;
+    let meta = serve::read_endpoint(&state.state_dir);
+    let (endpoint, region) = meta.unwrap_or_else(|| ("http://127.0.0.1:8773".into(), "local-1".into()));
+    if env {
+        println!("export AWS_ACCESS_KEY_ID={}", key.access_key_id);
+        println!("export AWS_SECRET_ACCESS_KEY={}", key.secret_access_key);
+        println!("export AWS_DEFAULT_REGION={region}");
+        println!("export AWS_REGION={region}");
+        println!("export AWS_ENDPOINT_URL={endpoint}");
+    } else {
+        println!("access key id:     {}", key.access_key_id);
+        println!("secret access key: {}", key.secret_access_key);
+        println!("region:            {region}");
+        println!("endpoint:          {endpoint}");
+    }
+    Ok(())
+}

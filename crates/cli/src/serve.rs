@@ -1,0 +1,138 @@
+//! `corral serve`: the store, the control plane, the local agent and the API in one process.
+
+use crate::StateArgs;
+use anyhow::Context;
+use corral_agent::qemu::{QemuAgent, QemuConfig};
+use corral_agent::sim::SimAgent;
+use corral_agent_api::Agent;
+use corral_control::{Control, ControlConfig, Seed};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hypervisor {
+    Qemu,
+    Sim,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImageSet {
+    /// corral-minimal and corral-debian-12.
+    All,
+    /// corral-minimal only (fast first start).
+    Minimal,
+    /// Build nothing; use `corral images build` later.
+    None,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address for the EC2 endpoint (port 0 picks a free one; the chosen one is printed and
+    /// written to STATE_DIR/endpoint).
+    #[arg(long, env = "CORRAL_LISTEN", default_value = "127.0.0.1:8773")]
+    pub listen: String,
+    #[command(flatten)]
+    pub state: StateArgs,
+    #[arg(long, value_enum, env = "CORRAL_HYPERVISOR", default_value = "qemu")]
+    pub hypervisor: Hypervisor,
+    #[arg(long, env = "CORRAL_REGION", default_value = "local-1")]
+    pub region: String,
+    /// Store location: a SQLite file path (default STATE_DIR/corral.db). PostgreSQL URLs are
+    /// for the multi-host set-up, not built yet.
+    #[arg(long, env = "CORRAL_DB")]
+    pub db: Option<String>,
+    /// Seeds the 12-digit account id on first start.
+    #[arg(long, env = "CORRAL_ACCOUNT_ID")]
+    pub account_id: Option<String>,
+    /// Seeds the root access key id (give the secret too).
+    #[arg(long, env = "CORRAL_ACCESS_KEY_ID")]
+    pub access_key_id: Option<String>,
+    #[arg(long, env = "CORRAL_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub secret_access_key: Option<String>,
+    /// Which default images to build (once, cached) and register at start.
+    #[arg(long, value_enum, env = "CORRAL_IMAGES", default_value = "all")]
+    pub images: ImageSet,
+    /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
+    #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
+    pub stop_timeout_secs: u64,
+}
+
+const ENDPOINT_FILE: &str = "endpoint";
+
+/// (endpoint URL, region) written by a running or last `corral serve`.
+pub fn read_endpoint(state_dir: &Path) -> Option<(String, String)> {
+    let text = std::fs::read_to_string(state_dir.join(ENDPOINT_FILE)).ok()?;
+    let mut lines = text.lines();
+    Some((lines.next()?.to_string(), lines.next()?.to_string()))
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let state_dir = &args.state.state_dir;
+    std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    let db_path = match &args.db {
+        Some(db) if db.starts_with("postgres") => anyhow::bail!("PostgreSQL stores arrive with multi-host support; use SQLite for now"),
+        Some(db) => std::path::PathBuf::from(db.strip_prefix("sqlite://").unwrap_or(db)),
+        None => state_dir.join("corral.db"),
+    };
+    let store = Arc::new(corral_store::Store::open(&db_path)?);
+    let seed = Seed {
+        account_id: args.account_id.clone(),
+        access_key_id: args.access_key_id.clone(),
+        secret_access_key: args.secret_access_key.clone(),
+    };
+    let (account_id, _key) = corral_control::bootstrap(&store, &seed).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
+
+    let (agent, max_instances): (Arc<dyn Agent>, usize) = match args.hypervisor {
+        Hypervisor::Sim => (Arc::new(SimAgent::new(true)), corral_control::limits::MAX_INSTANCES_SIM),
+        Hypervisor::Qemu => {
+            let mut config = QemuConfig::new(state_dir.join("vms"));
+            config.stop_timeout = Duration::from_secs(args.stop_timeout_secs);
+            let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent: {e}"))?;
+            if agent.accel().as_str() == "tcg" {
+                tracing::warn!("no hardware KVM on this host: guests run under TCG (software emulation), several times slower");
+            }
+            (Arc::new(agent), corral_control::limits::MAX_INSTANCES_QEMU)
+        }
+    };
+    let host = agent.host_info().await.map(|h| h.hostname).unwrap_or_else(|_| "localhost".into());
+    let control = Control::new(store, agent, ControlConfig { region: args.region.clone(), host, max_instances })
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    control.spawn_reconciler();
+
+    let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let endpoint = format!("http://{addr}");
+    std::fs::write(state_dir.join(ENDPOINT_FILE), format!("{endpoint}\n{}\n", args.region))?;
+    eprintln!("Corral {} serving the EC2 API at {endpoint} (region {}, account {account_id})", env!("CARGO_PKG_VERSION"), args.region);
+    eprintln!("  use it:  eval \"$(corral credentials --env --state-dir {})\"", state_dir.display());
+
+    let images = match args.images {
+        ImageSet::All => corral_images::DEFAULT_IMAGES.to_vec(),
+        ImageSet::Minimal => vec!["corral-minimal"],
+        ImageSet::None => vec![],
+    };
+    let sim = args.hypervisor == Hypervisor::Sim;
+    let c = Arc::clone(&control);
+    tokio::spawn(async move {
+        for name in images {
+            if let Err(e) = crate::images::ensure(&c, name, sim).await {
+                tracing::error!(image = name, error = %e, "building the image failed; `corral images build` retries");
+            }
+        }
+    });
+
+    let app = corral_api::router(corral_api::ApiState { control });
+    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    eprintln!("Corral stopped; running instances keep running and are re-adopted at the next start");
+    Ok(())
+}
+
+async fn shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing a SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
