@@ -1,0 +1,109 @@
+//! The wire protocol: authentication, GET and POST, the error envelope, unknown actions and
+//! parameters, STS at the same endpoint, and state surviving a restart.
+
+use corral_testkit::{raw_http, Client, TestContext, ACCESS_KEY, SECRET_KEY};
+
+#[tokio::test]
+async fn signatures_are_checked() {
+    let ctx = TestContext::new().await;
+    ctx.call("DescribeRegions", &[]).await.ok();
+
+    let wrong_secret = Client::new(ctx.addr, ACCESS_KEY, "not-the-secret");
+    let r = wrong_secret.call("DescribeRegions", &[]).await;
+    assert_eq!(r.status, 403);
+    r.err("SignatureDoesNotMatch");
+
+    let unknown = Client::new(ctx.addr, "AKIAUNKNOWNUNKNOWN00", SECRET_KEY);
+    let r = unknown.call("DescribeRegions", &[]).await;
+    assert_eq!(r.status, 401);
+    r.err("AuthFailure");
+
+    let mut skewed = ctx.client.clone();
+    skewed.skew = chrono::Duration::minutes(16);
+    skewed.call("DescribeRegions", &[]).await.err("RequestExpired");
+    skewed.skew = chrono::Duration::minutes(-14);
+    skewed.call("DescribeRegions", &[]).await.ok();
+
+    let mut other_region = ctx.client.clone();
+    other_region.region = "us-east-1".into();
+    other_region.call("DescribeRegions", &[]).await.err("SignatureDoesNotMatch");
+
+    let r = raw_http(ctx.addr, "GET", "/?Action=DescribeRegions&Version=2016-11-15", &[], b"").await;
+    r.err("MissingAuthenticationToken");
+    let bad = vec![("authorization".to_string(), "AWS4-HMAC-SHA256 Credential=broken".to_string())];
+    raw_http(ctx.addr, "GET", "/?Action=DescribeRegions", &bad, b"").await.err("IncompleteSignature");
+}
+
+#[tokio::test]
+async fn presigned_get_works() {
+    let ctx = TestContext::new().await;
+    let host = ctx.addr.to_string();
+    let headers = vec![("host".to_string(), host)];
+    let query = "Action=DescribeAvailabilityZones&Version=2016-11-15";
+    let req = corral_auth::sigv4::SignedRequest { method: "GET", path: "/", query, headers: &headers, body: b"" };
+    let params = corral_auth::sigv4::SigningParams {
+        access_key_id: ACCESS_KEY,
+        secret_access_key: SECRET_KEY,
+        region: "local-1",
+        service: "ec2",
+        time: chrono::Utc::now(),
+    };
+    let signed_query = corral_auth::sigv4::presign(&req, &params, 300);
+    let r = raw_http(ctx.addr, "GET", &format!("/?{signed_query}"), &headers, b"").await;
+    assert_eq!(r.ok().texts("zoneName"), vec!["local-1a", "local-1b", "local-1c"]);
+    // Tampering with the query breaks it.
+    let tampered = signed_query.replace("DescribeAvailabilityZones", "DescribeRegions");
+    raw_http(ctx.addr, "GET", &format!("/?{tampered}"), &headers, b"").await.err("SignatureDoesNotMatch");
+}
+
+#[tokio::test]
+async fn error_envelope_and_unknowns() {
+    let ctx = TestContext::new().await;
+    let r = ctx.call("LaunchRockets", &[]).await;
+    assert_eq!(r.status, 400);
+    r.err("InvalidAction");
+    assert!(r.body.starts_with("<?xml"));
+    assert!(r.body.contains("<Response><Errors><Error><Code>InvalidAction</Code><Message>"), "{}", r.body);
+    assert_eq!(r.text("RequestID").map(|s| s.len()), Some(36));
+    ctx.call("DescribeInstances", &[("Bogus", "1")]).await.err("UnknownParameter");
+    ctx.call("DescribeInstances", &[("MaxResults", "lots")]).await.err("InvalidParameterValue");
+    ctx.call("GetConsoleOutput", &[]).await.err("MissingParameter");
+    let r = ctx.call("DescribeRegions", &[]).await;
+    assert!(r.ok().body.contains("<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>"));
+}
+
+#[tokio::test]
+async fn sts_caller_identity_at_the_same_endpoint() {
+    let ctx = TestContext::new().await;
+    let mut sts = ctx.client.clone();
+    sts.service = "sts".into();
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("Action", "GetCallerIdentity").append_pair("Version", "2011-06-15");
+    let r = sts.post_signed(form.finish().as_bytes()).await;
+    assert_eq!(r.ok().text("Account").as_deref(), Some(corral_testkit::ACCOUNT));
+    assert_eq!(r.text("Arn"), Some(format!("arn:aws:iam::{}:root", corral_testkit::ACCOUNT)));
+    assert!(r.body.contains("<GetCallerIdentityResult>"));
+}
+
+#[tokio::test]
+async fn restart_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("corral.db");
+    let (id, key_fp) = {
+        let ctx = TestContext::builder().db(db.clone()).build().await;
+        let fp = ctx.call("CreateKeyPair", &[("KeyName", "persist")]).await.ok().text("keyFingerprint").unwrap();
+        let id = ctx.run(1, &[("TagSpecification.1.ResourceType", "instance"), ("TagSpecification.1.Tag.1.Key", "k")]).await.remove(0);
+        ctx.wait_state(&id, "running").await;
+        ctx.call("StopInstances", &[("InstanceId.1", &id)]).await.ok();
+        ctx.wait_state(&id, "stopped").await;
+        (id, fp)
+    };
+    let ctx = TestContext::builder().db(db).build().await;
+    assert_eq!(ctx.state_of(&id).await, "stopped");
+    let r = ctx.call("DescribeKeyPairs", &[("KeyName.1", "persist")]).await;
+    assert_eq!(r.ok().text("keyFingerprint"), Some(key_fp));
+    let r = ctx.call("DescribeTags", &[("Filter.1.Name", "resource-id"), ("Filter.1.Value.1", &id)]).await;
+    assert_eq!(r.ok().texts("key"), vec!["k"]);
+    ctx.call("StartInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "running").await;
+}
