@@ -46,8 +46,8 @@ SRC
 fi
 
 # Python clients used by the conformance tests (aws CLI v1 and boto3).
-if ! python3 -c 'import boto3, awscli' 2>/dev/null; then
-  log "installing awscli and boto3 from PyPI"
-  python3 -m pip install -q awscli boto3 >&2
+if ! python3 -c 'import boto3, awscli, pytest' 2>/dev/null || ! command -v aws >/dev/null; then
+  log "installing awscli, boto3 and pytest from PyPI"
+  python3 -m pip install -q awscli boto3 pytest >&2
 fi
 log "done"

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit and integration tests, end-to-end tests on real QEMU guests
+# (building the default image into the image cache on first use), and the conformance suite
+# through the aws CLI and boto3. Installs what the host lacks first. CI runs exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-deps.sh
+echo "[corral test] building" >&2
+cargo build -p corral-cli
+echo "[corral test] cargo tests (unit, integration, end-to-end on QEMU)" >&2
+cargo test --workspace 2>&1
+echo "[corral test] conformance suite (aws CLI and boto3)" >&2
+bash tests/conformance/run.sh
