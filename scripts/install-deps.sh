@@ -9,7 +9,7 @@ log() { printf '[corral install] %s\n' "$*" >&2; }
 need_pkgs=()
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-for p in e2fsprogs openssh-client cpio zstd xz-utils binutils mmdebstrap nftables iproute2 dnsmasq-base sqlite3; do
+for p in e2fsprogs openssh-client cpio zstd lz4 xz-utils binutils mmdebstrap nftables iproute2 dnsmasq-base sqlite3; do
   have "$p" || need_pkgs+=("$p")
 done
 qemu_ok=1

@@ -1,0 +1,679 @@
+//! One actor per VM: a cheap [`VmHandle`] (a bounded channel plus the last report) and a
+//! runner task that owns the VM's QEMU process and its QMP connection. Requests for one VM are
+//! handled one at a time, in order; VMs never wait on each other.
+//!
+//! ```text
+//!              vm_start                 query-status: "running"
+//!   (none) ────────────────▶ Starting ─────────────────────────▶ Running
+//!     ▲  ▲                    │  ▲  │                              │  │
+//!     │  └ first start failed ┘  │  │ vm_stop            vm_stop   │  │
+//!     │    (its files removed)   │  ▼                              ▼  │
+//!     │                          │  Stopping ◀─────────────────────┘  │ guest powered off,
+//!     │                 vm_start │  │ process gone: the guest obeyed  │ QEMU crashed
+//!     │                          │  │ ACPI, or after stop_timeout (or │ (from Starting too)
+//!     │                          │  ▼ force): QMP quit, then SIGKILL  │
+//!     │                          Stopped ◀──── process gone ──────────┘
+//!     │
+//!     └── vm_destroy, from any state: SIGKILL the verified pid, wait, delete the directory
+//! ```
+//!
+//! "Process gone" is observed, never assumed: the runner polls the pid (signal 0 plus the
+//! `/proc/<pid>/cmdline` check of [`super::process`]) every [`POLL_INTERVAL`], and looks at once
+//! when QEMU closes the QMP socket. A guest that powers itself off, or a QEMU that crashes,
+//! goes to `Stopped` the same way. Each change takes a new generation from the shared
+//! [`GenerationClock`] and wakes the agent's `changes()` notifier.
+//!
+//! Dropping every handle (the agent going away) ends the runner but leaves the QEMU process
+//! running: the next agent re-adopts it through [`adopt`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use corral_agent_api::{AgentError, VmSpec, VmState, VmStatus};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::time::{timeout, Instant};
+
+use super::cmdline::{qemu_args, LaunchOptions};
+use super::files::VmDir;
+use super::process::{find_vm_process, is_vm_process, kill_vm_process, read_pid_file, wait_gone};
+use super::qmp::{Qmp, QmpError, QmpEvent};
+
+/// How often a runner checks its process is alive. A stopped guest shows up as `Stopped`
+/// within this (sooner when QEMU closes the QMP socket first); reading one small /proc file
+/// per VM this often costs nothing measurable.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(150);
+/// QEMU's launcher exits once the daemon finished initialising (measured: ~0.1 s); anything
+/// near this is a hung host.
+const LAUNCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// One QMP command; QEMU answers in milliseconds even under TCG load.
+const QMP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connecting to QMP (greeting and capabilities). QEMU serves one client at a time, so a
+/// previous agent's connection that is still closing delays us: the runner retries.
+const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+const QMP_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// After `quit`, how long before SIGKILL (QEMU flushes the overlay and exits in well under 1 s).
+const QUIT_GRACE: Duration = Duration::from_secs(3);
+/// How long destroy (and a failed launch) waits for a SIGKILLed process to disappear.
+const KILL_WAIT: Duration = Duration::from_secs(10);
+/// Requests queued per VM; callers wait when it is full.
+const CHANNEL_CAPACITY: usize = 16;
+
+/// Generation numbers: strictly increasing within a process, and (being wall-clock
+/// nanoseconds at least) never repeated by a later agent on the same host.
+#[derive(Debug, Default)]
+pub(crate) struct GenerationClock {
+    last: AtomicU64,
+}
+
+impl GenerationClock {
+    pub(crate) fn next(&self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+        let prev = self
+            .last
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |prev| Some(prev.saturating_add(1).max(now)))
+            .expect("closure always returns Some");
+        prev.saturating_add(1).max(now)
+    }
+}
+
+/// What every runner shares: configuration, host facts, the clock and the notifier.
+#[derive(Debug)]
+pub(crate) struct Context {
+    pub state_dir: PathBuf,
+    pub qemu_binary: String,
+    /// File name of `qemu_binary`, accepted by the `/proc` cmdline check.
+    pub qemu_binary_name: String,
+    pub qemu_img_binary: String,
+    pub stop_timeout: Duration,
+    pub launch: LaunchOptions,
+    pub clock: GenerationClock,
+    pub changes: Arc<Notify>,
+}
+
+impl Context {
+    fn is_ours(&self, pid: i32, id: &str) -> bool {
+        is_vm_process(pid, &self.qemu_binary_name, id)
+    }
+}
+
+type Reply = oneshot::Sender<Result<(), AgentError>>;
+
+enum Request {
+    Start { spec: Box<VmSpec>, reply: Reply },
+    Stop { force: bool, reply: Reply },
+    Reboot { reply: Reply },
+    Destroy { reply: Reply },
+}
+
+/// The last state the runner published. `state: None` means the VM does not exist (yet, or
+/// any more) and is left out of `vm_list`.
+#[derive(Debug, Clone, Copy)]
+struct Report {
+    state: Option<VmState>,
+    generation: u64,
+}
+
+/// A cheap handle to a VM's runner.
+#[derive(Clone)]
+pub(crate) struct VmHandle {
+    tx: mpsc::Sender<Request>,
+    report: Arc<Mutex<Report>>,
+}
+
+impl VmHandle {
+    /// The VM's current status; `None` if it does not exist.
+    pub(crate) fn status(&self, instance_id: &str) -> Option<VmStatus> {
+        let r = *self.report.lock().unwrap_or_else(|e| e.into_inner());
+        r.state.map(|state| VmStatus { instance_id: instance_id.to_string(), state, generation: r.generation })
+    }
+
+    /// The runner has ended (destroyed, or its first start failed).
+    pub(crate) fn is_gone(&self) -> bool {
+        self.tx.is_closed()
+    }
+
+    pub(crate) fn same(&self, other: &VmHandle) -> bool {
+        Arc::ptr_eq(&self.report, &other.report)
+    }
+
+    pub(crate) async fn start(&self, spec: VmSpec) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::Start { spec: Box::new(spec), reply }).await
+    }
+    pub(crate) async fn stop(&self, force: bool) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::Stop { force, reply }).await
+    }
+    pub(crate) async fn reboot(&self) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::Reboot { reply }).await
+    }
+    pub(crate) async fn destroy(&self) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::Destroy { reply }).await
+    }
+
+    /// Sends a request and waits for its answer; `None` when the runner is gone.
+    async fn call(&self, make: impl FnOnce(Reply) -> Request) -> Option<Result<(), AgentError>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(make(reply)).await.ok()?;
+        answer.await.ok()
+    }
+}
+
+/// A runner for a VM that does not exist yet; its first `start` creates it.
+pub(crate) fn spawn_new(ctx: Arc<Context>, instance_id: &str) -> VmHandle {
+    spawn(ctx, instance_id, None, None)
+}
+
+/// Takes over whatever `<state_dir>/<instance_id>/` holds: a live, verified QEMU process is
+/// re-adopted (`Running` once QMP says so), anything else is `Stopped`.
+pub(crate) async fn adopt(ctx: Arc<Context>, instance_id: &str) -> VmHandle {
+    let dir = VmDir::new(&ctx.state_dir, instance_id);
+    let live_pid = read_pid_file(&dir.pid_file())
+        .filter(|&pid| ctx.is_ours(pid, instance_id))
+        .or_else(|| find_vm_process(&ctx.qemu_binary_name, instance_id));
+    let Some(pid) = live_pid else {
+        dir.remove_runtime_files();
+        tracing::info!(instance_id, "re-adopted a stopped VM");
+        return spawn(ctx, instance_id, Some(VmState::Stopped), None);
+    };
+    let mut qmp = match connect_qmp(&dir).await {
+        Ok(q) => Some(q),
+        Err(e) => {
+            tracing::warn!(instance_id, pid, error = %error_chain(&e), "re-adopted VM's QMP not reachable yet; will retry");
+            None
+        }
+    };
+    let state = match qmp.as_mut() {
+        Some(q) => match timeout(QMP_TIMEOUT, q.query_status()).await {
+            Ok(Ok(status)) if status == "running" => VmState::Running,
+            _ => VmState::Starting,
+        },
+        None => VmState::Starting,
+    };
+    tracing::info!(instance_id, pid, ?state, "re-adopted a running QEMU process");
+    spawn(ctx, instance_id, Some(state), Some(Proc { pid, qmp }))
+}
+
+fn spawn(ctx: Arc<Context>, instance_id: &str, state: Option<VmState>, proc: Option<Proc>) -> VmHandle {
+    let (tx, rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let report = Arc::new(Mutex::new(Report { state, generation: ctx.clock.next() }));
+    let runner = Runner {
+        id: instance_id.to_string(),
+        dir: VmDir::new(&ctx.state_dir, instance_id),
+        ctx,
+        report: report.clone(),
+        rx,
+        state,
+        proc,
+        stop_deadline: None,
+        kill_deadline: None,
+        next_qmp_attempt: Instant::now(),
+    };
+    tokio::spawn(runner.run());
+    VmHandle { tx, report }
+}
+
+async fn connect_qmp(dir: &VmDir) -> Result<Qmp, AgentError> {
+    let path = dir.qmp_socket();
+    match timeout(QMP_CONNECT_TIMEOUT, Qmp::connect(&path)).await {
+        Ok(Ok(q)) => Ok(q),
+        Ok(Err(e)) => Err(AgentError::host(format!("connecting to QMP at {}", path.display()), e)),
+        Err(_) => Err(AgentError::Other(format!("no QMP greeting from {} within {QMP_CONNECT_TIMEOUT:?}", path.display()))),
+    }
+}
+
+/// `err` and its sources, for logs.
+pub(crate) fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        s.push_str(": ");
+        s.push_str(&e.to_string());
+        cur = e.source();
+    }
+    s
+}
+
+/// The QEMU process a runner owns.
+struct Proc {
+    pid: i32,
+    qmp: Option<Qmp>,
+}
+
+#[derive(PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Exit,
+}
+
+struct Runner {
+    id: String,
+    dir: VmDir,
+    ctx: Arc<Context>,
+    report: Arc<Mutex<Report>>,
+    rx: mpsc::Receiver<Request>,
+    /// Invariant: `proc` is `Some` exactly when the state is `Starting`, `Running` or `Stopping`.
+    state: Option<VmState>,
+    proc: Option<Proc>,
+    /// A graceful stop is forced at this instant.
+    stop_deadline: Option<Instant>,
+    /// After `quit` (or a SIGKILL), the process is SIGKILLed (again) at this instant.
+    kill_deadline: Option<Instant>,
+    next_qmp_attempt: Instant,
+}
+
+/// The next QMP event, or never when there is no connection.
+async fn next_qmp_event(proc: &mut Option<Proc>) -> Result<QmpEvent, QmpError> {
+    match proc.as_mut().and_then(|p| p.qmp.as_mut()) {
+        Some(qmp) => qmp.next_event().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Runner {
+    async fn run(mut self) {
+        let mut tick = tokio::time::interval(POLL_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                request = self.rx.recv() => match request {
+                    Some(request) => {
+                        if self.handle(request).await == Flow::Exit {
+                            return;
+                        }
+                    }
+                    None => {
+                        tracing::debug!(instance_id = %self.id, "agent let go of the VM; its process is left running");
+                        return;
+                    }
+                },
+                event = next_qmp_event(&mut self.proc) => self.on_qmp_event(event).await,
+                _ = tick.tick() => self.on_tick().await,
+            }
+        }
+    }
+
+    async fn handle(&mut self, request: Request) -> Flow {
+        match request {
+            Request::Start { spec, reply } => {
+                let _ = reply.send(self.start(*spec).await);
+                if self.state.is_none() {
+                    return Flow::Exit; // the first start failed and removed everything
+                }
+            }
+            Request::Stop { force, reply } => {
+                let _ = reply.send(self.stop(force).await);
+            }
+            Request::Reboot { reply } => {
+                let _ = reply.send(self.reboot().await);
+            }
+            Request::Destroy { reply } => {
+                let result = self.destroy().await;
+                let done = result.is_ok();
+                let _ = reply.send(result);
+                if done {
+                    return Flow::Exit;
+                }
+            }
+        }
+        Flow::Continue
+    }
+
+    fn set_state(&mut self, state: Option<VmState>) {
+        if self.state == state {
+            return;
+        }
+        tracing::info!(instance_id = %self.id, from = ?self.state, to = ?state, "VM state changed");
+        self.state = state;
+        let generation = self.ctx.clock.next();
+        *self.report.lock().unwrap_or_else(|e| e.into_inner()) = Report { state, generation };
+        // notify_waiters wakes everyone waiting now; notify_one leaves a permit for a waiter
+        // that registers a moment later, so no change slips between its poll and its wait.
+        self.ctx.changes.notify_waiters();
+        self.ctx.changes.notify_one();
+    }
+
+    // ---- requests ----------------------------------------------------------------------
+
+    async fn start(&mut self, spec: VmSpec) -> Result<(), AgentError> {
+        match self.state {
+            Some(VmState::Starting | VmState::Running) => return Ok(()),
+            Some(VmState::Stopping) => return Err(AgentError::WrongState { id: self.id.clone(), state: VmState::Stopping }),
+            Some(VmState::Stopped) | None => {}
+        }
+        if spec.instance_id != self.id {
+            return Err(AgentError::Other(format!("spec for {} sent to VM {}", spec.instance_id, self.id)));
+        }
+        let spec = absolute_paths(spec)?;
+        let existed = self.state.is_some();
+        let root = self.dir.root().to_path_buf();
+        std::fs::create_dir_all(&root).map_err(|e| AgentError::host(format!("creating VM directory {}", root.display()), e))?;
+
+        let result = self.create_and_launch(&spec).await;
+        if let Err(e) = &result {
+            tracing::warn!(instance_id = %self.id, error = %error_chain(e), "VM failed to start");
+            self.clean_up_failed_launch().await;
+            if existed {
+                self.set_state(Some(VmState::Stopped));
+            } else {
+                // The very first start: take away everything it made, overlay included.
+                if let Err(e) = std::fs::remove_dir_all(&root) {
+                    tracing::warn!(path = %root.display(), error = %e, "could not remove VM directory");
+                }
+                self.set_state(None);
+            }
+        }
+        result
+    }
+
+    /// Writes `vm.json`, creates the overlay if there is none, starts QEMU.
+    async fn create_and_launch(&mut self, spec: &VmSpec) -> Result<(), AgentError> {
+        self.dir.write_spec(spec).map_err(|e| AgentError::host(format!("writing {}", self.dir.spec_file().display()), e))?;
+        let overlay = self.dir.overlay();
+        if !overlay.exists() {
+            let mut args: Vec<std::ffi::OsString> = vec!["create".into(), "-f".into(), "qcow2".into(), "-b".into()];
+            args.push(spec.base_disk.clone().into_os_string());
+            args.extend(["-F".into(), "qcow2".into()]);
+            args.push(overlay.clone().into_os_string());
+            corral_exec::run(&self.ctx.qemu_img_binary, &args)
+                .await
+                .map_err(|e| AgentError::host(format!("creating root overlay {} for {}", overlay.display(), self.id), e))?;
+        }
+        self.set_state(Some(VmState::Starting));
+        self.launch(spec).await
+    }
+
+    async fn launch(&mut self, spec: &VmSpec) -> Result<(), AgentError> {
+        self.dir.remove_runtime_files();
+        let args = qemu_args(spec, &self.dir, &self.ctx.launch);
+        tracing::info!(instance_id = %self.id, binary = %self.ctx.qemu_binary, ?args, "starting QEMU");
+        match timeout(LAUNCH_TIMEOUT, corral_exec::run(&self.ctx.qemu_binary, &args)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(AgentError::host(format!("starting QEMU for {}", self.id), e)),
+            Err(_) => return Err(AgentError::Other(format!("QEMU for {} did not finish starting within {LAUNCH_TIMEOUT:?}", self.id))),
+        }
+        let pid = read_pid_file(&self.dir.pid_file()).ok_or_else(|| {
+            AgentError::Other(format!("QEMU for {} reported success but left no pid in {}", self.id, self.dir.pid_file().display()))
+        })?;
+        if !self.ctx.is_ours(pid, &self.id) {
+            return Err(AgentError::Other(format!(
+                "QEMU for {} (pid {pid}) exited right after starting; see {}",
+                self.id,
+                self.dir.console().display()
+            )));
+        }
+        let qmp = match connect_qmp(&self.dir).await {
+            Ok(q) => Some(q),
+            Err(e) => {
+                tracing::warn!(instance_id = %self.id, error = %error_chain(&e), "QMP not reachable yet; will retry");
+                self.next_qmp_attempt = Instant::now() + QMP_RETRY_INTERVAL;
+                None
+            }
+        };
+        self.proc = Some(Proc { pid, qmp });
+        self.stop_deadline = None;
+        self.kill_deadline = None;
+        tracing::info!(instance_id = %self.id, pid, "QEMU started");
+        self.check_running().await;
+        Ok(())
+    }
+
+    /// After a failed launch: no process (a verified one is killed) and no stale pid file.
+    async fn clean_up_failed_launch(&mut self) {
+        let pid = self.proc.take().map(|p| p.pid).or_else(|| self.find_pid());
+        if let Some(pid) = pid {
+            self.kill_and_wait(pid).await;
+        }
+        self.dir.remove_runtime_files();
+    }
+
+    async fn stop(&mut self, force: bool) -> Result<(), AgentError> {
+        match self.state {
+            None => return Err(AgentError::NoSuchVm(self.id.clone())),
+            Some(VmState::Stopped) => return Ok(()),
+            Some(VmState::Stopping) => {}
+            Some(VmState::Starting | VmState::Running) => {
+                self.set_state(Some(VmState::Stopping));
+                if !force {
+                    match self.qmp_execute("system_powerdown").await {
+                        Ok(()) => {
+                            tracing::info!(instance_id = %self.id, timeout = ?self.ctx.stop_timeout, "ACPI power-down sent");
+                            self.stop_deadline = Some(Instant::now() + self.ctx.stop_timeout);
+                            return Ok(());
+                        }
+                        Err(e) => {
+                            tracing::warn!(instance_id = %self.id, error = %error_chain(&e), "power-down failed; forcing");
+                        }
+                    }
+                }
+            }
+        }
+        if force || self.stop_deadline.is_none() {
+            self.force_stop().await;
+        }
+        Ok(())
+    }
+
+    /// `quit` over QMP, SIGKILL if that fails or does not end the process within QUIT_GRACE.
+    async fn force_stop(&mut self) {
+        self.stop_deadline = None;
+        if self.kill_deadline.is_some() {
+            return; // already forcing
+        }
+        match self.qmp_execute("quit").await {
+            Ok(()) => tracing::info!(instance_id = %self.id, "quit sent"),
+            Err(e) => {
+                tracing::warn!(instance_id = %self.id, error = %error_chain(&e), "quit failed; killing the process");
+                self.sigkill();
+            }
+        }
+        self.kill_deadline = Some(Instant::now() + QUIT_GRACE);
+    }
+
+    async fn reboot(&mut self) -> Result<(), AgentError> {
+        match self.state {
+            Some(VmState::Starting | VmState::Running) => self.qmp_execute("system_reset").await,
+            None => Err(AgentError::NoSuchVm(self.id.clone())),
+            Some(state @ (VmState::Stopping | VmState::Stopped)) => Err(AgentError::WrongState { id: self.id.clone(), state }),
+        }
+    }
+
+    async fn destroy(&mut self) -> Result<(), AgentError> {
+        let pid = self.proc.as_ref().map(|p| p.pid).or_else(|| self.find_pid());
+        if let Some(pid) = pid {
+            if let Some(p) = self.proc.as_mut() {
+                p.qmp = None;
+            }
+            if !self.kill_and_wait(pid).await {
+                return Err(AgentError::Other(format!("QEMU for {} (pid {pid}) still runs {KILL_WAIT:?} after SIGKILL", self.id)));
+            }
+        }
+        self.proc = None;
+        let root = self.dir.root().to_path_buf();
+        match std::fs::remove_dir_all(&root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                self.set_state(Some(VmState::Stopped));
+                return Err(AgentError::host(format!("removing VM directory {}", root.display()), e));
+            }
+        }
+        tracing::info!(instance_id = %self.id, "VM destroyed");
+        self.set_state(None);
+        Ok(())
+    }
+
+    // ---- watching ----------------------------------------------------------------------
+
+    async fn on_qmp_event(&mut self, event: Result<QmpEvent, QmpError>) {
+        match event {
+            Ok(ev) => {
+                tracing::debug!(instance_id = %self.id, event = %ev.event, data = %ev.data, "QMP event");
+                if matches!(ev.event.as_str(), "RESUME" | "STOP") && self.state == Some(VmState::Starting) {
+                    self.check_running().await;
+                }
+            }
+            Err(e) => {
+                // EOF: QEMU is exiting (or crashed). Look at the process now rather than at
+                // the next tick.
+                tracing::debug!(instance_id = %self.id, error = %error_chain(&e), "QMP connection ended");
+                if let Some(p) = self.proc.as_mut() {
+                    p.qmp = None;
+                }
+                self.next_qmp_attempt = Instant::now() + QMP_RETRY_INTERVAL;
+                self.check_process();
+            }
+        }
+    }
+
+    async fn on_tick(&mut self) {
+        if !self.check_process() {
+            return;
+        }
+        let now = Instant::now();
+        let needs_qmp = self.proc.as_ref().is_some_and(|p| p.qmp.is_none());
+        if needs_qmp && now >= self.next_qmp_attempt {
+            match connect_qmp(&self.dir).await {
+                Ok(q) => {
+                    if let Some(p) = self.proc.as_mut() {
+                        p.qmp = Some(q);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(instance_id = %self.id, error = %error_chain(&e), "QMP reconnect failed");
+                    self.next_qmp_attempt = Instant::now() + QMP_RETRY_INTERVAL;
+                }
+            }
+        }
+        if self.state == Some(VmState::Starting) {
+            self.check_running().await;
+        }
+        if self.stop_deadline.is_some_and(|d| now >= d) {
+            tracing::warn!(instance_id = %self.id, timeout = ?self.ctx.stop_timeout, "guest did not power down in time; forcing");
+            self.force_stop().await;
+        }
+        if self.kill_deadline.is_some_and(|d| now >= d) {
+            tracing::warn!(instance_id = %self.id, "QEMU still there after quit; SIGKILL");
+            self.sigkill();
+            self.kill_deadline = Some(now + QUIT_GRACE);
+        }
+    }
+
+    /// Notices a vanished process (then `Stopped`); `true` while one is alive.
+    fn check_process(&mut self) -> bool {
+        let Some(pid) = self.proc.as_ref().map(|p| p.pid) else { return false };
+        if self.ctx.is_ours(pid, &self.id) {
+            return true;
+        }
+        tracing::info!(instance_id = %self.id, pid, was = ?self.state, "QEMU process is gone");
+        self.proc = None;
+        self.stop_deadline = None;
+        self.kill_deadline = None;
+        self.dir.remove_runtime_files();
+        self.set_state(Some(VmState::Stopped));
+        false
+    }
+
+    /// `Starting` becomes `Running` once QEMU reports the guest running.
+    async fn check_running(&mut self) {
+        let Some(qmp) = self.proc.as_mut().and_then(|p| p.qmp.as_mut()) else { return };
+        match timeout(QMP_TIMEOUT, qmp.query_status()).await {
+            Ok(Ok(status)) => {
+                if status == "running" && self.state == Some(VmState::Starting) {
+                    self.set_state(Some(VmState::Running));
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(instance_id = %self.id, error = %error_chain(&e), "query-status failed");
+                self.drop_qmp_if_broken(&e);
+            }
+            Err(_) => tracing::debug!(instance_id = %self.id, "query-status timed out"),
+        }
+    }
+
+    async fn qmp_execute(&mut self, command: &str) -> Result<(), AgentError> {
+        let Some(qmp) = self.proc.as_mut().and_then(|p| p.qmp.as_mut()) else {
+            return Err(AgentError::Other(format!("no QMP connection to {}'s QEMU", self.id)));
+        };
+        match timeout(QMP_TIMEOUT, qmp.execute(command, None)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                self.drop_qmp_if_broken(&e);
+                Err(AgentError::host(format!("QMP {command} on {}", self.id), e))
+            }
+            Err(_) => Err(AgentError::Other(format!("QMP {command} on {} timed out after {QMP_TIMEOUT:?}", self.id))),
+        }
+    }
+
+    fn drop_qmp_if_broken(&mut self, e: &QmpError) {
+        if matches!(e, QmpError::Closed | QmpError::Io(_) | QmpError::Protocol(_)) {
+            if let Some(p) = self.proc.as_mut() {
+                p.qmp = None;
+            }
+            self.next_qmp_attempt = Instant::now() + QMP_RETRY_INTERVAL;
+        }
+    }
+
+    /// The VM's live QEMU when the runner holds none: from the pid file, else from `/proc`.
+    fn find_pid(&self) -> Option<i32> {
+        read_pid_file(&self.dir.pid_file())
+            .filter(|&pid| self.ctx.is_ours(pid, &self.id))
+            .or_else(|| find_vm_process(&self.ctx.qemu_binary_name, &self.id))
+    }
+
+    fn sigkill(&self) {
+        if let Some(p) = &self.proc {
+            if let Err(e) = kill_vm_process(p.pid, &self.ctx.qemu_binary_name, &self.id) {
+                tracing::warn!(instance_id = %self.id, pid = p.pid, error = %e, "SIGKILL failed");
+            }
+        }
+    }
+
+    /// SIGKILLs a verified pid and waits for it to go; `true` once it is gone.
+    async fn kill_and_wait(&self, pid: i32) -> bool {
+        let name = &self.ctx.qemu_binary_name;
+        if let Err(e) = kill_vm_process(pid, name, &self.id) {
+            tracing::warn!(instance_id = %self.id, pid, error = %e, "SIGKILL failed");
+        }
+        wait_gone(pid, name, &self.id, KILL_WAIT).await
+    }
+}
+
+/// QEMU daemonizes into `/` and `qemu-img` resolves a relative backing file against the
+/// overlay's directory, so every path handed to them is made absolute first.
+fn absolute_paths(mut spec: VmSpec) -> Result<VmSpec, AgentError> {
+    let abs = |p: &std::path::Path| std::path::absolute(p).map_err(|e| AgentError::host(format!("resolving path {}", p.display()), e));
+    spec.base_disk = abs(&spec.base_disk)?;
+    if let corral_agent_api::BootMode::DirectKernel { kernel, initrd, .. } = &mut spec.boot {
+        *kernel = abs(kernel)?;
+        if let Some(i) = initrd {
+            *i = abs(i)?;
+        }
+    }
+    Ok(spec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generations_grow_and_start_from_the_wall_clock() {
+        let clock = GenerationClock::default();
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+        let a = clock.next();
+        let b = clock.next();
+        assert!(a >= now && b > a);
+        // A later agent (a new clock) still starts above anything this one handed out.
+        let later = GenerationClock::default();
+        assert!(later.next() > b.saturating_sub(1_000_000_000));
+    }
+
+    #[test]
+    fn generations_never_go_backwards_even_if_the_clock_does() {
+        let clock = GenerationClock { last: AtomicU64::new(u64::MAX / 2) };
+        let a = clock.next();
+        assert_eq!(a, u64::MAX / 2 + 1);
+        assert_eq!(clock.next(), a + 1);
+    }
+}
