@@ -1,0 +1,126 @@
+#!/usr/bin/env python3
+"""Boot benchmark: Corral's launch against a bare QEMU boot of the same image, side by side
+in one run.
+
+Corral: RunInstances (t3.nano: 2 vCPUs, 512 MiB) until the guest's first console line shows
+in GetConsoleOutput, and until corral-minimal's init marker does (polled through the API every
+20 ms, as a user would). Bare: the same kernel, initramfs and a fresh qcow2 overlay on the
+same base disk, started by hand with the same machine options, timed to the first byte and
+the marker in its serial log (polled every 20 ms). Medians of N runs; the ratio is the figure.
+
+Usage: python3 bench/boot_bench.py [--runs 5]
+Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
+($CORRAL_IMAGE_CACHE or /var/cache/corral/images; `corral images build --only corral-minimal`).
+"""
+import argparse, glob, json, os, shutil, statistics, subprocess, sys, tempfile, time, re
+
+import boto3
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+KEY, SECRET = "AKIABOOTBENCHBOOT000", "boot-bench-secret-0123456789abcdefghijklm"
+MARKER = b"corral-minimal: init ready"
+POLL = 0.02
+
+
+def wait(cond, what, deadline=300):
+    t = time.time()
+    while time.time() - t < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(POLL)
+    sys.exit(f"timed out waiting for {what}")
+
+
+def accel_args():
+    cpu = open("/proc/cpuinfo").read()
+    kvm = re.search(r"\b(vmx|svm)\b", cpu) and not os.path.exists("/sys/module/kvm_pvm") and os.access("/dev/kvm", os.W_OK)
+    if kvm:
+        return ["-accel", "kvm", "-cpu", "host"], ""
+    mhz = float(re.search(r"cpu MHz\s*:\s*([\d.]+)", cpu).group(1))
+    return ["-accel", "tcg,tb-size=128", "-cpu", "max"], f" tsc_early_khz={int(mhz * 1000)} tsc=reliable"
+
+
+def image_dir():
+    cache = os.environ.get("CORRAL_IMAGE_CACHE", "/var/cache/corral/images")
+    dirs = sorted(glob.glob(f"{cache}/corral-minimal-*/manifest.json"), key=os.path.getmtime)
+    if not dirs:
+        sys.exit(f"no corral-minimal in {cache}: run `corral images build --only corral-minimal`")
+    return os.path.dirname(dirs[-1])
+
+
+def bare_boot(img, man, tmp):
+    accel, extra = accel_args()
+    ov = f"{tmp}/bare.qcow2"
+    log = f"{tmp}/bare-console.log"
+    for p in (ov, log):
+        if os.path.exists(p):
+            os.remove(p)
+    t0 = time.perf_counter()
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", f"{img}/{man['base_disk']}", "-F", "qcow2", ov], check=True)
+    q = subprocess.Popen(["qemu-system-x86_64", "-name", "bare-bench", "-no-user-config", "-nodefaults", "-nographic",
+                          "-machine", "microvm,rtc=on", *accel, "-smp", "2", "-m", "512M",
+                          "-kernel", f"{img}/{man['kernel']}", "-initrd", f"{img}/{man['initrd']}",
+                          "-append", f"console=ttyS0{extra} {man['cmdline']}",
+                          "-drive", f"if=none,id=root,format=qcow2,file={ov}", "-device", "virtio-blk-device,drive=root",
+                          "-chardev", f"file,id=ser0,path={log}", "-serial", "chardev:ser0"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        read = lambda: open(log, "rb").read() if os.path.exists(log) else b""
+        wait(lambda: read().strip(), "bare first line")
+        first = time.perf_counter() - t0
+        wait(lambda: MARKER in read(), "bare marker")
+        marker = time.perf_counter() - t0
+    finally:
+        q.kill(); q.wait()
+    return first, marker
+
+
+def corral_boot(ec2, ami):
+    t0 = time.perf_counter()
+    iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.nano")["Instances"][0]["InstanceId"]
+    # boto3 already base64-decodes Output.
+    out = lambda: (ec2.get_console_output(InstanceId=iid).get("Output") or "").encode()
+    wait(lambda: out().strip(), "corral first line")
+    first = time.perf_counter() - t0
+    wait(lambda: MARKER in out(), "corral marker")
+    marker = time.perf_counter() - t0
+    ec2.terminate_instances(InstanceIds=[iid])
+    ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    return first, marker
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    img = image_dir()
+    man = json.load(open(f"{img}/manifest.json"))
+    tmp = tempfile.mkdtemp(prefix="corral-boot-bench-")
+    exe = os.environ.get("CORRAL_BIN", os.path.join(ROOT, "target/release/corral"))
+    env = dict(os.environ, CORRAL_ACCESS_KEY_ID=KEY, CORRAL_SECRET_ACCESS_KEY=SECRET, CORRAL_LOG="warn",
+               CORRAL_IMAGE_CACHE=os.path.dirname(img))
+    srv = subprocess.Popen([exe, "serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--state-dir", f"{tmp}/state",
+                            "--images", "minimal"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        ep = wait(lambda: os.path.exists(f"{tmp}/state/endpoint") and open(f"{tmp}/state/endpoint").read().split()[0], "endpoint")
+        ec2 = boto3.client("ec2", endpoint_url=ep, region_name="local-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
+        ami = wait(lambda: [i["ImageId"] for i in ec2.describe_images(Filters=[{"Name": "name", "Values": ["corral-minimal"]}])["Images"]],
+                   "image")[0]
+        rows = {"corral": [], "bare": []}
+        for i in range(a.runs):
+            rows["bare"].append(bare_boot(img, man, tmp))
+            rows["corral"].append(corral_boot(ec2, ami))
+        accel = "kvm" if accel_args()[0][1] == "kvm" else "tcg"
+        med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
+        print(f"accelerator {accel}, {a.runs} runs each, medians:")
+        for k in ("bare", "corral"):
+            print(f"  {k:6s} first console line {med[k][0]:6.2f} s   init marker {med[k][1]:6.2f} s")
+        print(f"ratio corral/bare: first line x{med['corral'][0]/med['bare'][0]:.2f}, marker x{med['corral'][1]/med['bare'][1]:.2f}")
+    finally:
+        srv.kill(); srv.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
