@@ -15,6 +15,8 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidParameterCombination => "InvalidParameterCombination".into(),
         UnknownParameter => "UnknownParameter".into(),
         InvalidFilter => "InvalidFilter".into(),
+        InvalidInstanceType => "InvalidInstanceType".into(),
+        TagLimitExceeded => "TagLimitExceeded".into(),
         InvalidPaginationToken => "InvalidPaginationToken".into(),
         InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
         MalformedId(kind) => format!("{}.Malformed", id_code(kind)),
@@ -66,7 +68,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         InternalError => 500,
         ServiceUnavailable | InsufficientInstanceCapacity => 503,
         InvalidAction | MissingAction | MissingParameter | InvalidParameter | InvalidParameterValue
-        | InvalidParameterCombination | UnknownParameter | InvalidFilter | InvalidPaginationToken
+        | InvalidParameterCombination | UnknownParameter | InvalidFilter | InvalidInstanceType | TagLimitExceeded | InvalidPaginationToken
         | InvalidUserDataMalformed | MalformedId(_) | NotFound(_) | Duplicate(_) | IncompleteSignature | RequestExpired
         | IncorrectInstanceState | OperationNotPermitted | IdempotentParameterMismatch | InvalidKeyFormat
         | InvalidInstanceAttributeValue | InvalidAmiNotAvailable | Unsupported => 400,

@@ -66,7 +66,7 @@ impl Control {
         let raw = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
             .map_err(|_| Error::new(ErrorCode::InvalidKeyFormat, "Key is not in valid OpenSSH public key format"))?;
-        let imported = material::import(&raw)
+        let imported = import_any(&raw)
             .map_err(|e| Error::new(ErrorCode::InvalidKeyFormat, "Key is not in valid OpenSSH public key format").with_internal(e))?;
         if self.store.read(|tx| tx.keypair_get_by_name(name))?.is_some() {
             return Err(duplicate(name));
@@ -164,6 +164,25 @@ impl Control {
             }
             Ok(rec.map(|r| r.key_pair_id))
         })
+    }
+}
+
+/// AWS accepts OpenSSH, RFC 4716 and base64-encoded DER (SubjectPublicKeyInfo) material. The
+/// last is given to the parser as the PEM it is the body of.
+fn import_any(raw: &[u8]) -> Result<material::ImportedKey, material::KeyError> {
+    match material::import(raw) {
+        Ok(k) => Ok(k),
+        Err(e) => {
+            let text = String::from_utf8_lossy(raw);
+            let body: String = text.split_whitespace().collect();
+            let looks_der = body.starts_with("MI") && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+            if !looks_der {
+                return Err(e);
+            }
+            let lines: Vec<&str> = body.as_bytes().chunks(64).map(|c| std::str::from_utf8(c).unwrap_or("")).collect();
+            let pem = format!("-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n", lines.join("\n"));
+            material::import(pem.as_bytes()).map_err(|_| e)
+        }
     }
 }
 

@@ -118,7 +118,10 @@ impl Control {
         }
         for t in &req.instance_types {
             if !INSTANCE_TYPES.iter().any(|i| i.name == t) {
-                return Err(Error::invalid_value("InstanceType", t, "The following supplied instance types do not exist."));
+                return Err(Error::new(
+                    corral_types::ErrorCode::InvalidInstanceType,
+                    format!("The following supplied instance types do not exist: [{t}]"),
+                ));
             }
         }
         let items: Vec<&'static InstanceTypeInfo> = INSTANCE_TYPES

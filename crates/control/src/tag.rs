@@ -45,7 +45,7 @@ pub fn from_specifications(specs: &[rq::TagSpecification], wanted: &str, allowed
         }
     }
     if out.len() > limits::TAGS_PER_RESOURCE {
-        return Err(Error::new(ErrorCode::InvalidParameterValue, "A resource can have at most 50 tags."));
+        return Err(Error::new(ErrorCode::TagLimitExceeded, "A resource can have at most 50 tags."));
     }
     Ok(out)
 }
@@ -106,7 +106,7 @@ impl Control {
                 insert(tx, &id, rt, &pairs)?;
                 let n = tx.tag_list_for(&id)?.len();
                 if n > limits::TAGS_PER_RESOURCE {
-                    return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Resource {id} would have more than 50 tags.")));
+                    return Err(Error::new(ErrorCode::TagLimitExceeded, format!("The maximum number of tags for resource {id} has been reached.")));
                 }
             }
             Ok(())

@@ -20,6 +20,8 @@ pub enum ErrorCode {
     InvalidParameterCombination,
     UnknownParameter,
     InvalidFilter,
+    InvalidInstanceType,
+    TagLimitExceeded,
     InvalidPaginationToken,
     InvalidUserDataMalformed,
     // ids

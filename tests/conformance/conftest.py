@@ -1,0 +1,378 @@
+"""Fixtures for the conformance suite.
+
+The endpoint comes from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
+AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION), so the same tests run against any EC2-compatible
+endpoint. Without AWS_ENDPOINT_URL the session starts its own Corral
+(`corral serve --hypervisor sim --listen 127.0.0.1:0`) in a temporary state directory, reads
+its credentials with `corral credentials --env`, and kills it (by PID) at the end. Its log stays
+in pytest's temporary directory (printed at the end) for failed runs.
+
+Every instance and key pair a test makes is tracked and removed at the end of that test; a
+session-end sweep removes anything left behind carrying this run's tag or name prefix, so the
+suite can run against a shared endpoint.
+"""
+
+import os
+import random
+import shlex
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from support import (
+    RUN_ID,
+    RUN_TAG_KEY,
+    Endpoint,
+    instances_of,
+    run_tag,
+    terminate_all,
+    waiter_config,
+)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+SERVER_START_TIMEOUT_S = 60.0  # generous: a cold debug build opens its store and registers images
+
+
+def pytest_report_header(config):
+    target = os.environ.get("AWS_ENDPOINT_URL") or "a Corral started by the suite (sim hypervisor)"
+    return [f"conformance target: {target}", f"conformance run id: {RUN_ID}"]
+
+
+# --------------------------------------------------------------------------------------------
+# The endpoint
+
+
+def _parse_env_lines(text: str) -> dict:
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):]
+        if "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        parts = shlex.split(value)
+        env[name] = parts[0] if parts else ""
+    return env
+
+
+class _CorralServer:
+    """A `corral serve --hypervisor sim` process owned by this pytest session."""
+
+    def __init__(self, state_dir: Path):
+        self.binary = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "target" / "debug" / "corral"))
+        if not os.access(self.binary, os.X_OK):
+            pytest.exit(
+                f"corral binary not found at {self.binary}: build it with "
+                "`cargo build -p corral-cli` (tests/conformance/run.sh does), set CORRAL_BIN, "
+                "or point AWS_ENDPOINT_URL at a running endpoint",
+                returncode=2,
+            )
+        self.state_dir = state_dir
+        self.log_path = state_dir.parent / "corral-serve.log"
+        # A seeded account id proves the seeding path and lets tests check OwnerId exactly.
+        self.account_id = os.environ.get("CORRAL_ACCOUNT_ID") or "".join(
+            random.choice("0123456789") for _ in range(12)
+        )
+        self.proc = None
+
+    def start(self) -> Endpoint:
+        env = dict(os.environ)
+        env["CORRAL_ACCOUNT_ID"] = self.account_id
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "serve",
+                "--hypervisor", "sim",
+                "--listen", "127.0.0.1:0",
+                "--state-dir", str(self.state_dir),
+                "--images", "minimal",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(self.state_dir.parent),
+        )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        endpoint_file = self.state_dir / "endpoint"
+        endpoint = None
+        last_error = "endpoint file not written yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._fail(f"corral serve exited with status {self.proc.returncode}")
+            if endpoint is None and endpoint_file.exists():
+                first_line = endpoint_file.read_text().splitlines()[:1]
+                if first_line and first_line[0].startswith("http"):
+                    endpoint = self._endpoint()
+            if endpoint is not None:
+                try:
+                    _ec2_client(endpoint).describe_regions()
+                    return endpoint
+                except Exception as err:  # not answering yet
+                    last_error = repr(err)
+            time.sleep(0.05)
+        self._fail(f"corral serve did not answer DescribeRegions within {SERVER_START_TIMEOUT_S}s ({last_error})")
+
+    def _endpoint(self) -> Endpoint:
+        out = subprocess.run(
+            [self.binary, "credentials", "--env", "--state-dir", str(self.state_dir)],
+            capture_output=True, text=True, timeout=30,
+        )
+        if out.returncode != 0:
+            self._fail(f"corral credentials failed: {out.stderr}")
+        env = _parse_env_lines(out.stdout)
+        return Endpoint(
+            url=env["AWS_ENDPOINT_URL"],
+            access_key=env["AWS_ACCESS_KEY_ID"],
+            secret_key=env["AWS_SECRET_ACCESS_KEY"],
+            region=env["AWS_DEFAULT_REGION"],
+            seeded_account_id=self.account_id,
+        )
+
+    def _fail(self, why: str):
+        self.stop()
+        tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+        pytest.exit(f"{why}\n--- {self.log_path} (tail) ---\n{tail}", returncode=3)
+
+    def stop(self):
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=15)
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def endpoint(tmp_path_factory, request) -> Endpoint:
+    url = os.environ.get("AWS_ENDPOINT_URL")
+    if url:
+        missing = [v for v in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if not os.environ.get(v)]
+        if missing:
+            pytest.exit(f"AWS_ENDPOINT_URL is set but {', '.join(missing)} is not", returncode=2)
+        region = os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")
+        if not region:
+            pytest.exit("AWS_ENDPOINT_URL is set but AWS_DEFAULT_REGION is not", returncode=2)
+        yield Endpoint(url, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], region)
+        return
+    base = tmp_path_factory.mktemp("corral")
+    state_dir = base / "state"
+    state_dir.mkdir()
+    server = _CorralServer(state_dir)
+    ep = server.start()
+    request.config._conformance_server_log = server.log_path
+    yield ep
+    server.stop()
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    log = getattr(config, "_conformance_server_log", None)
+    if log is not None and exitstatus != 0:
+        terminalreporter.write_line(f"corral serve log: {log}")
+
+
+# --------------------------------------------------------------------------------------------
+# Clients
+
+
+def _client_config(**extra) -> Config:
+    # One attempt: a 5xx or a throttle is a finding here, not something to paper over.
+    return Config(retries={"mode": "standard", "max_attempts": 1}, **extra)
+
+
+def _ec2_client(ep: Endpoint, **config):
+    return boto3.session.Session(
+        aws_access_key_id=ep.access_key,
+        aws_secret_access_key=ep.secret_key,
+        region_name=ep.region,
+    ).client("ec2", endpoint_url=ep.url, config=_client_config(**config))
+
+
+@pytest.fixture(scope="session")
+def make_client(endpoint):
+    """Builds a boto3 client for the endpoint, optionally with other credentials."""
+
+    def make(service="ec2", access_key=None, secret_key=None, **config):
+        session = boto3.session.Session(
+            aws_access_key_id=access_key or endpoint.access_key,
+            aws_secret_access_key=secret_key or endpoint.secret_key,
+            region_name=endpoint.region,
+        )
+        return session.client(service, endpoint_url=endpoint.url, config=_client_config(**config))
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ec2(make_client):
+    return make_client("ec2")
+
+
+@pytest.fixture(scope="session")
+def ec2_unvalidated(make_client):
+    """A client that sends what it is given, so the server's own validation answers."""
+    return make_client("ec2", parameter_validation=False)
+
+
+@pytest.fixture(scope="session")
+def sts(make_client):
+    return make_client("sts")
+
+
+@pytest.fixture(scope="session")
+def account_id(sts):
+    return sts.get_caller_identity()["Account"]
+
+
+# --------------------------------------------------------------------------------------------
+# What the tests launch from
+
+
+@pytest.fixture(scope="session")
+def image(ec2):
+    """The image the suite launches: CONFORMANCE_IMAGE_ID, else the one named
+    CONFORMANCE_IMAGE_NAME (default corral-minimal)."""
+    image_id = os.environ.get("CONFORMANCE_IMAGE_ID")
+    if image_id:
+        return ec2.describe_images(ImageIds=[image_id])["Images"][0]
+    name = os.environ.get("CONFORMANCE_IMAGE_NAME", "corral-minimal")
+    images = ec2.describe_images(Filters=[{"Name": "name", "Values": [name]}])["Images"]
+    assert images, f"no image named {name!r} (set CONFORMANCE_IMAGE_NAME or CONFORMANCE_IMAGE_ID)"
+    return images[0]
+
+
+@pytest.fixture(scope="session")
+def image_id(image):
+    return image["ImageId"]
+
+
+@pytest.fixture(scope="session")
+def instance_type():
+    return os.environ.get("CONFORMANCE_INSTANCE_TYPE", "t3.nano")
+
+
+@pytest.fixture(scope="session")
+def other_instance_type():
+    """A second type, for resizing and filter tests."""
+    return os.environ.get("CONFORMANCE_OTHER_INSTANCE_TYPE", "t3.micro")
+
+
+@pytest.fixture(scope="session")
+def zones(ec2):
+    azs = ec2.describe_availability_zones()["AvailabilityZones"]
+    return [z["ZoneName"] for z in azs if z["State"] == "available"]
+
+
+@pytest.fixture(scope="session")
+def run_id():
+    return RUN_ID
+
+
+@pytest.fixture
+def wait(ec2):
+    """wait('instance_running', ids): a botocore waiter, polling fast, with a deadline."""
+
+    def do_wait(waiter_name, ids):
+        ec2.get_waiter(waiter_name).wait(InstanceIds=list(ids), WaiterConfig=waiter_config())
+
+    return do_wait
+
+
+# --------------------------------------------------------------------------------------------
+# Cleanup
+
+
+class Tracker:
+    """Remembers what a test made, so its teardown can remove it."""
+
+    def __init__(self):
+        self.instance_ids: list[str] = []
+        self.key_names: list[str] = []
+
+    def instances(self, ids):
+        self.instance_ids.extend(ids)
+        return ids
+
+    def key(self, name):
+        self.key_names.append(name)
+        return name
+
+
+@pytest.fixture
+def tracker(ec2):
+    t = Tracker()
+    yield t
+    terminate_all(ec2, t.instance_ids)
+    for name in t.key_names:
+        try:
+            ec2.delete_key_pair(KeyName=name)
+        except ClientError:
+            pass
+
+
+@pytest.fixture
+def launch(ec2, tracker, image_id, instance_type):
+    """launch(**RunInstances params) -> the RunInstances response; the test's teardown
+    terminates what it made. Adds this run's tag to the instance TagSpecification."""
+
+    def do_launch(**params):
+        params.setdefault("ImageId", image_id)
+        params.setdefault("InstanceType", instance_type)
+        params.setdefault("MinCount", 1)
+        params.setdefault("MaxCount", params["MinCount"])
+        specs = [dict(s) for s in params.get("TagSpecifications", [])]
+        for spec in specs:
+            if spec["ResourceType"] == "instance":
+                spec["Tags"] = list(spec["Tags"]) + [run_tag()]
+                break
+        else:
+            specs.append({"ResourceType": "instance", "Tags": [run_tag()]})
+        params["TagSpecifications"] = specs
+        response = ec2.run_instances(**params)
+        tracker.instances(i["InstanceId"] for i in response["Instances"])
+        return response
+
+    return do_launch
+
+
+@pytest.fixture
+def key_name(tracker):
+    """new name each call, deleted at teardown."""
+
+    def make(prefix="k"):
+        return tracker.key(f"conf-{RUN_ID}-{prefix}-{uuid.uuid4().hex[:8]}")
+
+    return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep(endpoint):
+    """At the very end (before the server stops), remove anything this run left behind."""
+    yield
+    ec2 = _ec2_client(endpoint)
+    try:
+        leftovers = instances_of(
+            ec2.describe_instances(
+                Filters=[
+                    {"Name": f"tag:{RUN_TAG_KEY}", "Values": [RUN_ID]},
+                    {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+                ]
+            )
+        )
+        terminate_all(ec2, [i["InstanceId"] for i in leftovers])
+        keys = ec2.describe_key_pairs(Filters=[{"Name": "key-name", "Values": [f"conf-{RUN_ID}-*"]}])
+        for k in keys["KeyPairs"]:
+            ec2.delete_key_pair(KeyName=k["KeyName"])
+    except ClientError:
+        pass
+
