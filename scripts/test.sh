@@ -11,3 +11,5 @@ echo "[corral test] cargo tests (unit, integration, end-to-end on QEMU)" >&2
 cargo test --workspace 2>&1
 echo "[corral test] conformance suite (aws CLI and boto3)" >&2
 bash tests/conformance/run.sh
+echo "[corral test] end to end: the README flow through the aws CLI on a real QEMU guest" >&2
+python3 -m pytest -q tests/e2e

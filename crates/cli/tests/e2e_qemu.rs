@@ -19,6 +19,20 @@ const SECRET_KEY: &str = "e2e-secret-key-0123456789abcdefghijklmnop";
 const BOOT_DEADLINE: Duration = Duration::from_secs(90);
 const MARKER: &str = "corral-minimal: init ready";
 
+/// Kills, by pid, any QEMU process still running from this test's state directory, so a
+/// failing test leaves no guest behind (they are built to outlive Corral).
+struct QemuReaper(PathBuf);
+
+impl Drop for QemuReaper {
+    fn drop(&mut self) {
+        for pid in pids_with(&self.0.display().to_string()) {
+            if pids_with("qemu-system").contains(&pid) {
+                let _ = corral_exec::run_blocking("kill", &["-9", &pid.to_string()]);
+            }
+        }
+    }
+}
+
 struct Server {
     child: Child,
     client: Client,
@@ -118,6 +132,7 @@ async fn minimal_guest_lifecycle_on_qemu() {
     }
     let dir = tempfile::tempdir().unwrap();
     let state: PathBuf = dir.path().to_path_buf();
+    let _reaper = QemuReaper(state.clone());
     let server = start_server(&state);
     let c = server.client.clone();
 
@@ -151,10 +166,11 @@ async fn minimal_guest_lifecycle_on_qemu() {
     wait_state(&c, &id, "stopped", Duration::from_secs(60)).await;
     assert!(pids_with(&id).is_empty(), "no QEMU process after stop");
 
-    // Start again: a new process, a third boot.
+    // Start again: a new process, and a console that starts over with the new boot.
     c.call("StartInstances", &[("InstanceId.1", &id)]).await.ok();
     wait_state(&c, &id, "running", BOOT_DEADLINE).await;
-    wait_markers(&c, &id, 3).await;
+    let out = wait_markers(&c, &id, 1).await;
+    assert_eq!(out.matches(MARKER).count(), 1, "a power-on starts a fresh console:\n{out}");
     let pid2 = pids_with(&id);
     assert_eq!(pid2.len(), 1);
 

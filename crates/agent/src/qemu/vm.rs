@@ -385,6 +385,10 @@ impl Runner {
 
     async fn launch(&mut self, spec: &VmSpec) -> Result<(), AgentError> {
         self.dir.remove_runtime_files();
+        // A new process is a power-on: the console starts over, as EC2's does after a stop and
+        // start. Reboots keep appending (the chardev stays open), so one boot and its reboots
+        // stay within GetConsoleOutput's 64 KiB.
+        crate::qemu::files::remove_file_if_exists(&self.dir.console());
         let args = qemu_args(spec, &self.dir, &self.ctx.launch);
         tracing::info!(instance_id = %self.id, binary = %self.ctx.qemu_binary, ?args, "starting QEMU");
         match timeout(LAUNCH_TIMEOUT, corral_exec::run(&self.ctx.qemu_binary, &args)).await {

@@ -1,0 +1,113 @@
+"""The README's flow, as a user runs it: `corral serve` with the real QEMU hypervisor, then
+the aws CLI. Launches corral-minimal with a key pair and user-data, waits with the CLI's own
+waiters, reads the guest's console, stops, starts, reboots and terminates it, and checks the
+host's process table at each step.
+
+Needs QEMU and the corral-minimal image (built into the image cache on first use).
+"""
+import json
+import os
+import subprocess
+import tempfile
+import time
+import uuid
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MARKER = "corral-minimal: init ready"
+KEY, SECRET = "AKIAE2ECLITESTKEY001", "e2e-cli-secret-0123456789abcdefghijklmno"
+
+
+def wait(cond, what, deadline):
+    start = time.time()
+    while time.time() - start < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {deadline}s waiting for {what}")
+
+
+def pids_with(needle):
+    out = []
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                if needle.encode() in open(f"/proc/{pid}/cmdline", "rb").read():
+                    out.append(int(pid))
+            except OSError:
+                pass
+    return out
+
+
+@pytest.fixture(scope="module")
+def cli():
+    exe = os.environ.get("CORRAL_BIN", os.path.join(ROOT, "target/debug/corral"))
+    state = tempfile.mkdtemp(prefix="corral-e2e-cli-")
+    env = dict(os.environ, CORRAL_ACCESS_KEY_ID=KEY, CORRAL_SECRET_ACCESS_KEY=SECRET)
+    log = open(f"{state}/serve.log", "wb")
+    srv = subprocess.Popen([exe, "serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--state-dir", state,
+                            "--images", "minimal", "--stop-timeout-secs", "30"], env=env, stdout=log, stderr=log)
+    try:
+        wait(lambda: os.path.exists(f"{state}/endpoint"), "endpoint", 60)
+        creds = subprocess.run([exe, "credentials", "--env", "--state-dir", state], check=True, capture_output=True, text=True).stdout
+        cenv = dict(os.environ)
+        for line in creds.splitlines():
+            k, v = line.removeprefix("export ").split("=", 1)
+            cenv[k] = v
+
+        def aws(*args, check=True):
+            r = subprocess.run(["aws", "ec2", *args, "--output", "json"], env=cenv, capture_output=True, text=True, timeout=120)
+            if check and r.returncode != 0:
+                raise AssertionError(f"aws ec2 {' '.join(args)} failed ({r.returncode}): {r.stderr}\nserver log: {state}/serve.log")
+            return json.loads(r.stdout) if r.stdout.strip() else {}
+
+        yield aws
+    finally:
+        srv.kill()
+        srv.wait()
+        # Guests outlive Corral by design; a failed test must not leave any behind.
+        for pid in pids_with(state):
+            if pid in pids_with("qemu-system"):
+                os.kill(pid, 9)
+
+
+def test_readme_flow_on_a_real_guest(cli, tmp_path):
+    images = wait(lambda: cli("describe-images", "--filters", "Name=name,Values=corral-minimal")["Images"],
+                  "corral-minimal registered", 900)
+    ami = images[0]["ImageId"]
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    key = cli("create-key-pair", "--key-name", name)
+    assert key["KeyMaterial"].startswith("-----BEGIN RSA PRIVATE KEY-----")
+    ud = tmp_path / "user-data.sh"
+    ud.write_text("#!/bin/sh\necho hello from user-data\n")
+    run = cli("run-instances", "--image-id", ami, "--instance-type", "t3.nano", "--key-name", name,
+              "--user-data", f"file://{ud}", "--tag-specifications", f"ResourceType=instance,Tags=[{{Key=Name,Value={name}}}]")
+    iid = run["Instances"][0]["InstanceId"]
+    assert run["Instances"][0]["State"]["Name"] == "pending"
+    cli("wait", "instance-running", "--instance-ids", iid)
+    assert len(pids_with(iid)) == 1
+    out = wait(lambda: (lambda o: o if MARKER in o else None)(cli("get-console-output", "--instance-id", iid).get("Output") or ""),
+               "init marker", 120)
+    assert "Linux version" in out
+    desc = cli("describe-instances", "--filters", f"Name=tag:Name,Values={name}")
+    inst = desc["Reservations"][0]["Instances"][0]
+    assert (inst["InstanceId"], inst["KeyName"], inst["InstanceType"]) == (iid, name, "t3.nano")
+
+    cli("stop-instances", "--instance-ids", iid)
+    cli("wait", "instance-stopped", "--instance-ids", iid)
+    assert pids_with(iid) == []
+    cli("start-instances", "--instance-ids", iid)
+    cli("wait", "instance-running", "--instance-ids", iid)
+    pid = pids_with(iid)
+    assert len(pid) == 1
+    wait(lambda: MARKER in (cli("get-console-output", "--instance-id", iid).get("Output") or ""), "marker after start", 120)
+    cli("reboot-instances", "--instance-ids", iid)
+    wait(lambda: (cli("get-console-output", "--instance-id", iid).get("Output") or "").count(MARKER) >= 2, "reboot marker", 120)
+    assert pids_with(iid) == pid, "reboot keeps the process"
+    res = cli("terminate-instances", "--instance-ids", iid)
+    assert res["TerminatingInstances"][0]["CurrentState"]["Name"] == "shutting-down"
+    cli("wait", "instance-terminated", "--instance-ids", iid)
+    assert pids_with(iid) == []
+    cli("delete-key-pair", "--key-name", name)
