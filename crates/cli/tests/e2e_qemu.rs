@@ -195,6 +195,50 @@ async fn minimal_guest_lifecycle_on_qemu() {
     assert!(leftovers.is_empty(), "terminate leaves no files: {leftovers:?}");
 }
 
+/// A VM whose QEMU process ends without Corral asking (as it does when the guest powers itself
+/// off; the agent's own tests cover a real guest poweroff) follows InstanceInitiatedShutdownBehavior.
+#[tokio::test(flavor = "multi_thread")]
+async fn vm_ending_on_its_own_follows_shutdown_behaviour() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().to_path_buf();
+    let _reaper = QemuReaper(state.clone());
+    let server = start_server(&state);
+    let c = server.client.clone();
+    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
+        let r = c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await;
+        r.text("imageId")
+    })
+    .await;
+    let mut ids = Vec::new();
+    for behaviour in ["stop", "terminate"] {
+        let r = c
+            .call(
+                "RunInstances",
+                &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceInitiatedShutdownBehavior", behaviour)],
+            )
+            .await;
+        ids.push(r.ok().text("instanceId").unwrap());
+    }
+    for id in &ids {
+        wait_state(&c, id, "running", BOOT_DEADLINE).await;
+        wait_markers(&c, id, 1).await;
+        for pid in pids_with(id) {
+            corral_exec::run_blocking("kill", &["-TERM", &pid.to_string()]).unwrap();
+        }
+    }
+    wait_state(&c, &ids[0], "stopped", Duration::from_secs(30)).await;
+    wait_state(&c, &ids[1], "terminated", Duration::from_secs(30)).await;
+    let r = c.call("DescribeInstances", &[("InstanceId.1", &ids[0])]).await;
+    assert!(r.ok().body.contains("Client.InstanceInitiatedShutdown"), "{}", r.body);
+    assert!(!state.join("vms").join(&ids[1]).exists(), "terminated: its files are gone");
+    assert!(state.join("vms").join(&ids[0]).join("root.qcow2").exists(), "stopped: its root volume stays");
+    c.call("TerminateInstances", &[("InstanceId.1", &ids[0])]).await.ok();
+    wait_state(&c, &ids[0], "terminated", Duration::from_secs(30)).await;
+}
+
 fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(rd) = std::fs::read_dir(dir) {
