@@ -209,3 +209,29 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod robustness {
+    use super::decode;
+    use rand::{Rng, SeedableRng};
+
+    /// The decoder faces every request: random keys and values must give an error or a value,
+    /// never a panic.
+    #[test]
+    fn random_forms_never_panic() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let parts = ["Filter", "Value", "Name", "1", "0", "99999999999999999999", "", "InstanceId", "TagSpecification", "Tag", "Key", "x.y", "-1"];
+        for _ in 0..5000 {
+            let n = rng.gen_range(0..6);
+            let params: Vec<(String, String)> = (0..n)
+                .map(|_| {
+                    let k: Vec<&str> = (0..rng.gen_range(1..5)).map(|_| parts[rng.gen_range(0..parts.len())]).collect();
+                    (k.join("."), parts[rng.gen_range(0..parts.len())].to_string())
+                })
+                .collect();
+            for action in ["DescribeInstances", "RunInstances", "CreateTags"] {
+                let _ = decode(action, &params);
+            }
+        }
+    }
+}

@@ -269,3 +269,20 @@ async fn console_output_is_base64_of_the_guest_console() {
     let out = base64::engine::general_purpose::STANDARD.decode(r.ok().text("output").unwrap()).unwrap();
     assert_eq!(String::from_utf8(out).unwrap(), format!("sim: {id} boot 1\n"));
 }
+
+#[tokio::test]
+async fn orphan_vms_are_destroyed() {
+    use corral_agent_api::Agent;
+    let ctx = TestContext::new().await;
+    // A VM the store knows nothing of, as a crash between steps could leave.
+    let spec = corral_agent_api::VmSpec {
+        instance_id: "i-0123456789abcdef0".into(),
+        instance_type: "t3.nano".into(),
+        vcpus: 1,
+        memory_mib: 128,
+        boot: corral_agent_api::BootMode::Firmware,
+        base_disk: "/nonexistent".into(),
+    };
+    ctx.agent.vm_start(&spec).await.unwrap();
+    wait_for("orphan destroyed", Duration::from_secs(5), || async { ctx.agent.vm("i-0123456789abcdef0").is_none().then_some(()) }).await;
+}
