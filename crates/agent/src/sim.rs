@@ -45,15 +45,8 @@ pub struct SimAgent {
 
 impl SimAgent {
     pub fn new(auto_advance: bool) -> SimAgent {
-        let start = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1);
-        SimAgent {
-            state: Mutex::new(State { generation: start, ..State::default() }),
-            changes: Arc::new(Notify::new()),
-            auto_advance,
-        }
+        let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
+        SimAgent { state: Mutex::new(State { generation: start, ..State::default() }), changes: Arc::new(Notify::new()), auto_advance }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -192,12 +185,7 @@ impl Agent for SimAgent {
     }
 
     async fn vm_list(&self) -> Result<Vec<VmStatus>, AgentError> {
-        Ok(self
-            .lock()
-            .vms
-            .iter()
-            .map(|(id, v)| VmStatus { instance_id: id.clone(), state: v.state, generation: v.generation })
-            .collect())
+        Ok(self.lock().vms.iter().map(|(id, v)| VmStatus { instance_id: id.clone(), state: v.state, generation: v.generation }).collect())
     }
 
     async fn vm_console(&self, id: &str) -> Result<Vec<u8>, AgentError> {

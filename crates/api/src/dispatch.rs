@@ -101,8 +101,7 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             views::instance::describe(&res, next)
         }
         R::DescribeInstanceStatus(r) => {
-            let (items, next) =
-                c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run)?;
+            let (items, next) = c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run)?;
             views::instance::statuses(&items, r.include_all_instances, next)
         }
         R::StartInstances(r) => views::instance::state_changes("StartingInstances", &c.instance_start(&r)?),

@@ -67,11 +67,30 @@ pub fn http_status(code: ErrorCode) -> u16 {
         DryRunOperation => 412,
         InternalError => 500,
         ServiceUnavailable | InsufficientInstanceCapacity => 503,
-        InvalidAction | MissingAction | MissingParameter | InvalidParameter | InvalidParameterValue
-        | InvalidParameterCombination | UnknownParameter | InvalidFilter | InvalidInstanceType | TagLimitExceeded | InvalidPaginationToken
-        | InvalidUserDataMalformed | MalformedId(_) | NotFound(_) | Duplicate(_) | IncompleteSignature | RequestExpired
-        | IncorrectInstanceState | OperationNotPermitted | IdempotentParameterMismatch | InvalidKeyFormat
-        | InvalidInstanceAttributeValue | InvalidAmiNotAvailable | Unsupported => 400,
+        InvalidAction
+        | MissingAction
+        | MissingParameter
+        | InvalidParameter
+        | InvalidParameterValue
+        | InvalidParameterCombination
+        | UnknownParameter
+        | InvalidFilter
+        | InvalidInstanceType
+        | TagLimitExceeded
+        | InvalidPaginationToken
+        | InvalidUserDataMalformed
+        | MalformedId(_)
+        | NotFound(_)
+        | Duplicate(_)
+        | IncompleteSignature
+        | RequestExpired
+        | IncorrectInstanceState
+        | OperationNotPermitted
+        | IdempotentParameterMismatch
+        | InvalidKeyFormat
+        | InvalidInstanceAttributeValue
+        | InvalidAmiNotAvailable
+        | Unsupported => 400,
     }
 }
 

@@ -21,10 +21,7 @@ pub struct ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .fallback(handle)
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .with_state(state)
+    Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
 }
 
 /// A request id in AWS's format (a UUID).
@@ -52,13 +49,7 @@ async fn handle(State(state): State<ApiState>, method: Method, uri: Uri, headers
             (status, body, action)
         }
     };
-    tracing::info!(
-        request_id,
-        action = action.as_deref().unwrap_or("-"),
-        status,
-        ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    tracing::info!(request_id, action = action.as_deref().unwrap_or("-"), status, ms = started.elapsed().as_secs_f64() * 1000.0, "request");
     let mut resp = xml_response(status, body);
     if let Ok(v) = request_id.parse() {
         resp.headers_mut().insert("x-amzn-requestid", v);
@@ -78,27 +69,17 @@ async fn serve(
 ) -> Result<(Option<String>, String), Failure> {
     let query = uri.query().unwrap_or("");
     let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
-    let is_form = headers
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let is_form =
+        headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if *method == Method::POST && (is_form || headers.get("content-type").is_none()) {
         params.extend(form_urlencoded::parse(body).into_owned());
     }
     let action = params.iter().find(|(k, _)| k == "Action").map(|(_, v)| v.clone());
 
     // Authenticate before anything else, as AWS does.
-    let header_pairs: Vec<(String, String)> = headers
-        .iter()
-        .map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
-        .collect();
-    let signed = corral_auth::sigv4::SignedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        query,
-        headers: &header_pairs,
-        body,
-    };
+    let header_pairs: Vec<(String, String)> =
+        headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let signed = corral_auth::sigv4::SignedRequest { method: method.as_str(), path: uri.path(), query, headers: &header_pairs, body };
     let store = state.control.store().clone();
     let lookup = |id: &str| store.read(|tx| tx.access_key_get(id)).ok().flatten().map(|k| k.secret_access_key);
     let verified = corral_auth::sigv4::verify(&signed, chrono::Utc::now(), lookup, state.control.region())
@@ -112,10 +93,8 @@ async fn serve(
             .map(|b| (action.clone(), b))
             .map_err(|e| (action.clone(), e));
     }
-    let rest: Vec<(String, String)> = params
-        .into_iter()
-        .filter(|(k, _)| k != "Action" && k != "Version" && !k.starts_with("X-Amz-") && k != "AWSAccessKeyId")
-        .collect();
+    let rest: Vec<(String, String)> =
+        params.into_iter().filter(|(k, _)| k != "Action" && k != "Version" && !k.starts_with("X-Amz-") && k != "AWSAccessKeyId").collect();
     crate::dispatch::dispatch(&state.control, &action_name, &rest, request_id)
         .await
         .map(|b| (action.clone(), b))

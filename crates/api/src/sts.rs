@@ -15,11 +15,7 @@ pub fn handle(control: &Control, who: &Verified, action: &str, request_id: &str)
         return Err(Error::new(ErrorCode::InvalidAction, format!("Could not find operation {action} for version 2011-06-15")));
     }
     let account = control.account_id();
-    let user = control
-        .store()
-        .read(|tx| tx.access_key_get(&who.access_key_id))?
-        .map(|k| k.user_name)
-        .unwrap_or_else(|| "root".into());
+    let user = control.store().read(|tx| tx.access_key_get(&who.access_key_id))?.map(|k| k.user_name).unwrap_or_else(|| "root".into());
     let arn = if user == "root" { format!("arn:aws:iam::{account}:root") } else { format!("arn:aws:iam::{account}:user/{user}") };
     let user_id = if user == "root" { account.to_string() } else { who.access_key_id.clone() };
     Ok(format!(

@@ -21,13 +21,7 @@ struct Signed {
 
 impl Signed {
     fn request(&self) -> SignedRequest<'_> {
-        SignedRequest {
-            method: &self.method,
-            path: &self.path,
-            query: &self.query,
-            headers: &self.headers,
-            body: &self.body,
-        }
+        SignedRequest { method: &self.method, path: &self.path, query: &self.query, headers: &self.headers, body: &self.body }
     }
 
     /// When botocore signed: X-Amz-Date from the headers or the presigned query.
@@ -37,15 +31,9 @@ impl Signed {
             .iter()
             .find(|(n, _)| n == "x-amz-date")
             .map(|(_, v)| v.clone())
-            .or_else(|| {
-                self.query
-                    .split('&')
-                    .find_map(|p| p.strip_prefix("X-Amz-Date=").map(str::to_string))
-            })
+            .or_else(|| self.query.split('&').find_map(|p| p.strip_prefix("X-Amz-Date=").map(str::to_string)))
             .expect("botocore sets X-Amz-Date");
-        NaiveDateTime::parse_from_str(&stamp, "%Y%m%dT%H%M%SZ")
-            .unwrap()
-            .and_utc()
+        NaiveDateTime::parse_from_str(&stamp, "%Y%m%dT%H%M%SZ").unwrap().and_utc()
     }
 }
 
@@ -59,30 +47,15 @@ fn botocore_available() -> bool {
     }
 }
 
-fn botocore_sign(
-    mode: &str,
-    method: &str,
-    url: &str,
-    body: &str,
-    secret: &str,
-    service: &str,
-) -> Signed {
+fn botocore_sign(mode: &str, method: &str, url: &str, body: &str, secret: &str, service: &str) -> Signed {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/botocore_sign.py");
-    let out = corral_exec::run_blocking(
-        "python3",
-        &[
-            script, mode, method, url, body, AKID, secret, REGION, service, "300",
-        ],
-    )
-    .expect("botocore_sign.py runs");
-    let json: serde_json::Value =
-        serde_json::from_slice(&out.stdout).expect("botocore_sign.py prints JSON");
+    let out = corral_exec::run_blocking("python3", &[script, mode, method, url, body, AKID, secret, REGION, service, "300"])
+        .expect("botocore_sign.py runs");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("botocore_sign.py prints JSON");
     let url = json["url"].as_str().unwrap();
     let after_scheme = &url[url.find("://").unwrap() + 3..];
     let path_and_query = &after_scheme[after_scheme.find('/').unwrap()..];
-    let (path, query) = path_and_query
-        .split_once('?')
-        .unwrap_or((path_and_query, ""));
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
     Signed {
         method: json["method"].as_str().unwrap().to_string(),
         path: path.to_string(),
@@ -91,24 +64,14 @@ fn botocore_sign(
             .as_array()
             .unwrap()
             .iter()
-            .map(|h| {
-                (
-                    h[0].as_str().unwrap().to_string(),
-                    h[1].as_str().unwrap().to_string(),
-                )
-            })
+            .map(|h| (h[0].as_str().unwrap().to_string(), h[1].as_str().unwrap().to_string()))
             .collect(),
         body: json["body"].as_str().unwrap().as_bytes().to_vec(),
     }
 }
 
 fn check(req: &SignedRequest, now: DateTime<Utc>) -> Result<Verified, AuthError> {
-    verify(
-        req,
-        now,
-        |akid| (akid == AKID).then(|| SECRET.to_string()),
-        REGION,
-    )
+    verify(req, now, |akid| (akid == AKID).then(|| SECRET.to_string()), REGION)
 }
 
 /// Accepted as signed; refused with the body changed by one byte, with another secret, and
@@ -117,14 +80,7 @@ fn accept_then_refuse(mode: &str, method: &str, url: &str, body: &str, service: 
     let signed = botocore_sign(mode, method, url, body, SECRET, service);
     let now = signed.signed_at();
     let ok = check(&signed.request(), now).unwrap_or_else(|e| panic!("{mode} {url}: {e:?}"));
-    assert_eq!(
-        ok,
-        Verified {
-            access_key_id: AKID.into(),
-            region: REGION.into(),
-            service: service.into()
-        }
-    );
+    assert_eq!(ok, Verified { access_key_id: AKID.into(), region: REGION.into(), service: service.into() });
 
     // One byte changed; an empty body gains one.
     let mut body = signed.body.clone();
@@ -132,35 +88,14 @@ fn accept_then_refuse(mode: &str, method: &str, url: &str, body: &str, service: 
         Some(b) => *b ^= 0x01,
         None => body.push(b'x'),
     }
-    let tampered = SignedRequest {
-        body: &body,
-        ..signed.request()
-    };
-    assert_eq!(
-        check(&tampered, now).unwrap_err().code(),
-        "SignatureDoesNotMatch",
-        "{mode} {url}: body changed"
-    );
+    let tampered = SignedRequest { body: &body, ..signed.request() };
+    assert_eq!(check(&tampered, now).unwrap_err().code(), "SignatureDoesNotMatch", "{mode} {url}: body changed");
 
-    let other = botocore_sign(
-        mode,
-        method,
-        url,
-        body_str(&signed),
-        "another-secret-key",
-        service,
-    );
+    let other = botocore_sign(mode, method, url, body_str(&signed), "another-secret-key", service);
     let err = check(&other.request(), other.signed_at()).unwrap_err();
-    assert!(
-        matches!(err, AuthError::SignatureDoesNotMatch { .. }),
-        "{mode} {url}: other secret: {err:?}"
-    );
+    assert!(matches!(err, AuthError::SignatureDoesNotMatch { .. }), "{mode} {url}: other secret: {err:?}");
 
-    let later = if mode == "presign" {
-        Duration::seconds(301)
-    } else {
-        Duration::minutes(16)
-    };
+    let later = if mode == "presign" { Duration::seconds(301) } else { Duration::minutes(16) };
     let err = check(&signed.request(), now + later).unwrap_err();
     assert_eq!(err.code(), "RequestExpired", "{mode} {url}: {err}");
     if mode == "header" {
@@ -185,13 +120,7 @@ fn botocore_header_signed_post() {
         "Action=DescribeInstances&Version=2016-11-15&Filter.1.Name=tag%3AName&Filter.1.Value.1=web+server",
         "ec2",
     );
-    accept_then_refuse(
-        "header",
-        "POST",
-        "http://corral.example:8773/",
-        "Action=GetCallerIdentity&Version=2011-06-15",
-        "sts",
-    );
+    accept_then_refuse("header", "POST", "http://corral.example:8773/", "Action=GetCallerIdentity&Version=2011-06-15", "sts");
 }
 
 #[test]
@@ -213,19 +142,7 @@ fn botocore_presigned_get() {
     if !botocore_available() {
         return;
     }
-    accept_then_refuse(
-        "presign",
-        "GET",
-        "http://corral.example:8773/?Action=DescribeRegions&Version=2016-11-15",
-        "",
-        "ec2",
-    );
+    accept_then_refuse("presign", "GET", "http://corral.example:8773/?Action=DescribeRegions&Version=2016-11-15", "", "ec2");
     // The shape `aws eks get-token`-style tokens use: a presigned STS GetCallerIdentity.
-    accept_then_refuse(
-        "presign",
-        "GET",
-        "http://corral.example:8773/?Action=GetCallerIdentity&Version=2011-06-15",
-        "",
-        "sts",
-    );
+    accept_then_refuse("presign", "GET", "http://corral.example:8773/?Action=GetCallerIdentity&Version=2011-06-15", "", "sts");
 }

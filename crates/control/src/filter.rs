@@ -38,17 +38,15 @@ pub fn matches(filters: &[Filter], tags: &[TagRecord], values: impl Fn(&str) -> 
 pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>, bounds: (i64, i64)) -> Result<(Vec<T>, Option<String>)> {
     let start = match next_token {
         None | Some("") => 0usize,
-        Some(t) => decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?,
+        Some(t) => {
+            decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?
+        }
     };
     let Some(max) = max_results else {
         return Ok((items.into_iter().skip(start).collect(), None));
     };
     if max < bounds.0 || max > bounds.1 {
-        return Err(Error::invalid_value(
-            "MaxResults",
-            &max.to_string(),
-            &format!("Must be between {} and {}.", bounds.0, bounds.1),
-        ));
+        return Err(Error::invalid_value("MaxResults", &max.to_string(), &format!("Must be between {} and {}.", bounds.0, bounds.1)));
     }
     let total = items.len();
     let out: Vec<T> = items.into_iter().skip(start).take(max as usize).collect();
@@ -77,7 +75,8 @@ mod tests {
 
     #[test]
     fn filters_and_tags() {
-        let tags = vec![TagRecord { resource_id: "i-1".into(), resource_type: "instance".into(), key: "Name".into(), value: "web-1".into() }];
+        let tags =
+            vec![TagRecord { resource_id: "i-1".into(), resource_type: "instance".into(), key: "Name".into(), value: "web-1".into() }];
         let vals = |n: &str| if n == "instance-type" { vec!["t3.micro".to_string()] } else { vec![] };
         assert!(matches(&[f("instance-type", &["t3.*"])], &tags, vals));
         assert!(matches(&[f("tag:Name", &["web-*"]), f("tag-key", &["Name"])], &tags, vals));

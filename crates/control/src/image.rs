@@ -49,8 +49,20 @@ impl Control {
 
     pub fn image_describe(&self, req: &rq::DescribeImages) -> Result<(Vec<Image>, Option<String>)> {
         const NAMES: &[&str] = &[
-            "image-id", "name", "owner-id", "owner-alias", "state", "architecture", "image-type", "is-public",
-            "root-device-type", "root-device-name", "virtualization-type", "hypervisor", "description", "platform-details",
+            "image-id",
+            "name",
+            "owner-id",
+            "owner-alias",
+            "state",
+            "architecture",
+            "image-type",
+            "is-public",
+            "root-device-type",
+            "root-device-name",
+            "virtualization-type",
+            "hypervisor",
+            "description",
+            "platform-details",
         ];
         filter::check(&req.filters, NAMES, true)?;
         for id in &req.image_ids {
@@ -67,9 +79,8 @@ impl Control {
             return Err(Error::not_found(IdKind::Image, &missing.join(", ")));
         }
         let account = self.account_id.clone();
-        let owner_ok = |i: &ImageRecord| {
-            req.owners.is_empty() || req.owners.iter().any(|o| o == "self" && i.owner_id == account || *o == i.owner_id)
-        };
+        let owner_ok =
+            |i: &ImageRecord| req.owners.is_empty() || req.owners.iter().any(|o| o == "self" && i.owner_id == account || *o == i.owner_id);
         let items: Vec<Image> = all
             .into_iter()
             .filter(|i| req.image_ids.is_empty() || req.image_ids.contains(&i.image_id))

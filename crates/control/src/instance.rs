@@ -31,9 +31,22 @@ pub struct StateChange {
 }
 
 const INSTANCE_FILTERS: &[&str] = &[
-    "instance-id", "instance-state-name", "instance-state-code", "instance-type", "image-id", "key-name",
-    "availability-zone", "reservation-id", "owner-id", "architecture", "root-device-name", "root-device-type",
-    "launch-time", "client-token", "instance-lifecycle", "virtualization-type",
+    "instance-id",
+    "instance-state-name",
+    "instance-state-code",
+    "instance-type",
+    "image-id",
+    "key-name",
+    "availability-zone",
+    "reservation-id",
+    "owner-id",
+    "architecture",
+    "root-device-name",
+    "root-device-type",
+    "launch-time",
+    "client-token",
+    "instance-lifecycle",
+    "virtualization-type",
 ];
 
 impl Control {
@@ -356,10 +369,7 @@ impl Control {
         })?;
         for c in changes {
             if c.current == InstanceState::Running {
-                self.agent
-                    .vm_reboot(&c.instance_id)
-                    .await
-                    .map_err(|e| Error::internal(format!("rebooting {}: {e}", c.instance_id)))?;
+                self.agent.vm_reboot(&c.instance_id).await.map_err(|e| Error::internal(format!("rebooting {}: {e}", c.instance_id)))?;
             }
         }
         Ok(())
@@ -424,7 +434,10 @@ impl Control {
             match attr {
                 "instanceType" => {
                     let t = instance_type(&value).ok_or_else(|| {
-                        Error::new(ErrorCode::InvalidInstanceAttributeValue, format!("Value ({value}) for parameter instanceType is invalid."))
+                        Error::new(
+                            ErrorCode::InvalidInstanceAttributeValue,
+                            format!("Value ({value}) for parameter instanceType is invalid."),
+                        )
                     })?;
                     if r.state != InstanceState::Stopped {
                         return Err(Error::new(

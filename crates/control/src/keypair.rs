@@ -149,9 +149,10 @@ impl Control {
         }
         self.store.transaction(|tx| {
             let rec = match (&req.key_pair_id, &req.key_name) {
-                (Some(id), _) => Some(tx.keypair_get(id)?.ok_or_else(|| {
-                    Error::new(ErrorCode::NotFound(IdKind::KeyPair), format!("The key pair '{id}' does not exist"))
-                })?),
+                (Some(id), _) => Some(
+                    tx.keypair_get(id)?
+                        .ok_or_else(|| Error::new(ErrorCode::NotFound(IdKind::KeyPair), format!("The key pair '{id}' does not exist")))?,
+                ),
                 (None, Some(name)) => tx.keypair_get_by_name(name)?,
                 (None, None) => None,
             };
@@ -175,7 +176,8 @@ fn import_any(raw: &[u8]) -> Result<material::ImportedKey, material::KeyError> {
         Err(e) => {
             let text = String::from_utf8_lossy(raw);
             let body: String = text.split_whitespace().collect();
-            let looks_der = body.starts_with("MI") && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
+            let looks_der =
+                body.starts_with("MI") && body.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/' || b == b'=');
             if !looks_der {
                 return Err(e);
             }

@@ -65,9 +65,9 @@ pub struct Control {
 
 impl Control {
     pub fn new(store: Arc<Store>, agent: Arc<dyn Agent>, config: ControlConfig) -> Result<Arc<Control>> {
-        let account_id = store.read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?.ok_or_else(|| {
-            corral_types::Error::internal("store has no account id: run bootstrap first")
-        })?;
+        let account_id = store
+            .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
+            .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
         Ok(Arc::new(Control { store, agent, config, account_id, kick: Arc::new(Notify::new()) }))
     }
 

@@ -225,11 +225,7 @@ impl Control {
         let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
         self.store.transaction(|tx| {
             for r in tx.instance_list()? {
-                let old = r
-                    .terminated_at
-                    .as_deref()
-                    .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
-                    .is_some_and(|t| t < cutoff);
+                let old = r.terminated_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t < cutoff);
                 if r.state == InstanceState::Terminated && old {
                     tx.instance_delete(&r.instance_id)?;
                     tx.tag_delete_all(&r.instance_id)?;
@@ -242,11 +238,9 @@ impl Control {
 
 pub fn vm_spec(rec: &InstanceRecord, image: &corral_store::ImageRecord) -> VmSpec {
     let boot = match &image.kernel {
-        Some(kernel) => BootMode::DirectKernel {
-            kernel: kernel.into(),
-            initrd: image.initrd.as_ref().map(Into::into),
-            cmdline: image.cmdline.clone(),
-        },
+        Some(kernel) => {
+            BootMode::DirectKernel { kernel: kernel.into(), initrd: image.initrd.as_ref().map(Into::into), cmdline: image.cmdline.clone() }
+        }
         None => BootMode::Firmware,
     };
     VmSpec {

@@ -35,11 +35,7 @@ impl Control {
     }
 
     pub fn zones_describe(&self, req: &rq::DescribeAvailabilityZones) -> Result<Vec<Zone>> {
-        filter::check(
-            &req.filters,
-            &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status"],
-            false,
-        )?;
+        filter::check(&req.filters, &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status"], false)?;
         if req.dry_run {
             return Err(Error::dry_run());
         }
@@ -52,10 +48,7 @@ impl Control {
             .collect();
         for n in &req.zone_names {
             if !zones.iter().any(|z| &z.name == n) {
-                return Err(Error::new(
-                    corral_types::ErrorCode::InvalidParameterValue,
-                    format!("The zone '{n}' does not exist."),
-                ));
+                return Err(Error::new(corral_types::ErrorCode::InvalidParameterValue, format!("The zone '{n}' does not exist.")));
             }
         }
         Ok(zones

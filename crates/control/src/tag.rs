@@ -68,7 +68,8 @@ impl Control {
         }
         let mut out = Vec::new();
         for id in resources {
-            let (kind, rt) = resource_kind(id).ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid id: \"{id}\"")))?;
+            let (kind, rt) =
+                resource_kind(id).ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid id: \"{id}\"")))?;
             if ResourceId::parse(kind, id).is_none() {
                 return Err(Error::malformed(kind, id));
             }
@@ -106,7 +107,10 @@ impl Control {
                 insert(tx, &id, rt, &pairs)?;
                 let n = tx.tag_list_for(&id)?.len();
                 if n > limits::TAGS_PER_RESOURCE {
-                    return Err(Error::new(ErrorCode::TagLimitExceeded, format!("The maximum number of tags for resource {id} has been reached.")));
+                    return Err(Error::new(
+                        ErrorCode::TagLimitExceeded,
+                        format!("The maximum number of tags for resource {id} has been reached."),
+                    ));
                 }
             }
             Ok(())

@@ -23,10 +23,7 @@ struct Node {
 pub fn decode(action: &str, params: &[(String, String)]) -> Result<Value, Error> {
     let model = Model::get();
     if !model.has_operation(action) {
-        return Err(Error::new(
-            ErrorCode::InvalidAction,
-            format!("The action {action} is not valid for this web service."),
-        ));
+        return Err(Error::new(ErrorCode::InvalidAction, format!("The action {action} is not valid for this web service.")));
     }
     let mut root = Node::default();
     for (k, v) in params {
@@ -112,11 +109,9 @@ fn value(shape: Shape<'_>, node: Node, path: &str) -> Result<Value, Error> {
 
 fn scalar(kind: ShapeKind, raw: String, path: &str) -> Result<Value, Error> {
     match kind {
-        ShapeKind::Integer | ShapeKind::Long => raw
-            .trim()
-            .parse::<i64>()
-            .map(Value::from)
-            .map_err(|_| Error::invalid_value(path, &raw, "Expected an integer.")),
+        ShapeKind::Integer | ShapeKind::Long => {
+            raw.trim().parse::<i64>().map(Value::from).map_err(|_| Error::invalid_value(path, &raw, "Expected an integer."))
+        }
         ShapeKind::Boolean => match raw.to_ascii_lowercase().as_str() {
             "true" => Ok(Value::Bool(true)),
             "false" => Ok(Value::Bool(false)),
@@ -198,15 +193,9 @@ mod tests {
     fn errors() {
         assert_eq!(decode("Frobnicate", &[]).unwrap_err().code, ErrorCode::InvalidAction);
         assert_eq!(decode("DescribeInstances", &p(&[("Bogus", "1")])).unwrap_err().code, ErrorCode::UnknownParameter);
-        assert_eq!(
-            decode("DescribeInstances", &p(&[("MaxResults", "five")])).unwrap_err().code,
-            ErrorCode::InvalidParameterValue
-        );
+        assert_eq!(decode("DescribeInstances", &p(&[("MaxResults", "five")])).unwrap_err().code, ErrorCode::InvalidParameterValue);
         assert_eq!(decode("DescribeInstances", &p(&[("DryRun", "yes")])).unwrap_err().code, ErrorCode::InvalidParameterValue);
-        assert_eq!(
-            decode("DescribeInstances", &p(&[("InstanceId.x", "i-1")])).unwrap_err().code,
-            ErrorCode::UnknownParameter
-        );
+        assert_eq!(decode("DescribeInstances", &p(&[("InstanceId.x", "i-1")])).unwrap_err().code, ErrorCode::UnknownParameter);
     }
 }
 
@@ -220,7 +209,8 @@ mod robustness {
     #[test]
     fn random_forms_never_panic() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let parts = ["Filter", "Value", "Name", "1", "0", "99999999999999999999", "", "InstanceId", "TagSpecification", "Tag", "Key", "x.y", "-1"];
+        let parts =
+            ["Filter", "Value", "Name", "1", "0", "99999999999999999999", "", "InstanceId", "TagSpecification", "Tag", "Key", "x.y", "-1"];
         for _ in 0..5000 {
             let n = rng.gen_range(0..6);
             let params: Vec<(String, String)> = (0..n)

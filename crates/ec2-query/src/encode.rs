@@ -43,10 +43,7 @@ fn members(shape: Shape<'_>, body: &Value, path: &str, out: &mut String) -> Resu
         if v.is_null() {
             continue;
         }
-        let member = shape.member(key).ok_or_else(|| EncodeError::UnknownMember {
-            shape: shape.name.to_string(),
-            member: key.clone(),
-        })?;
+        let member = shape.member(key).ok_or_else(|| EncodeError::UnknownMember { shape: shape.name.to_string(), member: key.clone() })?;
         element(member.xml_name(), member.shape(), v, &format!("{path}.{key}"), out)?;
     }
     Ok(())

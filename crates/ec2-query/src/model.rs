@@ -4,9 +4,8 @@ use serde_json::Value;
 use std::sync::LazyLock;
 
 static MODEL_JSON: &str = include_str!("../model/ec2-2016-11-15.json");
-static MODEL: LazyLock<Model> = LazyLock::new(|| Model {
-    root: serde_json::from_str(MODEL_JSON).expect("embedded EC2 model is valid JSON"),
-});
+static MODEL: LazyLock<Model> =
+    LazyLock::new(|| Model { root: serde_json::from_str(MODEL_JSON).expect("embedded EC2 model is valid JSON") });
 
 pub struct Model {
     root: Value,
@@ -84,10 +83,7 @@ impl<'m> Shape<'m> {
     }
 
     pub fn members(&self) -> impl Iterator<Item = Member<'m>> {
-        self.raw["members"]
-            .as_object()
-            .into_iter()
-            .flat_map(|m| m.iter().map(|(name, raw)| Member { name, raw }))
+        self.raw["members"].as_object().into_iter().flat_map(|m| m.iter().map(|(name, raw)| Member { name, raw }))
     }
 
     pub fn member(&self, name: &str) -> Option<Member<'m>> {

@@ -42,11 +42,7 @@ pub async fn run<S: AsRef<OsStr>>(program: &str, args: &[S]) -> Result<Output, E
     run_with_stdin(program, args, None).await
 }
 
-pub async fn run_with_stdin<S: AsRef<OsStr>>(
-    program: &str,
-    args: &[S],
-    stdin: Option<&[u8]>,
-) -> Result<Output, ExecError> {
+pub async fn run_with_stdin<S: AsRef<OsStr>>(program: &str, args: &[S], stdin: Option<&[u8]>) -> Result<Output, ExecError> {
     use tokio::io::AsyncWriteExt;
     let argv: Vec<&OsStr> = args.iter().map(|a| a.as_ref()).collect();
     let line = render(OsStr::new(program), &argv);

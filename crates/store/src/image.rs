@@ -56,8 +56,20 @@ impl Tx<'_> {
         self.tx.execute(
             &format!("INSERT INTO images({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
             params![
-                img.image_id, img.name, img.description, img.owner_id, img.state, img.created_at, img.base_disk, img.kernel,
-                img.initrd, img.cmdline, img.size_bytes as i64, img.recipe_hash, img.root_device_name, img.is_public
+                img.image_id,
+                img.name,
+                img.description,
+                img.owner_id,
+                img.state,
+                img.created_at,
+                img.base_disk,
+                img.kernel,
+                img.initrd,
+                img.cmdline,
+                img.size_bytes as i64,
+                img.recipe_hash,
+                img.root_device_name,
+                img.is_public
             ],
         )?;
         Ok(img.image_id.clone())

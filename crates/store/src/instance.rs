@@ -126,9 +126,21 @@ impl Tx<'_> {
              state_reason_message=?9, state_transition_reason=?10, user_data=?11, disable_api_termination=?12, shutdown_behavior=?13,
              observed_generation=?14, terminated_at=?15 WHERE instance_id=?1",
             params![
-                i.instance_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.state.name(), i.desired.as_str(), i.force_stop,
-                i.state_reason_code, i.state_reason_message, i.state_transition_reason, i.user_data, i.disable_api_termination,
-                i.shutdown_behavior, i.observed_generation as i64, i.terminated_at
+                i.instance_id,
+                i.instance_type,
+                i.vcpus,
+                i.memory_mib as i64,
+                i.state.name(),
+                i.desired.as_str(),
+                i.force_stop,
+                i.state_reason_code,
+                i.state_reason_message,
+                i.state_transition_reason,
+                i.user_data,
+                i.disable_api_termination,
+                i.shutdown_behavior,
+                i.observed_generation as i64,
+                i.terminated_at
             ],
         )?;
         Ok(())
@@ -159,11 +171,9 @@ impl Tx<'_> {
     pub fn client_token_get(&self, token: &str, action: &str) -> Result<Option<(String, String)>> {
         Ok(self
             .tx
-            .query_row(
-                "SELECT request_hash, reservation_id FROM client_tokens WHERE token = ?1 AND action = ?2",
-                [token, action],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT request_hash, reservation_id FROM client_tokens WHERE token = ?1 AND action = ?2", [token, action], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?)
     }
 

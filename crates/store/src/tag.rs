@@ -40,7 +40,8 @@ impl Tx<'_> {
     }
 
     pub fn tag_list_for(&self, resource_id: &str) -> Result<Vec<TagRecord>> {
-        let mut st = self.tx.prepare_cached("SELECT resource_id, resource_type, key, value FROM tags WHERE resource_id = ?1 ORDER BY key")?;
+        let mut st =
+            self.tx.prepare_cached("SELECT resource_id, resource_type, key, value FROM tags WHERE resource_id = ?1 ORDER BY key")?;
         let rows = st.query_map([resource_id], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

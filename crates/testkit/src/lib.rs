@@ -88,11 +88,8 @@ impl TestContextBuilder {
             }
         };
         let store = Arc::new(corral_store::Store::open(&db).expect("open store"));
-        let seed = Seed {
-            account_id: Some(ACCOUNT.into()),
-            access_key_id: Some(ACCESS_KEY.into()),
-            secret_access_key: Some(SECRET_KEY.into()),
-        };
+        let seed =
+            Seed { account_id: Some(ACCOUNT.into()), access_key_id: Some(ACCESS_KEY.into()), secret_access_key: Some(SECRET_KEY.into()) };
         corral_control::bootstrap(&store, &seed).expect("bootstrap");
         let agent = Arc::new(SimAgent::new(self.auto_advance));
         let control = Control::new(
@@ -126,16 +123,7 @@ impl TestContextBuilder {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        TestContext {
-            addr,
-            control,
-            agent,
-            client: Client::new(addr, ACCESS_KEY, SECRET_KEY),
-            images,
-            _dir: dir,
-            server,
-            reconciler,
-        }
+        TestContext { addr, control, agent, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), images, _dir: dir, server, reconciler }
     }
 }
 
@@ -302,10 +290,7 @@ impl TestContext {
 
     pub async fn wait_state(&self, id: &str, state: &str) {
         let deadline = Duration::from_secs(10);
-        wait_for(&format!("{id} to be {state}"), deadline, || async {
-            (self.state_of(id).await == state).then_some(())
-        })
-        .await
+        wait_for(&format!("{id} to be {state}"), deadline, || async { (self.state_of(id).await == state).then_some(()) }).await
     }
 
     /// Launches `count` instances of corral-minimal; returns their ids.

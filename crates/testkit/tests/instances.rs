@@ -105,9 +105,7 @@ async fn run_instances_counts_capacity_and_tokens() {
     // MaxCount above capacity launches what fits; MinCount above it fails.
     let r = ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "5")]).await;
     assert_eq!(r.ok().texts("instanceId").len(), 3);
-    ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1")])
-        .await
-        .err("InsufficientInstanceCapacity");
+    ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1")]).await.err("InsufficientInstanceCapacity");
 
     let ctx = TestContext::new().await;
     let image = ctx.image("corral-minimal");

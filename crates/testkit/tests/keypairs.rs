@@ -42,9 +42,7 @@ async fn tags_on_instances_and_images() {
     let ctx = TestContext::new().await;
     let id = ctx.run(1, &[]).await.remove(0);
     let image = ctx.image("corral-minimal");
-    ctx.call("CreateTags", &[("ResourceId.1", &id), ("ResourceId.2", &image), ("Tag.1.Key", "env"), ("Tag.1.Value", "dev")])
-        .await
-        .ok();
+    ctx.call("CreateTags", &[("ResourceId.1", &id), ("ResourceId.2", &image), ("Tag.1.Key", "env"), ("Tag.1.Value", "dev")]).await.ok();
     let r = ctx.call("DescribeTags", &[("Filter.1.Name", "key"), ("Filter.1.Value.1", "env")]).await;
     let mut types = r.ok().texts("resourceType");
     types.sort();

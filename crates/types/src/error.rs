@@ -69,11 +69,7 @@ impl Error {
 
     /// An internal failure: the client sees a generic message, the log sees `detail`.
     pub fn internal(detail: impl std::fmt::Display) -> Self {
-        Error {
-            code: ErrorCode::InternalError,
-            message: "An internal error has occurred".into(),
-            internal: Some(detail.to_string()),
-        }
+        Error { code: ErrorCode::InternalError, message: "An internal error has occurred".into(), internal: Some(detail.to_string()) }
     }
 
     pub fn with_internal(mut self, detail: impl std::fmt::Display) -> Self {
@@ -82,17 +78,11 @@ impl Error {
     }
 
     pub fn missing(param: &str) -> Self {
-        Error::new(
-            ErrorCode::MissingParameter,
-            format!("The request must contain the parameter {param}"),
-        )
+        Error::new(ErrorCode::MissingParameter, format!("The request must contain the parameter {param}"))
     }
 
     pub fn invalid_value(param: &str, value: &str, why: &str) -> Self {
-        Error::new(
-            ErrorCode::InvalidParameterValue,
-            format!("Value ({value}) for parameter {param} is invalid. {why}"),
-        )
+        Error::new(ErrorCode::InvalidParameterValue, format!("Value ({value}) for parameter {param} is invalid. {why}"))
     }
 
     pub fn combination(message: impl Into<String>) -> Self {
@@ -113,10 +103,7 @@ impl Error {
     }
 
     pub fn dry_run() -> Self {
-        Error::new(
-            ErrorCode::DryRunOperation,
-            "Request would have succeeded, but DryRun flag is set.",
-        )
+        Error::new(ErrorCode::DryRunOperation, "Request would have succeeded, but DryRun flag is set.")
     }
 
     pub fn incorrect_state(id: &str, state: &str, action: &str) -> Self {

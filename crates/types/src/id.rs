@@ -71,8 +71,7 @@ impl ResourceId {
     /// Checks `s` is a well-formed id of `kind`.
     pub fn parse(kind: IdKind, s: &str) -> Option<Self> {
         let body = s.strip_prefix(kind.prefix())?.strip_prefix('-')?;
-        let ok = (body.len() == 8 || body.len() == 17)
-            && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let ok = (body.len() == 8 || body.len() == 17) && body.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
         ok.then(|| ResourceId(s.to_string()))
     }
 

@@ -31,14 +31,9 @@ const RFC4716_END: &str = "---- END SSH2 PUBLIC KEY ----";
 
 pub(super) fn parse(material: &[u8]) -> Result<PublicKey, KeyError> {
     if material.len() > MAX_MATERIAL_BYTES {
-        return Err(KeyError::invalid(format!(
-            "{} bytes is too long for a public key",
-            material.len()
-        )));
+        return Err(KeyError::invalid(format!("{} bytes is too long for a public key", material.len())));
     }
-    let text = std::str::from_utf8(material)
-        .map_err(|_| KeyError::invalid("not text"))?
-        .trim();
+    let text = std::str::from_utf8(material).map_err(|_| KeyError::invalid("not text"))?.trim();
     if text.starts_with(RFC4716_BEGIN) {
         rfc4716(text)
     } else if text.starts_with("-----BEGIN ") {
@@ -51,12 +46,9 @@ pub(super) fn parse(material: &[u8]) -> Result<PublicKey, KeyError> {
 /// `ssh-rsa AAAA... comment`.
 fn openssh(text: &str) -> Result<PublicKey, KeyError> {
     if text.lines().count() > 1 {
-        return Err(KeyError::invalid(
-            "more than one line; give a single public key",
-        ));
+        return Err(KeyError::invalid("more than one line; give a single public key"));
     }
-    let key = ssh_key::PublicKey::from_openssh(text)
-        .map_err(|e| KeyError::invalid(format!("not an OpenSSH public key line: {e}")))?;
+    let key = ssh_key::PublicKey::from_openssh(text).map_err(|e| KeyError::invalid(format!("not an OpenSSH public key line: {e}")))?;
     from_key_data(key.key_data())
 }
 
@@ -84,37 +76,29 @@ fn rfc4716(text: &str) -> Result<PublicKey, KeyError> {
     let blob = base64::engine::general_purpose::STANDARD
         .decode(&body)
         .map_err(|e| KeyError::invalid(format!("RFC 4716 body is not base64: {e}")))?;
-    let key = ssh_key::PublicKey::from_bytes(&blob)
-        .map_err(|e| KeyError::invalid(format!("RFC 4716 body is not an SSH public key: {e}")))?;
+    let key =
+        ssh_key::PublicKey::from_bytes(&blob).map_err(|e| KeyError::invalid(format!("RFC 4716 body is not an SSH public key: {e}")))?;
     from_key_data(key.key_data())
 }
 
 /// PEM `PUBLIC KEY` (SubjectPublicKeyInfo, as `openssl pkey -pubout` or
 /// `ssh-keygen -e -m PKCS8` write it) or `RSA PUBLIC KEY` (PKCS#1).
 fn pem_key(text: &str) -> Result<PublicKey, KeyError> {
-    let label = pem::decode_label(text.as_bytes())
-        .map_err(|e| KeyError::invalid(format!("bad PEM: {e}")))?;
+    let label = pem::decode_label(text.as_bytes()).map_err(|e| KeyError::invalid(format!("bad PEM: {e}")))?;
     if label.contains("PRIVATE KEY") {
-        return Err(KeyError::invalid(
-            "this is a private key; import the public key",
-        ));
+        return Err(KeyError::invalid("this is a private key; import the public key"));
     }
-    let (label, der) =
-        pem::decode_vec(text.as_bytes()).map_err(|e| KeyError::invalid(format!("bad PEM: {e}")))?;
+    let (label, der) = pem::decode_vec(text.as_bytes()).map_err(|e| KeyError::invalid(format!("bad PEM: {e}")))?;
     match label {
         "PUBLIC KEY" => {
-            let spki = SubjectPublicKeyInfoRef::from_der(&der)
-                .map_err(|e| KeyError::invalid(format!("bad SubjectPublicKeyInfo: {e}")))?;
-            let key_bytes = spki
-                .subject_public_key
-                .as_bytes()
-                .ok_or_else(|| KeyError::invalid("public key bit string is not whole bytes"))?;
+            let spki = SubjectPublicKeyInfoRef::from_der(&der).map_err(|e| KeyError::invalid(format!("bad SubjectPublicKeyInfo: {e}")))?;
+            let key_bytes =
+                spki.subject_public_key.as_bytes().ok_or_else(|| KeyError::invalid("public key bit string is not whole bytes"))?;
             match spki.algorithm.oid {
                 RSA_ENCRYPTION => pkcs1(key_bytes),
-                ED25519 => key_bytes
-                    .try_into()
-                    .map(PublicKey::Ed25519)
-                    .map_err(|_| KeyError::invalid("ED25519 public key is not 32 bytes")),
+                ED25519 => {
+                    key_bytes.try_into().map(PublicKey::Ed25519).map_err(|_| KeyError::invalid("ED25519 public key is not 32 bytes"))
+                }
                 oid => Err(unsupported(&format!("algorithm {oid}"))),
             }
         }
@@ -124,26 +108,16 @@ fn pem_key(text: &str) -> Result<PublicKey, KeyError> {
 }
 
 fn pkcs1(der: &[u8]) -> Result<PublicKey, KeyError> {
-    let key = rsa::pkcs1::RsaPublicKey::from_der(der)
-        .map_err(|e| KeyError::invalid(format!("bad PKCS#1 RSA public key: {e}")))?;
-    Ok(PublicKey::Rsa {
-        n: key.modulus.as_bytes().to_vec(),
-        e: key.public_exponent.as_bytes().to_vec(),
-    })
+    let key = rsa::pkcs1::RsaPublicKey::from_der(der).map_err(|e| KeyError::invalid(format!("bad PKCS#1 RSA public key: {e}")))?;
+    Ok(PublicKey::Rsa { n: key.modulus.as_bytes().to_vec(), e: key.public_exponent.as_bytes().to_vec() })
 }
 
 fn from_key_data(data: &KeyData) -> Result<PublicKey, KeyError> {
     match data {
         KeyData::Rsa(rsa) => {
-            let positive = |m: &ssh_key::Mpint| {
-                m.as_positive_bytes()
-                    .map(<[u8]>::to_vec)
-                    .ok_or_else(|| KeyError::invalid("negative RSA parameter"))
-            };
-            Ok(PublicKey::Rsa {
-                n: positive(&rsa.n)?,
-                e: positive(&rsa.e)?,
-            })
+            let positive =
+                |m: &ssh_key::Mpint| m.as_positive_bytes().map(<[u8]>::to_vec).ok_or_else(|| KeyError::invalid("negative RSA parameter"));
+            Ok(PublicKey::Rsa { n: positive(&rsa.n)?, e: positive(&rsa.e)? })
         }
         KeyData::Ed25519(key) => Ok(PublicKey::Ed25519(key.0)),
         other => Err(unsupported(other.algorithm().as_str())),
@@ -151,7 +125,5 @@ fn from_key_data(data: &KeyData) -> Result<PublicKey, KeyError> {
 }
 
 fn unsupported(what: &str) -> KeyError {
-    KeyError::invalid(format!(
-        "unsupported key type ({what}); EC2 accepts RSA and ED25519 keys"
-    ))
+    KeyError::invalid(format!("unsupported key type ({what}); EC2 accepts RSA and ED25519 keys"))
 }

@@ -95,26 +95,19 @@ pub enum KeyError {
 
 impl KeyError {
     fn invalid(reason: impl Into<String>) -> Self {
-        KeyError::InvalidFormat {
-            reason: reason.into(),
-        }
+        KeyError::InvalidFormat { reason: reason.into() }
     }
 }
 
 /// Makes a new key pair for `CreateKeyPair` (`KeyFormat=pem`).
 pub fn generate(kind: KeyType) -> Result<GeneratedKey, KeyError> {
-    let fail =
-        |source: Box<dyn std::error::Error + Send + Sync>| KeyError::Generate { kind, source };
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| KeyError::Generate { kind, source };
     match kind {
         KeyType::Rsa => {
-            let key = rsa::RsaPrivateKey::new(&mut OsRng, RSA_GENERATED_BITS)
-                .map_err(|e| fail(e.into()))?;
-            let pem = key
-                .to_pkcs1_pem(LineEnding::LF)
-                .map_err(|e| fail(e.into()))?;
+            let key = rsa::RsaPrivateKey::new(&mut OsRng, RSA_GENERATED_BITS).map_err(|e| fail(e.into()))?;
+            let pem = key.to_pkcs1_pem(LineEnding::LF).map_err(|e| fail(e.into()))?;
             let pkcs8 = key.to_pkcs8_der().map_err(|e| fail(e.into()))?;
-            let public = rsa_key_data(&key.n().to_bytes_be(), &key.e().to_bytes_be())
-                .map_err(|e| fail(e.into()))?;
+            let public = rsa_key_data(&key.n().to_bytes_be(), &key.e().to_bytes_be()).map_err(|e| fail(e.into()))?;
             Ok(GeneratedKey {
                 private_key_pem: pem.to_string(),
                 public_openssh: openssh_line(public).map_err(|e| fail(e.into()))?,
@@ -122,8 +115,7 @@ pub fn generate(kind: KeyType) -> Result<GeneratedKey, KeyError> {
             })
         }
         KeyType::Ed25519 => {
-            let key = ssh_key::PrivateKey::random(&mut OsRng, Algorithm::Ed25519)
-                .map_err(|e| fail(e.into()))?;
+            let key = ssh_key::PrivateKey::random(&mut OsRng, Algorithm::Ed25519).map_err(|e| fail(e.into()))?;
             let pem = key.to_openssh(LineEnding::LF).map_err(|e| fail(e.into()))?;
             let public = key.public_key().key_data().clone();
             Ok(GeneratedKey {
@@ -142,25 +134,17 @@ pub fn generate(kind: KeyType) -> Result<GeneratedKey, KeyError> {
 pub fn import(public_key_material: &[u8]) -> Result<ImportedKey, KeyError> {
     match import::parse(public_key_material)? {
         import::PublicKey::Rsa { n, e } => {
-            let key = rsa::RsaPublicKey::new_with_max_size(
-                rsa::BigUint::from_bytes_be(&n),
-                rsa::BigUint::from_bytes_be(&e),
-                RSA_MAX_IMPORT_BITS,
-            )
-            .map_err(|err| KeyError::invalid(format!("not a usable RSA key: {err}")))?;
+            let key =
+                rsa::RsaPublicKey::new_with_max_size(rsa::BigUint::from_bytes_be(&n), rsa::BigUint::from_bytes_be(&e), RSA_MAX_IMPORT_BITS)
+                    .map_err(|err| KeyError::invalid(format!("not a usable RSA key: {err}")))?;
             let bits = key.n().bits();
             if bits < RSA_MIN_IMPORT_BITS {
-                return Err(KeyError::invalid(format!(
-                    "RSA key of {bits} bits is shorter than the {RSA_MIN_IMPORT_BITS} bits accepted"
-                )));
+                return Err(KeyError::invalid(format!("RSA key of {bits} bits is shorter than the {RSA_MIN_IMPORT_BITS} bits accepted")));
             }
-            let spki = key
-                .to_public_key_der()
-                .map_err(|err| KeyError::invalid(format!("cannot encode RSA key: {err}")))?;
+            let spki = key.to_public_key_der().map_err(|err| KeyError::invalid(format!("cannot encode RSA key: {err}")))?;
             let data = rsa_key_data(&n, &e).map_err(|err| KeyError::invalid(err.to_string()))?;
             Ok(ImportedKey {
-                public_openssh: openssh_line(data)
-                    .map_err(|err| KeyError::invalid(err.to_string()))?,
+                public_openssh: openssh_line(data).map_err(|err| KeyError::invalid(err.to_string()))?,
                 key_type: KeyType::Rsa,
                 fingerprint: colon_hex(&md5::Md5::digest(spki.as_bytes())),
             })
@@ -168,10 +152,8 @@ pub fn import(public_key_material: &[u8]) -> Result<ImportedKey, KeyError> {
         import::PublicKey::Ed25519(bytes) => {
             let data = KeyData::Ed25519(Ed25519PublicKey(bytes));
             Ok(ImportedKey {
-                fingerprint: sha256_fingerprint(&data)
-                    .map_err(|err| KeyError::invalid(err.to_string()))?,
-                public_openssh: openssh_line(data)
-                    .map_err(|err| KeyError::invalid(err.to_string()))?,
+                fingerprint: sha256_fingerprint(&data).map_err(|err| KeyError::invalid(err.to_string()))?,
+                public_openssh: openssh_line(data).map_err(|err| KeyError::invalid(err.to_string()))?,
                 key_type: KeyType::Ed25519,
             })
         }
@@ -179,10 +161,7 @@ pub fn import(public_key_material: &[u8]) -> Result<ImportedKey, KeyError> {
 }
 
 fn rsa_key_data(n: &[u8], e: &[u8]) -> Result<KeyData, ssh_key::Error> {
-    Ok(KeyData::Rsa(RsaPublicKey {
-        e: Mpint::from_positive_bytes(e)?,
-        n: Mpint::from_positive_bytes(n)?,
-    }))
+    Ok(KeyData::Rsa(RsaPublicKey { e: Mpint::from_positive_bytes(e)?, n: Mpint::from_positive_bytes(n)? }))
 }
 
 fn openssh_line(data: KeyData) -> Result<String, ssh_key::Error> {
@@ -197,11 +176,7 @@ fn sha256_fingerprint(data: &KeyData) -> Result<String, ssh_key::Error> {
 
 /// `1f:51:ae:...`: lowercase hex bytes separated by colons.
 fn colon_hex(digest: &[u8]) -> String {
-    digest
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    digest.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
 }
 
 #[cfg(test)]
@@ -213,15 +188,10 @@ mod tests {
         let start = std::time::Instant::now();
         let key = generate(KeyType::Rsa).unwrap();
         eprintln!("generate(Rsa) took {:?}", start.elapsed());
-        assert!(key
-            .private_key_pem
-            .starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
+        assert!(key.private_key_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----\n"));
         assert!(key.public_openssh.starts_with("ssh-rsa AAAA"));
         assert_eq!(key.fingerprint.len(), 59, "{}", key.fingerprint);
-        assert!(
-            !format!("{key:?}").contains("PRIVATE KEY"),
-            "Debug must not print the key"
-        );
+        assert!(!format!("{key:?}").contains("PRIVATE KEY"), "Debug must not print the key");
         // The public half, imported back, is the same key (with the import fingerprint).
         let imported = import(key.public_openssh.as_bytes()).unwrap();
         assert_eq!(imported.public_openssh, key.public_openssh);
@@ -232,17 +202,12 @@ mod tests {
     #[test]
     fn generated_ed25519_key_has_aws_shapes() {
         let key = generate(KeyType::Ed25519).unwrap();
-        assert!(key
-            .private_key_pem
-            .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+        assert!(key.private_key_pem.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
         assert!(key.public_openssh.starts_with("ssh-ed25519 AAAA"));
         assert_eq!(key.fingerprint.len(), 44);
         assert!(key.fingerprint.ends_with('='));
         let imported = import(key.public_openssh.as_bytes()).unwrap();
-        assert_eq!(
-            imported.fingerprint, key.fingerprint,
-            "created and imported ED25519 agree"
-        );
+        assert_eq!(imported.fingerprint, key.fingerprint, "created and imported ED25519 agree");
         assert_eq!(imported.key_type, KeyType::Ed25519);
     }
 

@@ -15,11 +15,7 @@
 use percent_encoding::{percent_decode_str, percent_encode, AsciiSet, NON_ALPHANUMERIC};
 
 /// Everything but the unreserved characters `A-Z a-z 0-9 - _ . ~`.
-const ENCODE: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const ENCODE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 /// The same, keeping `/` (path segments).
 const ENCODE_PATH: &AsciiSet = &ENCODE.remove(b'/');
 
@@ -42,12 +38,8 @@ pub(super) fn request(
     out.push_str(&query(req.query, presigned));
     out.push('\n');
     for name in signed_headers {
-        let values: Vec<String> = req
-            .headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| collapse_whitespace(v))
-            .collect();
+        let values: Vec<String> =
+            req.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| collapse_whitespace(v)).collect();
         if values.is_empty() {
             return Err(format!("signed header {name:?} is not in the request"));
         }
@@ -143,10 +135,7 @@ fn collapse_whitespace(v: &str) -> String {
 
 /// The first value of a header, by case-insensitive name.
 pub(super) fn header_value<'h>(headers: &'h [(String, String)], name: &str) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.as_str())
+    headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
 }
 
 #[cfg(test)]
@@ -181,21 +170,12 @@ mod tests {
 
     #[test]
     fn query_is_sorted_and_reencoded() {
-        assert_eq!(
-            query("Param2=value2&Param1=value1", false),
-            "Param1=value1&Param2=value2"
-        );
+        assert_eq!(query("Param2=value2&Param1=value1", false), "Param1=value1&Param2=value2");
         assert_eq!(query("b=2&a&a=1", false), "a=&a=1&b=2");
-        assert_eq!(
-            query("k=a%2fb&k=a b&x=%7E+", false),
-            "k=a%20b&k=a%2Fb&x=~%2B"
-        );
+        assert_eq!(query("k=a%2fb&k=a b&x=%7E+", false), "k=a%20b&k=a%2Fb&x=~%2B");
         assert_eq!(query("&&Action=Foo&", false), "Action=Foo");
         assert_eq!(query("A=1&X-Amz-Signature=ab", true), "A=1");
-        assert_eq!(
-            query("A=1&X-Amz-Signature=ab", false),
-            "A=1&X-Amz-Signature=ab"
-        );
+        assert_eq!(query("A=1&X-Amz-Signature=ab", false), "A=1&X-Amz-Signature=ab");
     }
 
     #[test]

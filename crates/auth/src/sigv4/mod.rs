@@ -147,10 +147,7 @@ fn verify_for_services(
         )));
     }
     if cred.region != expected_region {
-        return Err(AuthError::InvalidScope(format!(
-            "Credential should be scoped to a valid region, not '{}'.",
-            cred.region
-        )));
+        return Err(AuthError::InvalidScope(format!("Credential should be scoped to a valid region, not '{}'.", cred.region)));
     }
     let stamp = format_timestamp(auth.time);
     if cred.date != stamp[..8] {
@@ -164,36 +161,24 @@ fn verify_for_services(
     check_time(&auth, now)?;
 
     let secret =
-        lookup_secret(&cred.access_key_id).ok_or_else(|| AuthError::InvalidClientTokenId {
-            access_key_id: cred.access_key_id.clone(),
-        })?;
+        lookup_secret(&cred.access_key_id).ok_or_else(|| AuthError::InvalidClientTokenId { access_key_id: cred.access_key_id.clone() })?;
     let provided = hex::decode(&auth.signature).unwrap_or_default();
     let key = signing_key(&secret, &cred.date, &cred.region, &cred.service);
 
     let mut first_canonical = None;
     for payload_hash in payload_hashes(req, &auth)? {
-        let canonical =
-            canonical::request(req, &auth.signed_headers, auth.presigned(), &payload_hash)
-                .map_err(|detail| AuthError::SignatureDoesNotMatch { detail })?;
+        let canonical = canonical::request(req, &auth.signed_headers, auth.presigned(), &payload_hash)
+            .map_err(|detail| AuthError::SignatureDoesNotMatch { detail })?;
         let to_sign = string_to_sign(&stamp, &cred.scope(), &canonical);
         let mut mac = key.clone();
         mac.update(to_sign.as_bytes());
         // verify_slice compares in constant time.
         if mac.verify_slice(&provided).is_ok() {
-            return Ok(Verified {
-                access_key_id: cred.access_key_id.clone(),
-                region: cred.region.clone(),
-                service: cred.service.clone(),
-            });
+            return Ok(Verified { access_key_id: cred.access_key_id.clone(), region: cred.region.clone(), service: cred.service.clone() });
         }
         first_canonical.get_or_insert(canonical);
     }
-    Err(AuthError::SignatureDoesNotMatch {
-        detail: format!(
-            "canonical request:\n{}",
-            first_canonical.unwrap_or_default()
-        ),
-    })
+    Err(AuthError::SignatureDoesNotMatch { detail: format!("canonical request:\n{}", first_canonical.unwrap_or_default()) })
 }
 
 /// Clock checks: a header-signed request must be within the skew of `now`; a presigned one
@@ -215,12 +200,7 @@ fn check_time(auth: &parse::Auth, now: DateTime<Utc>) -> Result<(), AuthError> {
             format_timestamp(now - skew),
             format_timestamp(now),
         ))),
-        Some(expires)
-            if auth
-                .time
-                .checked_add_signed(Duration::seconds(expires))
-                .is_none_or(|end| now > end) =>
-        {
+        Some(expires) if auth.time.checked_add_signed(Duration::seconds(expires)).is_none_or(|end| now > end) => {
             Err(AuthError::RequestExpired("Request has expired".to_string()))
         }
         _ => Ok(()),
@@ -233,15 +213,12 @@ fn payload_hashes(req: &SignedRequest, auth: &parse::Auth) -> Result<Vec<String>
     let body_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(req.body));
     if let Some(claimed) = canonical::header_value(req.headers, "x-amz-content-sha256") {
         let claimed = claimed.trim();
-        let ok = claimed.eq_ignore_ascii_case(&body_hash)
-            || (claimed == UNSIGNED_PAYLOAD && req.body.is_empty());
+        let ok = claimed.eq_ignore_ascii_case(&body_hash) || (claimed == UNSIGNED_PAYLOAD && req.body.is_empty());
         return if ok {
             Ok(vec![claimed.to_string()])
         } else {
             Err(AuthError::SignatureDoesNotMatch {
-                detail: format!(
-                    "x-amz-content-sha256 is {claimed:?} but the body hashes to {body_hash}"
-                ),
+                detail: format!("x-amz-content-sha256 is {claimed:?} but the body hashes to {body_hash}"),
             })
         };
     }
@@ -270,9 +247,7 @@ fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> HmacSha
 }
 
 fn string_to_sign(stamp: &str, scope: &str, canonical_request: &str) -> String {
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
-        canonical_request.as_bytes(),
-    ));
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(canonical_request.as_bytes()));
     format!("{ALGORITHM}\n{stamp}\n{scope}\n{digest}")
 }
 

@@ -39,10 +39,7 @@ pub(super) struct Credential {
 impl Credential {
     /// The credential scope: everything after the access key id.
     pub fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            self.date, self.region, self.service
-        )
+        format!("{}/{}/{}/aws4_request", self.date, self.region, self.service)
     }
 }
 
@@ -65,9 +62,7 @@ pub(super) fn extract(req: &SignedRequest) -> Result<Auth, AuthError> {
 
 fn from_header(header: &str, req: &SignedRequest) -> Result<Auth, AuthError> {
     let header = header.trim();
-    let (algorithm, rest) = header
-        .split_once(char::is_whitespace)
-        .unwrap_or((header, ""));
+    let (algorithm, rest) = header.split_once(char::is_whitespace).unwrap_or((header, ""));
 
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     for part in rest.split(',').map(str::trim).filter(|p| !p.is_empty()) {
@@ -94,35 +89,24 @@ fn from_header(header: &str, req: &SignedRequest) -> Result<Auth, AuthError> {
         .or_else(|| header_value(req.headers, "date").map(|d| (d, parse_http_date(d))));
 
     let mut missing = String::new();
-    for (name, absent) in [
-        ("Credential", credential.is_none()),
-        ("Signature", signature.is_none()),
-        ("SignedHeaders", signed_headers.is_none()),
-    ] {
+    for (name, absent) in
+        [("Credential", credential.is_none()), ("Signature", signature.is_none()), ("SignedHeaders", signed_headers.is_none())]
+    {
         if absent {
-            missing.push_str(&format!(
-                "Authorization header requires '{name}' parameter. "
-            ));
+            missing.push_str(&format!("Authorization header requires '{name}' parameter. "));
         }
     }
     if date.is_none() {
-        missing.push_str(
-            "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ",
-        );
+        missing.push_str("Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header. ");
     }
     if !missing.is_empty() {
-        return Err(AuthError::IncompleteSignature(format!(
-            "{missing}Authorization={header}"
-        )));
+        return Err(AuthError::IncompleteSignature(format!("{missing}Authorization={header}")));
     }
     if algorithm != ALGORITHM {
         return Err(unsupported_algorithm(algorithm));
     }
-    let (credential, signed_headers, signature) = (
-        credential.unwrap_or_default(),
-        signed_headers.unwrap_or_default(),
-        signature.unwrap_or_default(),
-    );
+    let (credential, signed_headers, signature) =
+        (credential.unwrap_or_default(), signed_headers.unwrap_or_default(), signature.unwrap_or_default());
     let (raw_date, time) = date.expect("checked above");
     Ok(Auth {
         credential: parse_credential(credential)?,
@@ -134,50 +118,31 @@ fn from_header(header: &str, req: &SignedRequest) -> Result<Auth, AuthError> {
 }
 
 fn from_query(req: &SignedRequest) -> Result<Auth, AuthError> {
-    const PARAMS: [&str; 6] = [
-        "X-Amz-Algorithm",
-        "X-Amz-Credential",
-        "X-Amz-Date",
-        "X-Amz-Expires",
-        "X-Amz-SignedHeaders",
-        SIGNATURE_PARAM,
-    ];
+    const PARAMS: [&str; 6] =
+        ["X-Amz-Algorithm", "X-Amz-Credential", "X-Amz-Date", "X-Amz-Expires", "X-Amz-SignedHeaders", SIGNATURE_PARAM];
     let mut values: [Option<String>; 6] = Default::default();
     for (key, value) in query_pairs(req.query) {
         if let Some(i) = PARAMS.iter().position(|p| *p == key) {
             if values[i].replace(value).is_some() {
-                return Err(AuthError::IncompleteSignature(format!(
-                    "AWS query-string parameter '{key}' appears more than once."
-                )));
+                return Err(AuthError::IncompleteSignature(format!("AWS query-string parameter '{key}' appears more than once.")));
             }
         }
     }
-    let missing: Vec<String> = PARAMS
-        .iter()
-        .zip(&values)
-        .filter(|(_, v)| v.is_none())
-        .map(|(p, _)| format!("'{p}'"))
-        .collect();
+    let missing: Vec<String> = PARAMS.iter().zip(&values).filter(|(_, v)| v.is_none()).map(|(p, _)| format!("'{p}'")).collect();
     if !missing.is_empty() {
         return Err(AuthError::IncompleteSignature(format!(
             "AWS query-string parameters must include {}. Re-examine the query-string parameters.",
             missing.join(", ")
         )));
     }
-    let [algorithm, credential, date, expires, signed_headers, signature] =
-        values.map(Option::unwrap_or_default);
+    let [algorithm, credential, date, expires, signed_headers, signature] = values.map(Option::unwrap_or_default);
     if algorithm != ALGORITHM {
         return Err(unsupported_algorithm(&algorithm));
     }
-    let expires_secs: i64 = expires.parse().map_err(|_| {
-        AuthError::IncompleteSignature(format!(
-            "X-Amz-Expires should be a number, not '{expires}'."
-        ))
-    })?;
+    let expires_secs: i64 =
+        expires.parse().map_err(|_| AuthError::IncompleteSignature(format!("X-Amz-Expires should be a number, not '{expires}'.")))?;
     if expires_secs < 0 {
-        return Err(AuthError::IncompleteSignature(
-            "X-Amz-Expires must be non-negative".to_string(),
-        ));
+        return Err(AuthError::IncompleteSignature("X-Amz-Expires must be non-negative".to_string()));
     }
     if expires_secs > MAX_PRESIGN_EXPIRES_SECS {
         return Err(AuthError::IncompleteSignature(format!(
@@ -207,9 +172,7 @@ fn parse_credential(raw: &str) -> Result<Credential, AuthError> {
         )));
     }
     if access_key_id.is_empty() {
-        return Err(AuthError::IncompleteSignature(format!(
-            "Credential has an empty access key id: '{raw}'"
-        )));
+        return Err(AuthError::IncompleteSignature(format!("Credential has an empty access key id: '{raw}'")));
     }
     Ok(Credential {
         access_key_id: access_key_id.to_string(),
@@ -222,10 +185,7 @@ fn parse_credential(raw: &str) -> Result<Credential, AuthError> {
 /// `content-type;host;x-amz-date`: lowercase names, and `host` must be among them.
 fn parse_signed_headers(raw: &str) -> Result<Vec<String>, AuthError> {
     let names: Vec<String> = raw.split(';').map(str::to_string).collect();
-    if names
-        .iter()
-        .any(|n| n.is_empty() || n.bytes().any(|b| b.is_ascii_uppercase()))
-    {
+    if names.iter().any(|n| n.is_empty() || n.bytes().any(|b| b.is_ascii_uppercase())) {
         return Err(AuthError::IncompleteSignature(format!(
             "SignedHeaders must be a ';'-separated list of lowercase header names, got '{raw}'."
         )));
@@ -244,18 +204,13 @@ fn parse_amz_date(s: &str) -> Option<DateTime<Utc>> {
     if s.len() != 16 {
         return None;
     }
-    NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ")
-        .ok()
-        .map(|t| t.and_utc())
+    NaiveDateTime::parse_from_str(s, "%Y%m%dT%H%M%SZ").ok().map(|t| t.and_utc())
 }
 
 /// The `Date` header: RFC 1123 (`Sun, 30 Aug 2015 12:36:00 GMT`), or the basic ISO form
 /// some clients put there.
 fn parse_http_date(s: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc2822(s.trim())
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-        .or_else(|| parse_amz_date(s))
+    DateTime::parse_from_rfc2822(s.trim()).ok().map(|t| t.with_timezone(&Utc)).or_else(|| parse_amz_date(s))
 }
 
 fn bad_date(raw: &str) -> AuthError {
@@ -266,7 +221,5 @@ fn bad_date(raw: &str) -> AuthError {
 }
 
 fn unsupported_algorithm(algorithm: &str) -> AuthError {
-    AuthError::IncompleteSignature(format!(
-        "Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is supported."
-    ))
+    AuthError::IncompleteSignature(format!("Unsupported AWS 'algorithm': '{algorithm}'. Only '{ALGORITHM}' is supported."))
 }

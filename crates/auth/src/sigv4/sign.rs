@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use hmac::Mac;
 
 use super::canonical::{self, header_value};
-use super::{
-    format_timestamp, signing_key, string_to_sign, SignedRequest, ALGORITHM, UNSIGNED_PAYLOAD,
-};
+use super::{format_timestamp, signing_key, string_to_sign, SignedRequest, ALGORITHM, UNSIGNED_PAYLOAD};
 
 /// Who signs, for what scope, and when.
 #[derive(Debug, Clone, Copy)]
@@ -22,22 +20,12 @@ pub struct SigningParams<'a> {
 
 impl SigningParams<'_> {
     fn scope(&self) -> String {
-        format!(
-            "{}/{}/{}/aws4_request",
-            &format_timestamp(self.time)[..8],
-            self.region,
-            self.service
-        )
+        format!("{}/{}/{}/aws4_request", &format_timestamp(self.time)[..8], self.region, self.service)
     }
 
     fn signature(&self, canonical_request: &str) -> String {
         let stamp = format_timestamp(self.time);
-        let mut mac = signing_key(
-            self.secret_access_key,
-            &stamp[..8],
-            self.region,
-            self.service,
-        );
+        let mut mac = signing_key(self.secret_access_key, &stamp[..8], self.region, self.service);
         mac.update(string_to_sign(&stamp, &self.scope(), canonical_request).as_bytes());
         hex::encode(mac.finalize().into_bytes())
     }
@@ -56,12 +44,8 @@ pub fn sign(req: &SignedRequest, params: &SigningParams) -> Vec<(String, String)
     let payload_hash = header_value(&headers, "x-amz-content-sha256")
         .map(str::to_string)
         .unwrap_or_else(|| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(req.body)));
-    let full = SignedRequest {
-        headers: &headers,
-        ..*req
-    };
-    let canonical = canonical::request(&full, &signed_headers, false, &payload_hash)
-        .expect("every signed header comes from the request");
+    let full = SignedRequest { headers: &headers, ..*req };
+    let canonical = canonical::request(&full, &signed_headers, false, &payload_hash).expect("every signed header comes from the request");
     let authorization = format!(
         "{ALGORITHM} Credential={}/{}, SignedHeaders={}, Signature={}",
         params.access_key_id,
@@ -95,22 +79,15 @@ pub fn presign(req: &SignedRequest, params: &SigningParams, expires_secs: u32) -
         query.push('=');
         query.push_str(&canonical::encode(value.as_bytes()));
     }
-    let unsigned = SignedRequest {
-        query: &query,
-        ..*req
-    };
-    let canonical = canonical::request(&unsigned, &signed_headers, true, UNSIGNED_PAYLOAD)
-        .expect("every signed header comes from the request");
+    let unsigned = SignedRequest { query: &query, ..*req };
+    let canonical =
+        canonical::request(&unsigned, &signed_headers, true, UNSIGNED_PAYLOAD).expect("every signed header comes from the request");
     format!("{query}&X-Amz-Signature={}", params.signature(&canonical))
 }
 
 /// The lowercase, sorted, de-duplicated names of `headers`, less any `authorization`.
 fn signed_header_names(headers: &[(String, String)]) -> Vec<String> {
-    let mut names: Vec<String> = headers
-        .iter()
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .filter(|n| n != "authorization")
-        .collect();
+    let mut names: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).filter(|n| n != "authorization").collect();
     names.sort();
     names.dedup();
     names

@@ -11,15 +11,11 @@ const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 const VECTOR_TIME: &str = "20150830T123600Z";
 
 fn at(stamp: &str) -> DateTime<Utc> {
-    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ")
-        .unwrap()
-        .and_utc()
+    NaiveDateTime::parse_from_str(stamp, "%Y%m%dT%H%M%SZ").unwrap().and_utc()
 }
 
 fn headers(list: &[(&str, &str)]) -> Vec<(String, String)> {
-    list.iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+    list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
 fn lookup(akid: &str) -> Option<String> {
@@ -45,44 +41,21 @@ struct Vector {
 
 fn check_vector(v: &Vector) {
     let hdrs = headers(v.headers);
-    let req = SignedRequest {
-        method: v.method,
-        path: v.path,
-        query: v.query,
-        headers: &hdrs,
-        body: v.body,
-    };
-    let params = SigningParams {
-        access_key_id: AKID,
-        secret_access_key: SECRET,
-        region: "us-east-1",
-        service: v.service,
-        time: at(VECTOR_TIME),
-    };
+    let req = SignedRequest { method: v.method, path: v.path, query: v.query, headers: &hdrs, body: v.body };
+    let params =
+        SigningParams { access_key_id: AKID, secret_access_key: SECRET, region: "us-east-1", service: v.service, time: at(VECTOR_TIME) };
     let added = sign(&req, &params);
-    assert_eq!(
-        added.len(),
-        1,
-        "{}: x-amz-date was given, only authorization is added",
-        v.name
-    );
+    assert_eq!(added.len(), 1, "{}: x-amz-date was given, only authorization is added", v.name);
     assert_eq!(signature_of(&added[0].1), v.signature, "{}", v.name);
 
     let mut signed = hdrs.clone();
     signed.extend(added);
-    let req = SignedRequest {
-        headers: &signed,
-        ..req
-    };
-    let ok = verify_for_services(&req, at(VECTOR_TIME), lookup, "us-east-1", &[v.service])
-        .unwrap_or_else(|e| panic!("{}: {e:?}", v.name));
+    let req = SignedRequest { headers: &signed, ..req };
+    let ok = verify_for_services(&req, at(VECTOR_TIME), lookup, "us-east-1", &[v.service]).unwrap_or_else(|e| panic!("{}: {e:?}", v.name));
     assert_eq!(ok.access_key_id, AKID);
 }
 
-const VANILLA_HEADERS: &[(&str, &str)] = &[
-    ("host", "example.amazonaws.com"),
-    ("x-amz-date", VECTOR_TIME),
-];
+const VANILLA_HEADERS: &[(&str, &str)] = &[("host", "example.amazonaws.com"), ("x-amz-date", VECTOR_TIME)];
 
 #[test]
 fn aws_test_suite_vectors() {
@@ -103,10 +76,7 @@ fn aws_test_suite_vectors() {
             path: "/",
             query: "Action=ListUsers&Version=2010-05-08",
             headers: &[
-                (
-                    "content-type",
-                    "application/x-www-form-urlencoded; charset=utf-8",
-                ),
+                ("content-type", "application/x-www-form-urlencoded; charset=utf-8"),
                 ("host", "iam.amazonaws.com"),
                 ("x-amz-date", VECTOR_TIME),
             ],
@@ -203,11 +173,7 @@ fn aws_test_suite_vectors() {
             method: "POST",
             path: "/",
             query: "",
-            headers: &[
-                ("host", "example.amazonaws.com"),
-                ("my-header1", "value1"),
-                ("x-amz-date", VECTOR_TIME),
-            ],
+            headers: &[("host", "example.amazonaws.com"), ("my-header1", "value1"), ("x-amz-date", VECTOR_TIME)],
             body: b"",
             service: "service",
             signature: "c5410059b04c1ee005303aed430f6e6645f61f4dc9e1461ec8f8916fdf18852c",
@@ -217,11 +183,7 @@ fn aws_test_suite_vectors() {
             method: "POST",
             path: "/",
             query: "",
-            headers: &[
-                ("host", "example.amazonaws.com"),
-                ("my-header1", "VALUE1"),
-                ("x-amz-date", VECTOR_TIME),
-            ],
+            headers: &[("host", "example.amazonaws.com"), ("my-header1", "VALUE1"), ("x-amz-date", VECTOR_TIME)],
             body: b"",
             service: "service",
             signature: "cdbc9802e29d2942e5e10b5bccfdd67c5f22c7c4e8ae67b53629efa58b974b7d",
@@ -274,44 +236,20 @@ const REGION: &str = "corral-1";
 const BODY: &[u8] = b"Action=DescribeInstances&Version=2016-11-15";
 
 fn params(service: &'static str) -> SigningParams<'static> {
-    SigningParams {
-        access_key_id: AKID,
-        secret_access_key: SECRET,
-        region: REGION,
-        service,
-        time: at(NOW),
-    }
+    SigningParams { access_key_id: AKID, secret_access_key: SECRET, region: REGION, service, time: at(NOW) }
 }
 
 /// A POST as the AWS CLI sends it, signed in the header form; returns all its headers.
 fn signed_post(params: &SigningParams, body: &[u8]) -> Vec<(String, String)> {
-    let mut hdrs = headers(&[
-        ("host", "corral.example:8773"),
-        (
-            "content-type",
-            "application/x-www-form-urlencoded; charset=utf-8",
-        ),
-    ]);
-    let req = SignedRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &hdrs,
-        body,
-    };
+    let mut hdrs = headers(&[("host", "corral.example:8773"), ("content-type", "application/x-www-form-urlencoded; charset=utf-8")]);
+    let req = SignedRequest { method: "POST", path: "/", query: "", headers: &hdrs, body };
     let added = sign(&req, params);
     hdrs.extend(added);
     hdrs
 }
 
 fn post<'a>(hdrs: &'a [(String, String)], body: &'a [u8]) -> SignedRequest<'a> {
-    SignedRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: hdrs,
-        body,
-    }
+    SignedRequest { method: "POST", path: "/", query: "", headers: hdrs, body }
 }
 
 fn verify_at(req: &SignedRequest, now: DateTime<Utc>) -> Result<Verified, AuthError> {
@@ -327,14 +265,7 @@ fn header_form_round_trip_for_ec2_and_sts() {
     for service in ["ec2", "sts"] {
         let hdrs = signed_post(&params(service), BODY);
         let ok = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap();
-        assert_eq!(
-            ok,
-            Verified {
-                access_key_id: AKID.into(),
-                region: REGION.into(),
-                service: service.into()
-            }
-        );
+        assert_eq!(ok, Verified { access_key_id: AKID.into(), region: REGION.into(), service: service.into() });
     }
 }
 
@@ -345,45 +276,18 @@ fn tampering_is_refused() {
     body[7] ^= 1;
     let err = verify_at(&post(&hdrs, &body), at(NOW)).unwrap_err();
     assert_eq!(err.code(), "SignatureDoesNotMatch");
-    assert!(
-        err.to_string()
-            .starts_with("The request signature we calculated does not match"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("The request signature we calculated does not match"), "{err}");
 
     let mut changed = hdrs.clone();
     set_header(&mut changed, "content-type", "text/plain");
-    assert_eq!(
-        verify_at(&post(&changed, BODY), at(NOW))
-            .unwrap_err()
-            .code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(verify_at(&post(&changed, BODY), at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
 
-    let req = SignedRequest {
-        path: "/other",
-        ..post(&hdrs, BODY)
-    };
-    assert_eq!(
-        verify_at(&req, at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
-    let req = SignedRequest {
-        query: "Action=TerminateInstances",
-        ..post(&hdrs, BODY)
-    };
-    assert_eq!(
-        verify_at(&req, at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
-    let req = SignedRequest {
-        method: "PUT",
-        ..post(&hdrs, BODY)
-    };
-    assert_eq!(
-        verify_at(&req, at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
+    let req = SignedRequest { path: "/other", ..post(&hdrs, BODY) };
+    assert_eq!(verify_at(&req, at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
+    let req = SignedRequest { query: "Action=TerminateInstances", ..post(&hdrs, BODY) };
+    assert_eq!(verify_at(&req, at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
+    let req = SignedRequest { method: "PUT", ..post(&hdrs, BODY) };
+    assert_eq!(verify_at(&req, at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
 }
 
 #[test]
@@ -399,26 +303,15 @@ fn wrong_secret_and_unknown_key() {
     p.secret_access_key = "another-secret";
     let hdrs = signed_post(&p, BODY);
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
-    assert!(
-        matches!(err, AuthError::SignatureDoesNotMatch { .. }),
-        "{err:?}"
-    );
+    assert!(matches!(err, AuthError::SignatureDoesNotMatch { .. }), "{err:?}");
 
     p = params("ec2");
     p.access_key_id = "AKIDUNKNOWN";
     let hdrs = signed_post(&p, BODY);
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
-    assert_eq!(
-        err,
-        AuthError::InvalidClientTokenId {
-            access_key_id: "AKIDUNKNOWN".into()
-        }
-    );
+    assert_eq!(err, AuthError::InvalidClientTokenId { access_key_id: "AKIDUNKNOWN".into() });
     assert_eq!(err.code(), "AuthFailure");
-    assert_eq!(
-        err.to_string(),
-        "AWS was not able to validate the provided access credentials"
-    );
+    assert_eq!(err.to_string(), "AWS was not able to validate the provided access credentials");
 }
 
 #[test]
@@ -437,10 +330,7 @@ fn clock_skew_limit_is_fifteen_minutes() {
     );
     let err = verify_at(&req, at(NOW) - Duration::minutes(16)).unwrap_err();
     assert_eq!(err.code(), "RequestExpired");
-    assert!(
-        err.to_string().starts_with("Signature not yet current"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("Signature not yet current"), "{err}");
 }
 
 #[test]
@@ -450,17 +340,11 @@ fn scope_must_match_region_service_and_date() {
     let hdrs = signed_post(&p, BODY);
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
     assert_eq!(err.code(), "SignatureDoesNotMatch");
-    assert_eq!(
-        err.to_string(),
-        "Credential should be scoped to a valid region, not 'us-east-1'."
-    );
+    assert_eq!(err.to_string(), "Credential should be scoped to a valid region, not 'us-east-1'.");
 
     let hdrs = signed_post(&params("s3"), BODY);
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Credential should be scoped to correct service: 'ec2'."
-    );
+    assert_eq!(err.to_string(), "Credential should be scoped to correct service: 'ec2'.");
 
     // Signed just before midnight with the previous day's scope, X-Amz-Date after it.
     let mut hdrs = signed_post(&params("ec2"), BODY);
@@ -477,10 +361,7 @@ fn scope_must_match_region_service_and_date() {
     let auth = header(&hdrs, "authorization").replace("/aws4_request", "/aws4_reqest");
     set_header(&mut hdrs, "authorization", &auth);
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws4_reqest'."
-    );
+    assert_eq!(err.to_string(), "Credential should be scoped with a valid terminator: 'aws4_request', not 'aws4_reqest'.");
 }
 
 fn header<'h>(hdrs: &'h [(String, String)], name: &str) -> &'h str {
@@ -509,15 +390,9 @@ fn malformed_authorization_header() {
 
     let err = with_auth("Bearer abc", true);
     assert_eq!(err.code(), "IncompleteSignature");
-    assert_eq!(
-        err.to_string(),
-        "'abc' not a valid key=value pair (missing equal-sign) in Authorization header: 'Bearer abc'."
-    );
+    assert_eq!(err.to_string(), "'abc' not a valid key=value pair (missing equal-sign) in Authorization header: 'Bearer abc'.");
 
-    let err = with_auth(
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/corral-1/ec2/aws4_request",
-        true,
-    );
+    let err = with_auth("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/corral-1/ec2/aws4_request", true);
     assert_eq!(
         err.to_string(),
         "Authorization header requires 'Signature' parameter. Authorization header requires \
@@ -526,34 +401,15 @@ fn malformed_authorization_header() {
          Credential=AKIDEXAMPLE/20261126/corral-1/ec2/aws4_request"
     );
 
-    let err = with_auth(
-        "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/ec2, SignedHeaders=host, Signature=00",
-        false,
-    );
+    let err = with_auth("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20261126/ec2, SignedHeaders=host, Signature=00", false);
     assert_eq!(err.code(), "IncompleteSignature");
-    assert!(
-        err.to_string()
-            .starts_with("Credential must have exactly 5 slash-delimited elements"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("Credential must have exactly 5 slash-delimited elements"), "{err}");
 
     let signed = header(&base, "authorization").to_string();
-    let err = with_auth(
-        &signed.replace(
-            "SignedHeaders=content-type;host;",
-            "SignedHeaders=content-type;",
-        ),
-        false,
-    );
-    assert_eq!(
-        err.to_string(),
-        "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
-    );
+    let err = with_auth(&signed.replace("SignedHeaders=content-type;host;", "SignedHeaders=content-type;"), false);
+    assert_eq!(err.to_string(), "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.");
 
-    let err = with_auth(
-        &signed.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256"),
-        false,
-    );
+    let err = with_auth(&signed.replace("AWS4-HMAC-SHA256", "AWS4-ECDSA-P256-SHA256"), false);
     assert_eq!(err.code(), "IncompleteSignature");
 
     // A signature that is not even hex is simply wrong.
@@ -564,11 +420,7 @@ fn malformed_authorization_header() {
     set_header(&mut hdrs, "x-amz-date", "2026-11-26T10:15:00Z");
     let err = verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err();
     assert_eq!(err.code(), "IncompleteSignature");
-    assert!(
-        err.to_string()
-            .starts_with("Date must be in ISO-8601 'basic format'"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("Date must be in ISO-8601 'basic format'"), "{err}");
 }
 
 #[test]
@@ -581,13 +433,7 @@ fn authorization_header_spacing_is_flexible() {
 
 /// The signature over `req` with exactly these signed headers and payload hash, computed
 /// from the parts rather than through `sign`, for requests `sign` does not make.
-fn signature_over(
-    req: &SignedRequest,
-    signed: &[&str],
-    payload: &str,
-    presigned: bool,
-    service: &str,
-) -> String {
+fn signature_over(req: &SignedRequest, signed: &[&str], payload: &str, presigned: bool, service: &str) -> String {
     let signed: Vec<String> = signed.iter().map(|s| s.to_string()).collect();
     let canonical = canonical::request(req, &signed, presigned, payload).unwrap();
     let stamp = format_timestamp(at(NOW));
@@ -603,131 +449,49 @@ fn empty_hash() -> String {
 
 #[test]
 fn date_header_instead_of_x_amz_date() {
-    let mut hdrs = headers(&[
-        ("host", "corral.example"),
-        ("date", "Thu, 26 Nov 2026 10:15:00 GMT"),
-    ]);
-    let req = SignedRequest {
-        method: "GET",
-        path: "/",
-        query: "Action=DescribeRegions",
-        headers: &hdrs,
-        body: b"",
-    };
+    let mut hdrs = headers(&[("host", "corral.example"), ("date", "Thu, 26 Nov 2026 10:15:00 GMT")]);
+    let req = SignedRequest { method: "GET", path: "/", query: "Action=DescribeRegions", headers: &hdrs, body: b"" };
     let sig = signature_over(&req, &["date", "host"], &empty_hash(), false, "ec2");
     hdrs.push((
         "authorization".into(),
         format!("{ALGORITHM} Credential={AKID}/20261126/{REGION}/ec2/aws4_request, SignedHeaders=date;host, Signature={sig}"),
     ));
-    let req = SignedRequest {
-        method: "GET",
-        path: "/",
-        query: "Action=DescribeRegions",
-        headers: &hdrs,
-        body: b"",
-    };
+    let req = SignedRequest { method: "GET", path: "/", query: "Action=DescribeRegions", headers: &hdrs, body: b"" };
     verify_at(&req, at(NOW)).unwrap();
-    assert_eq!(
-        verify_at(&req, at(NOW) + Duration::minutes(16))
-            .unwrap_err()
-            .code(),
-        "RequestExpired"
-    );
+    assert_eq!(verify_at(&req, at(NOW) + Duration::minutes(16)).unwrap_err().code(), "RequestExpired");
 }
 
 #[test]
 fn content_sha256_header_must_match_the_body() {
     let body_hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(BODY));
-    let mut hdrs = headers(&[
-        ("host", "corral.example"),
-        ("x-amz-content-sha256", &body_hash),
-    ]);
-    let req = SignedRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &hdrs,
-        body: BODY,
-    };
+    let mut hdrs = headers(&[("host", "corral.example"), ("x-amz-content-sha256", &body_hash)]);
+    let req = SignedRequest { method: "POST", path: "/", query: "", headers: &hdrs, body: BODY };
     let added = sign(&req, &params("ec2"));
     hdrs.extend(added);
     verify_at(&post(&hdrs, BODY), at(NOW)).unwrap();
     let err = verify_at(&post(&hdrs, b"Action=RunInstances"), at(NOW)).unwrap_err();
-    assert!(
-        matches!(&err, AuthError::SignatureDoesNotMatch { detail } if detail.contains("x-amz-content-sha256")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, AuthError::SignatureDoesNotMatch { detail } if detail.contains("x-amz-content-sha256")), "{err:?}");
 
     // UNSIGNED-PAYLOAD would leave the body unauthenticated: refused unless it is empty.
-    let mut hdrs = headers(&[
-        ("host", "corral.example"),
-        ("x-amz-content-sha256", UNSIGNED_PAYLOAD),
-    ]);
-    let req = SignedRequest {
-        method: "POST",
-        path: "/",
-        query: "",
-        headers: &hdrs,
-        body: BODY,
-    };
+    let mut hdrs = headers(&[("host", "corral.example"), ("x-amz-content-sha256", UNSIGNED_PAYLOAD)]);
+    let req = SignedRequest { method: "POST", path: "/", query: "", headers: &hdrs, body: BODY };
     let added = sign(&req, &params("ec2"));
     hdrs.extend(added);
-    assert_eq!(
-        verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(verify_at(&post(&hdrs, BODY), at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
 }
 
 #[test]
 fn path_is_double_encoded_and_normalised() {
     let mut hdrs = headers(&[("host", "corral.example")]);
     let path = "/a%20b/./c//d/";
-    let added = sign(
-        &SignedRequest {
-            method: "GET",
-            path,
-            query: "",
-            headers: &hdrs,
-            body: b"",
-        },
-        &params("ec2"),
-    );
+    let added = sign(&SignedRequest { method: "GET", path, query: "", headers: &hdrs, body: b"" }, &params("ec2"));
     hdrs.extend(added);
-    let req = SignedRequest {
-        method: "GET",
-        path,
-        query: "",
-        headers: &hdrs,
-        body: b"",
-    };
-    verify_at(
-        &SignedRequest {
-            headers: &hdrs,
-            ..req
-        },
-        at(NOW),
-    )
-    .unwrap();
+    let req = SignedRequest { method: "GET", path, query: "", headers: &hdrs, body: b"" };
+    verify_at(&SignedRequest { headers: &hdrs, ..req }, at(NOW)).unwrap();
     // The same path written differently normalises the same.
-    verify_at(
-        &SignedRequest {
-            headers: &hdrs,
-            path: "/a%20b/c/x/../d/",
-            ..req
-        },
-        at(NOW),
-    )
-    .unwrap();
+    verify_at(&SignedRequest { headers: &hdrs, path: "/a%20b/c/x/../d/", ..req }, at(NOW)).unwrap();
     // But a differently encoded one does not.
-    let err = verify_at(
-        &SignedRequest {
-            headers: &hdrs,
-            path: "/a b/c/d/",
-            ..req
-        },
-        at(NOW),
-    )
-    .unwrap_err();
+    let err = verify_at(&SignedRequest { headers: &hdrs, path: "/a b/c/d/", ..req }, at(NOW)).unwrap_err();
     assert_eq!(err.code(), "SignatureDoesNotMatch");
 }
 
@@ -735,25 +499,13 @@ fn path_is_double_encoded_and_normalised() {
 
 fn presigned_get(p: &SigningParams, expires: u32) -> (Vec<(String, String)>, String) {
     let hdrs = headers(&[("host", "corral.example:8773")]);
-    let req = SignedRequest {
-        method: "GET",
-        path: "/",
-        query: "Action=DescribeRegions&Version=2016-11-15",
-        headers: &hdrs,
-        body: b"",
-    };
+    let req = SignedRequest { method: "GET", path: "/", query: "Action=DescribeRegions&Version=2016-11-15", headers: &hdrs, body: b"" };
     let query = presign(&req, p, expires);
     (hdrs, query)
 }
 
 fn get<'a>(hdrs: &'a [(String, String)], query: &'a str) -> SignedRequest<'a> {
-    SignedRequest {
-        method: "GET",
-        path: "/",
-        query,
-        headers: hdrs,
-        body: b"",
-    }
+    SignedRequest { method: "GET", path: "/", query, headers: hdrs, body: b"" }
 }
 
 #[test]
@@ -778,77 +530,37 @@ fn presigned_round_trip_and_expiry() {
 fn presigned_tampering_is_refused() {
     let (hdrs, query) = presigned_get(&params("ec2"), 300);
     let changed = query.replace("DescribeRegions", "DescribeInstances");
-    assert_eq!(
-        verify_at(&get(&hdrs, &changed), at(NOW))
-            .unwrap_err()
-            .code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(verify_at(&get(&hdrs, &changed), at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
     let changed = query.replace("X-Amz-Expires=300", "X-Amz-Expires=600");
-    assert_eq!(
-        verify_at(&get(&hdrs, &changed), at(NOW))
-            .unwrap_err()
-            .code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(verify_at(&get(&hdrs, &changed), at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
     // A presigned URL carries no body hash, so it cannot carry a body.
-    let req = SignedRequest {
-        method: "GET",
-        body: b"Action=TerminateInstances",
-        ..get(&hdrs, &query)
-    };
-    assert_eq!(
-        verify_at(&req, at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
+    let req = SignedRequest { method: "GET", body: b"Action=TerminateInstances", ..get(&hdrs, &query) };
+    assert_eq!(verify_at(&req, at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
     let mut p = params("ec2");
     p.secret_access_key = "nope";
     let (hdrs, query) = presigned_get(&p, 300);
-    assert_eq!(
-        verify_at(&get(&hdrs, &query), at(NOW)).unwrap_err().code(),
-        "SignatureDoesNotMatch"
-    );
+    assert_eq!(verify_at(&get(&hdrs, &query), at(NOW)).unwrap_err().code(), "SignatureDoesNotMatch");
 }
 
 #[test]
 fn presigned_parameters_are_checked() {
     let (hdrs, query) = presigned_get(&params("ec2"), 300);
-    let without_date: String = query
-        .split('&')
-        .filter(|p| !p.starts_with("X-Amz-Date="))
-        .collect::<Vec<_>>()
-        .join("&");
+    let without_date: String = query.split('&').filter(|p| !p.starts_with("X-Amz-Date=")).collect::<Vec<_>>().join("&");
     let err = verify_at(&get(&hdrs, &without_date), at(NOW)).unwrap_err();
     assert_eq!(err.code(), "IncompleteSignature");
-    assert_eq!(
-        err.to_string(),
-        "AWS query-string parameters must include 'X-Amz-Date'. Re-examine the query-string parameters."
-    );
+    assert_eq!(err.to_string(), "AWS query-string parameters must include 'X-Amz-Date'. Re-examine the query-string parameters.");
 
     let long = query.replace("X-Amz-Expires=300", "X-Amz-Expires=604801");
     let err = verify_at(&get(&hdrs, &long), at(NOW)).unwrap_err();
-    assert_eq!(
-        err.to_string(),
-        "X-Amz-Expires must be less than a week (in seconds) that is 604800"
-    );
+    assert_eq!(err.to_string(), "X-Amz-Expires must be less than a week (in seconds) that is 604800");
 
     let twice = format!("{query}&X-Amz-Signature=00");
-    assert_eq!(
-        verify_at(&get(&hdrs, &twice), at(NOW)).unwrap_err().code(),
-        "IncompleteSignature"
-    );
+    assert_eq!(verify_at(&get(&hdrs, &twice), at(NOW)).unwrap_err().code(), "IncompleteSignature");
 
     let mut both = hdrs.clone();
-    both.push((
-        "authorization".into(),
-        "AWS4-HMAC-SHA256 Credential=x".into(),
-    ));
+    both.push(("authorization".into(), "AWS4-HMAC-SHA256 Credential=x".into()));
     let err = verify_at(&get(&both, &query), at(NOW)).unwrap_err();
-    assert!(
-        err.to_string()
-            .starts_with("Only one auth mechanism allowed"),
-        "{err}"
-    );
+    assert!(err.to_string().starts_with("Only one auth mechanism allowed"), "{err}");
 }
 
 #[test]
@@ -857,18 +569,9 @@ fn presigned_with_empty_payload_hash_also_verifies() {
     // use UNSIGNED-PAYLOAD; both are accepted for an empty body.
     let (hdrs, query) = presigned_get(&params("sts"), 60);
     let unsigned_query = query.rsplit_once("&X-Amz-Signature=").unwrap().0;
-    let sig = signature_over(
-        &get(&hdrs, unsigned_query),
-        &["host"],
-        &empty_hash(),
-        true,
-        "sts",
-    );
+    let sig = signature_over(&get(&hdrs, unsigned_query), &["host"], &empty_hash(), true, "sts");
     let full = format!("{unsigned_query}&X-Amz-Signature={sig}");
-    assert_eq!(
-        verify_at(&get(&hdrs, &full), at(NOW)).unwrap().service,
-        "sts"
-    );
+    assert_eq!(verify_at(&get(&hdrs, &full), at(NOW)).unwrap().service, "sts");
 }
 
 // ---- hostile input ----
@@ -915,17 +618,8 @@ fn hostile_input_is_refused_without_panicking() {
         if !auth.is_empty() {
             hdrs.push(("authorization".into(), auth.into()));
         }
-        let req = SignedRequest {
-            method: "GET",
-            path,
-            query,
-            headers: &hdrs,
-            body: b"",
-        };
-        assert!(
-            verify_at(&req, at(NOW)).is_err(),
-            "{auth:?} {date:?} {query:?}"
-        );
+        let req = SignedRequest { method: "GET", path, query, headers: &hdrs, body: b"" };
+        assert!(verify_at(&req, at(NOW)).is_err(), "{auth:?} {date:?} {query:?}");
     };
     for auth in nasty {
         for date in dates {
@@ -938,9 +632,7 @@ fn hostile_input_is_refused_without_panicking() {
     // Random mutations of a valid header-signed request.
     let hdrs = signed_post(&params("ec2"), BODY);
     let valid = header(&hdrs, "authorization").to_string();
-    let alphabet: Vec<char> = "AWS4-HMAC-SHA256 Credential=/,;=abc0\u{e9}%. \t"
-        .chars()
-        .collect();
+    let alphabet: Vec<char> = "AWS4-HMAC-SHA256 Credential=/,;=abc0\u{e9}%. \t".chars().collect();
     let mut rng = rand::rngs::StdRng::seed_from_u64(0x5167_7634);
     for _ in 0..2000 {
         let mut chars: Vec<char> = valid.chars().collect();
@@ -963,13 +655,6 @@ fn hostile_input_is_refused_without_panicking() {
         // A mutation may leave the signature valid (e.g. whitespace), but must not panic.
         let _ = verify_at(&post(&changed, BODY), at(NOW));
         let path: String = mutated.chars().take(20).collect();
-        let _ = verify_at(
-            &SignedRequest {
-                path: &path,
-                query: &mutated,
-                ..post(&hdrs, BODY)
-            },
-            at(NOW),
-        );
+        let _ = verify_at(&SignedRequest { path: &path, query: &mutated, ..post(&hdrs, BODY) }, at(NOW));
     }
 }
