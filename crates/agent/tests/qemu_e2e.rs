@@ -294,12 +294,13 @@ async fn lifecycle_start_reboot_stop_start_destroy() {
     agent.vm_stop(&id, false).await.unwrap(); // stopping a stopped VM is fine
     assert!(matches!(agent.vm_reboot(&id).await, Err(AgentError::WrongState { .. })));
 
-    // start again: a new process on the same overlay, console appended.
+    // start again: a new process on the same overlay; a power-on starts a fresh console.
     agent.vm_start(&ctx.spec(&id, "")).await.unwrap();
     wait_state(&agent, &id, VmState::Running, RUNNING_DEADLINE).await;
     let pid2 = ctx.pid(&id).unwrap();
     assert_ne!(pid2, pid);
-    wait_console(&agent, &id, UP, 3, BOOT_DEADLINE).await;
+    wait_console(&agent, &id, UP, 1, BOOT_DEADLINE).await;
+    assert_eq!(console(&agent, &id).await.matches(UP).count(), 1, "the console starts over at power-on");
 
     // forced stop: at once.
     let t = Instant::now();

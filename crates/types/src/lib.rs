@@ -3,12 +3,14 @@
 //!
 //! Nothing here does I/O; everything here is a value.
 
+pub mod cidr;
 pub mod error;
 pub mod id;
 pub mod instance_type;
 pub mod state;
 pub mod wildcard;
 
+pub use cidr::Cidr;
 pub use error::{Error, ErrorCode, Result};
 pub use id::{IdKind, ResourceId};
 pub use instance_type::{InstanceTypeInfo, INSTANCE_TYPES};
