@@ -2,6 +2,7 @@
 //! variant, which one `match` routes to the control plane and then to a view.
 
 use crate::views;
+use corral_control::security_group::Direction;
 use corral_control::Control;
 use corral_ec2_query::requests as rq;
 use corral_ec2_query::{decode, encode};
@@ -64,6 +65,24 @@ requests!(
     DescribeTags,
     DescribeInstanceAttribute,
     ModifyInstanceAttribute,
+    CreateVpc,
+    DescribeVpcs,
+    DeleteVpc,
+    ModifyVpcAttribute,
+    DescribeVpcAttribute,
+    CreateSubnet,
+    DescribeSubnets,
+    DeleteSubnet,
+    ModifySubnetAttribute,
+    CreateSecurityGroup,
+    DescribeSecurityGroups,
+    DeleteSecurityGroup,
+    AuthorizeSecurityGroupIngress,
+    AuthorizeSecurityGroupEgress,
+    RevokeSecurityGroupIngress,
+    RevokeSecurityGroupEgress,
+    DescribeSecurityGroupRules,
+    DescribeNetworkInterfaces,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -131,6 +150,61 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::ModifyInstanceAttribute(r) => {
             c.instance_attribute_modify(&r)?;
             serde_json::json!({})
+        }
+        R::CreateVpc(r) => serde_json::json!({"Vpc": views::network::vpc(&c.vpc_create(&r)?, c.account_id())}),
+        R::DescribeVpcs(r) => {
+            let (items, next) = c.vpc_describe(&r)?;
+            views::network::vpcs(&items, c.account_id(), next)
+        }
+        R::DeleteVpc(r) => {
+            c.vpc_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::ModifyVpcAttribute(r) => {
+            c.vpc_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeVpcAttribute(r) => {
+            let (vpc, attr) = c.vpc_attribute(&r)?;
+            views::network::vpc_attribute(&vpc, &attr)
+        }
+        R::CreateSubnet(r) => serde_json::json!({"Subnet": views::network::subnet(&c.subnet_create(&r)?, c.account_id(), c.region())}),
+        R::DescribeSubnets(r) => {
+            let (items, next) = c.subnet_describe(&r)?;
+            views::network::subnets(&items, c.account_id(), c.region(), next)
+        }
+        R::DeleteSubnet(r) => {
+            c.subnet_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::ModifySubnetAttribute(r) => {
+            c.subnet_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+        R::CreateSecurityGroup(r) => {
+            let g = c.security_group_create(&r)?;
+            serde_json::json!({"GroupId": g.rec.group_id, "Tags": views::tags(&g.tags), "SecurityGroupArn": format!("arn:aws:ec2:{}:{}:security-group/{}", c.region(), c.account_id(), g.rec.group_id)})
+        }
+        R::DescribeSecurityGroups(r) => {
+            let (items, next) = c.security_group_describe(&r)?;
+            views::network::security_groups(&items, c.account_id(), c.region(), next)
+        }
+        R::DeleteSecurityGroup(r) => serde_json::json!({"Return": true, "GroupId": c.security_group_delete(&r)?}),
+        R::AuthorizeSecurityGroupIngress(r) => {
+            views::network::authorized(&c.security_group_authorize(&r, Direction::Ingress)?, c.account_id(), c.region())
+        }
+        R::AuthorizeSecurityGroupEgress(r) => {
+            views::network::authorized(&c.security_group_authorize(&r, Direction::Egress)?, c.account_id(), c.region())
+        }
+        R::RevokeSecurityGroupIngress(r) => views::network::revoked(&c.security_group_revoke(&r, Direction::Ingress)?),
+        R::RevokeSecurityGroupEgress(r) => views::network::revoked(&c.security_group_revoke(&r, Direction::Egress)?),
+        R::DescribeSecurityGroupRules(r) => {
+            let (items, next) = c.security_group_rules_describe(&r)?;
+            views::network::rules(&items, c.account_id(), c.region(), next)
+        }
+        R::DescribeNetworkInterfaces(r) => {
+            let (items, next) = c.eni_describe(&r)?;
+            views::network::interfaces(&items, c.account_id(), next)
         }
     })
 }

@@ -15,10 +15,21 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidParameterCombination => "InvalidParameterCombination".into(),
         UnknownParameter => "UnknownParameter".into(),
         InvalidFilter => "InvalidFilter".into(),
+        DependencyViolation => "DependencyViolation".into(),
+        InvalidVpcRange => "InvalidVpc.Range".into(),
+        InvalidSubnetRange => "InvalidSubnet.Range".into(),
+        InvalidSubnetConflict => "InvalidSubnet.Conflict".into(),
+        InvalidPermissionDuplicate => "InvalidPermission.Duplicate".into(),
+        InvalidPermissionNotFound => "InvalidPermission.NotFound".into(),
+        InvalidGroupReserved => "InvalidGroup.Reserved".into(),
+        InvalidIpAddressInUse => "InvalidIPAddress.InUse".into(),
+        InsufficientFreeAddressesInSubnet => "InsufficientFreeAddressesInSubnet".into(),
+        CannotDelete => "CannotDelete".into(),
         InvalidInstanceType => "InvalidInstanceType".into(),
         TagLimitExceeded => "TagLimitExceeded".into(),
         InvalidPaginationToken => "InvalidPaginationToken".into(),
         InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
+        MalformedId(IdKind::SecurityGroup) => "InvalidGroupId.Malformed".into(),
         MalformedId(kind) => format!("{}.Malformed", id_code(kind)),
         NotFound(kind) => format!("{}.NotFound", id_code(kind)),
         Duplicate(kind) => format!("{}.Duplicate", id_code(kind)),
@@ -55,6 +66,8 @@ fn id_code(kind: IdKind) -> &'static str {
         IdKind::Vpc => "InvalidVpcID",
         IdKind::Subnet => "InvalidSubnetID",
         IdKind::NetworkInterface => "InvalidNetworkInterfaceID",
+        IdKind::SecurityGroupRule => "InvalidSecurityGroupRuleId",
+        IdKind::Attachment => "InvalidAttachmentID",
         IdKind::Request => "InvalidRequestID",
     }
 }
@@ -75,6 +88,16 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | InvalidParameterCombination
         | UnknownParameter
         | InvalidFilter
+        | DependencyViolation
+        | InvalidVpcRange
+        | InvalidSubnetRange
+        | InvalidSubnetConflict
+        | InvalidPermissionDuplicate
+        | InvalidPermissionNotFound
+        | InvalidGroupReserved
+        | InvalidIpAddressInUse
+        | InsufficientFreeAddressesInSubnet
+        | CannotDelete
         | InvalidInstanceType
         | TagLimitExceeded
         | InvalidPaginationToken

@@ -4,7 +4,7 @@
 
 use crate::{filter, limits, tag, Control};
 use corral_ec2_query::requests as rq;
-use corral_store::{Desired, ImageRecord, InstanceRecord, TagRecord};
+use corral_store::{Desired, EniRecord, ImageRecord, InstanceRecord, SecurityGroupRecord, TagRecord};
 use corral_types::instance_type::{instance_type, FALLBACK_INSTANCE_TYPE};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, ResourceId, Result};
 use sha2::{Digest, Sha256};
@@ -15,6 +15,31 @@ pub struct Instance {
     pub rec: InstanceRecord,
     pub tags: Vec<TagRecord>,
     pub root_device_name: String,
+    /// Its network interfaces, primary first.
+    pub enis: Vec<EniRecord>,
+    /// (id, name) of the primary interface's security groups.
+    pub groups: Vec<(String, String)>,
+}
+
+/// What describing instances needs besides the instances: loaded once per call.
+struct Related {
+    images: Vec<ImageRecord>,
+    enis: Vec<EniRecord>,
+    groups: Vec<SecurityGroupRecord>,
+}
+
+impl Related {
+    fn load(tx: &corral_store::Tx<'_>) -> Result<Related> {
+        Ok(Related { images: tx.image_list()?, enis: tx.doc_list()?, groups: tx.doc_list()? })
+    }
+
+    fn instance(&self, rec: InstanceRecord, tags: Vec<TagRecord>) -> Instance {
+        let root_device_name = root_device(&self.images, &rec.image_id);
+        let mut enis: Vec<EniRecord> = self.enis.iter().filter(|e| e.instance_id.as_deref() == Some(&rec.instance_id)).cloned().collect();
+        enis.sort_by_key(|e| e.device_index);
+        let groups = enis.first().map(|e| crate::eni::group_names(&self.groups, &e.groups)).unwrap_or_default();
+        Instance { rec, tags, root_device_name, enis, groups }
+    }
 }
 
 pub struct Reservation {
@@ -47,6 +72,16 @@ const INSTANCE_FILTERS: &[&str] = &[
     "client-token",
     "instance-lifecycle",
     "virtualization-type",
+    "vpc-id",
+    "subnet-id",
+    "private-ip-address",
+    "network-interface.addresses.private-ip-address",
+    "private-dns-name",
+    "network-interface.network-interface-id",
+    "instance.group-id",
+    "group-id",
+    "instance.group-name",
+    "group-name",
 ];
 
 impl Control {
@@ -67,10 +102,10 @@ impl Control {
         let itype = instance_type(type_name)
             .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid value '{type_name}' for InstanceType.")))?;
         let zones = self.config.zones();
-        let zone = match req.placement.as_ref().and_then(|p| p.availability_zone.as_deref()).filter(|z| !z.is_empty()) {
-            Some(z) if zones.iter().any(|x| x == z) => z.to_string(),
+        let explicit_zone = match req.placement.as_ref().and_then(|p| p.availability_zone.as_deref()).filter(|z| !z.is_empty()) {
+            Some(z) if zones.iter().any(|x| x == z) => Some(z.to_string()),
             Some(z) => return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Invalid availability zone: [{z}]"))),
-            None => zones[0].clone(),
+            None => None,
         };
         let behaviour = req.instance_initiated_shutdown_behavior.as_deref().unwrap_or("stop");
         if behaviour != "stop" && behaviour != "terminate" {
@@ -108,6 +143,9 @@ impl Control {
                     return Err(Error::not_found(IdKind::KeyPair, k));
                 }
             }
+            let placement = self.launch_placement(tx, req, explicit_zone.as_deref(), max)?;
+            let zone = placement.subnet.availability_zone.clone();
+            let delete_eni = req.network_interfaces.first().and_then(|n| n.delete_on_termination).unwrap_or(true);
             let active = tx.instance_list()?.iter().filter(|i| i.state != InstanceState::Terminated).count();
             let room = self.config.max_instances.saturating_sub(active) as i64;
             if room < min {
@@ -151,8 +189,10 @@ impl Control {
                     seq: 0,
                 };
                 tx.instance_insert(&rec)?;
+                let eni = self.eni_create_primary(tx, &placement, &rec.instance_id, delete_eni)?;
                 let t = tag::insert(tx, &rec.instance_id, "instance", &tags)?;
-                instances.push(Instance { rec, tags: t, root_device_name: image.root_device_name.clone() });
+                let groups = crate::eni::group_names(&tx.doc_list::<SecurityGroupRecord>()?, &eni.groups);
+                instances.push(Instance { rec, tags: t, root_device_name: image.root_device_name.clone(), enis: vec![eni], groups });
             }
             if let Some(token) = &req.client_token {
                 tx.client_token_insert(token, "RunInstances", &request_hash, &reservation_id)?;
@@ -163,12 +203,11 @@ impl Control {
     }
 
     fn reservation_load(&self, tx: &corral_store::Tx<'_>, reservation_id: &str) -> Result<Reservation> {
-        let images = tx.image_list()?;
+        let related = Related::load(tx)?;
         let mut instances = Vec::new();
         for rec in tx.instance_list()?.into_iter().filter(|i| i.reservation_id == reservation_id) {
             let tags = tx.tag_list_for(&rec.instance_id)?;
-            let root_device_name = root_device(&images, &rec.image_id);
-            instances.push(Instance { rec, tags, root_device_name });
+            instances.push(related.instance(rec, tags));
         }
         Ok(Reservation { reservation_id: reservation_id.to_string(), owner_id: self.account_id.clone(), instances })
     }
@@ -190,7 +229,7 @@ impl Control {
         if dry_run {
             return Err(Error::dry_run());
         }
-        let (all, tags, images) = self.store.read(|tx| Ok::<_, Error>((tx.instance_list()?, tx.tag_map()?, tx.image_list()?)))?;
+        let (all, tags, related) = self.store.read(|tx| Ok::<_, Error>((tx.instance_list()?, tx.tag_map()?, Related::load(tx)?)))?;
         let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
         let visible = |i: &InstanceRecord| match &i.terminated_at {
             Some(t) => chrono::DateTime::parse_from_rfc3339(t).map(|t| t > cutoff).unwrap_or(true),
@@ -207,8 +246,7 @@ impl Control {
             .filter(|i| visible(i) && (ids.is_empty() || ids.contains(&i.instance_id)))
             .map(|rec| {
                 let t = tags.get(&rec.instance_id).cloned().unwrap_or_default();
-                let root_device_name = root_device(&images, &rec.image_id);
-                Instance { rec, tags: t, root_device_name }
+                related.instance(rec, t)
             })
             .filter(|i| {
                 let r = &i.rec;
@@ -228,6 +266,15 @@ impl Control {
                     "launch-time" => vec![r.launch_time.clone()],
                     "client-token" => r.client_token.iter().cloned().collect(),
                     "virtualization-type" => vec!["hvm".into()],
+                    "vpc-id" => i.enis.iter().map(|e| e.vpc_id.clone()).collect(),
+                    "subnet-id" => i.enis.iter().map(|e| e.subnet_id.clone()).collect(),
+                    "private-ip-address" | "network-interface.addresses.private-ip-address" => {
+                        i.enis.iter().map(|e| e.private_ip.clone()).collect()
+                    }
+                    "private-dns-name" => i.enis.iter().map(|e| e.private_dns_name.clone()).collect(),
+                    "network-interface.network-interface-id" => i.enis.iter().map(|e| e.eni_id.clone()).collect(),
+                    "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
+                    "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
                     _ => vec![],
                 })
             })
@@ -391,6 +438,15 @@ impl Control {
             bytes.drain(..bytes.len() - limits::CONSOLE_OUTPUT_BYTES);
         }
         Ok((rec.instance_id, bytes, crate::now_iso()))
+    }
+
+    /// (id, name) of the security groups of an instance's primary interface.
+    pub fn instance_groups(&self, id: &str) -> Result<Vec<(String, String)>> {
+        self.store.read(|tx| {
+            let groups = tx.doc_list::<SecurityGroupRecord>()?;
+            let eni = tx.doc_list::<EniRecord>()?.into_iter().find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0);
+            Ok(eni.map(|e| crate::eni::group_names(&groups, &e.groups)).unwrap_or_default())
+        })
     }
 
     pub fn instance_get(&self, id: &str) -> Result<InstanceRecord> {

@@ -6,13 +6,16 @@
 //! agent, reached only through `corral_agent_api::Agent`).
 
 pub mod account;
+pub mod eni;
 pub mod filter;
 pub mod image;
 pub mod instance;
 pub mod keypair;
 pub mod reconcile;
 pub mod region;
+pub mod security_group;
 pub mod tag;
+pub mod vpc;
 
 use corral_agent_api::Agent;
 use corral_store::Store;
@@ -68,7 +71,9 @@ impl Control {
         let account_id = store
             .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
             .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
-        Ok(Arc::new(Control { store, agent, config, account_id, kick: Arc::new(Notify::new()) }))
+        let control = Control { store, agent, config, account_id, kick: Arc::new(Notify::new()) };
+        control.default_vpc_ensure()?;
+        Ok(Arc::new(control))
     }
 
     pub fn account_id(&self) -> &str {

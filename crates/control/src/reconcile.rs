@@ -155,6 +155,9 @@ impl Control {
                 if r != before {
                     tx.instance_update(&r)?;
                 }
+                if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
+                    crate::eni::release_for_instance(tx, &r.instance_id)?;
+                }
                 let image = tx.image_get(&r.image_id)?;
                 Ok(Some((r, action, image)))
             })?;

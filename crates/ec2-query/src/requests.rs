@@ -78,7 +78,25 @@ pub struct Placement {
     pub tenancy: Option<String>,
 }
 
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceNetworkInterfaceSpecification {
+    pub device_index: Option<i64>,
+    pub subnet_id: Option<String>,
+    pub groups: Vec<String>,
+    pub private_ip_address: Option<String>,
+    pub associate_public_ip_address: Option<bool>,
+    pub delete_on_termination: Option<bool>,
+    pub description: Option<String>,
+    pub network_interface_id: Option<String>,
+}
+
 request!(RunInstances {
+    subnet_id: Option<String>,
+    security_group_ids: Vec<String>,
+    security_groups: Vec<String>,
+    private_ip_address: Option<String>,
+    network_interfaces: Vec<InstanceNetworkInterfaceSpecification>,
     image_id: Option<String>,
     instance_type: Option<String>,
     min_count: Option<i64>,
@@ -91,6 +109,102 @@ request!(RunInstances {
     instance_initiated_shutdown_behavior: Option<String>,
     disable_api_termination: Option<bool>,
 });
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpRange {
+    pub cidr_ip: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct UserIdGroupPair {
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub user_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct IpPermission {
+    pub ip_protocol: Option<String>,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub ip_ranges: Vec<IpRange>,
+    pub user_id_group_pairs: Vec<UserIdGroupPair>,
+    pub ipv6_ranges: Vec<serde_json::Value>,
+    pub prefix_list_ids: Vec<serde_json::Value>,
+}
+
+request!(CreateVpc { cidr_block: Option<String>, instance_tenancy: Option<String>, tag_specifications: Vec<TagSpecification> });
+request!(DescribeVpcs { vpc_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
+request!(DeleteVpc { vpc_id: Option<String> });
+request!(ModifyVpcAttribute {
+    vpc_id: Option<String>,
+    enable_dns_support: Option<AttributeValue<bool>>,
+    enable_dns_hostnames: Option<AttributeValue<bool>>,
+});
+request!(DescribeVpcAttribute { vpc_id: Option<String>, attribute: Option<String> });
+request!(CreateSubnet {
+    vpc_id: Option<String>,
+    cidr_block: Option<String>,
+    availability_zone: Option<String>,
+    tag_specifications: Vec<TagSpecification>,
+});
+request!(DescribeSubnets { subnet_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
+request!(DeleteSubnet { subnet_id: Option<String> });
+request!(ModifySubnetAttribute { subnet_id: Option<String>, map_public_ip_on_launch: Option<AttributeValue<bool>> });
+request!(CreateSecurityGroup {
+    group_name: Option<String>,
+    description: Option<String>,
+    vpc_id: Option<String>,
+    tag_specifications: Vec<TagSpecification>,
+});
+request!(DescribeSecurityGroups {
+    group_ids: Vec<String>,
+    group_names: Vec<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+request!(DeleteSecurityGroup { group_id: Option<String>, group_name: Option<String> });
+
+/// Authorize and Revoke, ingress and egress, share one shape.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SecurityGroupRulesChange {
+    pub dry_run: bool,
+    pub group_id: Option<String>,
+    pub group_name: Option<String>,
+    pub ip_permissions: Vec<IpPermission>,
+    pub ip_protocol: Option<String>,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub cidr_ip: Option<String>,
+    pub source_security_group_name: Option<String>,
+    pub security_group_rule_ids: Vec<String>,
+    pub tag_specifications: Vec<TagSpecification>,
+}
+
+pub type AuthorizeSecurityGroupIngress = SecurityGroupRulesChange;
+pub type AuthorizeSecurityGroupEgress = SecurityGroupRulesChange;
+pub type RevokeSecurityGroupIngress = SecurityGroupRulesChange;
+pub type RevokeSecurityGroupEgress = SecurityGroupRulesChange;
+
+request!(DescribeSecurityGroupRules {
+    security_group_rule_ids: Vec<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+request!(DescribeNetworkInterfaces {
+    network_interface_ids: Vec<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+
 request!(DescribeInstances { instance_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeInstanceStatus {
     instance_ids: Vec<String>,

@@ -5,16 +5,20 @@
 //! PostgreSQL backend for many hosts will implement the same methods.
 
 mod account;
+mod doc;
 mod image;
 mod instance;
 mod keypair;
 mod migrations;
+mod network;
 mod tag;
 
 pub use account::AccessKey;
+pub use doc::Doc;
 pub use image::ImageRecord;
 pub use instance::{Desired, InstanceRecord};
 pub use keypair::KeyPairRecord;
+pub use network::{EniRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord};
 pub use tag::TagRecord;
 
 use rusqlite::Connection;

@@ -80,6 +80,20 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (resource_id, key)
     );
     "#,
+    // 2: networks. Network resources are documents (JSON bodies keyed by id, with a parent id
+    // for lookups): many small resource kinds whose shapes will keep growing, none of them
+    // queried by anything but id, parent or kind.
+    r#"
+    CREATE TABLE docs (
+        kind TEXT NOT NULL,
+        id TEXT PRIMARY KEY,
+        parent TEXT,
+        seq INTEGER NOT NULL,
+        body TEXT NOT NULL
+    );
+    CREATE INDEX docs_by_kind ON docs(kind, seq);
+    CREATE INDEX docs_by_parent ON docs(kind, parent);
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

@@ -59,7 +59,7 @@ impl Cidr {
 
     /// Addresses instances may get: all but the first four and the last (EC2's reservation:
     /// network, router, DNS, future use, broadcast).
-    pub fn usable_hosts(&self) -> impl Iterator<Item = Ipv4Addr> + '_ {
+    pub fn usable_hosts(self) -> impl Iterator<Item = Ipv4Addr> {
         let n = self.size();
         (4..n.saturating_sub(1)).filter_map(move |i| self.nth(i))
     }

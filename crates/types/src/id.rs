@@ -19,6 +19,8 @@ pub enum IdKind {
     Vpc,
     Subnet,
     NetworkInterface,
+    SecurityGroupRule,
+    Attachment,
     Request,
 }
 
@@ -35,6 +37,8 @@ impl IdKind {
             IdKind::Vpc => "vpc",
             IdKind::Subnet => "subnet",
             IdKind::NetworkInterface => "eni",
+            IdKind::SecurityGroupRule => "sgr",
+            IdKind::Attachment => "eni-attach",
             IdKind::Request => "req",
         }
     }
@@ -52,6 +56,8 @@ impl IdKind {
             IdKind::Vpc => "vpc",
             IdKind::Subnet => "subnet",
             IdKind::NetworkInterface => "network interface",
+            IdKind::SecurityGroupRule => "security group rule",
+            IdKind::Attachment => "attachment",
             IdKind::Request => "request",
         }
     }

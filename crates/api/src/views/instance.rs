@@ -9,7 +9,7 @@ fn state(s: InstanceState) -> Value {
     json!({"Code": s.code(), "Name": s.name()})
 }
 
-pub fn instance(i: &Instance) -> Value {
+pub fn instance(i: &Instance, owner: &str) -> Value {
     let r = &i.rec;
     let threads = if r.vcpus > 1 { 2 } else { 1 };
     let mut v = json!({
@@ -32,10 +32,10 @@ pub fn instance(i: &Instance) -> Value {
         "VirtualizationType": "hvm",
         "ClientToken": r.client_token.clone().unwrap_or_default(),
         "Tags": super::tags(&i.tags),
-        "SecurityGroups": [],
+        "SecurityGroups": i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>(),
         "SourceDestCheck": true,
         "Hypervisor": "xen",
-        "NetworkInterfaces": [],
+        "NetworkInterfaces": i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner)).collect::<Vec<_>>(),
         "EbsOptimized": false,
         "EnaSupport": true,
         "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
@@ -56,6 +56,12 @@ pub fn instance(i: &Instance) -> Value {
         "MaintenanceOptions": {"AutoRecovery": "default"},
         "CurrentInstanceBootMode": "legacy-bios",
     });
+    if let Some(e) = i.enis.first() {
+        v["VpcId"] = json!(e.vpc_id);
+        v["SubnetId"] = json!(e.subnet_id);
+        v["PrivateIpAddress"] = json!(e.private_ip);
+        v["PrivateDnsName"] = json!(e.private_dns_name);
+    }
     if let Some(k) = &r.key_name {
         v["KeyName"] = json!(k);
     }
@@ -70,7 +76,7 @@ fn reservation_value(r: &Reservation) -> Value {
         "ReservationId": r.reservation_id,
         "OwnerId": r.owner_id,
         "Groups": [],
-        "Instances": r.instances.iter().map(instance).collect::<Vec<_>>(),
+        "Instances": r.instances.iter().map(|i| instance(i, &r.owner_id)).collect::<Vec<_>>(),
     })
 }
 
@@ -151,7 +157,10 @@ pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Val
         "blockDeviceMapping" => ("BlockDeviceMappings", json!([])),
         "productCodes" => ("ProductCodes", json!([])),
         "sourceDestCheck" => ("SourceDestCheck", json!({"Value": true})),
-        "groupSet" => ("Groups", json!([])),
+        "groupSet" => {
+            let groups = c.instance_groups(&r.instance_id)?;
+            ("Groups", json!(groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>()))
+        }
         "ebsOptimized" => ("EbsOptimized", json!({"Value": false})),
         "sriovNetSupport" => ("SriovNetSupport", json!({"Value": "simple"})),
         "enaSupport" => ("EnaSupport", json!({"Value": true})),

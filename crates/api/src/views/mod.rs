@@ -5,6 +5,7 @@
 pub mod image;
 pub mod instance;
 pub mod keypair;
+pub mod network;
 pub mod region;
 pub mod tag;
 

@@ -1,0 +1,271 @@
+//! VPC, subnet, security group and network interface responses.
+
+use corral_control::eni::NetworkInterface;
+use corral_control::security_group::{RuleChange, SecurityGroup};
+use corral_control::vpc::{Subnet, Vpc};
+use corral_store::{EniRecord, SgRule, VpcRecord};
+use serde_json::{json, Value};
+
+pub fn vpc(v: &Vpc, owner: &str) -> Value {
+    let r = &v.rec;
+    json!({
+        "VpcId": r.vpc_id,
+        "CidrBlock": r.cidr,
+        "State": r.state,
+        "DhcpOptionsId": "default",
+        "InstanceTenancy": r.instance_tenancy,
+        "IsDefault": r.is_default,
+        "OwnerId": owner,
+        "CidrBlockAssociationSet": [{
+            "AssociationId": format!("vpc-cidr-assoc-{}", &r.vpc_id[4..]),
+            "CidrBlock": r.cidr,
+            "CidrBlockState": {"State": "associated"},
+        }],
+        "Ipv6CidrBlockAssociationSet": [],
+        "Tags": super::tags(&v.tags),
+    })
+}
+
+pub fn vpcs(vs: &[Vpc], owner: &str, next: Option<String>) -> Value {
+    super::with_next(json!({"Vpcs": vs.iter().map(|v| vpc(v, owner)).collect::<Vec<_>>()}), next)
+}
+
+pub fn vpc_attribute(v: &VpcRecord, attr: &str) -> Value {
+    let mut out = json!({"VpcId": v.vpc_id});
+    match attr {
+        "enableDnsSupport" => out["EnableDnsSupport"] = json!({"Value": v.enable_dns_support}),
+        "enableDnsHostnames" => out["EnableDnsHostnames"] = json!({"Value": v.enable_dns_hostnames}),
+        _ => out["EnableNetworkAddressUsageMetrics"] = json!({"Value": false}),
+    }
+    out
+}
+
+pub fn subnet(s: &Subnet, owner: &str, region: &str) -> Value {
+    let r = &s.rec;
+    let zone_index = r.availability_zone.chars().last().map(|c| (c as u8).saturating_sub(b'a') + 1).unwrap_or(1);
+    json!({
+        "SubnetId": r.subnet_id,
+        "VpcId": r.vpc_id,
+        "CidrBlock": r.cidr,
+        "State": r.state,
+        "AvailabilityZone": r.availability_zone,
+        "AvailabilityZoneId": format!("{region}-az{zone_index}"),
+        "AvailableIpAddressCount": s.available_ips,
+        "DefaultForAz": r.default_for_az,
+        "MapPublicIpOnLaunch": r.map_public_ip_on_launch,
+        "MapCustomerOwnedIpOnLaunch": false,
+        "AssignIpv6AddressOnCreation": false,
+        "Ipv6CidrBlockAssociationSet": [],
+        "EnableDns64": false,
+        "Ipv6Native": false,
+        "OwnerId": owner,
+        "SubnetArn": format!("arn:aws:ec2:{region}:{owner}:subnet/{}", r.subnet_id),
+        "PrivateDnsNameOptionsOnLaunch": {"HostnameType": "ip-name", "EnableResourceNameDnsARecord": false, "EnableResourceNameDnsAAAARecord": false},
+        "Tags": super::tags(&s.tags),
+    })
+}
+
+pub fn subnets(ss: &[Subnet], owner: &str, region: &str, next: Option<String>) -> Value {
+    super::with_next(json!({"Subnets": ss.iter().map(|s| subnet(s, owner, region)).collect::<Vec<_>>()}), next)
+}
+
+/// Rules grouped into IpPermissions by protocol and ports, as DescribeSecurityGroups shows them.
+fn permissions<'a>(rules: impl Iterator<Item = &'a SgRule>, owner: &str) -> Value {
+    /// (protocol, from, to, ip ranges, group pairs)
+    type Permission = (String, i64, i64, Vec<Value>, Vec<Value>);
+    let mut perms: Vec<Permission> = Vec::new();
+    for r in rules {
+        let idx = match perms.iter().position(|p| p.0 == r.ip_protocol && p.1 == r.from_port && p.2 == r.to_port) {
+            Some(i) => i,
+            None => {
+                perms.push((r.ip_protocol.clone(), r.from_port, r.to_port, vec![], vec![]));
+                perms.len() - 1
+            }
+        };
+        if let Some(c) = &r.cidr_ipv4 {
+            let mut v = json!({"CidrIp": c});
+            if let Some(d) = &r.description {
+                v["Description"] = json!(d);
+            }
+            perms[idx].3.push(v);
+        }
+        if let Some(g) = &r.referenced_group_id {
+            let mut v = json!({"GroupId": g, "UserId": owner});
+            if let Some(d) = &r.description {
+                v["Description"] = json!(d);
+            }
+            perms[idx].4.push(v);
+        }
+    }
+    Value::Array(
+        perms
+            .into_iter()
+            .map(|(proto, from, to, ranges, pairs)| {
+                let mut v = json!({
+                    "IpProtocol": proto,
+                    "IpRanges": ranges,
+                    "Ipv6Ranges": [],
+                    "PrefixListIds": [],
+                    "UserIdGroupPairs": pairs,
+                });
+                if proto != "-1" {
+                    v["FromPort"] = json!(from);
+                    v["ToPort"] = json!(to);
+                }
+                v
+            })
+            .collect(),
+    )
+}
+
+pub fn security_groups(gs: &[SecurityGroup], owner: &str, region: &str, next: Option<String>) -> Value {
+    let items: Vec<Value> = gs
+        .iter()
+        .map(|g| {
+            let r = &g.rec;
+            json!({
+                "GroupId": r.group_id,
+                "GroupName": r.group_name,
+                "Description": r.description,
+                "VpcId": r.vpc_id,
+                "OwnerId": owner,
+                "SecurityGroupArn": format!("arn:aws:ec2:{region}:{owner}:security-group/{}", r.group_id),
+                "IpPermissions": permissions(r.rules.iter().filter(|x| !x.is_egress), owner),
+                "IpPermissionsEgress": permissions(r.rules.iter().filter(|x| x.is_egress), owner),
+                "Tags": super::tags(&g.tags),
+            })
+        })
+        .collect();
+    super::with_next(json!({"SecurityGroups": items}), next)
+}
+
+pub fn rule(group_id: &str, r: &SgRule, owner: &str, region: &str) -> Value {
+    let mut v = json!({
+        "SecurityGroupRuleId": r.rule_id,
+        "GroupId": group_id,
+        "GroupOwnerId": owner,
+        "IsEgress": r.is_egress,
+        "IpProtocol": r.ip_protocol,
+        "FromPort": r.from_port,
+        "ToPort": r.to_port,
+        "SecurityGroupRuleArn": format!("arn:aws:ec2:{region}:{owner}:security-group-rule/{}", r.rule_id),
+        "Tags": [],
+    });
+    if let Some(c) = &r.cidr_ipv4 {
+        v["CidrIpv4"] = json!(c);
+    }
+    if let Some(g) = &r.referenced_group_id {
+        v["ReferencedGroupInfo"] = json!({"GroupId": g, "UserId": owner});
+    }
+    if let Some(d) = &r.description {
+        v["Description"] = json!(d);
+    }
+    v
+}
+
+pub fn rules(items: &[(String, SgRule)], owner: &str, region: &str, next: Option<String>) -> Value {
+    super::with_next(json!({"SecurityGroupRules": items.iter().map(|(g, r)| rule(g, r, owner, region)).collect::<Vec<_>>()}), next)
+}
+
+pub fn authorized(c: &RuleChange, owner: &str, region: &str) -> Value {
+    json!({"Return": true, "SecurityGroupRules": c.rules.iter().map(|r| rule(&c.group_id, r, owner, region)).collect::<Vec<_>>()})
+}
+
+pub fn revoked(c: &RuleChange) -> Value {
+    let items: Vec<Value> = c
+        .rules
+        .iter()
+        .map(|r| {
+            let mut v = json!({
+                "SecurityGroupRuleId": r.rule_id,
+                "GroupId": c.group_id,
+                "IsEgress": r.is_egress,
+                "IpProtocol": r.ip_protocol,
+                "FromPort": r.from_port,
+                "ToPort": r.to_port,
+            });
+            if let Some(x) = &r.cidr_ipv4 {
+                v["CidrIpv4"] = json!(x);
+            }
+            if let Some(x) = &r.referenced_group_id {
+                v["ReferencedGroupId"] = json!(x);
+            }
+            v
+        })
+        .collect();
+    json!({"Return": true, "RevokedSecurityGroupRules": items})
+}
+
+fn groups(g: &[(String, String)]) -> Value {
+    Value::Array(g.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect())
+}
+
+/// An interface inside DescribeInstances.
+pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str) -> Value {
+    json!({
+        "NetworkInterfaceId": e.eni_id,
+        "SubnetId": e.subnet_id,
+        "VpcId": e.vpc_id,
+        "Description": e.description,
+        "OwnerId": owner,
+        "Status": e.status,
+        "MacAddress": e.mac,
+        "PrivateIpAddress": e.private_ip,
+        "PrivateDnsName": e.private_dns_name,
+        "SourceDestCheck": e.source_dest_check,
+        "InterfaceType": "interface",
+        "Groups": groups(g),
+        "Attachment": {
+            "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
+            "DeviceIndex": e.device_index,
+            "NetworkCardIndex": 0,
+            "Status": "attached",
+            "AttachTime": e.attach_time.clone().unwrap_or_default(),
+            "DeleteOnTermination": e.delete_on_termination,
+        },
+        "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
+        "Ipv6Addresses": [],
+    })
+}
+
+pub fn interfaces(items: &[NetworkInterface], owner: &str, next: Option<String>) -> Value {
+    let out: Vec<Value> = items
+        .iter()
+        .map(|n| {
+            let e = &n.rec;
+            let mut v = json!({
+                "NetworkInterfaceId": e.eni_id,
+                "SubnetId": e.subnet_id,
+                "VpcId": e.vpc_id,
+                "AvailabilityZone": e.availability_zone,
+                "Description": e.description,
+                "OwnerId": owner,
+                "RequesterManaged": false,
+                "Status": e.status,
+                "MacAddress": e.mac,
+                "PrivateIpAddress": e.private_ip,
+                "PrivateDnsName": e.private_dns_name,
+                "SourceDestCheck": e.source_dest_check,
+                "InterfaceType": "interface",
+                "Groups": groups(&n.groups),
+                "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
+                "Ipv6Addresses": [],
+                "TagSet": super::tags(&n.tags),
+            });
+            if let Some(i) = &e.instance_id {
+                v["Attachment"] = json!({
+                    "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
+                    "DeviceIndex": e.device_index,
+                    "NetworkCardIndex": 0,
+                    "InstanceId": i,
+                    "InstanceOwnerId": owner,
+                    "Status": "attached",
+                    "AttachTime": e.attach_time.clone().unwrap_or_default(),
+                    "DeleteOnTermination": e.delete_on_termination,
+                });
+            }
+            v
+        })
+        .collect();
+    super::with_next(json!({"NetworkInterfaces": out}), next)
+}

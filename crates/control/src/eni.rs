@@ -1,0 +1,274 @@
+//! Network interfaces: the primary interface RunInstances creates for each instance (subnet,
+//! private IP, MAC, DNS name, security groups), and DescribeNetworkInterfaces.
+
+use crate::vpc::{get, parse_id};
+use crate::{filter, Control};
+use corral_ec2_query::requests as rq;
+use corral_store::{EniRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx};
+use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
+use rand::Rng;
+use std::net::Ipv4Addr;
+
+pub struct NetworkInterface {
+    pub rec: EniRecord,
+    pub tags: Vec<TagRecord>,
+    /// (group id, group name) of its security groups.
+    pub groups: Vec<(String, String)>,
+}
+
+/// Where a launch puts its instances' primary interfaces, resolved before any is created.
+pub(crate) struct Placement {
+    pub subnet: SubnetRecord,
+    pub groups: Vec<String>,
+    pub private_ip: Option<Ipv4Addr>,
+}
+
+/// EC2's private DNS name for an address: `ip-10-0-1-5.<region>.compute.internal`.
+pub fn private_dns_name(ip: &str, region: &str) -> String {
+    format!("ip-{}.{region}.compute.internal", ip.replace('.', "-"))
+}
+
+fn random_mac() -> String {
+    let mut rng = rand::thread_rng();
+    // 02: locally administered, unicast.
+    let b: [u8; 5] = rng.gen();
+    format!("02:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", b[0], b[1], b[2], b[3], b[4])
+}
+
+impl Control {
+    /// Resolves subnet, groups and address of a RunInstances request.
+    pub(crate) fn launch_placement(&self, tx: &Tx<'_>, req: &rq::RunInstances, zone: Option<&str>, count: i64) -> Result<Placement> {
+        let nic = match req.network_interfaces.as_slice() {
+            [] => None,
+            [n] => {
+                if n.device_index.unwrap_or(0) != 0 {
+                    return Err(Error::invalid_value(
+                        "NetworkInterface.1.DeviceIndex",
+                        &n.device_index.unwrap_or(0).to_string(),
+                        "Only the primary interface (device index 0) is supported.",
+                    ));
+                }
+                if n.network_interface_id.is_some() {
+                    return Err(Error::new(ErrorCode::Unsupported, "Attaching an existing network interface at launch is not supported."));
+                }
+                if req.subnet_id.is_some() || !req.security_group_ids.is_empty() || req.private_ip_address.is_some() {
+                    return Err(Error::combination("Network interfaces and an instance-level subnet ID, security groups or private IP address may not be specified on the same request"));
+                }
+                Some(n)
+            }
+            _ => return Err(Error::new(ErrorCode::Unsupported, "Only one network interface per instance is supported.")),
+        };
+        let subnet_id = nic.and_then(|n| n.subnet_id.clone()).or_else(|| req.subnet_id.clone());
+        let subnet: SubnetRecord = match subnet_id {
+            Some(id) => get(tx, IdKind::Subnet, &id)?,
+            None => {
+                let vpc = tx
+                    .meta_get("default_vpc")?
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| Error::new(ErrorCode::MissingParameter, "No default VPC for this user: give a SubnetId."))?;
+                let subnets = tx.doc_list_by_parent::<SubnetRecord>(&vpc)?;
+                let zone = zone.map(str::to_string).unwrap_or_else(|| self.config.zones()[0].clone());
+                subnets
+                    .into_iter()
+                    .find(|s| s.default_for_az && s.availability_zone == zone)
+                    .ok_or_else(|| Error::new(ErrorCode::MissingParameter, format!("No default subnet for availability zone: '{zone}'.")))?
+            }
+        };
+        if let Some(z) = zone {
+            if z != subnet.availability_zone {
+                return Err(Error::combination(format!(
+                    "The specified Availability Zone {z} does not match the subnet's ({}).",
+                    subnet.availability_zone
+                )));
+            }
+        }
+        let vpc_groups = tx.doc_list_by_parent::<SecurityGroupRecord>(&subnet.vpc_id)?;
+        let mut groups = Vec::new();
+        let ids: Vec<String> = nic.map(|n| n.groups.clone()).unwrap_or_else(|| req.security_group_ids.clone());
+        for id in &ids {
+            let g: SecurityGroupRecord = get(tx, IdKind::SecurityGroup, id)?;
+            if g.vpc_id != subnet.vpc_id {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameter,
+                    format!("Security group {id} and subnet {} belong to different networks.", subnet.subnet_id),
+                ));
+            }
+            groups.push(g.group_id);
+        }
+        for name in &req.security_groups {
+            let g = vpc_groups.iter().find(|g| &g.group_name == name).ok_or_else(|| {
+                Error::new(
+                    ErrorCode::NotFound(IdKind::SecurityGroup),
+                    format!("The security group '{name}' does not exist in VPC '{}'", subnet.vpc_id),
+                )
+            })?;
+            groups.push(g.group_id.clone());
+        }
+        if groups.is_empty() {
+            let d = vpc_groups
+                .iter()
+                .find(|g| g.group_name == "default")
+                .ok_or_else(|| Error::internal(format!("VPC {} has no default group", subnet.vpc_id)))?;
+            groups.push(d.group_id.clone());
+        }
+        groups.dedup();
+        let private_ip = match nic.and_then(|n| n.private_ip_address.clone()).or_else(|| req.private_ip_address.clone()) {
+            None => None,
+            Some(s) => {
+                if count > 1 {
+                    return Err(Error::combination("A private IP address can only be given when launching one instance."));
+                }
+                let ip: Ipv4Addr = s.parse().map_err(|_| Error::invalid_value("PrivateIpAddress", &s, "Not an IPv4 address."))?;
+                let cidr: Cidr = subnet.cidr.parse().map_err(|_| Error::internal("bad subnet cidr"))?;
+                if !cidr.usable_hosts().any(|h| h == ip) {
+                    return Err(Error::new(
+                        ErrorCode::InvalidParameterValue,
+                        format!("Address {ip} does not fall within the subnet's address range"),
+                    ));
+                }
+                Some(ip)
+            }
+        };
+        Ok(Placement { subnet, groups, private_ip })
+    }
+
+    /// Creates the primary interface of `instance_id` in `tx`.
+    pub(crate) fn eni_create_primary(
+        &self,
+        tx: &Tx<'_>,
+        p: &Placement,
+        instance_id: &str,
+        delete_on_termination: bool,
+    ) -> Result<EniRecord> {
+        let used: Vec<String> = tx.doc_list_by_parent::<EniRecord>(&p.subnet.subnet_id)?.into_iter().map(|e| e.private_ip).collect();
+        let ip = match p.private_ip {
+            Some(ip) if used.contains(&ip.to_string()) => {
+                return Err(Error::new(ErrorCode::InvalidIpAddressInUse, format!("Address {ip} is in use.")))
+            }
+            Some(ip) => ip,
+            None => {
+                let cidr: Cidr = p.subnet.cidr.parse().map_err(|_| Error::internal("bad subnet cidr"))?;
+                cidr.usable_hosts().find(|h| !used.contains(&h.to_string())).ok_or_else(|| {
+                    Error::new(
+                        ErrorCode::InsufficientFreeAddressesInSubnet,
+                        format!(
+                            "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
+                            p.subnet.subnet_id
+                        ),
+                    )
+                })?
+            }
+        };
+        let now = crate::now_iso();
+        let rec = EniRecord {
+            eni_id: ResourceId::generate(IdKind::NetworkInterface).into_string(),
+            subnet_id: p.subnet.subnet_id.clone(),
+            vpc_id: p.subnet.vpc_id.clone(),
+            availability_zone: p.subnet.availability_zone.clone(),
+            private_ip: ip.to_string(),
+            mac: random_mac(),
+            private_dns_name: private_dns_name(&ip.to_string(), &self.config.region),
+            groups: p.groups.clone(),
+            description: String::new(),
+            instance_id: Some(instance_id.to_string()),
+            device_index: 0,
+            attachment_id: Some(ResourceId::generate(IdKind::Attachment).into_string()),
+            attach_time: Some(now),
+            delete_on_termination,
+            status: "in-use".into(),
+            source_dest_check: true,
+        };
+        tx.doc_put(&rec)?;
+        Ok(rec)
+    }
+
+    pub fn eni_describe(&self, req: &rq::DescribeNetworkInterfaces) -> Result<(Vec<NetworkInterface>, Option<String>)> {
+        const NAMES: &[&str] = &[
+            "network-interface-id",
+            "subnet-id",
+            "vpc-id",
+            "availability-zone",
+            "private-ip-address",
+            "addresses.private-ip-address",
+            "mac-address",
+            "status",
+            "attachment.instance-id",
+            "attachment.device-index",
+            "attachment.status",
+            "group-id",
+            "group-name",
+            "description",
+            "owner-id",
+            "private-dns-name",
+            "source-dest-check",
+        ];
+        filter::check(&req.filters, NAMES, true)?;
+        for id in &req.network_interface_ids {
+            parse_id(IdKind::NetworkInterface, id)?;
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags, groups) =
+            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<EniRecord>()?, tx.tag_map()?, tx.doc_list::<SecurityGroupRecord>()?)))?;
+        if let Some(missing) = req.network_interface_ids.iter().find(|id| !all.iter().any(|e| &e.eni_id == *id)) {
+            return Err(Error::not_found(IdKind::NetworkInterface, missing));
+        }
+        let account = self.account_id.clone();
+        let items = all
+            .into_iter()
+            .filter(|e| req.network_interface_ids.is_empty() || req.network_interface_ids.contains(&e.eni_id))
+            .map(|rec| {
+                let t = tags.get(&rec.eni_id).cloned().unwrap_or_default();
+                let g = group_names(&groups, &rec.groups);
+                NetworkInterface { rec, tags: t, groups: g }
+            })
+            .filter(|n| {
+                let e = &n.rec;
+                filter::matches(&req.filters, &n.tags, |f| match f {
+                    "network-interface-id" => vec![e.eni_id.clone()],
+                    "subnet-id" => vec![e.subnet_id.clone()],
+                    "vpc-id" => vec![e.vpc_id.clone()],
+                    "availability-zone" => vec![e.availability_zone.clone()],
+                    "private-ip-address" | "addresses.private-ip-address" => vec![e.private_ip.clone()],
+                    "mac-address" => vec![e.mac.clone()],
+                    "status" => vec![e.status.clone()],
+                    "attachment.instance-id" => e.instance_id.iter().cloned().collect(),
+                    "attachment.device-index" => vec![e.device_index.to_string()],
+                    "attachment.status" => vec![if e.instance_id.is_some() { "attached".into() } else { "detached".into() }],
+                    "group-id" => n.groups.iter().map(|(id, _)| id.clone()).collect(),
+                    "group-name" => n.groups.iter().map(|(_, name)| name.clone()).collect(),
+                    "description" => vec![e.description.clone()],
+                    "owner-id" => vec![account.clone()],
+                    "private-dns-name" => vec![e.private_dns_name.clone()],
+                    "source-dest-check" => vec![e.source_dest_check.to_string()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+    }
+}
+
+/// (id, name) pairs for `ids`, in order.
+pub fn group_names(groups: &[SecurityGroupRecord], ids: &[String]) -> Vec<(String, String)> {
+    ids.iter().map(|id| (id.clone(), groups.iter().find(|g| &g.group_id == id).map(|g| g.group_name.clone()).unwrap_or_default())).collect()
+}
+
+/// Removes the interfaces of a terminated instance that go with it.
+pub(crate) fn release_for_instance(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
+    for e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+        if e.delete_on_termination {
+            tx.doc_delete::<EniRecord>(&e.eni_id)?;
+            tx.tag_delete_all(&e.eni_id)?;
+        } else {
+            let mut e = e;
+            e.instance_id = None;
+            e.attachment_id = None;
+            e.attach_time = None;
+            e.status = "available".into();
+            tx.doc_put(&e)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! Document records: a resource kind stored as JSON bodies in the `docs` table, keyed by id,
+//! with an optional parent id (the VPC of a subnet, the instance of an interface) for lookups.
+//! Used for the network resources; uniqueness rules beyond the id live in the control plane,
+//! inside the same transaction.
+
+use crate::{Result, StoreError, Tx};
+use rusqlite::OptionalExtension;
+use serde::{de::DeserializeOwned, Serialize};
+
+pub trait Doc: Serialize + DeserializeOwned {
+    const KIND: &'static str;
+    fn id(&self) -> &str;
+    fn parent(&self) -> Option<&str> {
+        None
+    }
+}
+
+fn decode<T: Doc>(id: &str, body: &str) -> Result<T> {
+    serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", T::KIND)))
+}
+
+impl Tx<'_> {
+    /// Inserts or replaces `d` (keeping its original position in listings).
+    pub fn doc_put<T: Doc>(&self, d: &T) -> Result<()> {
+        let body = serde_json::to_string(d).map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", T::KIND, d.id())))?;
+        self.tx.execute(
+            "INSERT INTO docs(kind, id, parent, seq, body) VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM docs), ?4)
+             ON CONFLICT(id) DO UPDATE SET parent = excluded.parent, body = excluded.body",
+            rusqlite::params![T::KIND, d.id(), d.parent(), body],
+        )?;
+        Ok(())
+    }
+
+    pub fn doc_get<T: Doc>(&self, id: &str) -> Result<Option<T>> {
+        let body: Option<String> =
+            self.tx.query_row("SELECT body FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id], |r| r.get(0)).optional()?;
+        body.map(|b| decode(id, &b)).transpose()
+    }
+
+    /// Every document of a kind, oldest first.
+    pub fn doc_list<T: Doc>(&self) -> Result<Vec<T>> {
+        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 ORDER BY seq")?;
+        let rows = st.query_map([T::KIND], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, body) = r?;
+            out.push(decode(&id, &body)?);
+        }
+        Ok(out)
+    }
+
+    pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
+        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY seq")?;
+        let rows = st.query_map([T::KIND, parent], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, body) = r?;
+            out.push(decode(&id, &body)?);
+        }
+        Ok(out)
+    }
+
+    pub fn doc_delete<T: Doc>(&self, id: &str) -> Result<bool> {
+        Ok(self.tx.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id])? == 1)
+    }
+}

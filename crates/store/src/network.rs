@@ -1,0 +1,111 @@
+//! Network resources as documents: VPCs, subnets, security groups with their rules, network
+//! interfaces.
+
+use crate::doc::Doc;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VpcRecord {
+    pub vpc_id: String,
+    pub cidr: String,
+    pub is_default: bool,
+    pub state: String,
+    pub enable_dns_support: bool,
+    pub enable_dns_hostnames: bool,
+    pub instance_tenancy: String,
+    pub created_at: String,
+}
+
+impl Doc for VpcRecord {
+    const KIND: &'static str = "vpc";
+    fn id(&self) -> &str {
+        &self.vpc_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SubnetRecord {
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub cidr: String,
+    pub availability_zone: String,
+    pub default_for_az: bool,
+    pub map_public_ip_on_launch: bool,
+    pub state: String,
+}
+
+impl Doc for SubnetRecord {
+    const KIND: &'static str = "subnet";
+    fn id(&self) -> &str {
+        &self.subnet_id
+    }
+    fn parent(&self) -> Option<&str> {
+        Some(&self.vpc_id)
+    }
+}
+
+/// One security group rule, as DescribeSecurityGroupRules shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SgRule {
+    pub rule_id: String,
+    pub is_egress: bool,
+    /// "-1", "tcp", "udp", "icmp" (names; numbers are normalised by the control plane).
+    pub ip_protocol: String,
+    pub from_port: i64,
+    pub to_port: i64,
+    pub cidr_ipv4: Option<String>,
+    pub referenced_group_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecurityGroupRecord {
+    pub group_id: String,
+    pub group_name: String,
+    pub description: String,
+    pub vpc_id: String,
+    pub rules: Vec<SgRule>,
+    /// Bumped on every rule change; the agent applies only newer generations.
+    pub generation: u64,
+}
+
+impl Doc for SecurityGroupRecord {
+    const KIND: &'static str = "security-group";
+    fn id(&self) -> &str {
+        &self.group_id
+    }
+    fn parent(&self) -> Option<&str> {
+        Some(&self.vpc_id)
+    }
+}
+
+/// A network interface. An instance's primary interface is created with it and goes with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EniRecord {
+    pub eni_id: String,
+    pub subnet_id: String,
+    pub vpc_id: String,
+    pub availability_zone: String,
+    pub private_ip: String,
+    pub mac: String,
+    pub private_dns_name: String,
+    pub groups: Vec<String>,
+    pub description: String,
+    pub instance_id: Option<String>,
+    pub device_index: u32,
+    pub attachment_id: Option<String>,
+    pub attach_time: Option<String>,
+    pub delete_on_termination: bool,
+    pub status: String,
+    pub source_dest_check: bool,
+}
+
+impl Doc for EniRecord {
+    const KIND: &'static str = "network-interface";
+    fn id(&self) -> &str {
+        &self.eni_id
+    }
+    fn parent(&self) -> Option<&str> {
+        Some(&self.subnet_id)
+    }
+}

@@ -1,0 +1,198 @@
+//! VPCs, subnets, security groups and network interfaces through the API (the objects and
+//! their rules; the data path that enforces them is tested in the net crate).
+
+use corral_testkit::TestContext;
+
+#[tokio::test]
+async fn default_vpc_is_there_and_launches_land_in_it() {
+    let ctx = TestContext::new().await;
+    let r = ctx.call("DescribeVpcs", &[("Filter.1.Name", "is-default"), ("Filter.1.Value.1", "true")]).await;
+    assert_eq!(r.ok().texts("cidrBlock")[0], "172.31.0.0/16");
+    let vpc = r.text("vpcId").unwrap();
+    let r = ctx.call("DescribeSubnets", &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc)]).await;
+    assert_eq!(r.ok().texts("cidrBlock"), vec!["172.31.0.0/20", "172.31.16.0/20", "172.31.32.0/20"]);
+    assert_eq!(r.texts("defaultForAz"), vec!["true"; 3]);
+    let r = ctx.call("DescribeSecurityGroups", &[("GroupName.1", "default")]).await;
+    let sg = r.ok().text("groupId").unwrap();
+
+    let ids = ctx.run(2, &[("Placement.AvailabilityZone", "local-1b")]).await;
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &ids[0])]).await;
+    r.ok();
+    assert_eq!(r.text("vpcId").as_deref(), Some(vpc.as_str()));
+    assert_eq!(r.text("privateIpAddress").as_deref(), Some("172.31.16.4"), "first usable address of the AZ's default subnet");
+    assert_eq!(r.text("privateDnsName").as_deref(), Some("ip-172-31-16-4.local-1.compute.internal"));
+    assert!(r.texts("groupId").contains(&sg));
+    let r = ctx.call("DescribeNetworkInterfaces", &[("Filter.1.Name", "attachment.instance-id"), ("Filter.1.Value.1", &ids[1])]).await;
+    assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.5"));
+    assert!(r.text("macAddress").unwrap().starts_with("02:"));
+
+    // Terminating frees the interface and its address.
+    ctx.call("TerminateInstances", &[("InstanceId.1", &ids[0])]).await.ok();
+    ctx.wait_state(&ids[0], "terminated").await;
+    let r = ctx.call("DescribeNetworkInterfaces", &[]).await;
+    assert_eq!(r.ok().texts("networkInterfaceId").len(), 1);
+    let again = ctx.run(1, &[("Placement.AvailabilityZone", "local-1b")]).await;
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &again[0])]).await;
+    assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.4"), "the freed address is reused");
+}
+
+#[tokio::test]
+async fn vpcs_subnets_and_dependencies() {
+    let ctx = TestContext::new().await;
+    let r = ctx.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")]).await;
+    let vpc = r.ok().text("vpcId").unwrap();
+    ctx.call("CreateVpc", &[("CidrBlock", "10.0.0.0/8")]).await.err("InvalidVpc.Range");
+    ctx.call("CreateVpc", &[("CidrBlock", "10.0.0.1/16")]).await.err("InvalidParameterValue");
+    let r = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24"), ("AvailabilityZone", "local-1c")]).await;
+    let subnet = r.ok().text("subnetId").unwrap();
+    assert_eq!(r.text("availableIpAddressCount").as_deref(), Some("251"));
+    ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.0.1.128/25")]).await.err("InvalidSubnet.Conflict");
+    ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.1.0.0/24")]).await.err("InvalidSubnet.Range");
+    ctx.call("CreateSubnet", &[("VpcId", "vpc-0123456789abcdef0"), ("CidrBlock", "10.1.0.0/24")]).await.err("InvalidVpcID.NotFound");
+    ctx.call("DescribeVpcs", &[("VpcId.1", "vpc-1")]).await.err("InvalidVpcID.Malformed");
+
+    ctx.call("ModifyVpcAttribute", &[("VpcId", &vpc), ("EnableDnsHostnames.Value", "true")]).await.ok();
+    let r = ctx.call("DescribeVpcAttribute", &[("VpcId", &vpc), ("Attribute", "enableDnsHostnames")]).await;
+    assert!(r.ok().body.contains("<enableDnsHostnames><value>true</value></enableDnsHostnames>"), "{}", r.body);
+    ctx.call("ModifySubnetAttribute", &[("SubnetId", &subnet), ("MapPublicIpOnLaunch.Value", "true")]).await.ok();
+
+    let id = ctx.run(1, &[("SubnetId", &subnet), ("PrivateIpAddress", "10.0.1.50")]).await.remove(0);
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("10.0.1.50"));
+    assert_eq!(r.text("availabilityZone").as_deref(), Some("local-1c"), "the subnet decides the zone");
+    let image = ctx.image("corral-minimal");
+    ctx.call(
+        "RunInstances",
+        &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet), ("PrivateIpAddress", "10.0.1.50")],
+    )
+    .await
+    .err("InvalidIPAddress.InUse");
+
+    ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.err("DependencyViolation");
+    ctx.call("DeleteSubnet", &[("SubnetId", &subnet)]).await.err("DependencyViolation");
+    ctx.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "terminated").await;
+    ctx.call("DeleteSubnet", &[("SubnetId", &subnet)]).await.ok();
+    ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.ok();
+    ctx.call("DescribeVpcs", &[("VpcId.1", &vpc)]).await.err("InvalidVpcID.NotFound");
+}
+
+#[tokio::test]
+async fn security_groups_and_rules() {
+    let ctx = TestContext::new().await;
+    let r = ctx.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")]).await;
+    let vpc = r.ok().text("vpcId").unwrap();
+    let web = ctx.call("CreateSecurityGroup", &[("GroupName", "web"), ("GroupDescription", "web tier"), ("VpcId", &vpc)]).await;
+    let web = web.ok().text("groupId").unwrap();
+    let db = ctx.call("CreateSecurityGroup", &[("GroupName", "db"), ("GroupDescription", "db tier"), ("VpcId", &vpc)]).await;
+    let db = db.ok().text("groupId").unwrap();
+    ctx.call("CreateSecurityGroup", &[("GroupName", "web"), ("GroupDescription", "again"), ("VpcId", &vpc)])
+        .await
+        .err("InvalidGroup.Duplicate");
+
+    let allow_8080 = [
+        ("GroupId", web.as_str()),
+        ("IpPermissions.1.IpProtocol", "tcp"),
+        ("IpPermissions.1.FromPort", "8080"),
+        ("IpPermissions.1.ToPort", "8080"),
+        ("IpPermissions.1.IpRanges.1.CidrIp", "0.0.0.0/0"),
+        ("IpPermissions.1.IpRanges.1.Description", "anyone"),
+    ];
+    let r = ctx.call("AuthorizeSecurityGroupIngress", &allow_8080).await;
+    let rule_id = r.ok().text("securityGroupRuleId").unwrap();
+    ctx.call("AuthorizeSecurityGroupIngress", &allow_8080).await.err("InvalidPermission.Duplicate");
+    ctx.call(
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", &db),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "5432"),
+            ("IpPermissions.1.ToPort", "5432"),
+            ("IpPermissions.1.Groups.1.GroupId", &web),
+        ],
+    )
+    .await
+    .ok();
+    ctx.call(
+        "AuthorizeSecurityGroupIngress",
+        &[("GroupId", &web), ("IpPermissions.1.IpProtocol", "tcp"), ("IpPermissions.1.FromPort", "9"), ("IpPermissions.1.ToPort", "1")],
+    )
+    .await
+    .err("InvalidParameterValue");
+
+    let r = ctx.call("DescribeSecurityGroups", &[("GroupId.1", &web)]).await;
+    r.ok();
+    assert!(
+        r.body.contains(
+            "<ipProtocol>tcp</ipProtocol><ipRanges><item><cidrIp>0.0.0.0/0</cidrIp><description>anyone</description></item></ipRanges>"
+        ),
+        "{}",
+        r.body
+    );
+    let r = ctx.call("DescribeSecurityGroups", &[("Filter.1.Name", "ip-permission.group-id"), ("Filter.1.Value.1", &web)]).await;
+    assert_eq!(r.ok().texts("groupName"), vec!["db"]);
+    let r = ctx.call("DescribeSecurityGroupRules", &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &web)]).await;
+    assert_eq!(r.ok().texts("securityGroupRuleId").len(), 2, "the 8080 rule and the default egress rule");
+
+    // A group referenced by another cannot go; nor one in use.
+    ctx.call("DeleteSecurityGroup", &[("GroupId", &web)]).await.err("DependencyViolation");
+    ctx.call("RevokeSecurityGroupIngress", &[("GroupId", &web), ("SecurityGroupRuleId.1", &rule_id)]).await.ok();
+    ctx.call("RevokeSecurityGroupIngress", &allow_8080).await.err("InvalidPermission.NotFound");
+    let r = ctx.call("DescribeSecurityGroups", &[("GroupId.1", &db)]).await;
+    let default = ctx
+        .call(
+            "DescribeSecurityGroups",
+            &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc), ("Filter.2.Name", "group-name"), ("Filter.2.Value.1", "default")],
+        )
+        .await;
+    let default = default.ok().text("groupId").unwrap();
+    ctx.call("DeleteSecurityGroup", &[("GroupId", &default)]).await.err("CannotDelete");
+    assert!(r.ok().body.contains(&web));
+    ctx.call("DeleteSecurityGroup", &[("GroupId", &db)]).await.ok();
+    ctx.call("DeleteSecurityGroup", &[("GroupId", &web)]).await.ok();
+    ctx.call("DescribeSecurityGroups", &[("GroupId.1", "sg-1")]).await.err("InvalidGroupId.Malformed");
+    ctx.call("DescribeSecurityGroups", &[("GroupId.1", &web)]).await.err("InvalidGroup.NotFound");
+}
+
+#[tokio::test]
+async fn launch_with_groups_and_interfaces() {
+    let ctx = TestContext::new().await;
+    let vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.5.0.0/16")]).await.ok().text("vpcId").unwrap();
+    let subnet = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.5.1.0/24")]).await.ok().text("subnetId").unwrap();
+    let sg = ctx
+        .call("CreateSecurityGroup", &[("GroupName", "app"), ("GroupDescription", "app"), ("VpcId", &vpc)])
+        .await
+        .ok()
+        .text("groupId")
+        .unwrap();
+    let default_sg = ctx.call("DescribeSecurityGroups", &[("GroupName.1", "default")]).await.ok().text("groupId").unwrap();
+    let image = ctx.image("corral-minimal");
+    // A group of the default VPC with a subnet of another VPC is refused.
+    ctx.call(
+        "RunInstances",
+        &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet), ("SecurityGroupId.1", &default_sg)],
+    )
+    .await
+    .err("InvalidParameter");
+    let r = ctx
+        .call(
+            "RunInstances",
+            &[
+                ("ImageId", &image),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("NetworkInterface.1.DeviceIndex", "0"),
+                ("NetworkInterface.1.SubnetId", &subnet),
+                ("NetworkInterface.1.SecurityGroupId.1", &sg),
+                ("NetworkInterface.1.PrivateIpAddress", "10.5.1.9"),
+            ],
+        )
+        .await;
+    r.ok();
+    assert_eq!(r.text("privateIpAddress").as_deref(), Some("10.5.1.9"));
+    assert!(r.body.contains(&format!("<groupId>{sg}</groupId><groupName>app</groupName>")), "{}", r.body);
+    let id = r.text("instanceId").unwrap();
+    let r = ctx.call("DescribeInstanceAttribute", &[("InstanceId", &id), ("Attribute", "groupSet")]).await;
+    assert_eq!(r.ok().texts("groupId"), vec![sg.clone()]);
+    ctx.call("DeleteSecurityGroup", &[("GroupId", &sg)]).await.err("DependencyViolation");
+}
