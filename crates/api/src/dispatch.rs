@@ -83,6 +83,23 @@ requests!(
     RevokeSecurityGroupEgress,
     DescribeSecurityGroupRules,
     DescribeNetworkInterfaces,
+    CreateInternetGateway,
+    AttachInternetGateway,
+    DetachInternetGateway,
+    DeleteInternetGateway,
+    DescribeInternetGateways,
+    CreateRouteTable,
+    DeleteRouteTable,
+    CreateRoute,
+    DeleteRoute,
+    AssociateRouteTable,
+    DisassociateRouteTable,
+    DescribeRouteTables,
+    AllocateAddress,
+    AssociateAddress,
+    DisassociateAddress,
+    ReleaseAddress,
+    DescribeAddresses,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -114,10 +131,10 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::ImportKeyPair(r) => views::keypair::imported(&c.keypair_import(&r)?),
         R::DescribeKeyPairs(r) => views::keypair::describe(&c.keypair_describe(&r)?, r.include_public_key),
         R::DeleteKeyPair(r) => views::keypair::deleted(c.keypair_delete(&r)?),
-        R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?),
+        R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()),
         R::DescribeInstances(r) => {
             let (res, next) = c.instance_describe_reservations(&r)?;
-            views::instance::describe(&res, next)
+            views::instance::describe(&res, c.region(), next)
         }
         R::DescribeInstanceStatus(r) => {
             let (items, next) = c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run)?;
@@ -202,9 +219,69 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             let (items, next) = c.security_group_rules_describe(&r)?;
             views::network::rules(&items, c.account_id(), c.region(), next)
         }
+        R::CreateInternetGateway(r) => {
+            let g = c.igw_create(&r)?;
+            serde_json::json!({"InternetGateway": views::network::internet_gateways(&[g], c.account_id(), None)["InternetGateways"][0]})
+        }
+        R::AttachInternetGateway(r) => {
+            c.igw_attach(&r)?;
+            serde_json::json!({})
+        }
+        R::DetachInternetGateway(r) => {
+            c.igw_detach(&r)?;
+            serde_json::json!({})
+        }
+        R::DeleteInternetGateway(r) => {
+            c.igw_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeInternetGateways(r) => {
+            let (items, next) = c.igw_describe(&r)?;
+            views::network::internet_gateways(&items, c.account_id(), next)
+        }
+        R::CreateRouteTable(r) => {
+            serde_json::json!({"RouteTable": views::network::route_table(&c.route_table_create(&r)?, c.account_id())})
+        }
+        R::DeleteRouteTable(r) => {
+            c.route_table_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::CreateRoute(r) => {
+            c.route_create(&r)?;
+            serde_json::json!({"Return": true})
+        }
+        R::DeleteRoute(r) => {
+            c.route_delete(&r)?;
+            serde_json::json!({})
+        }
+        R::AssociateRouteTable(r) => {
+            serde_json::json!({"AssociationId": c.route_table_associate(&r)?, "AssociationState": {"State": "associated"}})
+        }
+        R::DisassociateRouteTable(r) => {
+            c.route_table_disassociate(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeRouteTables(r) => {
+            let (items, next) = c.route_table_describe(&r)?;
+            views::network::route_tables(&items, c.account_id(), next)
+        }
+        R::AllocateAddress(r) => {
+            let a = c.address_allocate(&r)?;
+            serde_json::json!({"AllocationId": a.allocation_id, "PublicIp": a.public_ip, "Domain": "vpc", "PublicIpv4Pool": "amazon", "NetworkBorderGroup": c.region()})
+        }
+        R::AssociateAddress(r) => serde_json::json!({"AssociationId": c.address_associate(&r)?}),
+        R::DisassociateAddress(r) => {
+            c.address_disassociate(&r)?;
+            serde_json::json!({})
+        }
+        R::ReleaseAddress(r) => {
+            c.address_release(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
         R::DescribeNetworkInterfaces(r) => {
             let (items, next) = c.eni_describe(&r)?;
-            views::network::interfaces(&items, c.account_id(), next)
+            views::network::interfaces(&items, c.account_id(), c.region(), next)
         }
     })
 }

@@ -25,6 +25,12 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidIpAddressInUse => "InvalidIPAddress.InUse".into(),
         InsufficientFreeAddressesInSubnet => "InsufficientFreeAddressesInSubnet".into(),
         CannotDelete => "CannotDelete".into(),
+        GatewayNotAttached => "Gateway.NotAttached".into(),
+        ResourceAlreadyAssociated => "Resource.AlreadyAssociated".into(),
+        RouteAlreadyExists => "RouteAlreadyExists".into(),
+        InvalidRouteNotFound => "InvalidRoute.NotFound".into(),
+        AddressLimitExceeded => "AddressLimitExceeded".into(),
+        InvalidAddressNotFound => "InvalidAddress.NotFound".into(),
         InvalidInstanceType => "InvalidInstanceType".into(),
         TagLimitExceeded => "TagLimitExceeded".into(),
         InvalidPaginationToken => "InvalidPaginationToken".into(),
@@ -68,6 +74,11 @@ fn id_code(kind: IdKind) -> &'static str {
         IdKind::NetworkInterface => "InvalidNetworkInterfaceID",
         IdKind::SecurityGroupRule => "InvalidSecurityGroupRuleId",
         IdKind::Attachment => "InvalidAttachmentID",
+        IdKind::InternetGateway => "InvalidInternetGatewayID",
+        IdKind::RouteTable => "InvalidRouteTableID",
+        IdKind::RouteTableAssociation => "InvalidAssociationID",
+        IdKind::Allocation => "InvalidAllocationID",
+        IdKind::Association => "InvalidAssociationID",
         IdKind::Request => "InvalidRequestID",
     }
 }
@@ -98,6 +109,12 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | InvalidIpAddressInUse
         | InsufficientFreeAddressesInSubnet
         | CannotDelete
+        | GatewayNotAttached
+        | ResourceAlreadyAssociated
+        | RouteAlreadyExists
+        | InvalidRouteNotFound
+        | AddressLimitExceeded
+        | InvalidAddressNotFound
         | InvalidInstanceType
         | TagLimitExceeded
         | InvalidPaginationToken

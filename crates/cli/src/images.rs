@@ -26,7 +26,12 @@ pub async fn run(cmd: ImagesCommand) -> anyhow::Result<()> {
             let control = Control::new(
                 store,
                 agent,
-                corral_control::ControlConfig { region: "local-1".into(), host: "local".into(), max_instances: 0 },
+                corral_control::ControlConfig {
+                    region: "local-1".into(),
+                    host: "local".into(),
+                    max_instances: 0,
+                    public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
+                },
             )
             .map_err(|e| anyhow::anyhow!("{e}"))?;
             let names: Vec<String> =

@@ -53,6 +53,10 @@ pub struct ServeArgs {
     /// Which default images to build (once, cached) and register at start.
     #[arg(long, value_enum, env = "CORRAL_IMAGES", default_value = "all")]
     pub images: ImageSet,
+    /// Where public and elastic IPs come from. Addresses from it are reachable from this host
+    /// only (no uplink is configured).
+    #[arg(long, env = "CORRAL_PUBLIC_POOL", default_value = corral_control::DEFAULT_PUBLIC_POOL)]
+    pub public_pool: String,
     /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
     #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
     pub stop_timeout_secs: u64,
@@ -96,7 +100,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let host = agent.host_info().await.map(|h| h.hostname).unwrap_or_else(|_| "localhost".into());
-    let control = Control::new(store, agent, ControlConfig { region: args.region.clone(), host, max_instances })
+    let public_pool =
+        args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
+    let control = Control::new(store, agent, ControlConfig { region: args.region.clone(), host, max_instances, public_pool })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();
 

@@ -21,6 +21,8 @@ pub(crate) struct Placement {
     pub subnet: SubnetRecord,
     pub groups: Vec<String>,
     pub private_ip: Option<Ipv4Addr>,
+    /// Give each interface a public address from the pool.
+    pub public_ip: bool,
 }
 
 /// EC2's private DNS name for an address: `ip-10-0-1-5.<region>.compute.internal`.
@@ -129,7 +131,8 @@ impl Control {
                 Some(ip)
             }
         };
-        Ok(Placement { subnet, groups, private_ip })
+        let public_ip = nic.and_then(|n| n.associate_public_ip_address).unwrap_or(subnet.map_public_ip_on_launch);
+        Ok(Placement { subnet, groups, private_ip, public_ip })
     }
 
     /// Creates the primary interface of `instance_id` in `tx`.
@@ -177,6 +180,8 @@ impl Control {
             delete_on_termination,
             status: "in-use".into(),
             source_dest_check: true,
+            public_ip: if p.public_ip { Some(crate::address::pool_allocate(tx, self.config.public_pool)?.to_string()) } else { None },
+            public_ip_allocation: None,
         };
         tx.doc_put(&rec)?;
         Ok(rec)
@@ -257,12 +262,21 @@ pub fn group_names(groups: &[SecurityGroupRecord], ids: &[String]) -> Vec<(Strin
 
 /// Removes the interfaces of a terminated instance that go with it.
 pub(crate) fn release_for_instance(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
+    for mut a in tx.doc_list::<corral_store::AddressRecord>()?.into_iter().filter(|a| a.instance_id.as_deref() == Some(instance_id)) {
+        a.association_id = None;
+        a.instance_id = None;
+        a.eni_id = None;
+        a.private_ip = None;
+        tx.doc_put(&a)?;
+    }
     for e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
         if e.delete_on_termination {
             tx.doc_delete::<EniRecord>(&e.eni_id)?;
             tx.tag_delete_all(&e.eni_id)?;
         } else {
             let mut e = e;
+            e.public_ip = None;
+            e.public_ip_allocation = None;
             e.instance_id = None;
             e.attachment_id = None;
             e.attach_time = None;

@@ -6,8 +6,10 @@
 //! agent, reached only through `corral_agent_api::Agent`).
 
 pub mod account;
+pub mod address;
 pub mod eni;
 pub mod filter;
+pub mod gateway;
 pub mod image;
 pub mod instance;
 pub mod keypair;
@@ -49,7 +51,13 @@ pub struct ControlConfig {
     /// The one host this control plane drives (multi-host placement comes later).
     pub host: String,
     pub max_instances: usize,
+    /// Where public and elastic IPs come from.
+    pub public_pool: corral_types::Cidr,
 }
+
+/// The default public pool: 198.18.0.0/15, the range RFC 2544 sets aside for benchmarks, so it
+/// is routed nowhere and leaves room for many instances.
+pub const DEFAULT_PUBLIC_POOL: &str = "198.18.0.0/15";
 
 impl ControlConfig {
     pub fn zones(&self) -> Vec<String> {

@@ -3,7 +3,9 @@
 
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
-use corral_store::{Doc, EniRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx, VpcRecord};
+use corral_store::{
+    Doc, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx, VpcRecord,
+};
 use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
 
 pub const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
@@ -39,6 +41,15 @@ impl Control {
             }
             let vpc = new_vpc(DEFAULT_VPC_CIDR, true);
             tx.doc_put(&vpc)?;
+            // As on AWS, the default VPC has an internet gateway and a default route to it.
+            let igw = InternetGatewayRecord {
+                igw_id: ResourceId::generate(IdKind::InternetGateway).into_string(),
+                vpc_id: Some(vpc.vpc_id.clone()),
+            };
+            tx.doc_put(&igw)?;
+            let mut main = crate::gateway::main_table(&vpc);
+            main.routes.push(RouteRecord { destination: "0.0.0.0/0".into(), gateway_id: igw.igw_id.clone(), origin: "CreateRoute".into() });
+            tx.doc_put(&main)?;
             for (i, zone) in zones.iter().enumerate() {
                 // AWS's default subnets: 172.31.0.0/20, 172.31.16.0/20, 172.31.32.0/20, ...
                 let cidr = format!("172.31.{}.0/20", i * 16);
@@ -84,6 +95,7 @@ impl Control {
         let tags = self.store.transaction(|tx| {
             tx.doc_put(&vpc)?;
             tx.doc_put(&crate::security_group::default_group(&vpc.vpc_id))?;
+            tx.doc_put(&crate::gateway::main_table(&vpc))?;
             tag::insert(tx, &vpc.vpc_id, "vpc", &tags)
         })?;
         Ok(Vpc { rec: vpc, tags })
@@ -133,7 +145,9 @@ impl Control {
         self.store.transaction(|tx| {
             let vpc: VpcRecord = get(tx, IdKind::Vpc, id)?;
             let in_use = !tx.doc_list_by_parent::<SubnetRecord>(id)?.is_empty()
-                || tx.doc_list_by_parent::<SecurityGroupRecord>(id)?.iter().any(|g| g.group_name != "default");
+                || tx.doc_list_by_parent::<SecurityGroupRecord>(id)?.iter().any(|g| g.group_name != "default")
+                || tx.doc_list_by_parent::<RouteTableRecord>(id)?.iter().any(|t| !t.associations.iter().any(|a| a.main))
+                || tx.doc_list::<InternetGatewayRecord>()?.iter().any(|g| g.vpc_id.as_deref() == Some(id));
             if in_use {
                 return Err(Error::new(ErrorCode::DependencyViolation, format!("The vpc '{id}' has dependencies and cannot be deleted.")));
             }
@@ -143,6 +157,10 @@ impl Control {
             for g in tx.doc_list_by_parent::<SecurityGroupRecord>(id)? {
                 tx.doc_delete::<SecurityGroupRecord>(&g.group_id)?;
                 tx.tag_delete_all(&g.group_id)?;
+            }
+            for t in tx.doc_list_by_parent::<RouteTableRecord>(id)? {
+                tx.doc_delete::<RouteTableRecord>(&t.route_table_id)?;
+                tx.tag_delete_all(&t.route_table_id)?;
             }
             tx.doc_delete::<VpcRecord>(&vpc.vpc_id)?;
             tx.tag_delete_all(id)?;

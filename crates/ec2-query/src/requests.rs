@@ -205,6 +205,36 @@ request!(DescribeNetworkInterfaces {
     next_token: Option<String>,
 });
 
+request!(CreateInternetGateway { tag_specifications: Vec<TagSpecification> });
+request!(AttachInternetGateway { internet_gateway_id: Option<String>, vpc_id: Option<String> });
+request!(DetachInternetGateway { internet_gateway_id: Option<String>, vpc_id: Option<String> });
+request!(DeleteInternetGateway { internet_gateway_id: Option<String> });
+request!(DescribeInternetGateways {
+    internet_gateway_ids: Vec<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+request!(CreateRouteTable { vpc_id: Option<String>, tag_specifications: Vec<TagSpecification> });
+request!(DeleteRouteTable { route_table_id: Option<String> });
+request!(CreateRoute { route_table_id: Option<String>, destination_cidr_block: Option<String>, gateway_id: Option<String> });
+request!(DeleteRoute { route_table_id: Option<String>, destination_cidr_block: Option<String> });
+request!(AssociateRouteTable { route_table_id: Option<String>, subnet_id: Option<String> });
+request!(DisassociateRouteTable { association_id: Option<String> });
+request!(DescribeRouteTables { route_table_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
+request!(AllocateAddress { domain: Option<String>, address: Option<String>, tag_specifications: Vec<TagSpecification> });
+request!(AssociateAddress {
+    allocation_id: Option<String>,
+    public_ip: Option<String>,
+    instance_id: Option<String>,
+    network_interface_id: Option<String>,
+    private_ip_address: Option<String>,
+    allow_reassociation: Option<bool>,
+});
+request!(DisassociateAddress { association_id: Option<String>, public_ip: Option<String> });
+request!(ReleaseAddress { allocation_id: Option<String>, public_ip: Option<String> });
+request!(DescribeAddresses { allocation_ids: Vec<String>, public_ips: Vec<String>, filters: Vec<Filter> });
+
 request!(DescribeInstances { instance_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeInstanceStatus {
     instance_ids: Vec<String>,

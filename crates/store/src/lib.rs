@@ -18,7 +18,10 @@ pub use doc::Doc;
 pub use image::ImageRecord;
 pub use instance::{Desired, InstanceRecord};
 pub use keypair::KeyPairRecord;
-pub use network::{EniRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord};
+pub use network::{
+    AddressRecord, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,
+    SgRule, SubnetRecord, VpcRecord,
+};
 pub use tag::TagRecord;
 
 use rusqlite::Connection;

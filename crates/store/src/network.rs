@@ -79,6 +79,71 @@ impl Doc for SecurityGroupRecord {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InternetGatewayRecord {
+    pub igw_id: String,
+    pub vpc_id: Option<String>,
+}
+
+impl Doc for InternetGatewayRecord {
+    const KIND: &'static str = "internet-gateway";
+    fn id(&self) -> &str {
+        &self.igw_id
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteRecord {
+    pub destination: String,
+    /// "local" or an internet gateway id.
+    pub gateway_id: String,
+    /// CreateRouteTable, CreateRoute.
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTableAssociationRecord {
+    pub association_id: String,
+    pub subnet_id: Option<String>,
+    pub main: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RouteTableRecord {
+    pub route_table_id: String,
+    pub vpc_id: String,
+    pub routes: Vec<RouteRecord>,
+    pub associations: Vec<RouteTableAssociationRecord>,
+}
+
+impl Doc for RouteTableRecord {
+    const KIND: &'static str = "route-table";
+    fn id(&self) -> &str {
+        &self.route_table_id
+    }
+    fn parent(&self) -> Option<&str> {
+        Some(&self.vpc_id)
+    }
+}
+
+/// An elastic IP address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddressRecord {
+    pub allocation_id: String,
+    pub public_ip: String,
+    pub association_id: Option<String>,
+    pub eni_id: Option<String>,
+    pub instance_id: Option<String>,
+    pub private_ip: Option<String>,
+}
+
+impl Doc for AddressRecord {
+    const KIND: &'static str = "address";
+    fn id(&self) -> &str {
+        &self.allocation_id
+    }
+}
+
 /// A network interface. An instance's primary interface is created with it and goes with it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EniRecord {
@@ -98,6 +163,12 @@ pub struct EniRecord {
     pub delete_on_termination: bool,
     pub status: String,
     pub source_dest_check: bool,
+    /// The public address: an elastic IP's, or one from the pool given at launch.
+    #[serde(default)]
+    pub public_ip: Option<String>,
+    /// The elastic IP allocation behind `public_ip`, if it is one.
+    #[serde(default)]
+    pub public_ip_allocation: Option<String>,
 }
 
 impl Doc for EniRecord {

@@ -95,7 +95,12 @@ impl TestContextBuilder {
         let control = Control::new(
             store,
             agent.clone(),
-            ControlConfig { region: REGION.into(), host: "sim".into(), max_instances: self.max_instances },
+            ControlConfig {
+                region: REGION.into(),
+                host: "sim".into(),
+                max_instances: self.max_instances,
+                public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
+            },
         )
         .expect("control");
         let mut images = Vec::new();

@@ -196,3 +196,66 @@ async fn launch_with_groups_and_interfaces() {
     assert_eq!(r.ok().texts("groupId"), vec![sg.clone()]);
     ctx.call("DeleteSecurityGroup", &[("GroupId", &sg)]).await.err("DependencyViolation");
 }
+
+#[tokio::test]
+async fn gateways_route_tables_and_addresses() {
+    let ctx = TestContext::new().await;
+    // The default VPC routes 0.0.0.0/0 to its attached gateway; its launches get public IPs.
+    let vpc0 = ctx.call("DescribeVpcs", &[]).await.ok().text("vpcId").unwrap();
+    let r = ctx.call("DescribeInternetGateways", &[("Filter.1.Name", "attachment.vpc-id"), ("Filter.1.Value.1", &vpc0)]).await;
+    let igw0 = r.ok().text("internetGatewayId").unwrap();
+    let r = ctx.call("DescribeRouteTables", &[("Filter.1.Name", "association.main"), ("Filter.1.Value.1", "true")]).await;
+    assert!(r.ok().texts("gatewayId").contains(&igw0), "{}", r.body);
+    let id = ctx.run(1, &[]).await.remove(0);
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    let auto_ip = r.ok().text("ipAddress").expect("public IP from the pool");
+    assert!(auto_ip.starts_with("198.18."), "{auto_ip}");
+
+    // Elastic IPs: allocate, associate (replacing the pool address), refuse release in use.
+    let r = ctx.call("AllocateAddress", &[("Domain", "vpc")]).await;
+    let alloc = r.ok().text("allocationId").unwrap();
+    let eip = r.text("publicIp").unwrap();
+    assert_ne!(eip, auto_ip);
+    let r = ctx.call("AssociateAddress", &[("AllocationId", &alloc), ("InstanceId", &id)]).await;
+    let assoc = r.ok().text("associationId").unwrap();
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert_eq!(r.ok().text("ipAddress"), Some(eip.clone()));
+    let r = ctx.call("DescribeAddresses", &[("Filter.1.Name", "instance-id"), ("Filter.1.Value.1", &id)]).await;
+    assert_eq!(r.ok().text("publicIp"), Some(eip.clone()));
+    ctx.call("ReleaseAddress", &[("AllocationId", &alloc)]).await.err("InvalidIPAddress.InUse");
+    ctx.call("DisassociateAddress", &[("AssociationId", &assoc)]).await.ok();
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert_eq!(r.ok().text("ipAddress"), None);
+    ctx.call("ReleaseAddress", &[("AllocationId", &alloc)]).await.ok();
+    ctx.call("ReleaseAddress", &[("AllocationId", &alloc)]).await.err("InvalidAllocationID.NotFound");
+
+    // A new VPC: its own gateway and route table.
+    let vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.8.0.0/16")]).await.ok().text("vpcId").unwrap();
+    let subnet = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.8.1.0/24")]).await.ok().text("subnetId").unwrap();
+    let igw = ctx.call("CreateInternetGateway", &[]).await.ok().text("internetGatewayId").unwrap();
+    let rtb = ctx.call("CreateRouteTable", &[("VpcId", &vpc)]).await.ok().text("routeTableId").unwrap();
+    ctx.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", &igw)])
+        .await
+        .err("InvalidParameterValue");
+    ctx.call("AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await.ok();
+    ctx.call("AttachInternetGateway", &[("InternetGatewayId", &igw0), ("VpcId", &vpc)]).await.err("Resource.AlreadyAssociated");
+    ctx.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", &igw)]).await.ok();
+    ctx.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", &igw)])
+        .await
+        .err("RouteAlreadyExists");
+    let assoc = ctx.call("AssociateRouteTable", &[("RouteTableId", &rtb), ("SubnetId", &subnet)]).await.ok().text("associationId").unwrap();
+    let r = ctx.call("DescribeRouteTables", &[("RouteTableId.1", &rtb)]).await;
+    assert_eq!(r.ok().texts("destinationCidrBlock"), vec!["10.8.0.0/16", "0.0.0.0/0"]);
+    assert_eq!(r.text("subnetId"), Some(subnet.clone()));
+    ctx.call("DeleteRouteTable", &[("RouteTableId", &rtb)]).await.err("DependencyViolation");
+    ctx.call("DeleteInternetGateway", &[("InternetGatewayId", &igw)]).await.err("DependencyViolation");
+    ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.err("DependencyViolation");
+    ctx.call("DisassociateRouteTable", &[("AssociationId", &assoc)]).await.ok();
+    ctx.call("DeleteRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0")]).await.ok();
+    ctx.call("DeleteRouteTable", &[("RouteTableId", &rtb)]).await.ok();
+    ctx.call("DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await.ok();
+    ctx.call("DetachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await.err("Gateway.NotAttached");
+    ctx.call("DeleteInternetGateway", &[("InternetGatewayId", &igw)]).await.ok();
+    ctx.call("DeleteSubnet", &[("SubnetId", &subnet)]).await.ok();
+    ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.ok();
+}

@@ -21,6 +21,11 @@ pub enum IdKind {
     NetworkInterface,
     SecurityGroupRule,
     Attachment,
+    InternetGateway,
+    RouteTable,
+    RouteTableAssociation,
+    Allocation,
+    Association,
     Request,
 }
 
@@ -39,6 +44,11 @@ impl IdKind {
             IdKind::NetworkInterface => "eni",
             IdKind::SecurityGroupRule => "sgr",
             IdKind::Attachment => "eni-attach",
+            IdKind::InternetGateway => "igw",
+            IdKind::RouteTable => "rtb",
+            IdKind::RouteTableAssociation => "rtbassoc",
+            IdKind::Allocation => "eipalloc",
+            IdKind::Association => "eipassoc",
             IdKind::Request => "req",
         }
     }
@@ -58,6 +68,11 @@ impl IdKind {
             IdKind::NetworkInterface => "network interface",
             IdKind::SecurityGroupRule => "security group rule",
             IdKind::Attachment => "attachment",
+            IdKind::InternetGateway => "internet gateway",
+            IdKind::RouteTable => "route table",
+            IdKind::RouteTableAssociation => "association",
+            IdKind::Allocation => "allocation",
+            IdKind::Association => "association",
             IdKind::Request => "request",
         }
     }

@@ -9,7 +9,7 @@ fn state(s: InstanceState) -> Value {
     json!({"Code": s.code(), "Name": s.name()})
 }
 
-pub fn instance(i: &Instance, owner: &str) -> Value {
+pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
     let r = &i.rec;
     let threads = if r.vcpus > 1 { 2 } else { 1 };
     let mut v = json!({
@@ -35,7 +35,7 @@ pub fn instance(i: &Instance, owner: &str) -> Value {
         "SecurityGroups": i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>(),
         "SourceDestCheck": true,
         "Hypervisor": "xen",
-        "NetworkInterfaces": i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner)).collect::<Vec<_>>(),
+        "NetworkInterfaces": i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner, region)).collect::<Vec<_>>(),
         "EbsOptimized": false,
         "EnaSupport": true,
         "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
@@ -61,6 +61,10 @@ pub fn instance(i: &Instance, owner: &str) -> Value {
         v["SubnetId"] = json!(e.subnet_id);
         v["PrivateIpAddress"] = json!(e.private_ip);
         v["PrivateDnsName"] = json!(e.private_dns_name);
+        if let Some(ip) = &e.public_ip {
+            v["PublicIpAddress"] = json!(ip);
+            v["PublicDnsName"] = json!(super::network::public_dns_name(ip, region));
+        }
     }
     if let Some(k) = &r.key_name {
         v["KeyName"] = json!(k);
@@ -71,22 +75,22 @@ pub fn instance(i: &Instance, owner: &str) -> Value {
     v
 }
 
-fn reservation_value(r: &Reservation) -> Value {
+fn reservation_value(r: &Reservation, region: &str) -> Value {
     json!({
         "ReservationId": r.reservation_id,
         "OwnerId": r.owner_id,
         "Groups": [],
-        "Instances": r.instances.iter().map(|i| instance(i, &r.owner_id)).collect::<Vec<_>>(),
+        "Instances": r.instances.iter().map(|i| instance(i, &r.owner_id, region)).collect::<Vec<_>>(),
     })
 }
 
 /// RunInstances answers with the reservation itself.
-pub fn reservation(r: &Reservation) -> Value {
-    reservation_value(r)
+pub fn reservation(r: &Reservation, region: &str) -> Value {
+    reservation_value(r, region)
 }
 
-pub fn describe(rs: &[Reservation], next: Option<String>) -> Value {
-    super::with_next(json!({ "Reservations": rs.iter().map(reservation_value).collect::<Vec<_>>() }), next)
+pub fn describe(rs: &[Reservation], region: &str, next: Option<String>) -> Value {
+    super::with_next(json!({ "Reservations": rs.iter().map(|r| reservation_value(r, region)).collect::<Vec<_>>() }), next)
 }
 
 pub fn state_changes(member: &str, changes: &[StateChange]) -> Value {

@@ -201,8 +201,8 @@ fn groups(g: &[(String, String)]) -> Value {
 }
 
 /// An interface inside DescribeInstances.
-pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str) -> Value {
-    json!({
+pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
+    let mut v = json!({
         "NetworkInterfaceId": e.eni_id,
         "SubnetId": e.subnet_id,
         "VpcId": e.vpc_id,
@@ -225,10 +225,15 @@ pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str) ->
         },
         "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
         "Ipv6Addresses": [],
-    })
+    });
+    if let Some(a) = association(e, owner, region) {
+        v["Association"] = a.clone();
+        v["PrivateIpAddresses"][0]["Association"] = a;
+    }
+    v
 }
 
-pub fn interfaces(items: &[NetworkInterface], owner: &str, next: Option<String>) -> Value {
+pub fn interfaces(items: &[NetworkInterface], owner: &str, region: &str, next: Option<String>) -> Value {
     let out: Vec<Value> = items
         .iter()
         .map(|n| {
@@ -252,6 +257,9 @@ pub fn interfaces(items: &[NetworkInterface], owner: &str, next: Option<String>)
                 "Ipv6Addresses": [],
                 "TagSet": super::tags(&n.tags),
             });
+            if let Some(a) = association(e, owner, region) {
+                v["Association"] = a;
+            }
             if let Some(i) = &e.instance_id {
                 v["Attachment"] = json!({
                     "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
@@ -268,4 +276,98 @@ pub fn interfaces(items: &[NetworkInterface], owner: &str, next: Option<String>)
         })
         .collect();
     super::with_next(json!({"NetworkInterfaces": out}), next)
+}
+
+pub fn internet_gateways(items: &[corral_control::gateway::InternetGateway], owner: &str, next: Option<String>) -> Value {
+    let out: Vec<Value> = items
+        .iter()
+        .map(|g| {
+            json!({
+                "InternetGatewayId": g.rec.igw_id,
+                "OwnerId": owner,
+                "Attachments": g.rec.vpc_id.iter().map(|v| json!({"State": "available", "VpcId": v})).collect::<Vec<_>>(),
+                "Tags": super::tags(&g.tags),
+            })
+        })
+        .collect();
+    super::with_next(json!({"InternetGateways": out}), next)
+}
+
+pub fn route_table(t: &corral_control::gateway::RouteTable, owner: &str) -> Value {
+    let r = &t.rec;
+    json!({
+        "RouteTableId": r.route_table_id,
+        "VpcId": r.vpc_id,
+        "OwnerId": owner,
+        "PropagatingVgws": [],
+        "Routes": r.routes.iter().map(|x| json!({
+            "DestinationCidrBlock": x.destination,
+            "GatewayId": x.gateway_id,
+            "Origin": x.origin,
+            "State": "active",
+        })).collect::<Vec<_>>(),
+        "Associations": r.associations.iter().map(|a| {
+            let mut v = json!({
+                "Main": a.main,
+                "RouteTableAssociationId": a.association_id,
+                "RouteTableId": r.route_table_id,
+                "AssociationState": {"State": "associated"},
+            });
+            if let Some(s) = &a.subnet_id {
+                v["SubnetId"] = json!(s);
+            }
+            v
+        }).collect::<Vec<_>>(),
+        "Tags": super::tags(&t.tags),
+    })
+}
+
+pub fn route_tables(items: &[corral_control::gateway::RouteTable], owner: &str, next: Option<String>) -> Value {
+    super::with_next(json!({"RouteTables": items.iter().map(|t| route_table(t, owner)).collect::<Vec<_>>()}), next)
+}
+
+pub fn addresses(items: &[corral_control::address::Address], owner: &str, region: &str) -> Value {
+    let out: Vec<Value> = items
+        .iter()
+        .map(|a| {
+            let r = &a.rec;
+            let mut v = json!({
+                "AllocationId": r.allocation_id,
+                "PublicIp": r.public_ip,
+                "Domain": "vpc",
+                "PublicIpv4Pool": "amazon",
+                "NetworkBorderGroup": region,
+                "Tags": super::tags(&a.tags),
+            });
+            if let Some(x) = &r.association_id {
+                v["AssociationId"] = json!(x);
+            }
+            if let Some(x) = &r.instance_id {
+                v["InstanceId"] = json!(x);
+            }
+            if let Some(x) = &r.eni_id {
+                v["NetworkInterfaceId"] = json!(x);
+                v["NetworkInterfaceOwnerId"] = json!(owner);
+            }
+            if let Some(x) = &r.private_ip {
+                v["PrivateIpAddress"] = json!(x);
+            }
+            v
+        })
+        .collect();
+    json!({"Addresses": out})
+}
+
+/// EC2's public DNS name for a public address.
+pub fn public_dns_name(ip: &str, region: &str) -> String {
+    format!("ec2-{}.{region}.compute.corral", ip.replace('.', "-"))
+}
+
+fn association(e: &EniRecord, owner: &str, region: &str) -> Option<Value> {
+    let ip = e.public_ip.as_ref()?;
+    Some(json!({
+        "PublicIp": ip,
+        "PublicDnsName": public_dns_name(ip, region),
+        "IpOwnerId": if e.public_ip_allocation.is_some() { owner.to_string() } else { "amazon".to_string() },
+    }))
 }

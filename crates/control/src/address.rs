@@ -1,0 +1,229 @@
+//! Public addresses: the host's public pool, elastic IPs (AllocateAddress and friends) and the
+//! public IP an instance gets at launch in a subnet that maps one. Whether a public address
+//! answers is the data path's business: only when the subnet routes to an attached internet
+//! gateway and the security groups allow it.
+
+use crate::vpc::{get, parse_id};
+use crate::{filter, tag, Control};
+use corral_ec2_query::requests as rq;
+use corral_store::{AddressRecord, EniRecord, TagRecord, Tx};
+use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+
+/// Elastic IPs one account may hold, as AWS's default quota.
+pub const MAX_ELASTIC_IPS: usize = 5;
+
+pub struct Address {
+    pub rec: AddressRecord,
+    pub tags: Vec<TagRecord>,
+}
+
+/// The lowest address of the pool nobody holds.
+pub(crate) fn pool_allocate(tx: &Tx<'_>, pool: Cidr) -> Result<Ipv4Addr> {
+    let mut used: HashSet<String> = tx.doc_list::<AddressRecord>()?.into_iter().map(|a| a.public_ip).collect();
+    used.extend(tx.doc_list::<EniRecord>()?.into_iter().filter_map(|e| e.public_ip));
+    (1..pool.size().saturating_sub(1))
+        .filter_map(|i| pool.nth(i))
+        .find(|ip| !used.contains(&ip.to_string()))
+        .ok_or_else(|| Error::new(ErrorCode::AddressLimitExceeded, "The public address pool is exhausted."))
+}
+
+impl Control {
+    pub fn address_allocate(&self, req: &rq::AllocateAddress) -> Result<AddressRecord> {
+        if let Some(d) = req.domain.as_deref() {
+            if d != "vpc" && d != "standard" {
+                return Err(Error::invalid_value("Domain", d, "Valid values are vpc and standard."));
+            }
+        }
+        if req.address.is_some() {
+            return Err(Error::new(ErrorCode::Unsupported, "Bring-your-own addresses are not supported."));
+        }
+        let tags = tag::from_specifications(&req.tag_specifications, "elastic-ip", &["elastic-ip"])?;
+        let pool = self.config.public_pool;
+        self.store.transaction(|tx| {
+            if tx.doc_list::<AddressRecord>()?.len() >= MAX_ELASTIC_IPS {
+                return Err(Error::new(ErrorCode::AddressLimitExceeded, "The maximum number of addresses has been reached."));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            let ip = pool_allocate(tx, pool)?;
+            let rec = AddressRecord {
+                allocation_id: ResourceId::generate(IdKind::Allocation).into_string(),
+                public_ip: ip.to_string(),
+                association_id: None,
+                eni_id: None,
+                instance_id: None,
+                private_ip: None,
+            };
+            tx.doc_put(&rec)?;
+            tag::insert(tx, &rec.allocation_id, "elastic-ip", &tags)?;
+            Ok(rec)
+        })
+    }
+
+    fn address_find(&self, tx: &Tx<'_>, allocation_id: Option<&str>, public_ip: Option<&str>) -> Result<AddressRecord> {
+        match (allocation_id, public_ip) {
+            (Some(id), _) => get(tx, IdKind::Allocation, id),
+            (None, Some(ip)) => tx
+                .doc_list::<AddressRecord>()?
+                .into_iter()
+                .find(|a| a.public_ip == ip)
+                .ok_or_else(|| Error::new(ErrorCode::InvalidAddressNotFound, format!("Address '{ip}' not found."))),
+            (None, None) => Err(Error::missing("AllocationId")),
+        }
+    }
+
+    pub fn address_associate(&self, req: &rq::AssociateAddress) -> Result<String> {
+        let out = self.store.transaction(|tx| {
+            let mut addr = self.address_find(tx, req.allocation_id.as_deref(), req.public_ip.as_deref())?;
+            let mut eni: EniRecord = match (&req.network_interface_id, &req.instance_id) {
+                (Some(id), _) => get(tx, IdKind::NetworkInterface, id)?,
+                (None, Some(iid)) => {
+                    parse_id(IdKind::Instance, iid)?;
+                    tx.instance_get(iid)?.ok_or_else(|| Error::not_found(IdKind::Instance, iid))?;
+                    tx.doc_list::<EniRecord>()?
+                        .into_iter()
+                        .find(|e| e.instance_id.as_deref() == Some(iid) && e.device_index == 0)
+                        .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Instance {iid} has no network interface.")))?
+                }
+                (None, None) => return Err(Error::missing("InstanceId")),
+            };
+            if let Some(p) = &req.private_ip_address {
+                if *p != eni.private_ip {
+                    return Err(Error::invalid_value("PrivateIpAddress", p, "Not an address of the interface."));
+                }
+            }
+            if addr.association_id.is_some() && !req.allow_reassociation.unwrap_or(false) && addr.eni_id.as_deref() != Some(&eni.eni_id) {
+                return Err(Error::new(
+                    ErrorCode::ResourceAlreadyAssociated,
+                    format!("resource {} is already associated", addr.allocation_id),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            // Moving an address: the interface it leaves loses it.
+            if let Some(old) = addr.eni_id.clone().filter(|o| *o != eni.eni_id) {
+                if let Some(mut o) = tx.doc_get::<EniRecord>(&old)? {
+                    o.public_ip = None;
+                    o.public_ip_allocation = None;
+                    tx.doc_put(&o)?;
+                }
+            }
+            // The interface's own pool address (if any) is given back for the elastic one.
+            let assoc = ResourceId::generate(IdKind::Association).into_string();
+            eni.public_ip = Some(addr.public_ip.clone());
+            eni.public_ip_allocation = Some(addr.allocation_id.clone());
+            tx.doc_put(&eni)?;
+            addr.association_id = Some(assoc.clone());
+            addr.eni_id = Some(eni.eni_id.clone());
+            addr.instance_id = eni.instance_id.clone();
+            addr.private_ip = Some(eni.private_ip.clone());
+            tx.doc_put(&addr)?;
+            Ok(assoc)
+        })?;
+        self.kick();
+        Ok(out)
+    }
+
+    pub fn address_disassociate(&self, req: &rq::DisassociateAddress) -> Result<()> {
+        self.store.transaction(|tx| {
+            let mut addr = match (&req.association_id, &req.public_ip) {
+                (Some(id), _) => {
+                    parse_id(IdKind::Association, id)?;
+                    tx.doc_list::<AddressRecord>()?
+                        .into_iter()
+                        .find(|a| a.association_id.as_deref() == Some(id))
+                        .ok_or_else(|| Error::not_found(IdKind::Association, id))?
+                }
+                (None, Some(ip)) => self.address_find(tx, None, Some(ip))?,
+                (None, None) => return Err(Error::missing("AssociationId")),
+            };
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            if let Some(e) = addr.eni_id.take() {
+                if let Some(mut eni) = tx.doc_get::<EniRecord>(&e)? {
+                    eni.public_ip = None;
+                    eni.public_ip_allocation = None;
+                    tx.doc_put(&eni)?;
+                }
+            }
+            addr.association_id = None;
+            addr.instance_id = None;
+            addr.private_ip = None;
+            tx.doc_put(&addr)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn address_release(&self, req: &rq::ReleaseAddress) -> Result<()> {
+        self.store.transaction(|tx| {
+            let addr = self.address_find(tx, req.allocation_id.as_deref(), req.public_ip.as_deref())?;
+            if addr.association_id.is_some() {
+                return Err(Error::new(ErrorCode::InvalidIpAddressInUse, format!("Address {} is in use.", addr.public_ip)));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.doc_delete::<AddressRecord>(&addr.allocation_id)?;
+            tx.tag_delete_all(&addr.allocation_id)?;
+            Ok(())
+        })
+    }
+
+    pub fn address_describe(&self, req: &rq::DescribeAddresses) -> Result<Vec<Address>> {
+        const NAMES: &[&str] = &[
+            "allocation-id",
+            "association-id",
+            "instance-id",
+            "network-interface-id",
+            "private-ip-address",
+            "public-ip",
+            "domain",
+            "network-interface-owner-id",
+        ];
+        filter::check(&req.filters, NAMES, true)?;
+        for id in &req.allocation_ids {
+            parse_id(IdKind::Allocation, id)?;
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<AddressRecord>()?, tx.tag_map()?)))?;
+        if let Some(m) = req.allocation_ids.iter().find(|id| !all.iter().any(|a| &a.allocation_id == *id)) {
+            return Err(Error::not_found(IdKind::Allocation, m));
+        }
+        if let Some(m) = req.public_ips.iter().find(|ip| !all.iter().any(|a| &a.public_ip == *ip)) {
+            return Err(Error::new(ErrorCode::InvalidAddressNotFound, format!("Address '{m}' not found.")));
+        }
+        let account = self.account_id.clone();
+        Ok(all
+            .into_iter()
+            .filter(|a| req.allocation_ids.is_empty() || req.allocation_ids.contains(&a.allocation_id))
+            .filter(|a| req.public_ips.is_empty() || req.public_ips.contains(&a.public_ip))
+            .map(|rec| {
+                let t = tags.get(&rec.allocation_id).cloned().unwrap_or_default();
+                Address { rec, tags: t }
+            })
+            .filter(|a| {
+                let r = &a.rec;
+                filter::matches(&req.filters, &a.tags, |n| match n {
+                    "allocation-id" => vec![r.allocation_id.clone()],
+                    "association-id" => r.association_id.iter().cloned().collect(),
+                    "instance-id" => r.instance_id.iter().cloned().collect(),
+                    "network-interface-id" => r.eni_id.iter().cloned().collect(),
+                    "private-ip-address" => r.private_ip.iter().cloned().collect(),
+                    "public-ip" => vec![r.public_ip.clone()],
+                    "domain" => vec!["vpc".into()],
+                    "network-interface-owner-id" => r.eni_id.iter().map(|_| account.clone()).collect(),
+                    _ => vec![],
+                })
+            })
+            .collect())
+    }
+}

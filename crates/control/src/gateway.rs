@@ -1,0 +1,368 @@
+//! Internet gateways and route tables. A subnet reaches the internet gateway when its route
+//! table (its own association, else the VPC's main table) has a route to an attached gateway;
+//! only then do its instances' public and elastic IPs answer, as on AWS.
+
+use crate::vpc::{get, parse_id};
+use crate::{filter, tag, Control};
+use corral_ec2_query::requests as rq;
+use corral_store::{
+    InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SubnetRecord, TagRecord, Tx, VpcRecord,
+};
+use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
+
+pub struct InternetGateway {
+    pub rec: InternetGatewayRecord,
+    pub tags: Vec<TagRecord>,
+}
+
+pub struct RouteTable {
+    pub rec: RouteTableRecord,
+    pub tags: Vec<TagRecord>,
+}
+
+/// A VPC's main route table with its local route.
+pub(crate) fn main_table(vpc: &VpcRecord) -> RouteTableRecord {
+    RouteTableRecord {
+        route_table_id: ResourceId::generate(IdKind::RouteTable).into_string(),
+        vpc_id: vpc.vpc_id.clone(),
+        routes: vec![RouteRecord { destination: vpc.cidr.clone(), gateway_id: "local".into(), origin: "CreateRouteTable".into() }],
+        associations: vec![RouteTableAssociationRecord {
+            association_id: ResourceId::generate(IdKind::RouteTableAssociation).into_string(),
+            subnet_id: None,
+            main: true,
+        }],
+    }
+}
+
+/// Whether `subnet`'s effective route table sends 0.0.0.0/0 (or any route) to an attached IGW.
+pub fn routes_to_igw(tx: &Tx<'_>, subnet: &SubnetRecord) -> Result<bool> {
+    let tables = tx.doc_list_by_parent::<RouteTableRecord>(&subnet.vpc_id)?;
+    let table = tables
+        .iter()
+        .find(|t| t.associations.iter().any(|a| a.subnet_id.as_deref() == Some(&subnet.subnet_id)))
+        .or_else(|| tables.iter().find(|t| t.associations.iter().any(|a| a.main)));
+    let Some(table) = table else { return Ok(false) };
+    for r in &table.routes {
+        if r.gateway_id.starts_with("igw-") {
+            if let Some(g) = tx.doc_get::<InternetGatewayRecord>(&r.gateway_id)? {
+                if g.vpc_id.as_deref() == Some(&subnet.vpc_id) {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
+}
+
+impl Control {
+    pub fn igw_create(&self, req: &rq::CreateInternetGateway) -> Result<InternetGateway> {
+        let tags = tag::from_specifications(&req.tag_specifications, "internet-gateway", &["internet-gateway"])?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let rec = InternetGatewayRecord { igw_id: ResourceId::generate(IdKind::InternetGateway).into_string(), vpc_id: None };
+        let tags = self.store.transaction(|tx| {
+            tx.doc_put(&rec)?;
+            tag::insert(tx, &rec.igw_id, "internet-gateway", &tags)
+        })?;
+        Ok(InternetGateway { rec, tags })
+    }
+
+    pub fn igw_attach(&self, req: &rq::AttachInternetGateway) -> Result<()> {
+        let igw_id = req.internet_gateway_id.as_deref().ok_or_else(|| Error::missing("InternetGatewayId"))?;
+        let vpc_id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
+        self.store.transaction(|tx| {
+            let mut g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, igw_id)?;
+            let _: VpcRecord = get(tx, IdKind::Vpc, vpc_id)?;
+            if let Some(v) = &g.vpc_id {
+                return Err(Error::new(
+                    ErrorCode::ResourceAlreadyAssociated,
+                    format!("resource {igw_id} is already attached to network {v}"),
+                ));
+            }
+            if tx.doc_list::<InternetGatewayRecord>()?.iter().any(|o| o.vpc_id.as_deref() == Some(vpc_id)) {
+                return Err(Error::new(
+                    ErrorCode::ResourceAlreadyAssociated,
+                    format!("Network {vpc_id} already has an internet gateway attached"),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            g.vpc_id = Some(vpc_id.to_string());
+            tx.doc_put(&g)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn igw_detach(&self, req: &rq::DetachInternetGateway) -> Result<()> {
+        let igw_id = req.internet_gateway_id.as_deref().ok_or_else(|| Error::missing("InternetGatewayId"))?;
+        let vpc_id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
+        self.store.transaction(|tx| {
+            let mut g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, igw_id)?;
+            if g.vpc_id.as_deref() != Some(vpc_id) {
+                return Err(Error::new(ErrorCode::GatewayNotAttached, format!("resource {igw_id} is not attached to network {vpc_id}")));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            g.vpc_id = None;
+            tx.doc_put(&g)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn igw_delete(&self, req: &rq::DeleteInternetGateway) -> Result<()> {
+        let igw_id = req.internet_gateway_id.as_deref().ok_or_else(|| Error::missing("InternetGatewayId"))?;
+        self.store.transaction(|tx| {
+            let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, igw_id)?;
+            if g.vpc_id.is_some() {
+                return Err(Error::new(
+                    ErrorCode::DependencyViolation,
+                    format!("The internetGateway '{igw_id}' has dependencies and cannot be deleted."),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.doc_delete::<InternetGatewayRecord>(igw_id)?;
+            tx.tag_delete_all(igw_id)?;
+            Ok(())
+        })
+    }
+
+    pub fn igw_describe(&self, req: &rq::DescribeInternetGateways) -> Result<(Vec<InternetGateway>, Option<String>)> {
+        filter::check(&req.filters, &["internet-gateway-id", "attachment.vpc-id", "attachment.state", "owner-id"], true)?;
+        for id in &req.internet_gateway_ids {
+            parse_id(IdKind::InternetGateway, id)?;
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<InternetGatewayRecord>()?, tx.tag_map()?)))?;
+        if let Some(m) = req.internet_gateway_ids.iter().find(|id| !all.iter().any(|g| &g.igw_id == *id)) {
+            return Err(Error::not_found(IdKind::InternetGateway, m));
+        }
+        let account = self.account_id.clone();
+        let items = all
+            .into_iter()
+            .filter(|g| req.internet_gateway_ids.is_empty() || req.internet_gateway_ids.contains(&g.igw_id))
+            .map(|rec| {
+                let t = tags.get(&rec.igw_id).cloned().unwrap_or_default();
+                InternetGateway { rec, tags: t }
+            })
+            .filter(|g| {
+                filter::matches(&req.filters, &g.tags, |n| match n {
+                    "internet-gateway-id" => vec![g.rec.igw_id.clone()],
+                    "attachment.vpc-id" => g.rec.vpc_id.iter().cloned().collect(),
+                    "attachment.state" => g.rec.vpc_id.iter().map(|_| "available".to_string()).collect(),
+                    "owner-id" => vec![account.clone()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+    }
+
+    pub fn route_table_create(&self, req: &rq::CreateRouteTable) -> Result<RouteTable> {
+        let vpc_id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
+        let tags = tag::from_specifications(&req.tag_specifications, "route-table", &["route-table"])?;
+        self.store.transaction(|tx| {
+            let vpc: VpcRecord = get(tx, IdKind::Vpc, vpc_id)?;
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            let mut rec = main_table(&vpc);
+            rec.associations.clear();
+            tx.doc_put(&rec)?;
+            let tags = tag::insert(tx, &rec.route_table_id, "route-table", &tags)?;
+            Ok(RouteTable { rec, tags })
+        })
+    }
+
+    pub fn route_table_delete(&self, req: &rq::DeleteRouteTable) -> Result<()> {
+        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
+        self.store.transaction(|tx| {
+            let t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
+            if !t.associations.is_empty() {
+                return Err(Error::new(
+                    ErrorCode::DependencyViolation,
+                    format!("The routeTable '{id}' has dependencies and cannot be deleted."),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.doc_delete::<RouteTableRecord>(id)?;
+            tx.tag_delete_all(id)?;
+            Ok(())
+        })
+    }
+
+    pub fn route_create(&self, req: &rq::CreateRoute) -> Result<()> {
+        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
+        let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
+        let cidr: Cidr = dest.parse().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?;
+        let gw = req.gateway_id.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorCode::MissingParameter,
+                "The request must contain exactly one of gatewayId, natGatewayId, networkInterfaceId, vpcPeeringConnectionId or instanceId",
+            )
+        })?;
+        self.store.transaction(|tx| {
+            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
+            let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, gw)?;
+            if g.vpc_id.as_deref() != Some(&t.vpc_id) {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("route table {id} and network gateway {gw} belong to different networks"),
+                ));
+            }
+            if t.routes.iter().any(|r| r.destination == cidr.to_string()) {
+                return Err(Error::new(ErrorCode::RouteAlreadyExists, format!("The route identified by {cidr} already exists.")));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            t.routes.push(RouteRecord { destination: cidr.to_string(), gateway_id: gw.to_string(), origin: "CreateRoute".into() });
+            tx.doc_put(&t)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn route_delete(&self, req: &rq::DeleteRoute) -> Result<()> {
+        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
+        let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
+        self.store.transaction(|tx| {
+            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
+            let pos = t.routes.iter().position(|r| r.destination == dest && r.gateway_id != "local").ok_or_else(|| {
+                Error::new(ErrorCode::InvalidRouteNotFound, format!("no route with destination-cidr-block {dest} in route table {id}"))
+            })?;
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            t.routes.remove(pos);
+            tx.doc_put(&t)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn route_table_associate(&self, req: &rq::AssociateRouteTable) -> Result<String> {
+        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
+        let subnet_id = req.subnet_id.as_deref().ok_or_else(|| Error::missing("SubnetId"))?;
+        let out = self.store.transaction(|tx| {
+            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
+            let s: SubnetRecord = get(tx, IdKind::Subnet, subnet_id)?;
+            if s.vpc_id != t.vpc_id {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("Route table {id} and subnet {subnet_id} belong to different networks"),
+                ));
+            }
+            let taken = tx
+                .doc_list_by_parent::<RouteTableRecord>(&t.vpc_id)?
+                .iter()
+                .any(|o| o.associations.iter().any(|a| a.subnet_id.as_deref() == Some(subnet_id)));
+            if taken {
+                return Err(Error::new(
+                    ErrorCode::ResourceAlreadyAssociated,
+                    format!("the specified association for route table {id} conflicts with an existing association"),
+                ));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            let assoc = ResourceId::generate(IdKind::RouteTableAssociation).into_string();
+            t.associations.push(RouteTableAssociationRecord {
+                association_id: assoc.clone(),
+                subnet_id: Some(subnet_id.to_string()),
+                main: false,
+            });
+            tx.doc_put(&t)?;
+            Ok(assoc)
+        })?;
+        self.kick();
+        Ok(out)
+    }
+
+    pub fn route_table_disassociate(&self, req: &rq::DisassociateRouteTable) -> Result<()> {
+        let assoc = req.association_id.as_deref().ok_or_else(|| Error::missing("AssociationId"))?;
+        parse_id(IdKind::RouteTableAssociation, assoc)?;
+        self.store.transaction(|tx| {
+            let mut t = tx
+                .doc_list::<RouteTableRecord>()?
+                .into_iter()
+                .find(|t| t.associations.iter().any(|a| a.association_id == assoc))
+                .ok_or_else(|| Error::not_found(IdKind::RouteTableAssociation, assoc))?;
+            if t.associations.iter().any(|a| a.association_id == assoc && a.main) {
+                return Err(Error::new(ErrorCode::InvalidParameterValue, "The main route table association cannot be removed."));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            t.associations.retain(|a| a.association_id != assoc);
+            tx.doc_put(&t)?;
+            Ok(())
+        })?;
+        self.kick();
+        Ok(())
+    }
+
+    pub fn route_table_describe(&self, req: &rq::DescribeRouteTables) -> Result<(Vec<RouteTable>, Option<String>)> {
+        const NAMES: &[&str] = &[
+            "route-table-id",
+            "vpc-id",
+            "association.main",
+            "association.subnet-id",
+            "association.route-table-association-id",
+            "route.destination-cidr-block",
+            "route.gateway-id",
+            "route.origin",
+            "owner-id",
+        ];
+        filter::check(&req.filters, NAMES, true)?;
+        for id in &req.route_table_ids {
+            parse_id(IdKind::RouteTable, id)?;
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<RouteTableRecord>()?, tx.tag_map()?)))?;
+        if let Some(m) = req.route_table_ids.iter().find(|id| !all.iter().any(|t| &t.route_table_id == *id)) {
+            return Err(Error::not_found(IdKind::RouteTable, m));
+        }
+        let account = self.account_id.clone();
+        let items = all
+            .into_iter()
+            .filter(|t| req.route_table_ids.is_empty() || req.route_table_ids.contains(&t.route_table_id))
+            .map(|rec| {
+                let t = tags.get(&rec.route_table_id).cloned().unwrap_or_default();
+                RouteTable { rec, tags: t }
+            })
+            .filter(|t| {
+                let r = &t.rec;
+                filter::matches(&req.filters, &t.tags, |n| match n {
+                    "route-table-id" => vec![r.route_table_id.clone()],
+                    "vpc-id" => vec![r.vpc_id.clone()],
+                    "association.main" => r.associations.iter().map(|a| a.main.to_string()).collect(),
+                    "association.subnet-id" => r.associations.iter().filter_map(|a| a.subnet_id.clone()).collect(),
+                    "association.route-table-association-id" => r.associations.iter().map(|a| a.association_id.clone()).collect(),
+                    "route.destination-cidr-block" => r.routes.iter().map(|x| x.destination.clone()).collect(),
+                    "route.gateway-id" => r.routes.iter().map(|x| x.gateway_id.clone()).collect(),
+                    "route.origin" => r.routes.iter().map(|x| x.origin.clone()).collect(),
+                    "owner-id" => vec![account.clone()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+    }
+}
