@@ -100,6 +100,7 @@ requests!(
     DisassociateAddress,
     ReleaseAddress,
     DescribeAddresses,
+    ModifyInstanceMetadataOptions,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -277,6 +278,10 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::ReleaseAddress(r) => {
             c.address_release(&r)?;
             serde_json::json!({})
+        }
+        R::ModifyInstanceMetadataOptions(r) => {
+            let rec = c.instance_metadata_options_modify(&r)?;
+            serde_json::json!({"InstanceId": rec.instance_id, "InstanceMetadataOptions": views::instance::metadata_options(&rec.metadata, "pending")})
         }
         R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
         R::DescribeNetworkInterfaces(r) => {

@@ -121,6 +121,7 @@ impl Control {
             }
         }
         let request_hash = request_hash(req);
+        let metadata = metadata_options(corral_store::MetadataOptions::default(), req.metadata_options.as_ref())?;
 
         self.store.transaction(|tx| {
             if let Some(token) = &req.client_token {
@@ -187,6 +188,7 @@ impl Control {
                     observed_generation: 0,
                     terminated_at: None,
                     seq: 0,
+                    metadata: metadata.clone(),
                 };
                 tx.instance_insert(&rec)?;
                 let eni = self.eni_create_primary(tx, &placement, &rec.instance_id, delete_eni)?;
@@ -440,6 +442,54 @@ impl Control {
         Ok((rec.instance_id, bytes, crate::now_iso()))
     }
 
+    pub fn instance_metadata_options_modify(&self, req: &rq::ModifyInstanceMetadataOptions) -> Result<InstanceRecord> {
+        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+        check_ids(&[id.to_string()])?;
+        let change = rq::MetadataOptionsRequest {
+            http_tokens: req.http_tokens.clone(),
+            http_endpoint: req.http_endpoint.clone(),
+            http_put_response_hop_limit: req.http_put_response_hop_limit,
+            instance_metadata_tags: req.instance_metadata_tags.clone(),
+        };
+        let out = self.store.transaction(|tx| {
+            let mut r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+            if r.state == InstanceState::Terminated {
+                return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+            }
+            r.metadata = metadata_options(r.metadata.clone(), Some(&change))?;
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.instance_update(&r)?;
+            Ok(r)
+        })?;
+        self.kick();
+        Ok(out)
+    }
+
+    /// Replaces the security groups of an instance's primary interface (ModifyInstanceAttribute
+    /// groupSet); the data path applies the change live.
+    fn instance_groups_set(&self, tx: &corral_store::Tx<'_>, id: &str, groups: &[String]) -> Result<()> {
+        let mut eni = tx
+            .doc_list::<EniRecord>()?
+            .into_iter()
+            .find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0)
+            .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Instance {id} has no network interface.")))?;
+        for g in groups {
+            let rec: SecurityGroupRecord = crate::vpc::get(tx, IdKind::SecurityGroup, g)?;
+            if rec.vpc_id != eni.vpc_id {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameter,
+                    format!("Security group {g} and instance {id} belong to different networks."),
+                ));
+            }
+        }
+        eni.groups = groups.to_vec();
+        eni.groups.dedup();
+        tx.doc_put(&eni)?;
+        Ok(())
+    }
+
     /// (id, name) of the security groups of an instance's primary interface.
     pub fn instance_groups(&self, id: &str) -> Result<Vec<(String, String)>> {
         self.store.read(|tx| {
@@ -474,6 +524,24 @@ impl Control {
         }
         if let Some(v) = req.instance_initiated_shutdown_behavior.as_ref().and_then(|v| v.value.clone()) {
             changes.push(("instanceInitiatedShutdownBehavior", v));
+        }
+        if !req.groups.is_empty() {
+            if !changes.is_empty() {
+                return Err(Error::combination("Only one attribute can be modified at a time."));
+            }
+            self.store.transaction(|tx| {
+                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+                if r.state == InstanceState::Terminated {
+                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+                }
+                self.instance_groups_set(tx, id, &req.groups)?;
+                if req.dry_run {
+                    return Err(Error::dry_run());
+                }
+                Ok(())
+            })?;
+            self.kick();
+            return Ok(());
         }
         if changes.is_empty() {
             return Err(Error::missing("Attribute"));
@@ -541,6 +609,39 @@ impl Control {
             Ok(())
         })
     }
+}
+
+/// Applies MetadataOptions (RunInstances or ModifyInstanceMetadataOptions) to `base`.
+pub(crate) fn metadata_options(
+    mut base: corral_store::MetadataOptions,
+    req: Option<&rq::MetadataOptionsRequest>,
+) -> Result<corral_store::MetadataOptions> {
+    let Some(req) = req else { return Ok(base) };
+    if let Some(t) = &req.http_tokens {
+        if t != "optional" && t != "required" {
+            return Err(Error::invalid_value("HttpTokens", t, "Valid values are optional and required."));
+        }
+        base.http_tokens = t.clone();
+    }
+    if let Some(e) = &req.http_endpoint {
+        if e != "enabled" && e != "disabled" {
+            return Err(Error::invalid_value("HttpEndpoint", e, "Valid values are enabled and disabled."));
+        }
+        base.http_endpoint = e.clone();
+    }
+    if let Some(h) = req.http_put_response_hop_limit {
+        if !(1..=64).contains(&h) {
+            return Err(Error::invalid_value("HttpPutResponseHopLimit", &h.to_string(), "Valid values are 1 to 64."));
+        }
+        base.hop_limit = h as u8;
+    }
+    if let Some(t) = &req.instance_metadata_tags {
+        if t != "enabled" && t != "disabled" {
+            return Err(Error::invalid_value("InstanceMetadataTags", t, "Valid values are enabled and disabled."));
+        }
+        base.instance_metadata_tags = t.clone();
+    }
+    Ok(base)
 }
 
 fn root_device(images: &[ImageRecord], image_id: &str) -> String {

@@ -286,6 +286,7 @@ mod tests {
             observed_generation: 5,
             terminated_at: None,
             seq: 1,
+            metadata: Default::default(),
         }
     }
 

@@ -92,6 +92,7 @@ pub struct InstanceNetworkInterfaceSpecification {
 }
 
 request!(RunInstances {
+    metadata_options: Option<MetadataOptionsRequest>,
     subnet_id: Option<String>,
     security_group_ids: Vec<String>,
     security_groups: Vec<String>,
@@ -260,6 +261,24 @@ request!(ModifyInstanceAttribute {
     user_data: Option<AttributeValue<String>>,
     disable_api_termination: Option<AttributeValue<bool>>,
     instance_initiated_shutdown_behavior: Option<AttributeValue<String>>,
+    groups: Vec<String>,
+});
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct MetadataOptionsRequest {
+    pub http_tokens: Option<String>,
+    pub http_endpoint: Option<String>,
+    pub http_put_response_hop_limit: Option<i64>,
+    pub instance_metadata_tags: Option<String>,
+}
+
+request!(ModifyInstanceMetadataOptions {
+    instance_id: Option<String>,
+    http_tokens: Option<String>,
+    http_endpoint: Option<String>,
+    http_put_response_hop_limit: Option<i64>,
+    instance_metadata_tags: Option<String>,
 });
 
 #[cfg(test)]

@@ -32,6 +32,29 @@ impl Desired {
     }
 }
 
+/// MetadataOptions, with AWS's defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct MetadataOptions {
+    /// "optional" or "required" (IMDSv2 only).
+    pub http_tokens: String,
+    /// "enabled" or "disabled".
+    pub http_endpoint: String,
+    pub hop_limit: u8,
+    /// "enabled" or "disabled".
+    pub instance_metadata_tags: String,
+}
+
+impl Default for MetadataOptions {
+    fn default() -> Self {
+        MetadataOptions {
+            http_tokens: "optional".into(),
+            http_endpoint: "enabled".into(),
+            hop_limit: 1,
+            instance_metadata_tags: "disabled".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRecord {
     pub instance_id: String,
@@ -61,11 +84,12 @@ pub struct InstanceRecord {
     pub terminated_at: Option<String>,
     /// Insertion order, for stable pagination.
     pub seq: i64,
+    pub metadata: MetadataOptions,
 }
 
 const COLS: &str = "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
-    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq";
+    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
     let state: String = r.get(7)?;
@@ -75,7 +99,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
         return Ok(Err(StoreError::Corrupt(format!("instance {id}: state {state} desired {desired}"))));
     };
     Ok(Ok(InstanceRecord {
-        instance_id: id,
+        instance_id: id.clone(),
         reservation_id: r.get(1)?,
         image_id: r.get(2)?,
         instance_type: r.get(3)?,
@@ -99,7 +123,22 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
         observed_generation: r.get::<_, i64>(21)? as u64,
         terminated_at: r.get(22)?,
         seq: r.get(23)?,
+        metadata: {
+            let s: String = r.get(24)?;
+            if s.is_empty() {
+                MetadataOptions::default()
+            } else {
+                match serde_json::from_str(&s) {
+                    Ok(m) => m,
+                    Err(e) => return Ok(Err(StoreError::Corrupt(format!("instance {id}: metadata options: {e}")))),
+                }
+            }
+        },
     }))
+}
+
+fn metadata_json(m: &MetadataOptions) -> String {
+    serde_json::to_string(m).unwrap_or_default()
 }
 
 impl Tx<'_> {
@@ -107,13 +146,13 @@ impl Tx<'_> {
     pub fn instance_insert(&self, i: &InstanceRecord) -> Result<()> {
         let seq: i64 = self.tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances", [], |r| r.get(0))?;
         self.tx.execute(
-            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24)"),
+            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"),
             params![
                 i.instance_id, i.reservation_id, i.image_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.key_name,
                 i.state.name(), i.desired.as_str(), i.force_stop, i.state_reason_code, i.state_reason_message,
                 i.state_transition_reason, i.availability_zone, i.launch_time, i.ami_launch_index, i.user_data,
                 i.client_token, i.disable_api_termination, i.shutdown_behavior, i.host, i.observed_generation as i64,
-                i.terminated_at, seq
+                i.terminated_at, seq, metadata_json(&i.metadata)
             ],
         )?;
         Ok(())
@@ -124,7 +163,7 @@ impl Tx<'_> {
         self.tx.execute(
             "UPDATE instances SET instance_type=?2, vcpus=?3, memory_mib=?4, state=?5, desired=?6, force_stop=?7, state_reason_code=?8,
              state_reason_message=?9, state_transition_reason=?10, user_data=?11, disable_api_termination=?12, shutdown_behavior=?13,
-             observed_generation=?14, terminated_at=?15 WHERE instance_id=?1",
+             observed_generation=?14, terminated_at=?15, metadata_options=?16 WHERE instance_id=?1",
             params![
                 i.instance_id,
                 i.instance_type,
@@ -140,7 +179,8 @@ impl Tx<'_> {
                 i.disable_api_termination,
                 i.shutdown_behavior,
                 i.observed_generation as i64,
-                i.terminated_at
+                i.terminated_at,
+                metadata_json(&i.metadata)
             ],
         )?;
         Ok(())

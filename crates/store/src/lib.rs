@@ -16,7 +16,7 @@ mod tag;
 pub use account::AccessKey;
 pub use doc::Doc;
 pub use image::ImageRecord;
-pub use instance::{Desired, InstanceRecord};
+pub use instance::{Desired, InstanceRecord, MetadataOptions};
 pub use keypair::KeyPairRecord;
 pub use network::{
     AddressRecord, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,

@@ -94,6 +94,10 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX docs_by_kind ON docs(kind, seq);
     CREATE INDEX docs_by_parent ON docs(kind, parent);
     "#,
+    // 3: instance metadata options (JSON; empty means AWS's defaults).
+    r#"
+    ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '';
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

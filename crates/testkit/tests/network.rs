@@ -259,3 +259,38 @@ async fn gateways_route_tables_and_addresses() {
     ctx.call("DeleteSubnet", &[("SubnetId", &subnet)]).await.ok();
     ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.ok();
 }
+
+#[tokio::test]
+async fn metadata_options_and_live_group_changes() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[("MetadataOptions.HttpTokens", "required"), ("MetadataOptions.HttpPutResponseHopLimit", "2")]).await.remove(0);
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert!(r.ok().body.contains("<httpTokens>required</httpTokens>"), "{}", r.body);
+    assert_eq!(r.text("httpPutResponseHopLimit").as_deref(), Some("2"));
+    let r =
+        ctx.call("ModifyInstanceMetadataOptions", &[("InstanceId", &id), ("HttpEndpoint", "disabled"), ("HttpTokens", "optional")]).await;
+    assert_eq!(r.ok().text("httpEndpoint").as_deref(), Some("disabled"));
+    ctx.call("ModifyInstanceMetadataOptions", &[("InstanceId", &id), ("HttpPutResponseHopLimit", "65")]).await.err("InvalidParameterValue");
+    ctx.call(
+        "RunInstances",
+        &[("ImageId", &ctx.image("corral-minimal")), ("MinCount", "1"), ("MaxCount", "1"), ("MetadataOptions.HttpTokens", "sometimes")],
+    )
+    .await
+    .err("InvalidParameterValue");
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert!(r.ok().body.contains("<httpEndpoint>disabled</httpEndpoint>"));
+    assert!(r.body.contains("<httpTokens>optional</httpTokens>"));
+
+    let sg = ctx.call("CreateSecurityGroup", &[("GroupName", "web"), ("GroupDescription", "web")]).await.ok().text("groupId").unwrap();
+    ctx.call("ModifyInstanceAttribute", &[("InstanceId", &id), ("GroupId.1", &sg)]).await.ok();
+    let r = ctx.call("DescribeInstanceAttribute", &[("InstanceId", &id), ("Attribute", "groupSet")]).await;
+    assert_eq!(r.ok().texts("groupId"), vec![sg.clone()]);
+    let other = ctx.call("CreateVpc", &[("CidrBlock", "10.9.0.0/16")]).await.ok().text("vpcId").unwrap();
+    let foreign = ctx
+        .call("CreateSecurityGroup", &[("GroupName", "x"), ("GroupDescription", "x"), ("VpcId", &other)])
+        .await
+        .ok()
+        .text("groupId")
+        .unwrap();
+    ctx.call("ModifyInstanceAttribute", &[("InstanceId", &id), ("GroupId.1", &foreign)]).await.err("InvalidParameter");
+}

@@ -9,6 +9,17 @@ fn state(s: InstanceState) -> Value {
     json!({"Code": s.code(), "Name": s.name()})
 }
 
+pub fn metadata_options(m: &corral_store::MetadataOptions, state: &str) -> Value {
+    json!({
+        "State": state,
+        "HttpTokens": m.http_tokens,
+        "HttpPutResponseHopLimit": m.hop_limit,
+        "HttpEndpoint": m.http_endpoint,
+        "HttpProtocolIpv6": "disabled",
+        "InstanceMetadataTags": m.instance_metadata_tags,
+    })
+}
+
 pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
     let r = &i.rec;
     let threads = if r.vcpus > 1 { 2 } else { 1 };
@@ -41,14 +52,7 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
         "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
         "HibernationOptions": {"Configured": false},
-        "MetadataOptions": {
-            "State": "applied",
-            "HttpTokens": "optional",
-            "HttpPutResponseHopLimit": 1,
-            "HttpEndpoint": "enabled",
-            "HttpProtocolIpv6": "disabled",
-            "InstanceMetadataTags": "disabled",
-        },
+        "MetadataOptions": metadata_options(&r.metadata, "applied"),
         "EnclaveOptions": {"Enabled": false},
         "PlatformDetails": "Linux/UNIX",
         "UsageOperation": "RunInstances",
