@@ -24,18 +24,25 @@ pub struct Instance {
 /// What describing instances needs besides the instances: loaded once per call.
 struct Related {
     images: Vec<ImageRecord>,
-    enis: Vec<EniRecord>,
+    /// Interfaces by instance id.
+    enis: std::collections::HashMap<String, Vec<EniRecord>>,
     groups: Vec<SecurityGroupRecord>,
 }
 
 impl Related {
     fn load(tx: &corral_store::Tx<'_>) -> Result<Related> {
-        Ok(Related { images: tx.image_list()?, enis: tx.doc_list()?, groups: tx.doc_list()? })
+        let mut enis: std::collections::HashMap<String, Vec<EniRecord>> = std::collections::HashMap::new();
+        for e in tx.doc_list::<EniRecord>()? {
+            if let Some(i) = &e.instance_id {
+                enis.entry(i.clone()).or_default().push(e);
+            }
+        }
+        Ok(Related { images: tx.image_list()?, enis, groups: tx.doc_list()? })
     }
 
     fn instance(&self, rec: InstanceRecord, tags: Vec<TagRecord>) -> Instance {
         let root_device_name = root_device(&self.images, &rec.image_id);
-        let mut enis: Vec<EniRecord> = self.enis.iter().filter(|e| e.instance_id.as_deref() == Some(&rec.instance_id)).cloned().collect();
+        let mut enis: Vec<EniRecord> = self.enis.get(&rec.instance_id).cloned().unwrap_or_default();
         enis.sort_by_key(|e| e.device_index);
         let groups = enis.first().map(|e| crate::eni::group_names(&self.groups, &e.groups)).unwrap_or_default();
         Instance { rec, tags, root_device_name, enis, groups }

@@ -1,0 +1,448 @@
+//! The plain-data description of what the network on this host should look like, as the
+//! control plane sends it, plus its validation. No store knowledge, no host access.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use crate::cidr::Ipv4Net;
+use crate::NetError;
+
+/// Host-wide settings of the data path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Every namespace this driver owns is `<ns_prefix><vpc-id>`; anything else is never
+    /// touched. Tests use a unique prefix each.
+    pub ns_prefix: String,
+    /// One directory per VPC namespace under it: dnsmasq's config, hosts files, pid file, log,
+    /// and the last nftables script applied.
+    pub state_dir: PathBuf,
+    /// For EC2-style private names: `ip-10-0-1-5.<region>.compute.internal`.
+    pub region: String,
+    /// Addresses public and elastic IPs are drawn from (by the control plane). Only used here
+    /// to check what it sends. Default: 198.51.100.0/24 (TEST-NET-2, never routed outward).
+    pub public_pool: Ipv4Net,
+    /// One /31 per VPC namespace is taken from it for the host<->namespace veth link.
+    pub link_pool: Ipv4Net,
+    /// The host interface towards the outside world. `None` (the default, and always in
+    /// tests): no instance has any path out. Not implemented beyond refusing to start.
+    pub uplink: Option<String>,
+    /// The namespace that plays "the host" (holds the host end of each VPC's veth and the
+    /// routes to public IPs). `None`: the host's own namespace. Tests name one they created.
+    pub host_netns: Option<String>,
+    /// MTU handed out by DHCP: 1450 leaves room for the VXLAN overlay between hosts.
+    pub mtu: u16,
+}
+
+impl NetConfig {
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        NetConfig {
+            ns_prefix: "corral-".into(),
+            state_dir: state_dir.into(),
+            region: "local-1".into(),
+            public_pool: Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).expect("valid"),
+            link_pool: Ipv4Net::new(Ipv4Addr::new(100, 127, 0, 0), 16).expect("valid"),
+            uplink: None,
+            host_netns: None,
+            mtu: 1450,
+        }
+    }
+}
+
+/// Everything that should exist on this host. What is not here is removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredNet {
+    pub vpcs: Vec<VpcSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcSpec {
+    pub vpc_id: String,
+    pub cidr: Ipv4Net,
+    pub subnets: Vec<SubnetSpec>,
+    /// The ports of this VPC on this host. A VPC with none gets no namespace here.
+    pub ports: Vec<PortSpec>,
+    /// Every group a port here belongs to, and every group a rule here names (a group with no
+    /// local member may still be referenced: its `remote_members` fill its set).
+    pub groups: Vec<GroupSpec>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubnetSpec {
+    pub subnet_id: String,
+    pub cidr: Ipv4Net,
+    /// The subnet's route table sends 0.0.0.0/0 to an internet gateway attached to the VPC:
+    /// only then do its ports' public IPs work.
+    pub routes_to_igw: bool,
+}
+
+/// How a port's link is made. QEMU guests get a tap; tests simulate a guest with a veth
+/// whose other end sits in a namespace the test made.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum PortLink {
+    #[default]
+    Tap,
+    /// A veth pair: the port end in the VPC namespace (named like a tap), the other end named
+    /// `peer_ifname` in the existing namespace `peer_netns`, carrying the port's MAC.
+    Veth { peer_netns: String, peer_ifname: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortSpec {
+    pub eni_id: String,
+    pub instance_id: String,
+    pub subnet_id: String,
+    pub mac: [u8; 6],
+    pub ip: Ipv4Addr,
+    /// The instance's host name as DNS and DHCP give it (e.g. `ip-10-0-1-5`, or a custom
+    /// one); EC2's private DNS name is always served as well.
+    pub hostname: String,
+    /// Served 1:1 NAT to `ip` when the subnet routes to an internet gateway.
+    pub public_ip: Option<Ipv4Addr>,
+    /// Security group ids, at least one (a port in no group passes nothing).
+    pub groups: Vec<String>,
+    pub link: PortLink,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupSpec {
+    pub group_id: String,
+    pub ingress: Vec<RuleSpec>,
+    pub egress: Vec<RuleSpec>,
+    /// Members on other hosts (their private IPs); local members come from the ports.
+    pub remote_members: Vec<Ipv4Addr>,
+}
+
+/// EC2's `IpProtocol`: `-1` (all), `tcp`, `udp`, `icmp`, or a protocol number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Protocol {
+    All,
+    Tcp,
+    Udp,
+    Icmp,
+    Number(u8),
+}
+
+impl Protocol {
+    /// Parses EC2's spelling: `-1`, `tcp`/`6`, `udp`/`17`, `icmp`/`1`, or a number.
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "-1" | "all" => Some(Protocol::All),
+            "tcp" | "6" => Some(Protocol::Tcp),
+            "udp" | "17" => Some(Protocol::Udp),
+            "icmp" | "1" => Some(Protocol::Icmp),
+            other => other.parse::<u8>().ok().map(Protocol::Number),
+        }
+    }
+}
+
+/// One permission of a group. For tcp/udp `from_port..=to_port` is the port range (`None`,
+/// `-1`, or 0..65535: all); for icmp `from_port` is the ICMP type and `to_port` the code
+/// (`-1`: any), as in EC2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub protocol: Protocol,
+    pub from_port: Option<i32>,
+    pub to_port: Option<i32>,
+    /// Peer CIDRs with their descriptions (they become nftables comments).
+    pub cidrs: Vec<(Ipv4Net, Option<String>)>,
+    /// Peer security groups (matched through their member sets), with descriptions.
+    pub groups: Vec<(String, Option<String>)>,
+}
+
+/// What `apply` did, for logs and for the agent's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetReport {
+    pub vpcs: Vec<VpcReport>,
+    /// Namespaces, links and processes removed because nothing wanted them.
+    pub removed: Vec<String>,
+    /// Things that are not errors but deserve a log line (e.g. a namespace that still holds
+    /// processes after its last port went).
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VpcReport {
+    pub vpc_id: String,
+    pub netns: String,
+    /// `(eni_id, link name)` per port.
+    pub ports: Vec<(String, String)>,
+}
+
+/// Ids end up in interface names, nftables identifiers and file names: only letters, digits
+/// and `-`, starting with a letter, at most 64 characters.
+pub(crate) fn check_id(kind: &str, id: &str) -> Result<(), NetError> {
+    let ok = !id.is_empty()
+        && id.len() <= 64
+        && id.as_bytes()[0].is_ascii_alphabetic()
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!("{kind} id `{id}` must be letters, digits and '-', starting with a letter")))
+    }
+}
+
+/// Group ids name nftables chains and sets (`<id>-in`, `<id>-members`); requiring EC2's
+/// `sg-` keeps them apart from the per-port chains (`port-...`).
+fn check_group_id(id: &str) -> Result<(), NetError> {
+    check_id("security group", id)?;
+    if id.starts_with("sg-") {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!("security group id `{id}` must start with `sg-`")))
+    }
+}
+
+/// A DNS label sequence: letters, digits, `-` and `.`, 1..=253 characters.
+fn check_hostname(name: &str) -> Result<(), NetError> {
+    let ok = !name.is_empty()
+        && name.len() <= 253
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !name.starts_with(['-', '.']);
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!("host name `{name}` is not a DNS name")))
+    }
+}
+
+fn check_port_range(rule: &RuleSpec, what: &str) -> Result<(), NetError> {
+    let in_range = |p: Option<i32>, max: i32| p.is_none_or(|p| (-1..=max).contains(&p));
+    let ok = match rule.protocol {
+        Protocol::Tcp | Protocol::Udp => {
+            in_range(rule.from_port, 65535)
+                && in_range(rule.to_port, 65535)
+                && match (rule.from_port, rule.to_port) {
+                    (Some(f), Some(t)) if f >= 0 && t >= 0 => f <= t,
+                    _ => true,
+                }
+        }
+        Protocol::Icmp => in_range(rule.from_port, 255) && in_range(rule.to_port, 255),
+        Protocol::All | Protocol::Number(_) => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(NetError::Invalid(format!("{what}: bad port range {:?}..{:?}", rule.from_port, rule.to_port)))
+    }
+}
+
+impl DesiredNet {
+    /// Checks everything the host side relies on: ids safe to embed, ports inside their
+    /// subnets, subnets inside their VPC, unique VPCs/ports/IPs/MACs, known groups.
+    pub fn validate(&self, config: &NetConfig) -> Result<(), NetError> {
+        let mut vpc_ids = HashSet::new();
+        let mut eni_ids = HashSet::new();
+        let mut public = HashSet::new();
+        for vpc in &self.vpcs {
+            check_id("VPC", &vpc.vpc_id)?;
+            if !vpc_ids.insert(&vpc.vpc_id) {
+                return Err(NetError::Invalid(format!("VPC {} given twice", vpc.vpc_id)));
+            }
+            if vpc.cidr.prefix_len() > 28 || vpc.cidr.prefix_len() < 8 {
+                return Err(NetError::Invalid(format!("VPC {} CIDR {} must be /8../28", vpc.vpc_id, vpc.cidr)));
+            }
+            for s in &vpc.subnets {
+                check_id("subnet", &s.subnet_id)?;
+                if !vpc.cidr.contains_net(&s.cidr) || s.cidr.prefix_len() > 28 {
+                    return Err(NetError::Invalid(format!("subnet {} {} is not a /28 or larger inside {}", s.subnet_id, s.cidr, vpc.cidr)));
+                }
+            }
+            let mut group_ids = HashSet::new();
+            for g in &vpc.groups {
+                check_group_id(&g.group_id)?;
+                if !group_ids.insert(g.group_id.as_str()) {
+                    return Err(NetError::Invalid(format!("group {} given twice", g.group_id)));
+                }
+            }
+            for g in &vpc.groups {
+                for r in g.ingress.iter().chain(&g.egress) {
+                    check_port_range(r, &g.group_id)?;
+                    for (peer, _) in &r.groups {
+                        check_group_id(peer)?;
+                    }
+                }
+            }
+            let mut ips = HashSet::new();
+            let mut macs = HashSet::new();
+            for p in &vpc.ports {
+                check_id("ENI", &p.eni_id)?;
+                check_id("instance", &p.instance_id)?;
+                check_hostname(&p.hostname)?;
+                if !eni_ids.insert(&p.eni_id) {
+                    return Err(NetError::Invalid(format!("ENI {} given twice", p.eni_id)));
+                }
+                let subnet = vpc
+                    .subnets
+                    .iter()
+                    .find(|s| s.subnet_id == p.subnet_id)
+                    .ok_or_else(|| NetError::Invalid(format!("ENI {} names unknown subnet {}", p.eni_id, p.subnet_id)))?;
+                // EC2 reserves the first four addresses and the last one of every subnet.
+                let net = subnet.cidr.network();
+                let off = u32::from(p.ip).wrapping_sub(u32::from(net.addr()));
+                if !subnet.cidr.contains(p.ip) || off < 4 || u64::from(off) == subnet.cidr.size() - 1 {
+                    return Err(NetError::Invalid(format!("ENI {} address {} is not usable in {}", p.eni_id, p.ip, subnet.cidr)));
+                }
+                if !ips.insert(p.ip) || !macs.insert(p.mac) {
+                    return Err(NetError::Invalid(format!("ENI {} repeats an address or MAC in {}", p.eni_id, vpc.vpc_id)));
+                }
+                if p.mac[0] & 1 == 1 {
+                    return Err(NetError::Invalid(format!("ENI {} MAC is multicast", p.eni_id)));
+                }
+                for g in &p.groups {
+                    if !group_ids.contains(g.as_str()) {
+                        return Err(NetError::Invalid(format!("ENI {} is in group {g} that the VPC does not list", p.eni_id)));
+                    }
+                }
+                if let Some(pub_ip) = p.public_ip {
+                    if !config.public_pool.contains(pub_ip) {
+                        return Err(NetError::Invalid(format!(
+                            "ENI {} public IP {pub_ip} is outside the pool {}",
+                            p.eni_id, config.public_pool
+                        )));
+                    }
+                    if !public.insert(pub_ip) {
+                        return Err(NetError::Invalid(format!("public IP {pub_ip} given twice")));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `02:00:00:aa:bb:cc` form.
+pub fn mac_to_string(mac: &[u8; 6]) -> String {
+    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// Parses `02:00:00:aa:bb:cc`.
+pub fn parse_mac(s: &str) -> Option<[u8; 6]> {
+    let mut out = [0u8; 6];
+    let mut parts = s.split(':');
+    for b in out.iter_mut() {
+        let p = parts.next()?;
+        if p.len() != 2 {
+            return None;
+        }
+        *b = u8::from_str_radix(p, 16).ok()?;
+    }
+    parts.next().is_none().then_some(out)
+}
+
+/// EC2's private DNS name of an address: `ip-10-0-1-5.<region>.compute.internal`.
+pub fn private_dns_name(ip: Ipv4Addr, region: &str) -> String {
+    let o = ip.octets();
+    format!("ip-{}-{}-{}-{}.{region}.compute.internal", o[0], o[1], o[2], o[3])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trip() {
+        let m = [2, 0, 0, 0xab, 0xcd, 0xef];
+        assert_eq!(mac_to_string(&m), "02:00:00:ab:cd:ef");
+        assert_eq!(parse_mac("02:00:00:ab:cd:ef"), Some(m));
+        assert_eq!(parse_mac("02:00:00:ab:cd"), None);
+        assert_eq!(parse_mac("02:00:00:ab:cd:ef:01"), None);
+    }
+
+    #[test]
+    fn protocol_spellings() {
+        assert_eq!(Protocol::parse("-1"), Some(Protocol::All));
+        assert_eq!(Protocol::parse("TCP"), Some(Protocol::Tcp));
+        assert_eq!(Protocol::parse("17"), Some(Protocol::Udp));
+        assert_eq!(Protocol::parse("47"), Some(Protocol::Number(47)));
+        assert_eq!(Protocol::parse("gre"), None);
+    }
+
+    #[test]
+    fn private_names() {
+        assert_eq!(private_dns_name(Ipv4Addr::new(10, 0, 1, 5), "local-1"), "ip-10-0-1-5.local-1.compute.internal");
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(check_id("x", "sg-0123abc").is_ok());
+        for bad in ["", "0abc", "sg_1", "sg-1;drop", "sg 1", "sg-\"1"] {
+            assert!(check_id("x", bad).is_err(), "{bad}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod validate_tests {
+    use super::*;
+
+    fn base() -> DesiredNet {
+        DesiredNet {
+            vpcs: vec![VpcSpec {
+                vpc_id: "vpc-1".into(),
+                cidr: "10.0.0.0/16".parse().unwrap(),
+                subnets: vec![SubnetSpec { subnet_id: "subnet-1".into(), cidr: "10.0.1.0/24".parse().unwrap(), routes_to_igw: true }],
+                ports: vec![PortSpec {
+                    eni_id: "eni-1".into(),
+                    instance_id: "i-1".into(),
+                    subnet_id: "subnet-1".into(),
+                    mac: [2, 0, 0, 0, 0, 5],
+                    ip: Ipv4Addr::new(10, 0, 1, 5),
+                    hostname: "ip-10-0-1-5".into(),
+                    public_ip: Some(Ipv4Addr::new(198, 51, 100, 5)),
+                    groups: vec!["sg-1".into()],
+                    link: PortLink::Tap,
+                }],
+                groups: vec![GroupSpec { group_id: "sg-1".into(), ingress: vec![], egress: vec![], remote_members: vec![] }],
+            }],
+        }
+    }
+
+    fn rejects(f: impl FnOnce(&mut DesiredNet)) -> String {
+        let mut d = base();
+        f(&mut d);
+        d.validate(&NetConfig::new("/s")).expect_err("should be rejected").to_string()
+    }
+
+    #[test]
+    fn accepts_a_sane_spec() {
+        base().validate(&NetConfig::new("/s")).unwrap();
+    }
+
+    #[test]
+    fn rejects_what_the_host_side_cannot_take() {
+        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 2, 5));
+        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 1, 1)); // reserved
+        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 1, 255)); // broadcast
+        rejects(|d| d.vpcs[0].ports[0].subnet_id = "subnet-x".into());
+        rejects(|d| d.vpcs[0].ports[0].groups = vec!["sg-unknown".into()]);
+        rejects(|d| d.vpcs[0].ports[0].public_ip = Some(Ipv4Addr::new(8, 8, 8, 8)));
+        rejects(|d| d.vpcs[0].ports[0].hostname = "a b".into());
+        rejects(|d| d.vpcs[0].ports[0].mac = [1, 0, 0, 0, 0, 5]);
+        rejects(|d| d.vpcs[0].subnets[0].cidr = "10.1.0.0/24".parse().unwrap());
+        rejects(|d| d.vpcs[0].groups[0].group_id = "web".into());
+        rejects(|d| d.vpcs[0].vpc_id = "vpc 1".into());
+        rejects(|d| {
+            let v = d.vpcs[0].clone();
+            d.vpcs.push(v)
+        });
+        let msg = rejects(|d| {
+            let mut p = d.vpcs[0].ports[0].clone();
+            p.eni_id = "eni-2".into();
+            p.mac = [2, 0, 0, 0, 0, 6];
+            p.public_ip = None;
+            d.vpcs[0].ports.push(p);
+        });
+        assert!(msg.contains("repeats"), "{msg}");
+        rejects(|d| {
+            d.vpcs[0].groups[0].ingress.push(RuleSpec {
+                protocol: Protocol::Tcp,
+                from_port: Some(90),
+                to_port: Some(80),
+                cidrs: vec![],
+                groups: vec![],
+            })
+        });
+    }
+}
