@@ -1,5 +1,7 @@
-//! Just enough ELF64 (little-endian) reading for two checks: a kernel module's `.modinfo`
-//! strings (its dependencies) and a `vmlinux`'s notes (the PVH entry point microvm boots).
+//! Just enough ELF64 (little-endian) reading for three checks: a kernel module's `.modinfo`
+//! strings (its dependencies), a `vmlinux`'s notes (the PVH entry point microvm boots) and a
+//! dynamically linked program's `DT_NEEDED` libraries and interpreter (what corral-minimal must
+//! carry to run dropbear).
 
 /// ELF machine number of x86-64.
 pub(crate) const EM_X86_64: u16 = 62;
@@ -100,6 +102,39 @@ impl<'a> Elf<'a> {
         out
     }
 
+    /// The sonames in `DT_NEEDED` entries of the `.dynamic` section, in order; empty for a
+    /// static program.
+    pub(crate) fn needed(&self) -> Vec<String> {
+        const DT_NULL: u64 = 0;
+        const DT_NEEDED: u64 = 1;
+        let (Some(dynamic), Some(dynstr)) = (self.section(".dynamic"), self.section(".dynstr")) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for entry in dynamic.chunks_exact(16) {
+            let tag = u64_at(entry, 0).unwrap_or(DT_NULL);
+            if tag == DT_NULL {
+                break;
+            }
+            if tag != DT_NEEDED {
+                continue;
+            }
+            let Some(rest) = u64_at(entry, 8).and_then(|off| usize::try_from(off).ok()).and_then(|off| dynstr.get(off..)) else {
+                continue;
+            };
+            let end = rest.iter().position(|&b| b == 0).unwrap_or(rest.len());
+            out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
+        }
+        out
+    }
+
+    /// The program interpreter (`.interp`, e.g. `/lib64/ld-linux-x86-64.so.2`), if any.
+    pub(crate) fn interpreter(&self) -> Option<String> {
+        let interp = self.section(".interp")?;
+        let end = interp.iter().position(|&b| b == 0).unwrap_or(interp.len());
+        Some(String::from_utf8_lossy(&interp[..end]).into_owned())
+    }
+
     /// Whether the kernel has the PVH entry note that `-M microvm -kernel vmlinux` needs.
     pub(crate) fn has_pvh_entry(&self) -> bool {
         self.notes().iter().any(|(name, ty, _)| *name == b"Xen" && *ty == XEN_ELFNOTE_PHYS32_ENTRY)
@@ -183,6 +218,26 @@ mod tests {
         let elf = Elf::parse(&d).unwrap();
         assert_eq!(elf.machine, EM_X86_64);
         assert!(elf.has_pvh_entry());
+    }
+
+    #[test]
+    fn a_file_without_dynamic_section_needs_nothing() {
+        let d = sample();
+        let elf = Elf::parse(&d).unwrap();
+        assert!(elf.needed().is_empty());
+        assert_eq!(elf.interpreter(), None);
+    }
+
+    /// The host's own `/bin/sh` is dynamically linked against libc on every Debian system.
+    #[test]
+    fn reads_needed_libraries_of_a_real_program() {
+        let Ok(d) = std::fs::read("/bin/sh") else { return };
+        let elf = Elf::parse(&d).unwrap();
+        if elf.interpreter().is_none() {
+            return; // a static shell: nothing to check
+        }
+        assert!(elf.needed().iter().any(|n| n.starts_with("libc.so")), "{:?}", elf.needed());
+        assert!(elf.interpreter().unwrap().contains("ld-linux"));
     }
 
     #[test]

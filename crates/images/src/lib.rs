@@ -1,7 +1,8 @@
 //! Builds Corral's default images from Debian packages and keeps them in a cache directory.
 //!
 //! Two images exist: `corral-minimal` (static busybox on a small ext4 disk, boots in a few
-//! seconds under TCG) and `corral-debian-12` (Debian 12 with systemd, OpenSSH and cloud-init,
+//! seconds under TCG; its own init does DHCP, reads the EC2 metadata service, installs the key
+//! pair for `admin`, runs user-data once per instance and starts dropbear) and `corral-debian-12` (Debian 12 with systemd, OpenSSH and cloud-init,
 //! bootstrapped with `mmdebstrap`). Both come with an uncompressed `vmlinux` (booted through its
 //! PVH entry on `-M microvm`) and a tiny busybox initramfs that loads the virtio modules and
 //! `switch_root`s to the disk. Nothing here touches a database: the caller registers the

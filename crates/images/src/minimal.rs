@@ -1,7 +1,14 @@
 //! Builds `corral-minimal`: the Debian cloud kernel and static busybox (both fetched with apt),
 //! a small ext4 root disk with a shell-script init that prints `corral-minimal: init ready`,
 //! and the shared busybox initramfs.
+//!
+//! The init configures `eth0` with busybox `udhcpc`, reads the instance metadata (IMDSv2, else
+//! v1), installs the key pair for `admin`, runs user-data once per instance and starts dropbear,
+//! Debian's small SSH server. Busybox has none, so dropbear comes from the `dropbear-bin`
+//! package, dynamically linked: [`install_dynamic_programs`] copies it with the closure of its
+//! `DT_NEEDED` libraries and the dynamic loader, all from the recipe's fetched packages.
 
+use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use crate::recipe::ROOT_LABEL;
@@ -80,6 +87,13 @@ pub(crate) async fn build(ctx: &BuildCtx<'_>) -> Result<Output, ImageError> {
     let modules = index.closure(&wanted).await?;
     index.install(&modules, &root).await?;
 
+    let trees: Vec<PathBuf> = packages.iter().map(|(_, dir)| dir.clone()).collect();
+    let (root2, programs) = (root.clone(), SSH_PROGRAMS);
+    let libs = tokio::task::spawn_blocking(move || install_dynamic_programs(&root2, &trees, programs))
+        .await
+        .map_err(|source| ImageError::Join { image: ctx.recipe.name.to_string(), source })??;
+    (ctx.progress)(&format!("dropbear installed with {}", libs.join(" ")));
+
     let hash = crate::recipe::recipe_hash(ctx.recipe);
     let raw = ctx.work_dir.join("root.raw");
     disk::make_ext4(&root, &raw, ctx.recipe.disk_size, ROOT_LABEL, &disk::uuid_from_hex(&hash)).await?;
@@ -121,6 +135,8 @@ async fn populate(ctx: &BuildCtx<'_>, root: &Path, busybox: &Path, applets: &[St
             ("home", 0o755),
             ("home/admin", 0o755),
             ("var/log", 0o755),
+            ("var/lib/corral-init", 0o755),
+            ("etc/dropbear", 0o700),
             ("var/tmp", 0o1777),
             ("lib/modules", 0o755),
         ] {
@@ -151,4 +167,116 @@ async fn populate(ctx: &BuildCtx<'_>, root: &Path, busybox: &Path, applets: &[St
     })
     .await
     .map_err(|source| ImageError::Join { image: recipe.name.to_string(), source })?
+}
+
+/// Dynamically linked programs corral-minimal carries (paths inside their packages and the
+/// image): the SSH server, its key tool and client.
+const SSH_PROGRAMS: &[&str] = &["usr/sbin/dropbear", "usr/bin/dropbearkey", "usr/bin/dbclient"];
+
+/// Where Debian keeps multiarch shared libraries, in a package and in the image.
+const LIB_DIRS: &[&str] = &["lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu"];
+const IMAGE_LIB_DIR: &str = "lib/x86_64-linux-gnu";
+
+/// Finds `rel` (a path inside a package) in the first unpacked package tree that has it.
+fn find_in_trees(trees: &[PathBuf], rels: &[String]) -> Option<PathBuf> {
+    trees.iter().flat_map(|t| rels.iter().map(move |r| t.join(r))).find(|p| p.is_file())
+}
+
+/// Copies `programs` (paths inside the unpacked packages `trees`) into `root` at the same
+/// paths, with every shared library they need (the `DT_NEEDED` closure, found in the packages'
+/// multiarch library directories) into `/lib/x86_64-linux-gnu`, and the dynamic loader they
+/// name as interpreter (a symlink at that path when it lies elsewhere, as `/lib64/ld-linux-...`
+/// does). Returns the sonames installed. Fails, naming the library, when no package has one.
+pub(crate) fn install_dynamic_programs(root: &Path, trees: &[PathBuf], programs: &[&str]) -> Result<Vec<String>, ImageError> {
+    let mut queue: VecDeque<(String, String)> = VecDeque::new();
+    let mut interpreters = BTreeSet::new();
+    let parse_error = |path: &Path, reason: String| ImageError::Package {
+        package: path.display().to_string(),
+        reason: format!("not an x86-64 ELF file ({reason})"),
+        source: None,
+    };
+    for program in programs {
+        let src = find_in_trees(trees, &[program.to_string()]).ok_or_else(|| ImageError::Package {
+            package: program.to_string(),
+            reason: "no fetched package contains it".into(),
+            source: None,
+        })?;
+        let data = std::fs::read(&src).map_err(ImageError::io("read", &src))?;
+        let elf = crate::elf::Elf::parse(&data).map_err(|r| parse_error(&src, r))?;
+        if elf.machine != crate::elf::EM_X86_64 {
+            return Err(parse_error(&src, format!("machine {}", elf.machine)));
+        }
+        queue.extend(elf.needed().into_iter().map(|n| (n, program.to_string())));
+        interpreters.extend(elf.interpreter());
+        stage::write_file(&in_tree(root, program), &data, 0o755)?;
+    }
+    for interp in &interpreters {
+        let name = interp.rsplit('/').next().unwrap_or(interp).to_string();
+        queue.push_back((name, interp.clone()));
+    }
+
+    let mut installed = BTreeSet::new();
+    while let Some((soname, wanted_by)) = queue.pop_front() {
+        if installed.contains(&soname) {
+            continue;
+        }
+        let rels: Vec<String> = LIB_DIRS.iter().map(|d| format!("{d}/{soname}")).collect();
+        let src = find_in_trees(trees, &rels).ok_or_else(|| ImageError::Package {
+            package: wanted_by.clone(),
+            reason: format!("needs `{soname}`, which none of the fetched packages provides (add its package to the recipe)"),
+            source: None,
+        })?;
+        // Reading follows the packages' (relative) symlinks to the real file.
+        let data = std::fs::read(&src).map_err(ImageError::io("read", &src))?;
+        let elf = crate::elf::Elf::parse(&data).map_err(|r| parse_error(&src, r))?;
+        queue.extend(elf.needed().into_iter().map(|n| (n, soname.clone())));
+        let mode = if soname.starts_with("ld-linux") { 0o755 } else { 0o644 };
+        stage::write_file(&root.join(IMAGE_LIB_DIR).join(&soname), &data, mode)?;
+        installed.insert(soname);
+    }
+
+    for interp in &interpreters {
+        let rel = interp.trim_start_matches('/');
+        let name = rel.rsplit('/').next().unwrap_or(rel);
+        if rel == format!("{IMAGE_LIB_DIR}/{name}") {
+            continue;
+        }
+        let depth = rel.split('/').count() - 1;
+        let target = format!("{}{IMAGE_LIB_DIR}/{name}", "../".repeat(depth));
+        let link = root.join(rel);
+        if link.symlink_metadata().is_ok() {
+            std::fs::remove_file(&link).map_err(ImageError::io("replace", &link))?;
+        }
+        stage::symlink(&target, &link)?;
+    }
+    Ok(installed.into_iter().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Installs the host's own dynamically linked `/bin/sh` from a fake package tree made of
+    /// the host's root, and checks libc and the loader (with its `/lib64` link) came along.
+    #[test]
+    fn installs_a_program_with_its_library_closure_and_loader() {
+        let host_sh = Path::new("/bin/sh");
+        let Ok(data) = std::fs::read(host_sh) else { return };
+        let Ok(elf) = crate::elf::Elf::parse(&data) else { return };
+        if elf.interpreter().is_none() || !Path::new("/lib/x86_64-linux-gnu/libc.so.6").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let libs = install_dynamic_programs(&root, &[PathBuf::from("/")], &["bin/sh"]).unwrap();
+        assert!(libs.iter().any(|l| l == "libc.so.6"), "{libs:?}");
+        assert!(libs.iter().any(|l| l.starts_with("ld-linux")), "{libs:?}");
+        assert!(root.join("bin/sh").is_file());
+        assert!(root.join("lib/x86_64-linux-gnu/libc.so.6").is_file());
+        let interp = elf.interpreter().unwrap();
+        assert!(root.join(interp.trim_start_matches('/')).is_file(), "loader link {interp} dangles");
+
+        let missing = install_dynamic_programs(&root, &[dir.path().to_path_buf()], &["root/bin/sh"]).unwrap_err();
+        assert!(missing.to_string().contains("root/bin/sh"), "{missing}");
+    }
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 use crate::ImageError;
 
 /// Bumped by hand whenever the build code changes what it produces.
-pub(crate) const RECIPE_REVISION: u32 = 1;
+pub(crate) const RECIPE_REVISION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -63,14 +63,27 @@ const GIB: u64 = 1 << 30;
 static RECIPES: [Recipe; 2] = [
     Recipe {
         name: "corral-minimal",
-        description: "Corral minimal: static busybox on a Debian 12 cloud kernel, for fast tests",
+        description: "Corral minimal: static busybox and dropbear SSH on a Debian 12 cloud kernel, for fast tests; default user admin",
         kind: Kind::Minimal,
         cmdline: "root=/dev/vda rw",
         disk_size: GIB,
-        host_packages: &["linux-image-cloud-amd64", "busybox-static"],
+        // The kernel and busybox first (the build takes them by position), then dropbear and
+        // every package that provides a library in its DT_NEEDED closure.
+        host_packages: &[
+            "linux-image-cloud-amd64",
+            "busybox-static",
+            "dropbear-bin",
+            "libc6",
+            "libcrypt1",
+            "libtomcrypt1",
+            "libtommath1",
+            "libgmp10",
+            "zlib1g",
+        ],
         debootstrap_packages: &[],
         assets: &[
             Asset { path: "/sbin/init", mode: 0o755, content: include_str!("../assets/minimal-init.sh") },
+            Asset { path: "/etc/udhcpc/default.script", mode: 0o755, content: include_str!("../assets/minimal-udhcpc.sh") },
             Asset {
                 path: "/etc/acpi/PWRF/00000080",
                 mode: 0o755,
@@ -236,5 +249,27 @@ mod tests {
         let init = get("corral-minimal").unwrap().assets.iter().find(|a| a.path == "/sbin/init").unwrap();
         assert!(init.content.contains("echo \"corral-minimal: init ready\" > /dev/console"));
         assert!(init.content.contains("corral_network_setup"));
+    }
+
+    /// The guest-side contract other crates rely on: udhcpc asks for the MTU option and has its
+    /// script in the image; init reads these IMDS paths; the markers are printed in this order.
+    #[test]
+    fn minimal_init_networking_contract() {
+        let r = get("corral-minimal").unwrap();
+        let asset = |p: &str| r.assets.iter().find(|a| a.path == p).unwrap_or_else(|| panic!("{p} missing")).content;
+        let init = asset("/sbin/init");
+        assert!(init.contains("udhcpc -i eth0 -s /etc/udhcpc/default.script") && init.contains("-O mtu"));
+        assert!(asset("/etc/udhcpc/default.script").contains("mtu \"$mtu\""));
+        for path in ["meta-data/instance-id", "meta-data/local-hostname", "meta-data/public-keys/", "user-data"] {
+            assert!(init.contains(path), "{path}");
+        }
+        assert!(init.contains("PUT /latest/api/token") && init.contains("X-aws-ec2-metadata-token-ttl-seconds: 21600"));
+        let order =
+            ["\"network up $net_ip\"", "\"metadata ok $instance_id\"", "\"sshd listening on port 22\"", "\"user-data done rc=$rc\""];
+        let body = &init[init.find("corral_dhcp() {").unwrap()..];
+        let positions: Vec<usize> = order.iter().map(|m| body.find(m).unwrap_or_else(|| panic!("{m}"))).collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
+        assert!(init.rfind("init ready").unwrap() > init.rfind("corral_network_setup").unwrap());
+        assert!(r.host_packages.contains(&"dropbear-bin"));
     }
 }

@@ -54,6 +54,12 @@ pub struct Guest {
 }
 
 pub async fn boot(image: &BuiltImage, memory_mib: u32) -> Guest {
+    boot_with(image, memory_mib, &[], &[]).await
+}
+
+/// Boots like [`boot`], running QEMU through `wrapper` (e.g. `ip netns exec NS`, which execs,
+/// so the child's pid is QEMU's) and with `extra` arguments appended (e.g. a NIC).
+pub async fn boot_with(image: &BuiltImage, memory_mib: u32, wrapper: &[String], extra: &[String]) -> Guest {
     let dir = tempfile::tempdir().unwrap();
     let overlay = dir.path().join("overlay.qcow2");
     corral_exec::run(
@@ -75,7 +81,7 @@ pub async fn boot(image: &BuiltImage, memory_mib: u32) -> Guest {
     let console = dir.path().join("console.log");
     let qmp = dir.path().join("qmp.sock");
     let append = format!("console=ttyS0 tsc_early_khz={} tsc=reliable {}", host_khz(), image.cmdline);
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "-name".into(),
         "corral-image-test".into(),
         "-M".into(),
@@ -106,10 +112,14 @@ pub async fn boot(image: &BuiltImage, memory_mib: u32) -> Guest {
         "-qmp".into(),
         format!("unix:{},server=on,wait=off", qmp.display()),
     ];
-    eprintln!("[images] qemu-system-x86_64 {}", args.join(" "));
+    args.extend(extra.iter().cloned());
+    let mut argv: Vec<String> = wrapper.to_vec();
+    argv.push("qemu-system-x86_64".into());
+    argv.extend(args);
+    eprintln!("[images] {}", argv.join(" "));
     let started = Instant::now();
-    let child = corral_exec::command("qemu-system-x86_64")
-        .args(&args)
+    let child = corral_exec::command(&argv[0])
+        .args(&argv[1..])
         .stdin(std::process::Stdio::null())
         .kill_on_drop(true)
         .spawn()
@@ -134,6 +144,23 @@ impl Guest {
             }
             if Instant::now() > deadline {
                 return Err(format!("no `{needle}` within {limit:?}:\n{}", self.console_text()));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits until the console shows `needle` at least `count` times.
+    pub async fn wait_console_count(&mut self, needle: &str, count: usize, limit: Duration) -> Result<Duration, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if self.console_text().matches(needle).count() >= count {
+                return Ok(self.started.elapsed());
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Err(format!("QEMU exited ({status}) before `{needle}` x{count}:\n{}", self.console_text()));
+            }
+            if Instant::now() > deadline {
+                return Err(format!("no `{needle}` x{count} within {limit:?}:\n{}", self.console_text()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
