@@ -10,6 +10,10 @@
 //! as [`VmStatus`] reports, each with a generation that grows with every change the agent
 //! observes, so the control plane applies only newer reports.
 
+mod cidr;
+pub mod metadata;
+pub mod net;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -46,6 +50,25 @@ pub enum BootMode {
     Firmware,
 }
 
+/// One network interface of a VM. The control plane names the interface; the agent decides
+/// which tap and namespace carry it (its data path made them when it applied the desired
+/// network state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NicSpec {
+    pub eni_id: String,
+    pub vpc_id: String,
+    /// `02:xx:xx:xx:xx:xx`
+    pub mac: String,
+}
+
+/// Everything this host should carry besides VMs: the networks of its instances and what
+/// their metadata service answers. Sent whole; what is absent is removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredHost {
+    pub net: net::DesiredNet,
+    pub instances: Vec<metadata::InstanceView>,
+}
+
 /// Everything the agent needs to run one instance's VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmSpec {
@@ -57,6 +80,8 @@ pub struct VmSpec {
     /// The image's base disk (qcow2). The agent creates the instance's root volume as a
     /// qcow2 overlay on it the first time the VM starts, and keeps it until `vm_destroy`.
     pub base_disk: PathBuf,
+    /// Network interfaces, the primary first.
+    pub nics: Vec<NicSpec>,
 }
 
 /// What the agent sees a VM doing.
@@ -114,6 +139,11 @@ pub trait Agent: Send + Sync + 'static {
 
     /// The serial console output so far (empty if none).
     async fn vm_console(&self, instance_id: &str) -> Result<Vec<u8>, AgentError>;
+
+    /// Converges this host's networks (namespaces, taps, security group rules, DHCP, DNS,
+    /// NAT) and metadata service to `desired`. Idempotent; called before VMs that need the
+    /// networks start, and again whenever the desired state changes.
+    async fn host_apply(&self, desired: &DesiredHost) -> Result<(), AgentError>;
 
     /// Notified whenever a VM's state changes, so the control plane reacts at once instead of
     /// waiting for its next poll.

@@ -7,7 +7,7 @@
 //! the test calls [`SimAgent::advance`], so tests can observe every intermediate state.
 //! [`SimAgent::fail_next`] injects a failure into the next call of an operation.
 
-use corral_agent_api::{Agent, AgentError, HostInfo, VmSpec, VmState, VmStatus};
+use corral_agent_api::{Agent, AgentError, DesiredHost, HostInfo, VmSpec, VmState, VmStatus};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -32,6 +32,8 @@ pub struct SimVm {
 
 #[derive(Default)]
 struct State {
+    host: Option<DesiredHost>,
+    host_applies: u64,
     vms: HashMap<String, SimVm>,
     failures: HashMap<SimOp, String>,
     generation: u64,
@@ -96,6 +98,12 @@ impl SimAgent {
 
     pub fn vm(&self, id: &str) -> Option<SimVm> {
         self.lock().vms.get(id).cloned()
+    }
+
+    /// The last desired host state applied, and how many applies there were.
+    pub fn host(&self) -> (Option<DesiredHost>, u64) {
+        let st = self.lock();
+        (st.host.clone(), st.host_applies)
     }
 
     pub fn vm_count(&self) -> usize {
@@ -190,6 +198,13 @@ impl Agent for SimAgent {
 
     async fn vm_console(&self, id: &str) -> Result<Vec<u8>, AgentError> {
         self.lock().vms.get(id).map(|v| v.console.clone()).ok_or_else(|| AgentError::NoSuchVm(id.to_string()))
+    }
+
+    async fn host_apply(&self, desired: &DesiredHost) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        st.host = Some(desired.clone());
+        st.host_applies += 1;
+        Ok(())
     }
 
     fn changes(&self) -> Arc<Notify> {

@@ -122,6 +122,7 @@ fn spec_for(guest: &Guest, id: &str, cmdline: &str) -> VmSpec {
         memory_mib: 256,
         boot: BootMode::DirectKernel { kernel: guest.kernel.clone(), initrd: Some(guest.initrd.clone()), cmdline: cmdline.to_string() },
         base_disk: guest.base_disk.clone(),
+        nics: vec![],
     }
 }
 

@@ -57,6 +57,13 @@ pub struct ServeArgs {
     /// only (no uplink is configured).
     #[arg(long, env = "CORRAL_PUBLIC_POOL", default_value = corral_control::DEFAULT_PUBLIC_POOL)]
     pub public_pool: String,
+    /// Prefix of the network namespaces Corral makes (one per VPC): tests give each run its own.
+    #[arg(long, env = "CORRAL_NETNS_PREFIX", default_value = "corral-")]
+    pub netns_prefix: String,
+    /// The namespace that plays the host for public and elastic IPs (holds the routes to
+    /// them). Default: the host's own. Tests name a namespace they made.
+    #[arg(long, env = "CORRAL_HOST_NETNS")]
+    pub host_netns: Option<String>,
     /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
     #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
     pub stop_timeout_secs: u64,
@@ -92,6 +99,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Hypervisor::Qemu => {
             let mut config = QemuConfig::new(state_dir.join("vms"));
             config.stop_timeout = Duration::from_secs(args.stop_timeout_secs);
+            let mut net = corral_net::NetConfig::new(state_dir.join("net"));
+            net.ns_prefix = args.netns_prefix.clone();
+            net.region = args.region.clone();
+            net.public_pool =
+                args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
+            net.host_netns = args.host_netns.clone();
+            config.net = Some(net);
             let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent: {e}"))?;
             if agent.accel().as_str() == "tcg" {
                 tracing::warn!("no hardware KVM on this host: guests run under TCG (software emulation), several times slower");

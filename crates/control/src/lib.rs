@@ -10,6 +10,7 @@ pub mod address;
 pub mod eni;
 pub mod filter;
 pub mod gateway;
+mod host;
 pub mod image;
 pub mod instance;
 pub mod keypair;
@@ -72,6 +73,8 @@ pub struct Control {
     pub(crate) account_id: String,
     /// Wakes the reconciler after a change.
     pub(crate) kick: Arc<Notify>,
+    /// The desired host state last applied, and when.
+    pub(crate) host_applied: tokio::sync::Mutex<Option<(corral_agent_api::DesiredHost, std::time::Instant)>>,
 }
 
 impl Control {
@@ -79,7 +82,8 @@ impl Control {
         let account_id = store
             .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
             .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
-        let control = Control { store, agent, config, account_id, kick: Arc::new(Notify::new()) };
+        let control =
+            Control { store, agent, config, account_id, kick: Arc::new(Notify::new()), host_applied: tokio::sync::Mutex::new(None) };
         control.default_vpc_ensure()?;
         Ok(Arc::new(control))
     }

@@ -20,7 +20,7 @@
 //! ```
 
 use crate::{limits, Control};
-use corral_agent_api::{BootMode, VmSpec, VmState, VmStatus};
+use corral_agent_api::{BootMode, NicSpec, VmSpec, VmState, VmStatus};
 use corral_store::{Desired, InstanceRecord};
 use corral_types::{Error, InstanceState, Result};
 use std::collections::HashMap;
@@ -29,6 +29,9 @@ use std::time::Duration;
 
 /// How often the reconciler runs without being kicked: the backstop for missed notifications.
 const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
+/// How often the host state is sent again although it did not change, to repair drift (a
+/// full network apply costs tens of milliseconds per VPC: see crates/net).
+const HOST_RESYNC: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -130,8 +133,37 @@ impl Control {
         })
     }
 
+    /// Sends the desired host state to the agent when it changed (and every
+    /// [`HOST_RESYNC`] regardless, to repair drift). Returns whether the host is in sync.
+    async fn host_sync(&self) -> bool {
+        let desired = match self.store.read(|tx| self.desired_host(tx)) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, internal = ?e.internal, "computing the desired host state");
+                return false;
+            }
+        };
+        let mut last = self.host_applied.lock().await;
+        let fresh = last.as_ref().is_some_and(|(d, at)| *d == desired && at.elapsed() < HOST_RESYNC);
+        if fresh {
+            return true;
+        }
+        match self.agent.host_apply(&desired).await {
+            Ok(()) => {
+                *last = Some((desired, std::time::Instant::now()));
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "applying the desired host state");
+                *last = None;
+                false
+            }
+        }
+    }
+
     /// One pass; returns how many host actions it took.
     pub async fn reconcile_once(&self) -> Result<usize> {
+        let host_in_sync = self.host_sync().await;
         let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
         let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
         let instances = self.store.read(|tx| tx.instance_list())?;
@@ -159,13 +191,18 @@ impl Control {
                     crate::eni::release_for_instance(tx, &r.instance_id)?;
                 }
                 let image = tx.image_get(&r.image_id)?;
-                Ok(Some((r, action, image)))
+                let nics = nics_of(tx, &r.instance_id)?;
+                Ok(Some((r, action, image, nics)))
             })?;
-            let Some((rec, action, image)) = decided else { continue };
+            let Some((rec, action, image, nics)) = decided else { continue };
+            if action == Action::Start && !nics.is_empty() && !host_in_sync {
+                // Its taps may not exist yet; the next pass tries again.
+                continue;
+            }
             if action != Action::None {
                 actions += 1;
             }
-            if let Err(e) = self.act(&rec, action, image.as_ref()).await {
+            if let Err(e) = self.act(&rec, action, image.as_ref(), nics).await {
                 tracing::warn!(instance = %rec.instance_id, ?action, error = %e, "host action failed");
                 self.action_failed(&rec, action, &e.to_string())?;
             }
@@ -184,12 +221,19 @@ impl Control {
         Ok(actions)
     }
 
-    async fn act(&self, rec: &InstanceRecord, action: Action, image: Option<&corral_store::ImageRecord>) -> Result<(), String> {
+    async fn act(
+        &self,
+        rec: &InstanceRecord,
+        action: Action,
+        image: Option<&corral_store::ImageRecord>,
+        nics: Vec<NicSpec>,
+    ) -> Result<(), String> {
         match action {
             Action::None => Ok(()),
             Action::Start => {
                 let image = image.ok_or_else(|| format!("image {} is gone", rec.image_id))?;
-                let spec = vm_spec(rec, image);
+                let mut spec = vm_spec(rec, image);
+                spec.nics = nics;
                 self.agent.vm_start(&spec).await.map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
             }
             Action::Stop { force } => self.agent.vm_stop(&rec.instance_id, force).await.map_err(|e| e.to_string()),
@@ -253,7 +297,16 @@ pub fn vm_spec(rec: &InstanceRecord, image: &corral_store::ImageRecord) -> VmSpe
         memory_mib: rec.memory_mib,
         boot,
         base_disk: image.base_disk.clone().into(),
+        nics: vec![],
     }
+}
+
+/// The interfaces of an instance, primary first.
+fn nics_of(tx: &corral_store::Tx<'_>, instance_id: &str) -> Result<Vec<NicSpec>> {
+    let mut enis: Vec<corral_store::EniRecord> =
+        tx.doc_list::<corral_store::EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)).collect();
+    enis.sort_by_key(|e| e.device_index);
+    Ok(enis.into_iter().map(|e| NicSpec { eni_id: e.eni_id, vpc_id: e.vpc_id, mac: e.mac }).collect())
 }
 
 #[cfg(test)]

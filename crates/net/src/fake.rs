@@ -48,7 +48,7 @@ impl NetDriver for FakeNet {
         if let Some(msg) = inner.failures.pop_front() {
             return Err(NetError::Injected(msg));
         }
-        desired.validate(&self.config)?;
+        crate::spec::validate(desired, &self.config)?;
         let before: Vec<String> = inner
             .applied
             .last()

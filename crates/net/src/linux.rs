@@ -72,7 +72,7 @@ impl LinuxNet {
     }
 
     async fn apply_locked(&self, desired: &DesiredNet, applied: &mut HashMap<String, String>) -> Result<NetReport, NetError> {
-        desired.validate(&self.config)?;
+        crate::spec::validate(desired, &self.config)?;
         let mut report = NetReport::default();
         // A VPC without ports on this host has no namespace here.
         let active: Vec<&VpcSpec> = desired.vpcs.iter().filter(|v| !v.ports.is_empty()).collect();

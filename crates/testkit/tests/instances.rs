@@ -280,6 +280,7 @@ async fn orphan_vms_are_destroyed() {
         memory_mib: 128,
         boot: corral_agent_api::BootMode::Firmware,
         base_disk: "/nonexistent".into(),
+        nics: vec![],
     };
     ctx.agent.vm_start(&spec).await.unwrap();
     wait_for("orphan destroyed", Duration::from_secs(5), || async { ctx.agent.vm("i-0123456789abcdef0").is_none().then_some(()) }).await;

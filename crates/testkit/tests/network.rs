@@ -294,3 +294,51 @@ async fn metadata_options_and_live_group_changes() {
         .unwrap();
     ctx.call("ModifyInstanceAttribute", &[("InstanceId", &id), ("GroupId.1", &foreign)]).await.err("InvalidParameter");
 }
+
+/// The control plane tells the agent which ports, groups and metadata this host carries, and
+/// tells it again when a rule changes.
+#[tokio::test]
+async fn desired_host_state_follows_the_store() {
+    use base64::Engine;
+    use corral_testkit::wait_for;
+    use std::time::Duration;
+    let ctx = TestContext::new().await;
+    ctx.call("CreateKeyPair", &[("KeyName", "k"), ("KeyType", "ed25519")]).await.ok();
+    let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho hi\n");
+    let id = ctx.run(1, &[("KeyName", "k"), ("UserData", &ud)]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let (host, _) = ctx.agent.host();
+    let host = host.expect("host state applied");
+    let mut config = corral_net::NetConfig::new("/unused");
+    config.public_pool = corral_control::DEFAULT_PUBLIC_POOL.parse().unwrap();
+    corral_net::validate(&host.net, &config).expect("a valid desired network");
+    let vpc = &host.net.vpcs[0];
+    let port = vpc.ports.iter().find(|p| p.instance_id == id).expect("port for the instance");
+    assert_eq!(port.ip.to_string(), "172.31.0.4");
+    assert!(port.public_ip.is_some(), "default subnets route to the internet gateway");
+    let view = host.instances.iter().find(|v| v.instance_id == id).expect("metadata view");
+    assert_eq!(view.user_data.as_deref(), Some(&b"#!/bin/sh\necho hi\n"[..]));
+    assert!(view.public_keys[0].openssh_key.starts_with("ssh-ed25519 "));
+    let group = port.groups[0].clone();
+
+    ctx.call(
+        "AuthorizeSecurityGroupIngress",
+        &[("GroupId", &group), ("IpProtocol", "tcp"), ("FromPort", "8080"), ("ToPort", "8080"), ("CidrIp", "10.0.0.0/8")],
+    )
+    .await
+    .ok();
+    wait_for("the new rule reaches the agent", Duration::from_secs(5), || async {
+        let (h, _) = ctx.agent.host();
+        let h = h?;
+        let g = h.net.vpcs[0].groups.iter().find(|g| g.group_id == group)?;
+        g.ingress.iter().any(|r| r.from_port == Some(8080) && r.cidrs.iter().any(|(c, _)| c.to_string() == "10.0.0.0/8")).then_some(())
+    })
+    .await;
+    ctx.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "terminated").await;
+    wait_for("the port leaves the host", Duration::from_secs(5), || async {
+        let (h, _) = ctx.agent.host();
+        h?.net.vpcs.iter().all(|v| v.ports.iter().all(|p| p.instance_id != id)).then_some(())
+    })
+    .await;
+}

@@ -121,6 +121,17 @@ pub(crate) fn qemu_args(spec: &VmSpec, dir: &VmDir, opts: &LaunchOptions) -> Vec
     a.push("-device".into());
     a.push(disk_device.into());
 
+    for (i, nic) in spec.nics.iter().enumerate() {
+        a.push("-netdev".into());
+        a.push(format!("tap,id=n{i},ifname={},script=no,downscript=no", corral_net::names::port_ifname(&nic.eni_id)).into());
+        a.push("-device".into());
+        let model = match spec.boot {
+            BootMode::DirectKernel { .. } => "virtio-net-device",
+            BootMode::Firmware => "virtio-net-pci",
+        };
+        a.push(format!("{model},netdev=n{i},mac={}", nic.mac).into());
+    }
+
     a.push("-chardev".into());
     a.push(opt("file,id=ser0,append=on,path=", dir.console()));
     a.push("-serial".into());
@@ -148,6 +159,7 @@ mod tests {
             memory_mib: 512,
             boot,
             base_disk: "/images/base.qcow2".into(),
+            nics: vec![],
         }
     }
 

@@ -146,6 +146,8 @@ impl From<StoredSpec> for VmSpec {
                 StoredBoot::Firmware => BootMode::Firmware,
             },
             base_disk: s.base_disk,
+            // Re-adoption needs no interfaces: a restart gets a fresh spec from the control plane.
+            nics: Vec::new(),
         }
     }
 }
@@ -169,6 +171,7 @@ mod tests {
                 memory_mib: 1024,
                 boot,
                 base_disk: "/images/base.qcow2".into(),
+                nics: vec![],
             };
             vm.write_spec(&spec).unwrap();
             assert_eq!(vm.read_spec().unwrap(), Some(spec));

@@ -22,6 +22,7 @@
 pub mod cmdline;
 mod files;
 pub mod host;
+mod hostnet;
 mod process;
 pub mod qmp;
 mod vm;
@@ -64,6 +65,8 @@ pub struct QemuConfig {
     pub accel: Option<Accel>,
     /// `-accel tcg,tb-size=N` in MiB; `None` keeps QEMU's default. Ignored under KVM.
     pub tcg_tb_size_mib: Option<u32>,
+    /// The data path. `None`: VMs with network interfaces cannot start.
+    pub net: Option<corral_net::NetConfig>,
 }
 
 impl QemuConfig {
@@ -75,6 +78,7 @@ impl QemuConfig {
             stop_timeout: DEFAULT_STOP_TIMEOUT,
             accel: None,
             tcg_tb_size_mib: Some(DEFAULT_TCG_TB_SIZE_MIB),
+            net: None,
         }
     }
 }
@@ -83,6 +87,7 @@ impl QemuConfig {
 pub struct QemuAgent {
     ctx: Arc<Context>,
     vms: Mutex<HashMap<String, VmHandle>>,
+    net: Option<Arc<hostnet::HostNet>>,
 }
 
 fn utf8_path(what: &str, p: &Path) -> Result<String, AgentError> {
@@ -106,6 +111,12 @@ impl QemuAgent {
                 longest.display()
             )));
         }
+        let net = match &config.net {
+            Some(c) => Some(Arc::new(hostnet::HostNet::new(
+                corral_net::LinuxNet::new(c.clone()).map_err(|e| AgentError::host("starting the data path", e))?,
+            ))),
+            None => None,
+        };
         let accel = config.accel.unwrap_or_else(detect_accel);
         let cpuinfo = host::read_cpuinfo();
         let qemu_binary = utf8_path("QEMU binary", &config.qemu_binary)?;
@@ -116,6 +127,7 @@ impl QemuAgent {
             stop_timeout: config.stop_timeout,
             launch: cmdline::LaunchOptions { accel, tcg_tb_size_mib: config.tcg_tb_size_mib, tsc_khz: host::cpuinfo_tsc_khz(&cpuinfo) },
             clock: GenerationClock::default(),
+            ns_prefix: config.net.as_ref().map(|n| n.ns_prefix.clone()),
             changes: Arc::new(Notify::new()),
             state_dir,
         });
@@ -135,7 +147,7 @@ impl QemuAgent {
         if !vms.is_empty() {
             tracing::info!(count = vms.len(), "re-adopted VMs");
         }
-        Ok(QemuAgent { ctx, vms: Mutex::new(vms) })
+        Ok(QemuAgent { ctx, vms: Mutex::new(vms), net })
     }
 
     /// The accelerator guests run under.
@@ -267,6 +279,14 @@ impl Agent for QemuAgent {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(AgentError::host(format!("reading console log {}", path.display()), e)),
+        }
+    }
+
+    async fn host_apply(&self, desired: &corral_agent_api::DesiredHost) -> Result<(), AgentError> {
+        match &self.net {
+            Some(n) => n.apply(desired).await,
+            None if desired.net.vpcs.iter().all(|v| v.ports.is_empty()) => Ok(()),
+            None => Err(AgentError::Other("this agent runs without a data path: VMs with network interfaces cannot run".into())),
         }
     }
 

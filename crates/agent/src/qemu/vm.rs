@@ -90,6 +90,8 @@ pub(crate) struct Context {
     pub launch: LaunchOptions,
     pub clock: GenerationClock,
     pub changes: Arc<Notify>,
+    /// The data path's namespace prefix; `None` when the agent runs without one.
+    pub ns_prefix: Option<String>,
 }
 
 impl Context {
@@ -391,7 +393,21 @@ impl Runner {
         crate::qemu::files::remove_file_if_exists(&self.dir.console());
         let args = qemu_args(spec, &self.dir, &self.ctx.launch);
         tracing::info!(instance_id = %self.id, binary = %self.ctx.qemu_binary, ?args, "starting QEMU");
-        match timeout(LAUNCH_TIMEOUT, corral_exec::run(&self.ctx.qemu_binary, &args)).await {
+        // A VM with network interfaces runs inside its VPC's namespace, where its taps are.
+        let (program, args) = match (spec.nics.first(), &self.ctx.ns_prefix) {
+            (None, _) => (self.ctx.qemu_binary.clone(), args),
+            (Some(nic), Some(prefix)) => {
+                let mut wrapped: Vec<std::ffi::OsString> = vec!["netns".into(), "exec".into()];
+                wrapped.push(corral_net::names::netns_name(prefix, &nic.vpc_id).into());
+                wrapped.push(self.ctx.qemu_binary.clone().into());
+                wrapped.extend(args);
+                ("ip".to_string(), wrapped)
+            }
+            (Some(_), None) => {
+                return Err(AgentError::Other(format!("{} has network interfaces but this agent has no data path", self.id)))
+            }
+        };
+        match timeout(LAUNCH_TIMEOUT, corral_exec::run(&program, &args)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(AgentError::host(format!("starting QEMU for {}", self.id), e)),
             Err(_) => return Err(AgentError::Other(format!("QEMU for {} did not finish starting within {LAUNCH_TIMEOUT:?}", self.id))),

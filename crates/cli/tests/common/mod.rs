@@ -1,0 +1,175 @@
+//! What the end-to-end tests share: starting `corral serve` on real QEMU inside test-owned
+//! namespaces, and reading instance state and console through the API.
+
+#![allow(dead_code)]
+
+use base64::Engine;
+use corral_testkit::{wait_for, Client};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+pub const ACCESS_KEY: &str = "AKIAE2ETESTKEY000001";
+pub const SECRET_KEY: &str = "e2e-secret-key-0123456789abcdefghijklmnop";
+/// Under TCG a corral-minimal guest prints its marker in a few seconds (HOST-NOTES.md);
+/// generous deadlines absorb a loaded CI machine.
+pub const BOOT_DEADLINE: Duration = Duration::from_secs(90);
+pub const MARKER: &str = "corral-minimal: init ready";
+
+/// The network namespaces of one test: its own prefix for Corral's VPC namespaces, and a
+/// namespace of its own that plays the host for public IPs. On drop it kills, by pid, any
+/// QEMU process still running from the test's state directory (guests are built to outlive
+/// Corral) and every process in its namespaces, then deletes the namespaces, so a failing
+/// test leaves nothing behind.
+pub struct TestNet {
+    pub state: PathBuf,
+    pub prefix: String,
+    pub host_ns: String,
+}
+
+impl TestNet {
+    pub fn new(state: &Path) -> TestNet {
+        let tag: String = format!(
+            "{:08x}",
+            std::process::id() ^ (std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos())
+        );
+        let host_ns = format!("ce2e-host-{tag}");
+        corral_exec::run_blocking("ip", &["netns", "add", &host_ns]).expect("create the test's host namespace");
+        let _ = corral_exec::run_blocking("ip", &["-n", &host_ns, "link", "set", "lo", "up"]);
+        TestNet { state: state.to_path_buf(), prefix: format!("ce2e-{tag}-"), host_ns }
+    }
+
+    pub fn namespaces(&self) -> Vec<String> {
+        let out = corral_exec::run_blocking("ip", &["netns", "list"])
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        out.lines().filter_map(|l| l.split_whitespace().next()).filter(|n| n.starts_with(&self.prefix)).map(str::to_string).collect()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        for pid in pids_with(&self.state.display().to_string()) {
+            if pids_with("qemu-system").contains(&pid) {
+                let _ = corral_exec::run_blocking("kill", &["-9", &pid.to_string()]);
+            }
+        }
+        let mut all = self.namespaces();
+        all.push(self.host_ns.clone());
+        for ns in all {
+            if let Ok(out) = corral_exec::run_blocking("ip", &["netns", "pids", &ns]) {
+                for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = corral_exec::run_blocking("kill", &["-9", pid]);
+                }
+            }
+            let _ = corral_exec::run_blocking("ip", &["netns", "del", &ns]);
+        }
+    }
+}
+
+pub struct Server {
+    pub child: Child,
+    pub client: Client,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_server(state_dir: &Path, net: &TestNet) -> Server {
+    let _ = std::fs::remove_file(state_dir.join("endpoint"));
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
+    let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
+        .args(["serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--images", "minimal", "--stop-timeout-secs", "30"])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(["--netns-prefix", &net.prefix, "--host-netns", &net.host_ns])
+        .env("CORRAL_ACCOUNT_ID", "210987654321")
+        .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start corral serve");
+    let endpoint = wait_blocking("endpoint file", Duration::from_secs(30), || std::fs::read_to_string(state_dir.join("endpoint")).ok());
+    let addr = endpoint.lines().next().unwrap().trim_start_matches("http://").parse().unwrap();
+    Server { child, client: Client::new(addr, ACCESS_KEY, SECRET_KEY) }
+}
+
+pub fn wait_blocking<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// PIDs of processes whose command line names `needle`.
+pub fn pids_with(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+        if let Ok(cmd) = std::fs::read(e.path().join("cmdline")) {
+            if String::from_utf8_lossy(&cmd).contains(needle) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub async fn state_of(c: &Client, id: &str) -> String {
+    let r = c.call("DescribeInstances", &[("InstanceId.1", id)]).await;
+    r.ok();
+    let doc = r.body.clone();
+    let i = doc.find("<instanceState>").expect("instanceState");
+    let rest = &doc[i..];
+    let s = rest.find("<name>").unwrap() + 6;
+    rest[s..s + rest[s..].find('<').unwrap()].to_string()
+}
+
+pub async fn wait_state(c: &Client, id: &str, want: &str, deadline: Duration) {
+    wait_for(&format!("{id} {want}"), deadline, || async { (state_of(c, id).await == want).then_some(()) }).await
+}
+
+pub async fn console(c: &Client, id: &str) -> String {
+    let r = c.call("GetConsoleOutput", &[("InstanceId", id)]).await;
+    let b64 = r.ok().text("output").unwrap_or_default();
+    String::from_utf8_lossy(&base64::engine::general_purpose::STANDARD.decode(b64).unwrap_or_default()).into_owned()
+}
+
+pub async fn wait_markers(c: &Client, id: &str, n: usize) -> String {
+    wait_for(&format!("{n} boot marker(s) on {id}'s console"), BOOT_DEADLINE, || async {
+        let out = console(c, id).await;
+        (out.matches(MARKER).count() >= n).then_some(out)
+    })
+    .await
+}
+
+pub fn skip() -> bool {
+    if std::env::var_os("CORRAL_SKIP_E2E").is_some() {
+        eprintln!("CORRAL_SKIP_E2E set: skipping the real-QEMU test");
+        return true;
+    }
+    false
+}
+
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            }
+            out.push(p);
+        }
+    }
+    out
+}

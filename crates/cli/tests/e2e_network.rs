@@ -1,0 +1,149 @@
+//! End to end on real QEMU with networking: a `corral-minimal` guest launched with a key pair,
+//! a security group and user-data. SSH into it with the key; user-data's marker is there; the
+//! listener user-data started on port 8080 is dropped until an ingress rule allows it,
+//! answers after, and is dropped again after revoke, with the instance running throughout;
+//! its metadata service refuses IMDSv1 once tokens are required. Everything runs inside
+//! network namespaces the test makes (the "host" that reaches public IPs is one of them).
+
+mod common;
+
+use base64::Engine;
+use common::*;
+use corral_testkit::{wait_for, Client};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+const USER_DATA: &str = "#!/bin/sh
+echo corral-e2e-user-data-ran
+printf '#!/bin/sh\\necho hello-from-8080\\n' > /var/tmp/hello.sh
+chmod 755 /var/tmp/hello.sh
+nc -ll -p 8080 -e /var/tmp/hello.sh &
+";
+
+/// Runs `argv` inside namespace `ns`.
+async fn in_ns(ns: &str, argv: &[&str]) -> Result<String, String> {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(argv);
+    match corral_exec::run("ip", &all).await {
+        Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Connects from the test's host namespace to `ip:port` and reads what the server says.
+/// Ok(text) when it answers, Err("timeout") when packets are dropped, Err(other) otherwise.
+async fn probe(ns: &str, ip: &str, port: u16) -> Result<String, String> {
+    let script = format!(
+        "import socket,sys\ntry:\n s=socket.create_connection(('{ip}',{port}),timeout=2); print(s.recv(100).decode().strip())\nexcept socket.timeout:\n print('timeout'); sys.exit(3)\nexcept Exception as e:\n print(type(e).__name__); sys.exit(4)"
+    );
+    match in_ns(ns, &["python3", "-c", &script]).await {
+        Ok(out) => Ok(out.trim().to_string()),
+        Err(e) if e.contains("timeout") => Err("timeout".into()),
+        Err(e) => Err(e),
+    }
+}
+
+async fn ssh(ns: &str, key: &Path, ip: &str, command: &str) -> Result<String, String> {
+    let key = key.display().to_string();
+    let target = format!("admin@{ip}");
+    in_ns(
+        ns,
+        &[
+            "ssh",
+            "-i",
+            &key,
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+            &target,
+            command,
+        ],
+    )
+    .await
+}
+
+async fn authorize(c: &Client, action: &str, group: &str, port: &str) {
+    c.call(action, &[("GroupId", group), ("IpProtocol", "tcp"), ("FromPort", port), ("ToPort", port), ("CidrIp", "0.0.0.0/0")]).await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_user_data_and_live_security_groups() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().to_path_buf();
+    let net = TestNet::new(&state);
+    let server = start_server(&state, &net);
+    let c = server.client.clone();
+    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
+        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await.text("imageId")
+    })
+    .await;
+
+    let r = c.call("CreateKeyPair", &[("KeyName", "e2e"), ("KeyType", "ed25519")]).await;
+    let key = state.join("e2e.pem");
+    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
+    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+    let sg = c.call("CreateSecurityGroup", &[("GroupName", "web"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+
+    let ud = base64::engine::general_purpose::STANDARD.encode(USER_DATA);
+    let r = c
+        .call(
+            "RunInstances",
+            &[
+                ("ImageId", &image),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("InstanceType", "t3.micro"),
+                ("KeyName", "e2e"),
+                ("SecurityGroupId.1", &sg),
+                ("UserData", &ud),
+            ],
+        )
+        .await;
+    let id = r.ok().text("instanceId").unwrap();
+    wait_state(&c, &id, "running", BOOT_DEADLINE).await;
+    let out = wait_markers(&c, &id, 1).await;
+    assert!(out.contains("corral-minimal: metadata ok"), "the guest read its metadata:\n{out}");
+    let r = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    let public = r.ok().text("ipAddress").expect("a public IP");
+
+    // SSH with the key pair; user-data ran.
+    let log = ssh(&net.host_ns, &key, &public, "cat /var/log/user-data.log").await.expect("ssh as admin with the key pair");
+    assert!(log.contains("corral-e2e-user-data-ran"), "user-data's marker: {log}");
+
+    // 8080: dropped, then allowed, then dropped again, live.
+    assert_eq!(probe(&net.host_ns, &public, 8080).await, Err("timeout".into()), "no rule: packets dropped");
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "8080").await;
+    let answer = wait_for("8080 to open", Duration::from_secs(20), || async { probe(&net.host_ns, &public, 8080).await.ok() }).await;
+    assert_eq!(answer, "hello-from-8080");
+    authorize(&c, "RevokeSecurityGroupIngress", &sg, "8080").await;
+    wait_for("8080 to close", Duration::from_secs(20), || async {
+        (probe(&net.host_ns, &public, 8080).await == Err("timeout".into())).then_some(())
+    })
+    .await;
+    assert_eq!(state_of(&c, &id).await, "running");
+
+    // The metadata service, as the guest sees it: v1 works until tokens are required.
+    let v1 = "wget -q -O - http://169.254.169.254/latest/meta-data/instance-id";
+    assert_eq!(ssh(&net.host_ns, &key, &public, v1).await.map(|s| s.trim().to_string()), Ok(id.clone()));
+    c.call("ModifyInstanceMetadataOptions", &[("InstanceId", &id), ("HttpTokens", "required")]).await.ok();
+    wait_for("IMDSv1 refused", Duration::from_secs(20), || async { ssh(&net.host_ns, &key, &public, v1).await.is_err().then_some(()) })
+        .await;
+
+    c.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    wait_state(&c, &id, "terminated", Duration::from_secs(60)).await;
+    wait_for("the VPC namespace to go with its last instance", Duration::from_secs(60), || async {
+        net.namespaces().is_empty().then_some(())
+    })
+    .await;
+}
