@@ -23,6 +23,8 @@ pub struct StateArgs {
     pub state_dir: PathBuf,
 }
 
+// Parsed once at start: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Runs the API, the control plane and the local agent in the foreground.
