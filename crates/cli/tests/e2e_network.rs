@@ -147,3 +147,110 @@ async fn ssh_user_data_and_live_security_groups() {
     })
     .await;
 }
+
+/// Launches one instance and returns its id.
+async fn launch(c: &Client, params: &[(&str, &str)]) -> String {
+    let mut p = vec![("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.micro")];
+    p.extend_from_slice(params);
+    c.call("RunInstances", &p).await.ok().text("instanceId").unwrap()
+}
+
+/// Two instances of one VPC reach each other only as their groups allow (here through a rule
+/// naming the other group); a VPC with the same CIDR is not reachable at all.
+#[tokio::test(flavor = "multi_thread")]
+async fn groups_and_vpcs_isolate_instances() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().to_path_buf();
+    let net = TestNet::new(&state);
+    let server = start_server(&state, &net);
+    let c = server.client.clone();
+    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
+        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await.text("imageId")
+    })
+    .await;
+    let r = c.call("CreateKeyPair", &[("KeyName", "e2e"), ("KeyType", "ed25519")]).await;
+    let key = state.join("e2e.pem");
+    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
+    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+
+    // Two VPCs with the same CIDR, each with a public subnet.
+    let mut subnets = Vec::new();
+    for _ in 0..2 {
+        let vpc = c.call("CreateVpc", &[("CidrBlock", "10.0.0.0/16")]).await.ok().text("vpcId").unwrap();
+        let subnet = c.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.0.1.0/24")]).await.ok().text("subnetId").unwrap();
+        let igw = c.call("CreateInternetGateway", &[]).await.ok().text("internetGatewayId").unwrap();
+        c.call("AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await.ok();
+        let rtb = c.call("CreateRouteTable", &[("VpcId", &vpc)]).await.ok().text("routeTableId").unwrap();
+        c.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "0.0.0.0/0"), ("GatewayId", &igw)]).await.ok();
+        c.call("AssociateRouteTable", &[("RouteTableId", &rtb), ("SubnetId", &subnet)]).await.ok();
+        c.call("ModifySubnetAttribute", &[("SubnetId", &subnet), ("MapPublicIpOnLaunch.Value", "true")]).await.ok();
+        subnets.push((vpc, subnet));
+    }
+    let group = |vpc: String, name: &'static str| {
+        let c = c.clone();
+        async move {
+            c.call("CreateSecurityGroup", &[("GroupName", name), ("GroupDescription", name), ("VpcId", &vpc)]).await.ok().text("groupId").unwrap()
+        }
+    };
+    let client = group(subnets[0].0.clone(), "client").await;
+    let server_sg = group(subnets[0].0.clone(), "server").await;
+    let open_sg = group(subnets[1].0.clone(), "open").await;
+    authorize(&c, "AuthorizeSecurityGroupIngress", &client, "22").await;
+    authorize(&c, "AuthorizeSecurityGroupIngress", &open_sg, "8080").await;
+
+    let ud = base64::engine::general_purpose::STANDARD.encode(USER_DATA);
+    let a = launch(&c, &[("ImageId", &image), ("KeyName", "e2e"), ("SubnetId", &subnets[0].1), ("SecurityGroupId.1", &client)]).await;
+    let b = launch(
+        &c,
+        &[("ImageId", &image), ("SubnetId", &subnets[0].1), ("SecurityGroupId.1", &server_sg), ("PrivateIpAddress", "10.0.1.10"), ("UserData", &ud)],
+    )
+    .await;
+    let other = launch(
+        &c,
+        &[("ImageId", &image), ("SubnetId", &subnets[1].1), ("SecurityGroupId.1", &open_sg), ("PrivateIpAddress", "10.0.1.11"), ("UserData", &ud)],
+    )
+    .await;
+    for id in [&a, &b, &other] {
+        wait_state(&c, id, "running", BOOT_DEADLINE).await;
+        wait_markers(&c, id, 1).await;
+    }
+    let r = c.call("DescribeInstances", &[("InstanceId.1", &a)]).await;
+    r.ok();
+    let a_public = r.text("ipAddress").expect("A has a public IP");
+    let fetch = |ip: &'static str| format!("echo | nc -w 3 {ip} 8080 || echo unreachable");
+
+    // B's group has no rule for A: dropped. A rule naming A's group opens it.
+    let out = ssh(&net.host_ns, &key, &a_public, &fetch("10.0.1.10")).await.expect("ssh into A");
+    assert!(!out.contains("hello-from-8080"), "no rule yet, but B answered: {out}");
+    c.call(
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", &server_sg),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "8080"),
+            ("IpPermissions.1.ToPort", "8080"),
+            ("IpPermissions.1.Groups.1.GroupId", &client),
+        ],
+    )
+    .await
+    .ok();
+    wait_for("B to answer A through the group rule", Duration::from_secs(30), || async {
+        let out = ssh(&net.host_ns, &key, &a_public, &fetch("10.0.1.10")).await.ok()?;
+        out.contains("hello-from-8080").then_some(())
+    })
+    .await;
+    // The other VPC's instance allows everyone on 8080, yet A cannot reach it.
+    let out = ssh(&net.host_ns, &key, &a_public, &fetch("10.0.1.11")).await.expect("ssh into A");
+    assert!(!out.contains("hello-from-8080"), "another VPC answered: {out}");
+
+    for id in [&a, &b, &other] {
+        c.call("TerminateInstances", &[("InstanceId.1", id)]).await.ok();
+    }
+    for id in [&a, &b, &other] {
+        wait_state(&c, id, "terminated", Duration::from_secs(60)).await;
+    }
+    wait_for("every VPC namespace to go", Duration::from_secs(60), || async { net.namespaces().is_empty().then_some(()) }).await;
+}

@@ -163,10 +163,12 @@ impl Control {
 
     /// One pass; returns how many host actions it took.
     pub async fn reconcile_once(&self) -> Result<usize> {
+        // The instances first, then the host state: every instance this pass may start has its
+        // interfaces in the state applied just before.
+        let instances = self.store.read(|tx| tx.instance_list())?;
         let host_in_sync = self.host_sync().await;
         let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
         let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
-        let instances = self.store.read(|tx| tx.instance_list())?;
         let now = crate::now_iso();
         let mut actions = 0;
         for inst in &instances {

@@ -70,12 +70,21 @@ impl Drop for TestNet {
 pub struct Server {
     pub child: Child,
     pub client: Client,
+    pub log: PathBuf,
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            let tail: Vec<&str> = log.lines().filter(|l| !l.contains(" request ")).rev().take(60).collect();
+            eprintln!("--- corral serve log (last lines) ---");
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
     }
 }
 
@@ -96,7 +105,7 @@ pub fn start_server(state_dir: &Path, net: &TestNet) -> Server {
         .expect("start corral serve");
     let endpoint = wait_blocking("endpoint file", Duration::from_secs(30), || std::fs::read_to_string(state_dir.join("endpoint")).ok());
     let addr = endpoint.lines().next().unwrap().trim_start_matches("http://").parse().unwrap();
-    Server { child, client: Client::new(addr, ACCESS_KEY, SECRET_KEY) }
+    Server { child, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), log: state_dir.join("serve.log") }
 }
 
 pub fn wait_blocking<T>(what: &str, deadline: Duration, mut f: impl FnMut() -> Option<T>) -> T {
