@@ -192,7 +192,11 @@ async fn groups_and_vpcs_isolate_instances() {
     let group = |vpc: String, name: &'static str| {
         let c = c.clone();
         async move {
-            c.call("CreateSecurityGroup", &[("GroupName", name), ("GroupDescription", name), ("VpcId", &vpc)]).await.ok().text("groupId").unwrap()
+            c.call("CreateSecurityGroup", &[("GroupName", name), ("GroupDescription", name), ("VpcId", &vpc)])
+                .await
+                .ok()
+                .text("groupId")
+                .unwrap()
         }
     };
     let client = group(subnets[0].0.clone(), "client").await;
@@ -205,12 +209,24 @@ async fn groups_and_vpcs_isolate_instances() {
     let a = launch(&c, &[("ImageId", &image), ("KeyName", "e2e"), ("SubnetId", &subnets[0].1), ("SecurityGroupId.1", &client)]).await;
     let b = launch(
         &c,
-        &[("ImageId", &image), ("SubnetId", &subnets[0].1), ("SecurityGroupId.1", &server_sg), ("PrivateIpAddress", "10.0.1.10"), ("UserData", &ud)],
+        &[
+            ("ImageId", &image),
+            ("SubnetId", &subnets[0].1),
+            ("SecurityGroupId.1", &server_sg),
+            ("PrivateIpAddress", "10.0.1.10"),
+            ("UserData", &ud),
+        ],
     )
     .await;
     let other = launch(
         &c,
-        &[("ImageId", &image), ("SubnetId", &subnets[1].1), ("SecurityGroupId.1", &open_sg), ("PrivateIpAddress", "10.0.1.11"), ("UserData", &ud)],
+        &[
+            ("ImageId", &image),
+            ("SubnetId", &subnets[1].1),
+            ("SecurityGroupId.1", &open_sg),
+            ("PrivateIpAddress", "10.0.1.11"),
+            ("UserData", &ud),
+        ],
     )
     .await;
     for id in [&a, &b, &other] {
@@ -253,4 +269,44 @@ async fn groups_and_vpcs_isolate_instances() {
         wait_state(&c, id, "terminated", Duration::from_secs(60)).await;
     }
     wait_for("every VPC namespace to go", Duration::from_secs(60), || async { net.namespaces().is_empty().then_some(()) }).await;
+}
+
+/// corral-debian-12 takes the key pair and user-data through its unmodified cloud-init (Ec2
+/// data source), and `admin` logs in with the key.
+#[tokio::test(flavor = "multi_thread")]
+async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state: PathBuf = dir.path().to_path_buf();
+    let net = TestNet::new(&state);
+    let server = start_server_with(&state, &net, "all");
+    let c = server.client.clone();
+    let image = wait_for("corral-debian-12 registered", Duration::from_secs(1200), || async {
+        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-debian-12")]).await.text("imageId")
+    })
+    .await;
+    let r = c.call("CreateKeyPair", &[("KeyName", "deb"), ("KeyType", "ed25519")]).await;
+    let key = state.join("deb.pem");
+    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
+    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+    let sg = c.call("CreateSecurityGroup", &[("GroupName", "ssh"), ("GroupDescription", "ssh")]).await.ok().text("groupId").unwrap();
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+    let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho debian-user-data-ran > /var/tmp/corral-marker\n");
+    let id =
+        launch(&c, &[("ImageId", &image), ("InstanceType", "t3.small"), ("KeyName", "deb"), ("SecurityGroupId.1", &sg), ("UserData", &ud)])
+            .await;
+    wait_state(&c, &id, "running", BOOT_DEADLINE).await;
+    let public = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await.text("ipAddress").expect("public IP");
+    // Debian with systemd and cloud-init boots in about a minute under TCG (HOST-NOTES.md).
+    let marker = wait_for("SSH into corral-debian-12 and the user-data marker", Duration::from_secs(400), || async {
+        ssh(&net.host_ns, &key, &public, "cat /var/tmp/corral-marker").await.ok().filter(|s| s.contains("debian-user-data-ran"))
+    })
+    .await;
+    assert!(marker.contains("debian-user-data-ran"));
+    let hostname = ssh(&net.host_ns, &key, &public, "hostname").await.unwrap();
+    assert!(hostname.trim().starts_with("ip-172-31-"), "cloud-init set the EC2 host name: {hostname}");
+    c.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    wait_state(&c, &id, "terminated", Duration::from_secs(120)).await;
 }

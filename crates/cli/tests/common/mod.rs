@@ -89,10 +89,16 @@ impl Drop for Server {
 }
 
 pub fn start_server(state_dir: &Path, net: &TestNet) -> Server {
+    start_server_with(state_dir, net, "minimal")
+}
+
+/// `images`: which default images `serve` builds and registers (`minimal` or `all`).
+pub fn start_server_with(state_dir: &Path, net: &TestNet, images: &str) -> Server {
     let _ = std::fs::remove_file(state_dir.join("endpoint"));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
     let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
-        .args(["serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--images", "minimal", "--stop-timeout-secs", "30"])
+        .args(["serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--stop-timeout-secs", "30", "--images"])
+        .arg(images)
         .arg("--state-dir")
         .arg(state_dir)
         .args(["--netns-prefix", &net.prefix, "--host-netns", &net.host_ns])
