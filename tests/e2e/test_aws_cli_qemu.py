@@ -41,14 +41,25 @@ def pids_with(needle):
     return out
 
 
+def namespaces(prefix):
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [l.split()[0] for l in out.splitlines() if l.split() and l.split()[0].startswith(prefix)]
+
+
 @pytest.fixture(scope="module")
 def cli():
     exe = os.environ.get("CORRAL_BIN", os.path.join(ROOT, "target/debug/corral"))
     state = tempfile.mkdtemp(prefix="corral-e2e-cli-")
     env = dict(os.environ, CORRAL_ACCESS_KEY_ID=KEY, CORRAL_SECRET_ACCESS_KEY=SECRET)
+    # Every network this test makes lives in namespaces of its own: Corral's VPC namespaces get
+    # a prefix unique to this run, and a namespace made here plays the host for public IPs.
+    tag = uuid.uuid4().hex[:8]
+    prefix, host_ns = f"ce2ecli-{tag}-", f"ce2ecli-host-{tag}"
+    subprocess.run(["ip", "netns", "add", host_ns], check=True)
     log = open(f"{state}/serve.log", "wb")
     srv = subprocess.Popen([exe, "serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--state-dir", state,
-                            "--images", "minimal", "--stop-timeout-secs", "30"], env=env, stdout=log, stderr=log)
+                            "--images", "minimal", "--stop-timeout-secs", "30", "--netns-prefix", prefix,
+                            "--host-netns", host_ns], env=env, stdout=log, stderr=log)
     try:
         wait(lambda: os.path.exists(f"{state}/endpoint"), "endpoint", 60)
         creds = subprocess.run([exe, "credentials", "--env", "--state-dir", state], check=True, capture_output=True, text=True).stdout
@@ -71,6 +82,11 @@ def cli():
         for pid in pids_with(state):
             if pid in pids_with("qemu-system"):
                 os.kill(pid, 9)
+        for ns in namespaces(prefix) + [host_ns]:
+            pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split()
+            for pid in pids:
+                os.kill(int(pid), 9)
+            subprocess.run(["ip", "netns", "del", ns])
 
 
 def test_readme_flow_on_a_real_guest(cli, tmp_path):
