@@ -10,7 +10,7 @@ mod common;
 use base64::Engine;
 use common::*;
 use corral_testkit::{wait_for, Client};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 const USER_DATA: &str = "#!/bin/sh
@@ -78,20 +78,11 @@ async fn ssh_user_data_and_live_security_groups() {
     if skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let state: PathBuf = dir.path().to_path_buf();
-    let net = TestNet::new(&state);
-    let server = start_server(&state, &net);
-    let c = server.client.clone();
-    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
-        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await.text("imageId")
-    })
-    .await;
+    let cloud = Cloud::start("minimal");
+    let (c, net) = (cloud.c.clone(), &cloud.net);
+    let image = cloud.image("corral-minimal").await;
 
-    let r = c.call("CreateKeyPair", &[("KeyName", "e2e"), ("KeyType", "ed25519")]).await;
-    let key = state.join("e2e.pem");
-    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
-    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+    let key = cloud.key_pair("e2e").await;
     let sg = c.call("CreateSecurityGroup", &[("GroupName", "web"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
     authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
 
@@ -162,19 +153,10 @@ async fn groups_and_vpcs_isolate_instances() {
     if skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let state: PathBuf = dir.path().to_path_buf();
-    let net = TestNet::new(&state);
-    let server = start_server(&state, &net);
-    let c = server.client.clone();
-    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
-        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await.text("imageId")
-    })
-    .await;
-    let r = c.call("CreateKeyPair", &[("KeyName", "e2e"), ("KeyType", "ed25519")]).await;
-    let key = state.join("e2e.pem");
-    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
-    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+    let cloud = Cloud::start("minimal");
+    let (c, net) = (cloud.c.clone(), &cloud.net);
+    let image = cloud.image("corral-minimal").await;
+    let key = cloud.key_pair("e2e").await;
 
     // Two VPCs with the same CIDR, each with a public subnet.
     let mut subnets = Vec::new();
@@ -278,19 +260,10 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     if skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let state: PathBuf = dir.path().to_path_buf();
-    let net = TestNet::new(&state);
-    let server = start_server_with(&state, &net, "all");
-    let c = server.client.clone();
-    let image = wait_for("corral-debian-12 registered", Duration::from_secs(1200), || async {
-        c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-debian-12")]).await.text("imageId")
-    })
-    .await;
-    let r = c.call("CreateKeyPair", &[("KeyName", "deb"), ("KeyType", "ed25519")]).await;
-    let key = state.join("deb.pem");
-    std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
-    corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+    let cloud = Cloud::start("all");
+    let (c, net) = (cloud.c.clone(), &cloud.net);
+    let image = cloud.image("corral-debian-12").await;
+    let key = cloud.key_pair("deb").await;
     let sg = c.call("CreateSecurityGroup", &[("GroupName", "ssh"), ("GroupDescription", "ssh")]).await.ok().text("groupId").unwrap();
     authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
     let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho debian-user-data-ran > /var/tmp/corral-marker\n");

@@ -10,7 +10,6 @@ mod common;
 
 use common::*;
 use corral_testkit::wait_for;
-use std::path::PathBuf;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -18,18 +17,10 @@ async fn minimal_guest_lifecycle_on_qemu() {
     if skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let state: PathBuf = dir.path().to_path_buf();
-    let net = TestNet::new(&state);
-    let server = start_server(&state, &net);
-    let c = server.client.clone();
+    let mut cloud = Cloud::start("minimal");
+    let c = cloud.c.clone();
 
-    // The image is built (or found in the cache) by `serve`; wait until it is registered.
-    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
-        let r = c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await;
-        r.text("imageId")
-    })
-    .await;
+    let image = cloud.image("corral-minimal").await;
 
     let r = c.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.nano")]).await;
     let id = r.ok().text("instanceId").unwrap();
@@ -63,10 +54,11 @@ async fn minimal_guest_lifecycle_on_qemu() {
     assert_eq!(pid2.len(), 1);
 
     // SIGKILL Corral: the guest keeps running and is re-adopted by the next start.
-    drop(server);
+    cloud.kill_server();
     assert_eq!(pids_with(&id), pid2, "the VM survives Corral being killed");
-    let server = start_server(&state, &net);
-    let c = server.client.clone();
+    cloud.restart_server();
+    let c = cloud.c.clone();
+    let (net, state) = (&cloud.net, cloud.state.clone());
     wait_state(&c, &id, "running", Duration::from_secs(30)).await;
     assert_eq!(pids_with(&id), pid2, "re-adopted, not restarted");
 
@@ -94,16 +86,9 @@ async fn vm_ending_on_its_own_follows_shutdown_behaviour() {
     if skip() {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let state: PathBuf = dir.path().to_path_buf();
-    let net = TestNet::new(&state);
-    let server = start_server(&state, &net);
-    let c = server.client.clone();
-    let image = wait_for("corral-minimal registered", Duration::from_secs(900), || async {
-        let r = c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", "corral-minimal")]).await;
-        r.text("imageId")
-    })
-    .await;
+    let cloud = Cloud::start("minimal");
+    let (c, state) = (cloud.c.clone(), cloud.state.clone());
+    let image = cloud.image("corral-minimal").await;
     let mut ids = Vec::new();
     for behaviour in ["stop", "terminate"] {
         let r = c

@@ -200,8 +200,8 @@ fn groups(g: &[(String, String)]) -> Value {
     Value::Array(g.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect())
 }
 
-/// An interface inside DescribeInstances.
-pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
+/// What DescribeInstances and DescribeNetworkInterfaces both say about an interface.
+fn interface_base(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
     let mut v = json!({
         "NetworkInterfaceId": e.eni_id,
         "SubnetId": e.subnet_id,
@@ -215,14 +215,6 @@ pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, re
         "SourceDestCheck": e.source_dest_check,
         "InterfaceType": "interface",
         "Groups": groups(g),
-        "Attachment": {
-            "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
-            "DeviceIndex": e.device_index,
-            "NetworkCardIndex": 0,
-            "Status": "attached",
-            "AttachTime": e.attach_time.clone().unwrap_or_default(),
-            "DeleteOnTermination": e.delete_on_termination,
-        },
         "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
         "Ipv6Addresses": [],
     });
@@ -233,44 +225,38 @@ pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, re
     v
 }
 
+fn attachment(e: &EniRecord) -> Value {
+    json!({
+        "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
+        "DeviceIndex": e.device_index,
+        "NetworkCardIndex": 0,
+        "Status": "attached",
+        "AttachTime": e.attach_time.clone().unwrap_or_default(),
+        "DeleteOnTermination": e.delete_on_termination,
+    })
+}
+
+/// An interface inside DescribeInstances.
+pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
+    let mut v = interface_base(e, g, owner, region);
+    v["Attachment"] = attachment(e);
+    v
+}
+
 pub fn interfaces(items: &[NetworkInterface], owner: &str, region: &str, next: Option<String>) -> Value {
     let out: Vec<Value> = items
         .iter()
         .map(|n| {
             let e = &n.rec;
-            let mut v = json!({
-                "NetworkInterfaceId": e.eni_id,
-                "SubnetId": e.subnet_id,
-                "VpcId": e.vpc_id,
-                "AvailabilityZone": e.availability_zone,
-                "Description": e.description,
-                "OwnerId": owner,
-                "RequesterManaged": false,
-                "Status": e.status,
-                "MacAddress": e.mac,
-                "PrivateIpAddress": e.private_ip,
-                "PrivateDnsName": e.private_dns_name,
-                "SourceDestCheck": e.source_dest_check,
-                "InterfaceType": "interface",
-                "Groups": groups(&n.groups),
-                "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
-                "Ipv6Addresses": [],
-                "TagSet": super::tags(&n.tags),
-            });
-            if let Some(a) = association(e, owner, region) {
-                v["Association"] = a;
-            }
+            let mut v = interface_base(e, &n.groups, owner, region);
+            v["AvailabilityZone"] = json!(e.availability_zone);
+            v["RequesterManaged"] = json!(false);
+            v["TagSet"] = super::tags(&n.tags);
             if let Some(i) = &e.instance_id {
-                v["Attachment"] = json!({
-                    "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
-                    "DeviceIndex": e.device_index,
-                    "NetworkCardIndex": 0,
-                    "InstanceId": i,
-                    "InstanceOwnerId": owner,
-                    "Status": "attached",
-                    "AttachTime": e.attach_time.clone().unwrap_or_default(),
-                    "DeleteOnTermination": e.delete_on_termination,
-                });
+                let mut a = attachment(e);
+                a["InstanceId"] = json!(i);
+                a["InstanceOwnerId"] = json!(owner);
+                v["Attachment"] = a;
             }
             v
         })

@@ -188,3 +188,54 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// One test's cloud: `corral serve` on real QEMU in a fresh state directory, with its networks
+/// in namespaces of the test's own. Fields drop in order: the server first, then the guests
+/// and namespaces, then the files.
+pub struct Cloud {
+    pub c: Client,
+    pub server: Server,
+    pub net: TestNet,
+    pub state: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Cloud {
+    /// `images`: which default images `serve` registers (`minimal` or `all`).
+    pub fn start(images: &str) -> Cloud {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().to_path_buf();
+        let net = TestNet::new(&state);
+        let server = start_server_with(&state, &net, images);
+        Cloud { c: server.client.clone(), server, net, state, _dir: dir }
+    }
+
+    /// Kills `corral serve` with SIGKILL (its guests keep running, as they are built to).
+    pub fn kill_server(&mut self) {
+        let _ = self.server.child.kill();
+        let _ = self.server.child.wait();
+    }
+
+    /// Starts `corral serve` again on the same state (after [`Cloud::kill_server`]).
+    pub fn restart_server(&mut self) {
+        self.server = start_server_with(&self.state, &self.net, "minimal");
+        self.c = self.server.client.clone();
+    }
+
+    /// The id of default image `name`, once `serve` has built (or found cached) and registered it.
+    pub async fn image(&self, name: &str) -> String {
+        wait_for(&format!("{name} registered"), Duration::from_secs(1200), || async {
+            self.c.call("DescribeImages", &[("Filter.1.Name", "name"), ("Filter.1.Value.1", name)]).await.text("imageId")
+        })
+        .await
+    }
+
+    /// Creates an ed25519 key pair and writes its private key (mode 600); returns the path.
+    pub async fn key_pair(&self, name: &str) -> PathBuf {
+        let r = self.c.call("CreateKeyPair", &[("KeyName", name), ("KeyType", "ed25519")]).await;
+        let key = self.state.join(format!("{name}.pem"));
+        std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
+        corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
+        key
+    }
+}
