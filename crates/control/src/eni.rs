@@ -182,6 +182,7 @@ impl Control {
             source_dest_check: true,
             public_ip: if p.public_ip { Some(crate::address::pool_allocate(tx, self.config.public_pool)?.to_string()) } else { None },
             public_ip_allocation: None,
+            auto_public_ip: p.public_ip,
         };
         tx.doc_put(&rec)?;
         Ok(rec)
@@ -206,6 +207,8 @@ impl Control {
             "owner-id",
             "private-dns-name",
             "source-dest-check",
+            "association.public-ip",
+            "association.allocation-id",
         ];
         filter::check(&req.filters, NAMES, true)?;
         for id in &req.network_interface_ids {
@@ -247,6 +250,8 @@ impl Control {
                     "owner-id" => vec![account.clone()],
                     "private-dns-name" => vec![e.private_dns_name.clone()],
                     "source-dest-check" => vec![e.source_dest_check.to_string()],
+                    "association.public-ip" => e.public_ip.iter().cloned().collect(),
+                    "association.allocation-id" => e.public_ip_allocation.iter().cloned().collect(),
                     _ => vec![],
                 })
             })
@@ -258,6 +263,28 @@ impl Control {
 /// (id, name) pairs for `ids`, in order.
 pub fn group_names(groups: &[SecurityGroupRecord], ids: &[String]) -> Vec<(String, String)> {
     ids.iter().map(|id| (id.clone(), groups.iter().find(|g| &g.group_id == id).map(|g| g.group_name.clone()).unwrap_or_default())).collect()
+}
+
+/// A stopped instance gives its pool address back (an elastic IP stays).
+pub(crate) fn release_public_ips(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
+    for mut e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+        if e.public_ip.is_some() && e.public_ip_allocation.is_none() {
+            e.public_ip = None;
+            tx.doc_put(&e)?;
+        }
+    }
+    Ok(())
+}
+
+/// A started instance gets a fresh pool address where it had one.
+pub(crate) fn assign_public_ips(tx: &Tx<'_>, instance_id: &str, pool: corral_types::Cidr) -> Result<()> {
+    for mut e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+        if e.auto_public_ip && e.public_ip.is_none() {
+            e.public_ip = Some(crate::address::pool_allocate(tx, pool)?.to_string());
+            tx.doc_put(&e)?;
+        }
+    }
+    Ok(())
 }
 
 /// Removes the interfaces of a terminated instance that go with it.

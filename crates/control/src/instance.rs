@@ -89,6 +89,8 @@ const INSTANCE_FILTERS: &[&str] = &[
     "group-id",
     "instance.group-name",
     "group-name",
+    "ip-address",
+    "network-interface.association.public-ip",
 ];
 
 impl Control {
@@ -284,6 +286,7 @@ impl Control {
                     "network-interface.network-interface-id" => i.enis.iter().map(|e| e.eni_id.clone()).collect(),
                     "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
                     "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
+                    "ip-address" | "network-interface.association.public-ip" => i.enis.iter().filter_map(|e| e.public_ip.clone()).collect(),
                     _ => vec![],
                 })
             })
@@ -313,7 +316,7 @@ impl Control {
         &self,
         ids: &[String],
         dry_run: bool,
-        f: impl Fn(&mut InstanceRecord) -> Result<()>,
+        f: impl Fn(&corral_store::Tx<'_>, &mut InstanceRecord) -> Result<()>,
     ) -> Result<Vec<StateChange>> {
         if ids.is_empty() {
             return Err(Error::missing("InstanceId"));
@@ -334,7 +337,7 @@ impl Control {
             let mut changes = Vec::new();
             for r in &mut recs {
                 let previous = r.state;
-                f(r)?;
+                f(tx, r)?;
                 changes.push(StateChange { instance_id: r.instance_id.clone(), previous, current: r.state });
             }
             if dry_run {
@@ -350,8 +353,10 @@ impl Control {
     }
 
     pub fn instance_start(&self, req: &rq::StartInstances) -> Result<Vec<StateChange>> {
-        self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+        let pool = self.config.public_pool;
+        self.instance_transition(&req.instance_ids, req.dry_run, |tx, r| match r.state {
             InstanceState::Stopped => {
+                crate::eni::assign_public_ips(tx, &r.instance_id, pool)?;
                 r.state = InstanceState::Pending;
                 r.desired = Desired::Running;
                 r.state_transition_reason = String::new();
@@ -371,7 +376,7 @@ impl Control {
             return Err(Error::new(ErrorCode::Unsupported, "Hibernation is not supported."));
         }
         let force = req.force;
-        self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+        self.instance_transition(&req.instance_ids, req.dry_run, |_, r| match r.state {
             InstanceState::Pending | InstanceState::Running => {
                 r.state = InstanceState::Stopping;
                 r.desired = Desired::Stopped;
@@ -393,7 +398,7 @@ impl Control {
     }
 
     pub fn instance_terminate(&self, req: &rq::TerminateInstances) -> Result<Vec<StateChange>> {
-        self.instance_transition(&req.instance_ids, req.dry_run, |r| {
+        self.instance_transition(&req.instance_ids, req.dry_run, |_, r| {
             if r.disable_api_termination {
                 return Err(Error::new(
                     ErrorCode::OperationNotPermitted,
@@ -419,7 +424,7 @@ impl Control {
 
     /// Reboots running instances now, through the agent. EC2 answers success with no body.
     pub async fn instance_reboot(&self, req: &rq::RebootInstances) -> Result<()> {
-        let changes = self.instance_transition(&req.instance_ids, req.dry_run, |r| match r.state {
+        let changes = self.instance_transition(&req.instance_ids, req.dry_run, |_, r| match r.state {
             InstanceState::Running | InstanceState::Pending => Ok(()),
             _ => Err(Error::incorrect_state(&r.instance_id, r.state.name(), "rebooted")),
         })?;

@@ -192,6 +192,9 @@ impl Control {
                 if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
                     crate::eni::release_for_instance(tx, &r.instance_id)?;
                 }
+                if r.state == InstanceState::Stopped && before.state != InstanceState::Stopped {
+                    crate::eni::release_public_ips(tx, &r.instance_id)?;
+                }
                 let image = tx.image_get(&r.image_id)?;
                 let nics = nics_of(tx, &r.instance_id)?;
                 Ok(Some((r, action, image, nics)))

@@ -169,6 +169,10 @@ pub struct EniRecord {
     /// The elastic IP allocation behind `public_ip`, if it is one.
     #[serde(default)]
     pub public_ip_allocation: Option<String>,
+    /// It gets a public IP from the pool whenever its instance runs (released at stop, a new
+    /// one at start, as on EC2).
+    #[serde(default)]
+    pub auto_public_ip: bool,
 }
 
 impl Doc for EniRecord {

@@ -211,6 +211,19 @@ async fn gateways_route_tables_and_addresses() {
     let auto_ip = r.ok().text("ipAddress").expect("public IP from the pool");
     assert!(auto_ip.starts_with("198.18."), "{auto_ip}");
 
+    let r = ctx.call("DescribeInstances", &[("Filter.1.Name", "ip-address"), ("Filter.1.Value.1", &auto_ip)]).await;
+    assert_eq!(r.ok().texts("instanceId"), vec![id.clone()]);
+
+    // A stop gives the pool address back; a start brings a new one, as on EC2.
+    ctx.call("StopInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "stopped").await;
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert_eq!(r.ok().text("ipAddress"), None, "a stopped instance has no public IP");
+    ctx.call("StartInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "running").await;
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await;
+    assert!(r.ok().text("ipAddress").is_some(), "a started instance gets a public IP again");
+
     // Elastic IPs: allocate, associate (replacing the pool address), refuse release in use.
     let r = ctx.call("AllocateAddress", &[("Domain", "vpc")]).await;
     let alloc = r.ok().text("allocationId").unwrap();
