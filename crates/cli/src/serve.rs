@@ -106,6 +106,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
             net.host_netns = args.host_netns.clone();
             config.net = Some(net);
+            warn_if_private(state_dir);
             let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent: {e}"))?;
             if agent.accel().as_str() == "tcg" {
                 tracing::warn!("no hardware KVM on this host: guests run under TCG (software emulation), several times slower");
@@ -146,6 +147,23 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     eprintln!("Corral stopped; running instances keep running and are re-adopted at the next start");
     Ok(())
+}
+
+/// dnsmasq drops to `nobody` and re-reads its host files from the state directory on every
+/// change: a directory others cannot traverse makes it restart on every change instead, and
+/// has been seen to leave guests without a lease. Say so rather than fail silently.
+fn warn_if_private(dir: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::path::absolute(dir)
+        .map(|d| d.ancestors().any(|a| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 == 0).unwrap_or(false)))
+        .unwrap_or(false);
+    if private {
+        tracing::warn!(
+            state_dir = %dir.display(),
+            "the state directory (or a parent) is not traversable by others: dnsmasq, which runs as nobody, may fail to \
+             re-read its lease files; `chmod o+x` the directories on the way"
+        );
+    }
 }
 
 async fn shutdown() {

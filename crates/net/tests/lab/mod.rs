@@ -32,7 +32,7 @@ pub fn busybox() -> Option<PathBuf> {
             return Some(p);
         }
     }
-    let target = PathBuf::from("/tmp/corral-net-test-busybox");
+    let target = std::env::temp_dir().join("corral-net-test-busybox");
     let bin = target.join("bin/busybox");
     if bin.exists() {
         return Some(bin);
@@ -42,7 +42,7 @@ pub fn busybox() -> Option<PathBuf> {
         .flatten()
         .map(|e| e.path())
         .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("busybox-static_")))?;
-    let tmp = PathBuf::from(format!("/tmp/corral-net-test-busybox.{}", std::process::id()));
+    let tmp = std::env::temp_dir().join(format!("corral-net-test-busybox.{}", std::process::id()));
     corral_exec::run_blocking("dpkg-deb", &[std::ffi::OsStr::new("-x"), deb.as_os_str(), tmp.as_os_str()]).ok()?;
     let _ = std::fs::rename(&tmp, &target);
     let _ = std::fs::remove_dir_all(&tmp);
