@@ -4,7 +4,9 @@ in one run.
 
 Corral: RunInstances (t3.nano: 2 vCPUs, 512 MiB) until the guest's first console line shows
 in GetConsoleOutput, and until corral-minimal's init marker does (polled through the API every
-20 ms, as a user would). Bare: the same kernel, initramfs and a fresh qcow2 overlay on the
+20 ms, as a user would). The Corral guest has a network (default VPC: DHCP, metadata, sshd
+before the marker) and the bare one none, so only the first-line ratio compares like with
+like; bench/net_bench.py compares boots to the SSH banner with a network on both sides. Bare: the same kernel, initramfs and a fresh qcow2 overlay on the
 same base disk, started by hand with the same machine options, timed to the first byte and
 the marker in its serial log (polled every 20 ms). Medians of N runs; the ratio is the figure.
 
@@ -12,7 +14,7 @@ Usage: python3 bench/boot_bench.py [--runs 5]
 Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
 ($CORRAL_IMAGE_CACHE or /var/cache/corral/images; `corral images build --only corral-minimal`).
 """
-import argparse, glob, json, os, shutil, statistics, subprocess, sys, tempfile, time, re
+import argparse, glob, json, uuid, os, shutil, statistics, subprocess, sys, tempfile, time, re
 
 import boto3
 
@@ -97,11 +99,18 @@ def main():
     img = image_dir()
     man = json.load(open(f"{img}/manifest.json"))
     tmp = tempfile.mkdtemp(prefix="corral-boot-bench-")
+    os.chmod(tmp, 0o755)  # dnsmasq runs as nobody and reads its files under the state directory
     exe = os.environ.get("CORRAL_BIN", os.path.join(ROOT, "target/release/corral"))
     env = dict(os.environ, CORRAL_ACCESS_KEY_ID=KEY, CORRAL_SECRET_ACCESS_KEY=SECRET, CORRAL_LOG="warn",
                CORRAL_IMAGE_CACHE=os.path.dirname(img))
+    # Instances land in the default VPC: its namespace and the host side of public IPs live in
+    # namespaces of this run, removed at the end.
+    tag = uuid.uuid4().hex[:8]
+    prefix, host_ns = f"cboot-{tag}-", f"cboot-host-{tag}"
+    subprocess.run(["ip", "netns", "add", host_ns], check=True)
     srv = subprocess.Popen([exe, "serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--state-dir", f"{tmp}/state",
-                            "--images", "minimal"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            "--images", "minimal", "--netns-prefix", prefix, "--host-netns", host_ns],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ep = wait(lambda: os.path.exists(f"{tmp}/state/endpoint") and open(f"{tmp}/state/endpoint").read().split()[0], "endpoint")
         ec2 = boto3.client("ec2", endpoint_url=ep, region_name="local-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
@@ -119,6 +128,11 @@ def main():
         print(f"ratio corral/bare: first line x{med['corral'][0]/med['bare'][0]:.2f}, marker x{med['corral'][1]/med['bare'][1]:.2f}")
     finally:
         srv.kill(); srv.wait()
+        listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")
+        for ns in [l.split()[0] for l in listed if l.startswith(prefix)] + [host_ns]:
+            for pid in subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True).stdout.split():
+                os.kill(int(pid), 9)
+            subprocess.run(["ip", "netns", "del", ns])
         shutil.rmtree(tmp, ignore_errors=True)
 
 

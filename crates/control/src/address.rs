@@ -21,8 +21,8 @@ pub struct Address {
 
 /// The lowest address of the pool nobody holds.
 pub(crate) fn pool_allocate(tx: &Tx<'_>, pool: Cidr) -> Result<Ipv4Addr> {
-    let mut used: HashSet<String> = tx.doc_list::<AddressRecord>()?.into_iter().map(|a| a.public_ip).collect();
-    used.extend(tx.doc_list::<EniRecord>()?.into_iter().filter_map(|e| e.public_ip));
+    let mut used: HashSet<String> = tx.doc_field_values::<AddressRecord>("public_ip", None)?.into_iter().collect();
+    used.extend(tx.doc_field_values::<EniRecord>("public_ip", None)?);
     (1..pool.size().saturating_sub(1))
         .filter_map(|i| pool.nth(i))
         .find(|ip| !used.contains(&ip.to_string()))
@@ -124,7 +124,7 @@ impl Control {
             tx.doc_put(&addr)?;
             Ok(assoc)
         })?;
-        self.kick();
+        self.kick_host();
         Ok(out)
     }
 
@@ -157,7 +157,7 @@ impl Control {
             tx.doc_put(&addr)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 

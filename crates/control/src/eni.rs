@@ -143,7 +143,8 @@ impl Control {
         instance_id: &str,
         delete_on_termination: bool,
     ) -> Result<EniRecord> {
-        let used: Vec<String> = tx.doc_list_by_parent::<EniRecord>(&p.subnet.subnet_id)?.into_iter().map(|e| e.private_ip).collect();
+        let used: std::collections::HashSet<String> =
+            tx.doc_field_values::<EniRecord>("private_ip", Some(&p.subnet.subnet_id))?.into_iter().collect();
         let ip = match p.private_ip {
             Some(ip) if used.contains(&ip.to_string()) => {
                 return Err(Error::new(ErrorCode::InvalidIpAddressInUse, format!("Address {ip} is in use.")))

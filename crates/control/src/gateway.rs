@@ -93,7 +93,7 @@ impl Control {
             tx.doc_put(&g)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 
@@ -112,7 +112,7 @@ impl Control {
             tx.doc_put(&g)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 
@@ -232,7 +232,7 @@ impl Control {
             tx.doc_put(&t)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 
@@ -251,7 +251,7 @@ impl Control {
             tx.doc_put(&t)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 
@@ -289,7 +289,7 @@ impl Control {
             tx.doc_put(&t)?;
             Ok(assoc)
         })?;
-        self.kick();
+        self.kick_host();
         Ok(out)
     }
 
@@ -312,7 +312,7 @@ impl Control {
             tx.doc_put(&t)?;
             Ok(())
         })?;
-        self.kick();
+        self.kick_host();
         Ok(())
     }
 

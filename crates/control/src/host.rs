@@ -63,6 +63,12 @@ impl Control {
         for e in enis {
             by_vpc.entry(e.vpc_id.clone()).or_default().push(e);
         }
+        // Everything the views need, read once rather than per instance.
+        let lookups = Lookups {
+            tags: tx.tag_map()?,
+            keys: tx.keypair_list()?.into_iter().map(|k| (k.key_name.clone(), k)).collect(),
+            roots: tx.image_list()?.into_iter().map(|i| (i.image_id, i.root_device_name)).collect(),
+        };
         let mut vpcs = Vec::new();
         let mut views = Vec::new();
         for (vpc_id, ports) in by_vpc {
@@ -94,7 +100,7 @@ impl Control {
                     link: PortLink::Tap,
                 });
                 if e.device_index == 0 {
-                    views.push(self.instance_view(tx, inst, e, &vpc, &subnets, &groups)?);
+                    views.push(self.instance_view(&lookups, inst, e, &vpc, &subnets, &groups)?);
                 }
             }
             let mut group_specs = Vec::new();
@@ -113,7 +119,7 @@ impl Control {
 
     fn instance_view(
         &self,
-        tx: &Tx<'_>,
+        lookups: &Lookups,
         inst: &InstanceRecord,
         eni: &EniRecord,
         vpc: &VpcRecord,
@@ -122,12 +128,12 @@ impl Control {
     ) -> Result<InstanceView> {
         use base64::Engine;
         let subnet = subnets.iter().find(|s| s.subnet_id == eni.subnet_id);
-        let public_keys = match &inst.key_name {
-            Some(k) => {
-                tx.keypair_get_by_name(k)?.map(|kp| vec![PublicKey { name: kp.key_name, openssh_key: kp.public_key }]).unwrap_or_default()
-            }
-            None => vec![],
-        };
+        let public_keys = inst
+            .key_name
+            .as_ref()
+            .and_then(|k| lookups.keys.get(k))
+            .map(|kp| vec![PublicKey { name: kp.key_name.clone(), openssh_key: kp.public_key.clone() }])
+            .unwrap_or_default();
         let user_data = inst.user_data.as_deref().and_then(|u| base64::engine::general_purpose::STANDARD.decode(u.trim()).ok());
         let time =
             |s: &str| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_else(|_| chrono::Utc::now());
@@ -143,8 +149,7 @@ impl Control {
             hop_limit: m.hop_limit,
             instance_metadata_tags: toggle(&m.instance_metadata_tags),
         };
-        let root_device_name =
-            tx.image_get(&inst.image_id)?.map(|i| i.root_device_name).unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string());
+        let root_device_name = lookups.roots.get(&inst.image_id).cloned().unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string());
         Ok(InstanceView {
             instance_id: inst.instance_id.clone(),
             image_id: inst.image_id.clone(),
@@ -184,10 +189,17 @@ impl Control {
             pending_time: time(&inst.launch_time),
             root_device_name,
             block_devices: vec![],
-            tags: tx.tag_list_for(&inst.instance_id)?.into_iter().map(|t| (t.key, t.value)).collect(),
+            tags: lookups.tags.get(&inst.instance_id).into_iter().flatten().map(|t| (t.key.clone(), t.value.clone())).collect(),
             options,
         })
     }
+}
+
+/// What the views need besides the instance, read once per desired state.
+struct Lookups {
+    tags: std::collections::HashMap<String, Vec<corral_store::TagRecord>>,
+    keys: std::collections::HashMap<String, corral_store::KeyPairRecord>,
+    roots: std::collections::HashMap<String, String>,
 }
 
 fn toggle(s: &str) -> corral_agent_api::metadata::Toggle {

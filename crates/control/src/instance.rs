@@ -156,7 +156,7 @@ impl Control {
             let placement = self.launch_placement(tx, req, explicit_zone.as_deref(), max)?;
             let zone = placement.subnet.availability_zone.clone();
             let delete_eni = req.network_interfaces.first().and_then(|n| n.delete_on_termination).unwrap_or(true);
-            let active = tx.instance_list()?.iter().filter(|i| i.state != InstanceState::Terminated).count();
+            let active = tx.instance_count_active()?;
             let room = self.config.max_instances.saturating_sub(active) as i64;
             if room < min {
                 return Err(Error::new(
@@ -475,7 +475,7 @@ impl Control {
             tx.instance_update(&r)?;
             Ok(r)
         })?;
-        self.kick();
+        self.kick_host();
         Ok(out)
     }
 
@@ -552,7 +552,7 @@ impl Control {
                 }
                 Ok(())
             })?;
-            self.kick();
+            self.kick_host();
             return Ok(());
         }
         if changes.is_empty() {

@@ -75,6 +75,10 @@ pub struct Control {
     pub(crate) kick: Arc<Notify>,
     /// The desired host state last applied, and when.
     pub(crate) host_applied: tokio::sync::Mutex<Option<(corral_agent_api::DesiredHost, std::time::Instant)>>,
+    /// Set by [`Control::kick_host`]: the desired host state must be recomputed now.
+    pub(crate) host_dirty: std::sync::atomic::AtomicBool,
+    /// When the desired host state was last computed.
+    pub(crate) host_computed: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Control {
@@ -82,8 +86,16 @@ impl Control {
         let account_id = store
             .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
             .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
-        let control =
-            Control { store, agent, config, account_id, kick: Arc::new(Notify::new()), host_applied: tokio::sync::Mutex::new(None) };
+        let control = Control {
+            store,
+            agent,
+            config,
+            account_id,
+            kick: Arc::new(Notify::new()),
+            host_applied: tokio::sync::Mutex::new(None),
+            host_dirty: std::sync::atomic::AtomicBool::new(true),
+            host_computed: std::sync::Mutex::new(None),
+        };
         control.default_vpc_ensure()?;
         Ok(Arc::new(control))
     }
@@ -101,6 +113,13 @@ impl Control {
     }
 
     pub(crate) fn kick(&self) {
+        self.kick.notify_one();
+    }
+
+    /// Kicks the reconciler after a change the host's networks or metadata must follow now
+    /// (rules, addresses, routes, metadata options), not only at the next periodic resync.
+    pub(crate) fn kick_host(&self) {
+        self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
         self.kick.notify_one();
     }
 }

@@ -32,6 +32,8 @@ const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the host state is sent again although it did not change, to repair drift (a
 /// full network apply costs tens of milliseconds per VPC: see crates/net).
 const HOST_RESYNC: Duration = Duration::from_secs(30);
+/// How often the desired host state is recomputed when nothing asked for it.
+const HOST_RECOMPUTE: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -135,7 +137,22 @@ impl Control {
 
     /// Sends the desired host state to the agent when it changed (and every
     /// [`HOST_RESYNC`] regardless, to repair drift). Returns whether the host is in sync.
-    async fn host_sync(&self) -> bool {
+    async fn host_sync(&self, starting: bool) -> bool {
+        // Computing the desired state reads every instance of the host: do it when a VM is
+        // about to start, when a network change asked for it, and at most every
+        // HOST_RECOMPUTE otherwise (ports of stopped or terminated instances go then).
+        let due = {
+            let mut at = self.host_computed.lock().unwrap_or_else(|e| e.into_inner());
+            let dirty = self.host_dirty.swap(false, std::sync::atomic::Ordering::SeqCst);
+            let due = starting || dirty || at.is_none_or(|t| t.elapsed() >= HOST_RECOMPUTE);
+            if due {
+                *at = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if !due {
+            return self.host_applied.lock().await.is_some();
+        }
         let desired = match self.store.read(|tx| self.desired_host(tx)) {
             Ok(d) => d,
             Err(e) => {
@@ -166,7 +183,8 @@ impl Control {
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
         let instances = self.store.read(|tx| tx.instance_list())?;
-        let host_in_sync = self.host_sync().await;
+        let starting = instances.iter().any(|i| i.desired == Desired::Running && i.state == InstanceState::Pending);
+        let host_in_sync = self.host_sync(starting).await;
         let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
         let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
         let now = crate::now_iso();

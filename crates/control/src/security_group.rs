@@ -363,7 +363,7 @@ impl Control {
             tx.doc_put(&g)?;
             Ok(RuleChange { group_id: g.group_id, rules: new })
         })?;
-        self.kick();
+        self.kick_host();
         Ok(out)
     }
 
@@ -398,7 +398,7 @@ impl Control {
             tx.doc_put(&g)?;
             Ok(RuleChange { group_id: g.group_id, rules: gone })
         })?;
-        self.kick();
+        self.kick_host();
         Ok(out)
     }
 

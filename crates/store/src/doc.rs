@@ -60,6 +60,18 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// The values of one top-level string field of every document of a kind (with `parent`,
+    /// of that parent only), read in SQL without decoding the documents: for allocators that
+    /// only need to know what is taken.
+    pub fn doc_field_values<T: Doc>(&self, field: &str, parent: Option<&str>) -> Result<Vec<String>> {
+        let path = format!("$.{field}");
+        let mut st = self.tx.prepare_cached(
+            "SELECT json_extract(body, ?2) FROM docs WHERE kind = ?1 AND (?3 IS NULL OR parent = ?3) AND json_extract(body, ?2) IS NOT NULL",
+        )?;
+        let rows = st.query_map(rusqlite::params![T::KIND, path, parent], |r| r.get::<_, String>(0))?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
     pub fn doc_delete<T: Doc>(&self, id: &str) -> Result<bool> {
         Ok(self.tx.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id])? == 1)
     }

@@ -201,6 +201,11 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// Instances not terminated.
+    pub fn instance_count_active(&self) -> Result<usize> {
+        Ok(self.tx.query_row("SELECT COUNT(*) FROM instances WHERE state != 'terminated'", [], |r| r.get::<_, i64>(0))? as usize)
+    }
+
     pub fn instance_delete(&self, id: &str) -> Result<()> {
         self.tx.execute("DELETE FROM instances WHERE instance_id = ?1", [id])?;
         Ok(())
