@@ -6,9 +6,9 @@
 
 use std::path::Path;
 
-use crate::recipe::{DEBIAN_SUITE, DEBIAN_VARIANT, ROOT_LABEL};
+use crate::recipe::{DEBIAN_SUITE, DEBIAN_VARIANT};
 use crate::stage::{self, in_tree};
-use crate::{disk, minimal, BuildCtx, ImageError, Output};
+use crate::{minimal, BuildCtx, ImageError, Output};
 
 /// The Debian mirror (`$CORRAL_DEBIAN_MIRROR` or deb.debian.org); not part of the recipe.
 fn mirror() -> String {
@@ -58,19 +58,7 @@ pub(crate) async fn build(ctx: &BuildCtx<'_>) -> Result<Output, ImageError> {
     versions.extend(packages.iter().map(|(p, _)| (p.name.clone(), p.version.clone())));
 
     (ctx.progress)("making root file system");
-    let hash = crate::recipe::recipe_hash(ctx.recipe);
-    let raw = ctx.work_dir.join("root.raw");
-    disk::make_ext4(&root, &raw, ctx.recipe.disk_size, ROOT_LABEL, &disk::uuid_from_hex(&hash)).await?;
-    (ctx.progress)("converting the root disk to qcow2");
-    let size_bytes = disk::to_qcow2(&raw, &ctx.out_dir.join("root.qcow2")).await?;
-    Ok(Output {
-        base_disk: "root.qcow2".into(),
-        kernel: "vmlinux".into(),
-        initrd: "initrd.img".into(),
-        kernel_version: version,
-        packages: versions,
-        size_bytes,
-    })
+    minimal::finish(ctx, &root, version, versions).await
 }
 
 async fn mmdebstrap(ctx: &BuildCtx<'_>, root: &Path) -> Result<(), ImageError> {

@@ -94,18 +94,29 @@ pub(crate) async fn build(ctx: &BuildCtx<'_>) -> Result<Output, ImageError> {
         .map_err(|source| ImageError::Join { image: ctx.recipe.name.to_string(), source })??;
     (ctx.progress)(&format!("dropbear installed with {}", libs.join(" ")));
 
+    let versions = packages.iter().map(|(p, _)| (p.name.clone(), p.version.clone())).collect();
+    finish(ctx, &root, version, versions).await
+}
+
+/// Makes the root tree the image's qcow2 disk (ext4, labelled, a UUID from the recipe) and
+/// describes the result: the last step of every recipe that boots our kernel and initramfs.
+pub(crate) async fn finish(
+    ctx: &BuildCtx<'_>,
+    root: &Path,
+    kernel_version: String,
+    packages: Vec<(String, String)>,
+) -> Result<Output, ImageError> {
     let hash = crate::recipe::recipe_hash(ctx.recipe);
     let raw = ctx.work_dir.join("root.raw");
-    disk::make_ext4(&root, &raw, ctx.recipe.disk_size, ROOT_LABEL, &disk::uuid_from_hex(&hash)).await?;
+    disk::make_ext4(root, &raw, ctx.recipe.disk_size, ROOT_LABEL, &disk::uuid_from_hex(&hash)).await?;
     (ctx.progress)("converting the root disk to qcow2");
     let size_bytes = disk::to_qcow2(&raw, &ctx.out_dir.join("root.qcow2")).await?;
-
     Ok(Output {
         base_disk: "root.qcow2".into(),
         kernel: "vmlinux".into(),
         initrd: "initrd.img".into(),
-        kernel_version: version,
-        packages: packages.iter().map(|(p, _)| (p.name.clone(), p.version.clone())).collect(),
+        kernel_version,
+        packages,
         size_bytes,
     })
 }
