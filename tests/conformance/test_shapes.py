@@ -89,12 +89,6 @@ def test_describe_instances_shape(ec2, running):
             assert inst["State"]["Name"] == "running"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an EBS-backed instance (RootDeviceType ebs, RootDeviceName /dev/xvda) lists no root "
-    "volume in BlockDeviceMappings; AWS always lists it with Ebs.VolumeId/Status/AttachTime/"
-    "DeleteOnTermination (volumes are not implemented yet)",
-)
 def test_instance_lists_its_root_volume(ec2, running):
     inst = instances_of(ec2.describe_instances(InstanceIds=[running["Instances"][0]["InstanceId"]]))[0]
     roots = [b for b in inst["BlockDeviceMappings"] if b["DeviceName"] == inst["RootDeviceName"]]

@@ -13,6 +13,9 @@
 mod cidr;
 pub mod metadata;
 pub mod net;
+pub mod storage;
+
+pub use storage::{DiskBus, DiskSpec, LayerId, PoolUsage, Storage};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -77,9 +80,11 @@ pub struct VmSpec {
     pub vcpus: u32,
     pub memory_mib: u64,
     pub boot: BootMode,
-    /// The image's base disk (qcow2). The agent creates the instance's root volume as a
-    /// qcow2 overlay on it the first time the VM starts, and keeps it until `vm_destroy`.
-    pub base_disk: PathBuf,
+    /// The volumes attached to the instance, the root first (`DiskBus::Root`). Each is the
+    /// top layer of its volume in the storage pool; the agent creates a disk's top layer
+    /// (an overlay on `backing`) the first time it is needed, and never deletes layers
+    /// itself: volumes outlive VMs, so `vm_destroy` leaves them to the control plane.
+    pub disks: Vec<DiskSpec>,
     /// Network interfaces, the primary first.
     pub nics: Vec<NicSpec>,
 }
@@ -139,6 +144,27 @@ pub trait Agent: Send + Sync + 'static {
 
     /// The serial console output so far (empty if none).
     async fn vm_console(&self, instance_id: &str) -> Result<Vec<u8>, AgentError>;
+
+    /// Hot-plugs a volume into a running VM (blockdev-add + device_add over QMP); the disk
+    /// appears in the guest without a reboot. Creates the disk's top layer if missing. On any
+    /// error nothing of the attempt is left in QEMU. `WrongState` unless the VM runs.
+    async fn vm_disk_attach(&self, instance_id: &str, disk: &DiskSpec) -> Result<(), AgentError>;
+
+    /// Hot-unplugs a volume from a running VM (device_del, then blockdev-del of its nodes).
+    /// Without `force` the agent waits (bounded) for the guest to release the device; with it,
+    /// the device is pulled regardless. Detaching a volume the VM does not have is not an
+    /// error (idempotent).
+    async fn vm_disk_detach(&self, instance_id: &str, volume_id: &str, force: bool) -> Result<(), AgentError>;
+
+    /// Live, crash-consistent snapshot of an attached volume of a running VM: QEMU starts
+    /// writing to a new top layer `new_top` whose backing is the volume's current top, which
+    /// from then on never changes (it becomes the snapshot's layer). On error the VM keeps
+    /// writing to the old top and `new_top` does not exist.
+    async fn vm_disk_snapshot(&self, instance_id: &str, volume_id: &str, new_top: &LayerId) -> Result<(), AgentError>;
+
+    /// Grows an attached volume of a running VM to `size_bytes` (block_resize); the guest sees
+    /// the new capacity at once.
+    async fn vm_disk_resize(&self, instance_id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError>;
 
     /// Converges this host's networks (namespaces, taps, security group rules, DHCP, DNS,
     /// NAT) and metadata service to `desired`. Idempotent; called before VMs that need the

@@ -7,8 +7,9 @@
 //! the test calls [`SimAgent::advance`], so tests can observe every intermediate state.
 //! [`SimAgent::fail_next`] injects a failure into the next call of an operation.
 
-use corral_agent_api::{Agent, AgentError, DesiredHost, HostInfo, VmSpec, VmState, VmStatus};
+use corral_agent_api::{Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmSpec, VmState, VmStatus};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -18,6 +19,19 @@ pub enum SimOp {
     Stop,
     Reboot,
     Destroy,
+    DiskAttach,
+    DiskDetach,
+    DiskSnapshot,
+    DiskResize,
+    LayerCreate,
+    LayerImport,
+}
+
+/// One layer of the simulated pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimLayer {
+    pub backing: Option<LayerId>,
+    pub size_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -28,6 +42,9 @@ pub struct SimVm {
     pub boots: u32,
     pub reboots: u32,
     pub console: Vec<u8>,
+    /// The disks the VM has now: those it started with, plus hot-plugged ones, minus
+    /// hot-unplugged ones (with their current top layers).
+    pub disks: Vec<DiskSpec>,
 }
 
 #[derive(Default)]
@@ -37,6 +54,7 @@ struct State {
     vms: HashMap<String, SimVm>,
     failures: HashMap<SimOp, String>,
     generation: u64,
+    layers: HashMap<LayerId, SimLayer>,
 }
 
 pub struct SimAgent {
@@ -106,6 +124,11 @@ impl SimAgent {
         (st.host.clone(), st.host_applies)
     }
 
+    /// The simulated pool's layers.
+    pub fn layers(&self) -> HashMap<LayerId, SimLayer> {
+        self.lock().layers.clone()
+    }
+
     pub fn vm_count(&self) -> usize {
         self.lock().vms.len()
     }
@@ -134,14 +157,25 @@ impl Agent for SimAgent {
                 return Err(AgentError::WrongState { id, state: VmState::Stopping });
             }
             Some(VmState::Stopped) => {
+                ensure_layers(&mut st, &spec.disks)?;
                 if let Some(vm) = st.vms.get_mut(&id) {
                     vm.spec = spec.clone();
+                    vm.disks = spec.disks.clone();
                 }
             }
             None => {
+                ensure_layers(&mut st, &spec.disks)?;
                 st.vms.insert(
                     id.clone(),
-                    SimVm { spec: spec.clone(), state: VmState::Stopped, generation: 0, boots: 0, reboots: 0, console: Vec::new() },
+                    SimVm {
+                        spec: spec.clone(),
+                        state: VmState::Stopped,
+                        generation: 0,
+                        boots: 0,
+                        reboots: 0,
+                        console: Vec::new(),
+                        disks: spec.disks.clone(),
+                    },
                 );
             }
         }
@@ -200,6 +234,61 @@ impl Agent for SimAgent {
         self.lock().vms.get(id).map(|v| v.console.clone()).ok_or_else(|| AgentError::NoSuchVm(id.to_string()))
     }
 
+    async fn vm_disk_attach(&self, id: &str, disk: &DiskSpec) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::DiskAttach)?;
+        running(&st, id)?;
+        ensure_layers(&mut st, std::slice::from_ref(disk))?;
+        let vm = st.vms.get_mut(id).ok_or_else(|| AgentError::NoSuchVm(id.to_string()))?;
+        if vm.disks.iter().any(|d| d.volume_id == disk.volume_id) {
+            return Ok(());
+        }
+        if vm.disks.iter().any(|d| d.bus == disk.bus) {
+            return Err(AgentError::Other(format!("{id} already has a disk at {:?}", disk.bus)));
+        }
+        vm.disks.push(disk.clone());
+        Ok(())
+    }
+
+    async fn vm_disk_detach(&self, id: &str, volume_id: &str, _force: bool) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::DiskDetach)?;
+        running(&st, id)?;
+        if let Some(vm) = st.vms.get_mut(id) {
+            vm.disks.retain(|d| d.volume_id != volume_id);
+        }
+        Ok(())
+    }
+
+    async fn vm_disk_snapshot(&self, id: &str, volume_id: &str, new_top: &LayerId) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::DiskSnapshot)?;
+        running(&st, id)?;
+        let disk = st.vms.get(id).and_then(|vm| vm.disks.iter().find(|d| d.volume_id == volume_id).cloned());
+        let disk = disk.ok_or_else(|| AgentError::Other(format!("{id} has no disk {volume_id}")))?;
+        st.layers.insert(new_top.clone(), SimLayer { backing: Some(disk.layer.clone()), size_bytes: disk.size_bytes });
+        if let Some(d) = st.vms.get_mut(id).and_then(|vm| vm.disks.iter_mut().find(|d| d.volume_id == volume_id)) {
+            d.backing = Some(d.layer.clone());
+            d.layer = new_top.clone();
+        }
+        Ok(())
+    }
+
+    async fn vm_disk_resize(&self, id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::DiskResize)?;
+        running(&st, id)?;
+        let top = st.vms.get_mut(id).and_then(|vm| vm.disks.iter_mut().find(|d| d.volume_id == volume_id)).map(|d| {
+            d.size_bytes = d.size_bytes.max(size_bytes);
+            d.layer.clone()
+        });
+        let top = top.ok_or_else(|| AgentError::Other(format!("{id} has no disk {volume_id}")))?;
+        if let Some(l) = st.layers.get_mut(&top) {
+            l.size_bytes = l.size_bytes.max(size_bytes);
+        }
+        Ok(())
+    }
+
     async fn host_apply(&self, desired: &DesiredHost) -> Result<(), AgentError> {
         let mut st = self.lock();
         st.host = Some(desired.clone());
@@ -209,5 +298,93 @@ impl Agent for SimAgent {
 
     fn changes(&self) -> Arc<Notify> {
         Arc::clone(&self.changes)
+    }
+}
+
+fn running(st: &State, id: &str) -> Result<(), AgentError> {
+    match st.vms.get(id).map(|v| v.state) {
+        None => Err(AgentError::NoSuchVm(id.to_string())),
+        Some(VmState::Running) => Ok(()),
+        Some(state) => Err(AgentError::WrongState { id: id.to_string(), state }),
+    }
+}
+
+/// Creates the top layers a VM's disks need, as the real agent does at start and attach.
+fn ensure_layers(st: &mut State, disks: &[DiskSpec]) -> Result<(), AgentError> {
+    for d in disks {
+        if st.layers.contains_key(&d.layer) {
+            continue;
+        }
+        if let Some(b) = &d.backing {
+            // A simulated pool starts empty at every start of the process while the store
+            // keeps its layers; the simulated hypervisor never reads disks, so a missing
+            // backing layer stands for one that exists.
+            st.layers.entry(b.clone()).or_insert(SimLayer { backing: None, size_bytes: d.size_bytes });
+        }
+        st.layers.insert(d.layer.clone(), SimLayer { backing: d.backing.clone(), size_bytes: d.size_bytes });
+    }
+    Ok(())
+}
+
+/// The simulated pool: layers are entries in memory, so the simulated hypervisor serves the
+/// storage API at scale without disk files.
+#[async_trait::async_trait]
+impl Storage for SimAgent {
+    async fn layer_create(&self, id: &LayerId, backing: Option<&LayerId>, size_bytes: u64) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::LayerCreate)?;
+        if st.layers.contains_key(id) {
+            return Ok(());
+        }
+        if let Some(b) = backing {
+            let base = st.layers.get(b).ok_or_else(|| AgentError::Other(format!("layer {b} does not exist")))?;
+            if base.size_bytes > size_bytes {
+                return Err(AgentError::Other(format!("layer {id} would be smaller than its backing {b}")));
+            }
+        }
+        st.layers.insert(id.clone(), SimLayer { backing: backing.cloned(), size_bytes });
+        Ok(())
+    }
+
+    async fn layer_import(&self, id: &LayerId, source: &Path) -> Result<u64, AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::LayerImport)?;
+        // The simulated hypervisor never reads disks; a file's length stands for its size.
+        let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(8 << 30).max(1 << 30);
+        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
+        Ok(st.layers[id].size_bytes)
+    }
+
+    async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        let size =
+            st.layers.get(source).map(|l| l.size_bytes).ok_or_else(|| AgentError::Other(format!("layer {source} does not exist")))?;
+        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
+        Ok(())
+    }
+
+    async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        let l = st.layers.get_mut(id).ok_or_else(|| AgentError::Other(format!("layer {id} does not exist")))?;
+        l.size_bytes = l.size_bytes.max(size_bytes);
+        Ok(())
+    }
+
+    async fn layer_delete(&self, id: &LayerId) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        if st.layers.values().any(|l| l.backing.as_ref() == Some(id)) {
+            return Err(AgentError::Other(format!("layer {id} still backs another layer")));
+        }
+        st.layers.remove(id);
+        Ok(())
+    }
+
+    async fn layer_size(&self, id: &LayerId) -> Result<Option<u64>, AgentError> {
+        Ok(self.lock().layers.get(id).map(|l| l.size_bytes))
+    }
+
+    async fn usage(&self) -> Result<PoolUsage, AgentError> {
+        let st = self.lock();
+        Ok(PoolUsage { path: String::new(), layers: st.layers.len() as u64, used_bytes: 0, free_bytes: u64::MAX })
     }
 }

@@ -1,238 +1,19 @@
-//! End-to-end tests of `QemuAgent`: real QEMU processes boot a tiny busybox guest, built once
-//! by `fixtures/build-test-guest.sh` into a cache directory (`$CORRAL_IMAGE_CACHE/agent-test-guest`,
-//! default `/var/cache/corral/test-fixtures/agent-test-guest`), under whatever accelerator the
-//! host really has (TCG on the development machines).
+//! End-to-end tests of `QemuAgent`'s VM lifecycle: real QEMU processes boot a tiny busybox
+//! guest (see `common` for the fixture), under whatever accelerator the host really has (TCG
+//! on the development machines).
 //!
 //! What is checked is what the host shows: QEMU processes in `/proc`, files in the state
-//! directory, markers the guest prints on its serial console. Every wait is on a condition
-//! with a deadline. A guard kills, by pid, any QEMU process still carrying one of the test's
-//! instance ids when a test ends (they are unique per test run), so a failing test leaks
-//! nothing.
-//!
-//! Without QEMU on the host these tests say so and pass; set `CORRAL_REQUIRE_QEMU=1` to make
-//! that a failure instead.
+//! directory and the storage pool, markers the guest prints on its serial console. Every wait
+//! is on a condition with a deadline.
 
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+mod common;
+
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use corral_agent::qemu::{ec2_uuid, Accel, QemuAgent, QemuConfig};
-use corral_agent_api::{Agent, AgentError, BootMode, VmSpec, VmState};
-
-const UP: &str = "CORRAL-TEST-GUEST-UP";
-const WAITING: &str = "CORRAL-TEST-WAITING";
-const POWER_BUTTON: &str = "CORRAL-TEST-POWER-BUTTON";
-const POWEROFF: &str = "CORRAL-TEST-POWEROFF";
-
-/// HOST-NOTES: the tiny guest reaches its first console line in 2.7 s under TCG when alone;
-/// these tests run side by side on 2 cores, so allow a lot more.
-const BOOT_DEADLINE: Duration = Duration::from_secs(120);
-/// QEMU reports "running" within a second of starting, whatever the guest does.
-const RUNNING_DEADLINE: Duration = Duration::from_secs(30);
-/// A process ending after power-off, quit or SIGKILL.
-const STOPPED_DEADLINE: Duration = Duration::from_secs(60);
-/// The agents' stop timeout: shorter than STOPPED_DEADLINE, so a guest that missed the power
-/// button fails on the assertion that says so rather than on a deadline.
-const GRACEFUL_STOP_TIMEOUT: Duration = Duration::from_secs(30);
-
-// ---- fixture ---------------------------------------------------------------------------
-
-struct Guest {
-    kernel: PathBuf,
-    initrd: PathBuf,
-    base_disk: PathBuf,
-}
-
-fn guest() -> Option<&'static Guest> {
-    static GUEST: OnceLock<Option<Guest>> = OnceLock::new();
-    GUEST
-        .get_or_init(|| {
-            let required = std::env::var("CORRAL_REQUIRE_QEMU").is_ok_and(|v| v == "1");
-            for tool in ["qemu-system-x86_64", "qemu-img"] {
-                if let Err(e) = corral_exec::run_blocking(tool, &["--version"]) {
-                    assert!(!required, "CORRAL_REQUIRE_QEMU=1 but {tool} does not run: {e}");
-                    eprintln!("SKIPPING QEMU end-to-end tests: {tool} does not run here ({e})");
-                    return None;
-                }
-            }
-            let cache = std::env::var_os("CORRAL_IMAGE_CACHE")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from("/var/cache/corral/test-fixtures"))
-                .join("agent-test-guest");
-            let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/build-test-guest.sh");
-            if let Err(e) = corral_exec::run_blocking("sh", &[script.as_os_str(), cache.as_os_str()]) {
-                panic!("building the test guest failed: {e}");
-            }
-            Some(Guest { kernel: cache.join("vmlinux"), initrd: cache.join("initrd.cpio"), base_disk: cache.join("base.qcow2") })
-        })
-        .as_ref()
-}
-
-/// Instance ids unique to this test run, so `/proc` scans find only our processes.
-fn new_instance_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static SEQ: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let mixed = nanos.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ ((std::process::id() as u64) << 20) ^ SEQ.fetch_add(1, Ordering::SeqCst);
-    format!("i-0{:016x}", mixed)
-}
-
-/// Pids of QEMU processes whose command line names `instance_id`.
-fn qemu_pids(instance_id: &str) -> Vec<i32> {
-    let needle = format!("guest={instance_id}");
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|&b| b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.first().is_some_and(|a| a.contains("qemu-system")) && args.iter().any(|a| a == &needle) {
-            pids.push(pid);
-        }
-    }
-    pids
-}
-
-/// Kills, by pid, any QEMU still running one of its instance ids when dropped.
-struct Reaper(std::sync::Mutex<Vec<String>>);
-
-impl Reaper {
-    fn id(&self) -> String {
-        let id = new_instance_id();
-        self.0.lock().unwrap().push(id.clone());
-        id
-    }
-}
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        for id in self.0.lock().unwrap().iter() {
-            for pid in qemu_pids(id) {
-                eprintln!("reaping leftover QEMU pid {pid} for {id}");
-                let _ = corral_exec::run_blocking("kill", &["-9", &pid.to_string()]);
-            }
-        }
-    }
-}
-
-fn spec_for(guest: &Guest, id: &str, cmdline: &str) -> VmSpec {
-    VmSpec {
-        instance_id: id.to_string(),
-        instance_type: "t3.nano".into(),
-        vcpus: 1,
-        memory_mib: 256,
-        boot: BootMode::DirectKernel { kernel: guest.kernel.clone(), initrd: Some(guest.initrd.clone()), cmdline: cmdline.to_string() },
-        base_disk: guest.base_disk.clone(),
-        nics: vec![],
-    }
-}
-
-struct Ctx {
-    _tmp: tempfile::TempDir,
-    state_dir: PathBuf,
-    guest: &'static Guest,
-    reaper: Reaper,
-}
-
-impl Ctx {
-    fn new() -> Option<Ctx> {
-        let guest = guest()?;
-        let tmp = tempfile::tempdir().unwrap();
-        let state_dir = tmp.path().join("vms");
-        Some(Ctx { _tmp: tmp, state_dir, guest, reaper: Reaper(Default::default()) })
-    }
-
-    async fn agent(&self, stop_timeout: Duration) -> QemuAgent {
-        let config = QemuConfig { stop_timeout, ..QemuConfig::new(&self.state_dir) };
-        QemuAgent::new(config).await.expect("QemuAgent::new")
-    }
-
-    fn spec(&self, id: &str, cmdline: &str) -> VmSpec {
-        spec_for(self.guest, id, cmdline)
-    }
-
-    fn vm_dir(&self, id: &str) -> PathBuf {
-        self.state_dir.join(id)
-    }
-
-    fn pid(&self, id: &str) -> Option<i32> {
-        std::fs::read_to_string(self.vm_dir(id).join("qemu.pid")).ok()?.trim().parse().ok()
-    }
-}
-
-// ---- waiting -----------------------------------------------------------------------------
-
-async fn state(agent: &QemuAgent, id: &str) -> Option<VmState> {
-    agent.vm_list().await.unwrap().into_iter().find(|s| s.instance_id == id).map(|s| s.state)
-}
-
-async fn generation(agent: &QemuAgent, id: &str) -> u64 {
-    agent.vm_list().await.unwrap().into_iter().find(|s| s.instance_id == id).map(|s| s.generation).unwrap()
-}
-
-/// Waits for `want`, woken by the agent's `changes()` notifier (re-checking at least every
-/// 200 ms so a missed wake-up costs little).
-async fn wait_state(agent: &QemuAgent, id: &str, want: VmState, deadline: Duration) {
-    let changes = agent.changes();
-    let end = Instant::now() + deadline;
-    loop {
-        let notified = changes.notified();
-        let now = state(agent, id).await;
-        if now == Some(want) {
-            return;
-        }
-        if Instant::now() >= end {
-            panic!(
-                "timed out after {deadline:?} waiting for {id} to be {want:?}; it is {now:?}; console ends:\n{}",
-                console_tail(agent, id).await
-            );
-        }
-        let _ = tokio::time::timeout(Duration::from_millis(200), notified).await;
-    }
-}
-
-async fn console(agent: &QemuAgent, id: &str) -> String {
-    String::from_utf8_lossy(&agent.vm_console(id).await.unwrap()).into_owned()
-}
-
-async fn wait_console(agent: &QemuAgent, id: &str, marker: &str, count: usize, deadline: Duration) {
-    let what = format!("{count} x {marker} on {id}'s console");
-    let end = Instant::now() + deadline;
-    loop {
-        let text = console(agent, id).await;
-        if text.matches(marker).count() >= count {
-            return;
-        }
-        if Instant::now() >= end {
-            panic!("timed out after {deadline:?} waiting for {what}; console ends:\n{}", console_tail(agent, id).await);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn console_tail(agent: &QemuAgent, id: &str) -> String {
-    let text = match agent.vm_console(id).await {
-        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-        Err(e) => return format!("(no console: {e})"),
-    };
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
-}
-
-fn rss_kib(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
-}
-
-fn error_chain(e: &AgentError) -> String {
-    let mut s = e.to_string();
-    let mut cur = std::error::Error::source(e);
-    while let Some(inner) = cur {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        cur = inner.source();
-    }
-    s
-}
+use common::*;
+use corral_agent::qemu::{ec2_uuid, Accel};
+use corral_agent_api::{Agent, AgentError, BootMode, VmState};
 
 // ---- tests -------------------------------------------------------------------------------
 
@@ -257,9 +38,12 @@ async fn lifecycle_start_reboot_stop_start_destroy() {
     wait_console(&agent, &id, WAITING, 1, BOOT_DEADLINE).await;
     let pid = ctx.pid(&id).expect("pid file");
     assert_eq!(qemu_pids(&id), vec![pid]);
-    for f in ["root.qcow2", "console.log", "qmp.sock", "qemu.pid", "vm.json"] {
+    for f in ["console.log", "qmp.sock", "qemu.pid", "vm.json"] {
         assert!(ctx.vm_dir(&id).join(f).exists(), "{f} missing");
     }
+    let root = root_disk(&id);
+    assert!(ctx.layer_path(&root.layer).exists(), "the root volume's top layer is in the pool");
+    assert!(!ctx.vm_dir(&id).join("root.qcow2").exists(), "no disk in the VM directory");
     assert_eq!(agent.vm_spec(&id).unwrap(), Some(ctx.spec(&id, "")));
     eprintln!(
         "[figures] accel={} Running after {to_running:?}, first console line (kernel) after {to_first_line:?}, \
@@ -282,20 +66,20 @@ async fn lifecycle_start_reboot_stop_start_destroy() {
     assert_eq!(qemu_pids(&id), vec![pid]);
     assert_eq!(state(&agent, &id).await, Some(VmState::Running));
 
-    // stop (ACPI power button; the guest acts on it) -> Stopped, process gone, overlay kept.
+    // stop (ACPI power button; the guest acts on it) -> Stopped, process gone, volume kept.
     agent.vm_stop(&id, false).await.unwrap();
     assert!(matches!(state(&agent, &id).await, Some(VmState::Stopping | VmState::Stopped)));
     wait_state(&agent, &id, VmState::Stopped, STOPPED_DEADLINE).await;
     assert!(console(&agent, &id).await.contains(POWER_BUTTON), "the guest saw the power button");
     assert!(qemu_pids(&id).is_empty());
-    assert!(ctx.vm_dir(&id).join("root.qcow2").exists());
+    assert!(ctx.layer_path(&root.layer).exists());
     assert!(!ctx.vm_dir(&id).join("qemu.pid").exists());
     let g_stopped = generation(&agent, &id).await;
     assert!(g_stopped > g_running);
     agent.vm_stop(&id, false).await.unwrap(); // stopping a stopped VM is fine
     assert!(matches!(agent.vm_reboot(&id).await, Err(AgentError::WrongState { .. })));
 
-    // start again: a new process on the same overlay; a power-on starts a fresh console.
+    // start again: a new process on the same volume; a power-on starts a fresh console.
     agent.vm_start(&ctx.spec(&id, "")).await.unwrap();
     wait_state(&agent, &id, VmState::Running, RUNNING_DEADLINE).await;
     let pid2 = ctx.pid(&id).unwrap();
@@ -312,12 +96,14 @@ async fn lifecycle_start_reboot_stop_start_destroy() {
     assert!(qemu_pids(&id).is_empty());
     eprintln!("[figures] forced stop took {forced:?}");
 
-    // start once more, then destroy while running: nothing left.
+    // start once more, then destroy while running: nothing left of the VM; its volumes
+    // outlive it (deleting layers is the control plane's call).
     agent.vm_start(&ctx.spec(&id, "")).await.unwrap();
     wait_state(&agent, &id, VmState::Running, RUNNING_DEADLINE).await;
     agent.vm_destroy(&id).await.unwrap();
     assert!(qemu_pids(&id).is_empty(), "no QEMU left for {id}");
     assert!(!ctx.vm_dir(&id).exists(), "VM directory removed");
+    assert!(ctx.layer_path(&root.layer).exists(), "the root volume's layer is kept");
     assert_eq!(state(&agent, &id).await, None);
     assert!(matches!(agent.vm_console(&id).await, Err(AgentError::NoSuchVm(_))));
     agent.vm_destroy(&id).await.unwrap(); // idempotent
@@ -333,7 +119,7 @@ async fn guest_power_off_is_reported_stopped() {
     wait_console(&agent, &id, POWEROFF, 1, BOOT_DEADLINE).await;
     wait_state(&agent, &id, VmState::Stopped, STOPPED_DEADLINE).await;
     assert!(qemu_pids(&id).is_empty());
-    assert!(ctx.vm_dir(&id).join("root.qcow2").exists(), "root volume kept");
+    assert!(ctx.layer_path(&root_disk(&id).layer).exists(), "root volume kept");
     assert!(console(&agent, &id).await.contains(UP));
     agent.vm_destroy(&id).await.unwrap();
     assert!(!ctx.vm_dir(&id).exists());
@@ -379,6 +165,7 @@ async fn a_new_agent_re_adopts_running_and_stopped_vms() {
 }
 
 const CHILD_STATE_DIR: &str = "CORRAL_E2E_CHILD_STATE_DIR";
+const CHILD_POOL_DIR: &str = "CORRAL_E2E_CHILD_POOL_DIR";
 const CHILD_INSTANCE_ID: &str = "CORRAL_E2E_CHILD_INSTANCE_ID";
 const CHILD_READY: &str = "CORRAL-E2E-CHILD-READY";
 
@@ -387,11 +174,13 @@ const CHILD_READY: &str = "CORRAL-E2E-CHILD-READY";
 #[tokio::test]
 #[ignore = "run as a child process by an_agent_killed_with_sigkill_leaves_its_vm_to_the_next_one"]
 async fn child_agent_starts_a_vm_and_waits() {
-    let (Some(state_dir), Some(id)) = (std::env::var_os(CHILD_STATE_DIR), std::env::var(CHILD_INSTANCE_ID).ok()) else {
+    let (Some(state_dir), Some(pool_dir), Some(id)) =
+        (std::env::var_os(CHILD_STATE_DIR), std::env::var_os(CHILD_POOL_DIR), std::env::var(CHILD_INSTANCE_ID).ok())
+    else {
         return;
     };
     let guest = guest().expect("the parent test checked QEMU is here");
-    let agent = QemuAgent::new(QemuConfig::new(state_dir)).await.unwrap();
+    let agent = agent_on(Path::new(&state_dir), Path::new(&pool_dir), GRACEFUL_STOP_TIMEOUT).await;
     agent.vm_start(&spec_for(guest, &id, "")).await.unwrap();
     wait_state(&agent, &id, VmState::Running, RUNNING_DEADLINE).await;
     println!("{CHILD_READY}");
@@ -406,6 +195,7 @@ async fn an_agent_killed_with_sigkill_leaves_its_vm_to_the_next_one() {
     let mut child = corral_exec::command(std::env::current_exe().unwrap())
         .args(["--exact", "child_agent_starts_a_vm_and_waits", "--ignored", "--nocapture", "--test-threads=1"])
         .env(CHILD_STATE_DIR, &ctx.state_dir)
+        .env(CHILD_POOL_DIR, &ctx.pool_dir)
         .env(CHILD_INSTANCE_ID, &id)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -469,6 +259,13 @@ async fn failed_starts_leave_no_process_and_no_pid_file() {
     assert!(qemu_pids(&id).is_empty());
     assert_eq!(state(&agent, &id).await, None);
 
+    // A spec without a root disk is refused before anything is made.
+    let mut no_root = ctx.spec(&id, "");
+    no_root.disks.clear();
+    let msg = error_chain(&agent.vm_start(&no_root).await.unwrap_err());
+    assert!(msg.contains("root disk"), "{msg}");
+    assert!(!ctx.vm_dir(&id).exists());
+
     // QEMU refusing its configuration outright is the same.
     let mut too_big = ctx.spec(&id, "");
     too_big.vcpus = 100_000;
@@ -476,7 +273,7 @@ async fn failed_starts_leave_no_process_and_no_pid_file() {
     assert!(msg.to_lowercase().contains("cpu"), "{msg}");
     assert!(!ctx.vm_dir(&id).exists());
 
-    // A later start of an existing VM fails: the overlay stays, no pid file, still Stopped.
+    // A later start of an existing VM fails: the volume stays, no pid file, still Stopped.
     let id2 = ctx.reaper.id();
     agent.vm_start(&ctx.spec(&id2, "")).await.unwrap();
     wait_state(&agent, &id2, VmState::Running, RUNNING_DEADLINE).await;
@@ -486,7 +283,7 @@ async fn failed_starts_leave_no_process_and_no_pid_file() {
     bad2.boot = BootMode::DirectKernel { kernel: "/nonexistent/vmlinux".into(), initrd: None, cmdline: String::new() };
     let msg = error_chain(&agent.vm_start(&bad2).await.unwrap_err());
     assert!(msg.contains("/nonexistent/vmlinux"), "{msg}");
-    assert!(ctx.vm_dir(&id2).join("root.qcow2").exists(), "overlay kept");
+    assert!(ctx.layer_path(&root_disk(&id2).layer).exists(), "volume kept");
     assert!(!ctx.vm_dir(&id2).join("qemu.pid").exists());
     assert!(qemu_pids(&id2).is_empty());
     assert_eq!(state(&agent, &id2).await, Some(VmState::Stopped));

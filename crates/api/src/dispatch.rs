@@ -103,6 +103,23 @@ requests!(
     ReleaseAddress,
     DescribeAddresses,
     ModifyInstanceMetadataOptions,
+    CreateVolume,
+    DescribeVolumes,
+    DeleteVolume,
+    AttachVolume,
+    DetachVolume,
+    ModifyVolume,
+    DescribeVolumesModifications,
+    CreateSnapshot,
+    DescribeSnapshots,
+    DeleteSnapshot,
+    CopySnapshot,
+    CreateImage,
+    RegisterImage,
+    DeregisterImage,
+    CopyImage,
+    DescribeImageAttribute,
+    ModifyImageAttribute,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -284,6 +301,55 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::ModifyInstanceMetadataOptions(r) => {
             let rec = c.instance_metadata_options_modify(&r)?;
             serde_json::json!({"InstanceId": rec.instance_id, "InstanceMetadataOptions": views::instance::metadata_options(&rec.metadata, "pending")})
+        }
+        R::CreateVolume(r) => views::storage::volume(&c.volume_create(&r).await?),
+        R::DescribeVolumes(r) => {
+            let (items, next) = c.volume_describe(&r)?;
+            views::storage::volumes(&items, next)
+        }
+        R::DeleteVolume(r) => {
+            c.volume_delete(&r).await?;
+            serde_json::json!({})
+        }
+        R::AttachVolume(r) => views::storage::attachment(&c.volume_attach(&r).await?),
+        R::DetachVolume(r) => views::storage::attachment(&c.volume_detach(&r).await?),
+        R::ModifyVolume(r) => {
+            let v = c.volume_modify(&r).await?;
+            let m = v.modification.as_ref().ok_or_else(|| Error::internal("modification not recorded"))?;
+            serde_json::json!({ "VolumeModification": views::storage::modification(&v.volume_id, m) })
+        }
+        R::DescribeVolumesModifications(r) => {
+            let (items, next) = c.volume_modifications(&r)?;
+            views::storage::modifications(&items, next)
+        }
+        R::CreateSnapshot(r) => views::storage::snapshot(&c.snapshot_create(&r).await?),
+        R::DescribeSnapshots(r) => {
+            let (items, next) = c.snapshot_describe(&r)?;
+            views::storage::snapshots(&items, next)
+        }
+        R::DeleteSnapshot(r) => {
+            c.snapshot_delete(&r).await?;
+            serde_json::json!({})
+        }
+        R::CopySnapshot(r) => {
+            let s = c.snapshot_copy(&r)?;
+            serde_json::json!({ "SnapshotId": s.rec.snapshot_id, "Tags": views::tags(&s.tags) })
+        }
+        R::CreateImage(r) => serde_json::json!({ "ImageId": c.image_create(&r).await? }),
+        R::RegisterImage(r) => serde_json::json!({ "ImageId": c.image_register(&r)? }),
+        R::DeregisterImage(r) => {
+            let deleted = c.image_deregister(&r).await?;
+            let results: Vec<Value> = deleted.iter().map(|s| serde_json::json!({ "SnapshotId": s, "ReturnCode": "success" })).collect();
+            serde_json::json!({ "Return": true, "DeleteSnapshotResults": results })
+        }
+        R::CopyImage(r) => serde_json::json!({ "ImageId": c.image_copy(&r)? }),
+        R::DescribeImageAttribute(r) => {
+            let (img, attr) = c.image_attribute(&r)?;
+            views::image::attribute(&img, &attr)
+        }
+        R::ModifyImageAttribute(r) => {
+            c.image_attribute_modify(&r)?;
+            serde_json::json!({})
         }
         R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
         R::DescribeNetworkInterfaces(r) => {

@@ -36,6 +36,8 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidPaginationToken => "InvalidPaginationToken".into(),
         InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
         MalformedId(IdKind::SecurityGroup) => "InvalidGroupId.Malformed".into(),
+        MalformedId(IdKind::Volume) => "InvalidVolumeID.Malformed".into(),
+        MalformedId(IdKind::Snapshot) => "InvalidSnapshotID.Malformed".into(),
         MalformedId(kind) => format!("{}.Malformed", id_code(kind)),
         NotFound(kind) => format!("{}.NotFound", id_code(kind)),
         Duplicate(kind) => format!("{}.Duplicate", id_code(kind)),
@@ -54,6 +56,16 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidAmiNotAvailable => "InvalidAMIID.Unavailable".into(),
         InsufficientInstanceCapacity => "InsufficientInstanceCapacity".into(),
         Unsupported => "UnsupportedOperation".into(),
+        VolumeInUse => "VolumeInUse".into(),
+        IncorrectState => "IncorrectState".into(),
+        InvalidVolumeZoneMismatch => "InvalidVolume.ZoneMismatch".into(),
+        InvalidSnapshotInUse => "InvalidSnapshot.InUse".into(),
+        InvalidAttachmentNotFound => "InvalidAttachment.NotFound".into(),
+        InvalidAmiNameDuplicate => "InvalidAMIName.Duplicate".into(),
+        InvalidAmiNameMalformed => "InvalidAMIName.Malformed".into(),
+        InvalidBlockDeviceMapping => "InvalidBlockDeviceMapping".into(),
+        InvalidZoneNotFound => "InvalidZone.NotFound".into(),
+        InsufficientVolumeCapacity => "InsufficientVolumeCapacity".into(),
         InternalError => "InternalError".into(),
         ServiceUnavailable => "Unavailable".into(),
     }
@@ -90,7 +102,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         SignatureDoesNotMatch | UnauthorizedOperation => 403,
         DryRunOperation => 412,
         InternalError => 500,
-        ServiceUnavailable | InsufficientInstanceCapacity => 503,
+        ServiceUnavailable | InsufficientInstanceCapacity | InsufficientVolumeCapacity => 503,
         InvalidAction
         | MissingAction
         | MissingParameter
@@ -130,7 +142,16 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | InvalidKeyFormat
         | InvalidInstanceAttributeValue
         | InvalidAmiNotAvailable
-        | Unsupported => 400,
+        | Unsupported
+        | VolumeInUse
+        | IncorrectState
+        | InvalidVolumeZoneMismatch
+        | InvalidSnapshotInUse
+        | InvalidAttachmentNotFound
+        | InvalidAmiNameDuplicate
+        | InvalidAmiNameMalformed
+        | InvalidBlockDeviceMapping
+        | InvalidZoneNotFound => 400,
     }
 }
 

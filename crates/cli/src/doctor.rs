@@ -35,8 +35,70 @@ pub async fn run(state: &StateArgs) -> anyhow::Result<()> {
         let avail = String::from_utf8_lossy(&out.stdout).lines().nth(1).unwrap_or("").trim().to_string();
         println!("info  free space at {}: {avail}", state.state_dir.display());
     }
+    storage_report(state).await;
     if problems > 0 {
         anyhow::bail!("{problems} problem(s) found");
     }
     Ok(())
+}
+
+/// The storage pool's use: layer files and the bytes they really occupy, with what the store
+/// says refers to them (volumes, snapshots, images), so space nobody owns shows up.
+async fn storage_report(state: &StateArgs) {
+    use corral_agent_api::Storage;
+    let pool = corral_agent::pool::Pool::new(state.state_dir.join(crate::POOL_DIR));
+    match pool.usage().await {
+        Ok(u) => println!(
+            "info  storage pool {}: {} layer file(s), {} used, {} free",
+            state.state_dir.join(crate::POOL_DIR).display(),
+            u.layers,
+            human_bytes(u.used_bytes),
+            human_bytes(u.free_bytes)
+        ),
+        Err(e) => println!("info  storage pool: cannot be read ({e})"),
+    }
+    let db = state.state_dir.join("corral.db");
+    if !db.exists() {
+        return;
+    }
+    let Ok(store) = corral_store::Store::open(&db) else { return };
+    let counts = store.read(|tx| {
+        let volumes = tx.doc_list::<corral_store::VolumeRecord>()?;
+        let snapshots = tx.doc_list::<corral_store::SnapshotRecord>()?;
+        let layers = tx.doc_list::<corral_store::LayerRecord>()?;
+        let images = tx.image_list()?;
+        Ok::<_, corral_store::StoreError>((volumes, snapshots, layers, images))
+    });
+    if let Ok((volumes, snapshots, layers, images)) = counts {
+        let provisioned: u64 = volumes.iter().map(|v| v.size_gib).sum();
+        println!(
+            "info  storage records: {} volume(s) ({provisioned} GiB provisioned), {} snapshot(s), {} image(s), {} layer(s)",
+            volumes.len(),
+            snapshots.len(),
+            images.len(),
+            layers.len()
+        );
+        if let Ok(files) = pool.layers() {
+            let known: std::collections::HashSet<&str> = layers.iter().map(|l| l.layer_id.as_str()).collect();
+            let orphans: Vec<String> = files.iter().filter(|f| !known.contains(f.as_str())).map(|f| f.to_string()).collect();
+            if !orphans.is_empty() {
+                println!("warn  {} layer file(s) in the pool that nothing refers to: {}", orphans.len(), orphans.join(", "));
+            }
+        }
+    }
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: &[&str] = &["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i + 1 < UNITS.len() {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }

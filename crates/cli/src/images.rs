@@ -1,4 +1,5 @@
-//! `corral images build`, and the build-on-first-start that `corral serve` does.
+//! `corral images build` and `corral images import`, and the build-on-first-start that
+//! `corral serve` does.
 
 use crate::StateArgs;
 use corral_control::image::NewImage;
@@ -14,26 +15,26 @@ pub enum ImagesCommand {
         #[arg(long = "only")]
         only: Vec<String>,
     },
+    /// Imports a raw or qcow2 disk image that carries its own bootloader (booted on q35
+    /// through its firmware, with an EC2 SMBIOS identity for cloud-init) and registers it as
+    /// an image; prints the new image id.
+    Import {
+        #[command(flatten)]
+        state: StateArgs,
+        /// The disk image file (raw or qcow2; the format is detected).
+        file: std::path::PathBuf,
+        /// The image name (unique, as for RegisterImage/CreateImage).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+    },
 }
 
 pub async fn run(cmd: ImagesCommand) -> anyhow::Result<()> {
     match cmd {
         ImagesCommand::Build { state, only } => {
-            std::fs::create_dir_all(&state.state_dir)?;
-            let store = std::sync::Arc::new(corral_store::Store::open(&state.state_dir.join("corral.db"))?);
-            corral_control::bootstrap(&store, &corral_control::Seed::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let agent = std::sync::Arc::new(corral_agent::sim::SimAgent::new(true));
-            let control = Control::new(
-                store,
-                agent,
-                corral_control::ControlConfig {
-                    region: "local-1".into(),
-                    host: "local".into(),
-                    max_instances: 0,
-                    public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
-                },
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let control = pool_control(&state)?;
             let names: Vec<String> =
                 if only.is_empty() { corral_images::DEFAULT_IMAGES.iter().map(|s| s.to_string()).collect() } else { only };
             for name in names {
@@ -42,7 +43,45 @@ pub async fn run(cmd: ImagesCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ImagesCommand::Import { state, file, name, description } => {
+            let meta = std::fs::metadata(&file).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?;
+            if !meta.is_file() {
+                anyhow::bail!("{} is not a regular file", file.display());
+            }
+            let file = std::fs::canonicalize(&file)?;
+            let control = pool_control(&state)?;
+            eprintln!("[images] importing {} as {name}", file.display());
+            let id = control.image_import(&name, &description, &file).await.map_err(|e| match &e.internal {
+                Some(detail) => anyhow::anyhow!("{:?}: {} ({detail})", e.code, e.message),
+                None => anyhow::anyhow!("{:?}: {}", e.code, e.message),
+            })?;
+            println!("{id}");
+            Ok(())
+        }
     }
+}
+
+/// A control plane over the state directory's store and storage pool, with no hypervisor:
+/// what `images build` and `images import` need to add layers and register images while
+/// `corral serve` may be running (the store is SQLite in WAL mode; the pool takes new files).
+pub fn pool_control(state: &StateArgs) -> anyhow::Result<std::sync::Arc<Control>> {
+    std::fs::create_dir_all(&state.state_dir)?;
+    let store = std::sync::Arc::new(corral_store::Store::open(&state.state_dir.join("corral.db"))?);
+    corral_control::bootstrap(&store, &corral_control::Seed::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let agent = std::sync::Arc::new(corral_agent::sim::SimAgent::new(true));
+    let pool = std::sync::Arc::new(corral_agent::pool::Pool::new(state.state_dir.join(crate::POOL_DIR)));
+    Control::new(
+        store,
+        agent,
+        pool,
+        corral_control::ControlConfig {
+            region: "local-1".into(),
+            host: "local".into(),
+            max_instances: 0,
+            public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 /// Makes sure image `name` is built (from cache when its recipe has not changed) and
@@ -81,7 +120,7 @@ pub async fn ensure(control: &Control, name: &str, placeholder_ok: bool) -> anyh
             recipe_hash: "simulated".into(),
         },
     };
-    let id = control.image_register_built(new).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let id = control.image_register_built(new).await.map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
     eprintln!("[images] {name} registered as {id}");
     Ok(id)
 }

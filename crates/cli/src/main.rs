@@ -9,6 +9,9 @@ mod serve;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The storage pool (volume, snapshot and image layers), under the state directory.
+pub const POOL_DIR: &str = "pool";
+
 #[derive(Parser)]
 #[command(name = "corral", version, about = "A private cloud that speaks the AWS EC2 API and boots real VMs")]
 struct Cli {

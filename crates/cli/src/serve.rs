@@ -94,10 +94,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (account_id, _key) = corral_control::bootstrap(&store, &seed).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
 
-    let (agent, max_instances): (Arc<dyn Agent>, usize) = match args.hypervisor {
-        Hypervisor::Sim => (Arc::new(SimAgent::new(true)), corral_control::limits::MAX_INSTANCES_SIM),
+    let (agent, storage, max_instances): (Arc<dyn Agent>, Arc<dyn corral_agent_api::Storage>, usize) = match args.hypervisor {
+        Hypervisor::Sim => {
+            let sim = Arc::new(SimAgent::new(true));
+            (sim.clone(), sim, corral_control::limits::MAX_INSTANCES_SIM)
+        }
         Hypervisor::Qemu => {
-            let mut config = QemuConfig::new(state_dir.join("vms"));
+            let mut config = QemuConfig::new(state_dir.join("vms"), state_dir.join(crate::POOL_DIR));
             config.stop_timeout = Duration::from_secs(args.stop_timeout_secs);
             let mut net = corral_net::NetConfig::new(state_dir.join("net"));
             net.ns_prefix = args.netns_prefix.clone();
@@ -111,13 +114,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             if agent.accel().as_str() == "tcg" {
                 tracing::warn!("no hardware KVM on this host: guests run under TCG (software emulation), several times slower");
             }
-            (Arc::new(agent), corral_control::limits::MAX_INSTANCES_QEMU)
+            let agent = Arc::new(agent);
+            (agent.clone(), agent, corral_control::limits::MAX_INSTANCES_QEMU)
         }
     };
     let host = agent.host_info().await.map(|h| h.hostname).unwrap_or_else(|_| "localhost".into());
     let public_pool =
         args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
-    let control = Control::new(store, agent, ControlConfig { region: args.region.clone(), host, max_instances, public_pool })
+    let control = Control::new(store, agent, storage, ControlConfig { region: args.region.clone(), host, max_instances, public_pool })
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();
 

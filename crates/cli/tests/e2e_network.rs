@@ -10,7 +10,6 @@ mod common;
 use base64::Engine;
 use common::*;
 use corral_testkit::{wait_for, Client};
-use std::path::Path;
 use std::time::Duration;
 
 const USER_DATA: &str = "#!/bin/sh
@@ -19,16 +18,6 @@ printf '#!/bin/sh\\necho hello-from-8080\\n' > /var/tmp/hello.sh
 chmod 755 /var/tmp/hello.sh
 nc -ll -p 8080 -e /var/tmp/hello.sh &
 ";
-
-/// Runs `argv` inside namespace `ns`.
-async fn in_ns(ns: &str, argv: &[&str]) -> Result<String, String> {
-    let mut all = vec!["netns", "exec", ns];
-    all.extend_from_slice(argv);
-    match corral_exec::run("ip", &all).await {
-        Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
-        Err(e) => Err(e.to_string()),
-    }
-}
 
 /// Connects from the test's host namespace to `ip:port` and reads what the server says.
 /// Ok(text) when it answers, Err("timeout") when packets are dropped, Err(other) otherwise.
@@ -41,32 +30,6 @@ async fn probe(ns: &str, ip: &str, port: u16) -> Result<String, String> {
         Err(e) if e.contains("timeout") => Err("timeout".into()),
         Err(e) => Err(e),
     }
-}
-
-async fn ssh(ns: &str, key: &Path, ip: &str, command: &str) -> Result<String, String> {
-    let key = key.display().to_string();
-    let target = format!("admin@{ip}");
-    in_ns(
-        ns,
-        &[
-            "ssh",
-            "-i",
-            &key,
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=10",
-            "-o",
-            "LogLevel=ERROR",
-            &target,
-            command,
-        ],
-    )
-    .await
 }
 
 async fn authorize(c: &Client, action: &str, group: &str, port: &str) {
@@ -267,9 +230,20 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     let sg = c.call("CreateSecurityGroup", &[("GroupName", "ssh"), ("GroupDescription", "ssh")]).await.ok().text("groupId").unwrap();
     authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
     let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho debian-user-data-ran > /var/tmp/corral-marker\n");
-    let id =
-        launch(&c, &[("ImageId", &image), ("InstanceType", "t3.small"), ("KeyName", "deb"), ("SecurityGroupId.1", &sg), ("UserData", &ud)])
-            .await;
+    // A root volume bigger than the image: cloud-init grows the file system to it.
+    let id = launch(
+        &c,
+        &[
+            ("ImageId", &image),
+            ("InstanceType", "t3.small"),
+            ("KeyName", "deb"),
+            ("SecurityGroupId.1", &sg),
+            ("UserData", &ud),
+            ("BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
+            ("BlockDeviceMapping.1.Ebs.VolumeSize", "6"),
+        ],
+    )
+    .await;
     wait_state(&c, &id, "running", BOOT_DEADLINE).await;
     let public = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await.text("ipAddress").expect("public IP");
     // Debian with systemd and cloud-init boots in about a minute under TCG (HOST-NOTES.md).
@@ -280,6 +254,9 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     assert!(marker.contains("debian-user-data-ran"));
     let hostname = ssh(&net.host_ns, &key, &public, "hostname").await.unwrap();
     assert!(hostname.trim().starts_with("ip-172-31-"), "cloud-init set the EC2 host name: {hostname}");
+    let size = ssh(&net.host_ns, &key, &public, "df -B1 --output=size / | tail -1").await.unwrap();
+    let size: u64 = size.trim().parse().unwrap_or(0);
+    assert!(size > 5 << 30, "the root file system was grown to the 6 GiB volume: {size} bytes");
     c.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
     wait_state(&c, &id, "terminated", Duration::from_secs(120)).await;
 }

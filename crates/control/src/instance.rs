@@ -4,7 +4,7 @@
 
 use crate::{filter, limits, tag, Control};
 use corral_ec2_query::requests as rq;
-use corral_store::{Desired, EniRecord, ImageRecord, InstanceRecord, SecurityGroupRecord, TagRecord};
+use corral_store::{Desired, EniRecord, ImageRecord, InstanceRecord, SecurityGroupRecord, TagRecord, VolumeRecord};
 use corral_types::instance_type::{instance_type, FALLBACK_INSTANCE_TYPE};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, ResourceId, Result};
 use sha2::{Digest, Sha256};
@@ -19,6 +19,8 @@ pub struct Instance {
     pub enis: Vec<EniRecord>,
     /// (id, name) of the primary interface's security groups.
     pub groups: Vec<(String, String)>,
+    /// Its attached volumes, the root first.
+    pub volumes: Vec<VolumeRecord>,
 }
 
 /// What describing instances needs besides the instances: loaded once per call.
@@ -27,6 +29,8 @@ struct Related {
     /// Interfaces by instance id.
     enis: std::collections::HashMap<String, Vec<EniRecord>>,
     groups: Vec<SecurityGroupRecord>,
+    /// Attached volumes by instance id.
+    volumes: std::collections::HashMap<String, Vec<VolumeRecord>>,
 }
 
 impl Related {
@@ -37,7 +41,13 @@ impl Related {
                 enis.entry(i.clone()).or_default().push(e);
             }
         }
-        Ok(Related { images: tx.image_list()?, enis, groups: tx.doc_list()? })
+        let mut volumes: std::collections::HashMap<String, Vec<VolumeRecord>> = std::collections::HashMap::new();
+        for v in tx.doc_list::<VolumeRecord>()? {
+            if let Some(a) = &v.attachment {
+                volumes.entry(a.instance_id.clone()).or_default().push(v);
+            }
+        }
+        Ok(Related { images: tx.image_list()?, enis, groups: tx.doc_list()?, volumes })
     }
 
     fn instance(&self, rec: InstanceRecord, tags: Vec<TagRecord>) -> Instance {
@@ -45,7 +55,8 @@ impl Related {
         let mut enis: Vec<EniRecord> = self.enis.get(&rec.instance_id).cloned().unwrap_or_default();
         enis.sort_by_key(|e| e.device_index);
         let groups = enis.first().map(|e| crate::eni::group_names(&self.groups, &e.groups)).unwrap_or_default();
-        Instance { rec, tags, root_device_name, enis, groups }
+        let volumes = sorted_volumes(self.volumes.get(&rec.instance_id).cloned().unwrap_or_default(), &root_device_name);
+        Instance { rec, tags, root_device_name, enis, groups, volumes }
     }
 }
 
@@ -124,6 +135,7 @@ impl Control {
             check_user_data(ud)?;
         }
         let tags = tag::from_specifications(&req.tag_specifications, "instance", &["instance", "volume", "network-interface"])?;
+        let volume_tags = tag::from_specifications(&req.tag_specifications, "volume", &["instance", "volume", "network-interface"])?;
         if let Some(t) = &req.client_token {
             if t.len() > 64 {
                 return Err(Error::invalid_value("ClientToken", t, "Client tokens are at most 64 ASCII characters."));
@@ -148,6 +160,7 @@ impl Control {
             if image.state != "available" {
                 return Err(Error::new(ErrorCode::InvalidAmiNotAvailable, format!("Image {image_id} is not available.")));
             }
+            let launch_volumes = self.launch_volumes(tx, &image, &req.block_device_mappings)?;
             if let Some(k) = &req.key_name {
                 if tx.keypair_get_by_name(k)?.is_none() {
                     return Err(Error::not_found(IdKind::KeyPair, k));
@@ -202,8 +215,10 @@ impl Control {
                 tx.instance_insert(&rec)?;
                 let eni = self.eni_create_primary(tx, &placement, &rec.instance_id, delete_eni)?;
                 let t = tag::insert(tx, &rec.instance_id, "instance", &tags)?;
+                self.launch_volumes_create(tx, &rec, &image, &launch_volumes, &volume_tags)?;
+                let volumes = sorted_volumes(tx.doc_list_by_parent::<VolumeRecord>(&rec.instance_id)?, &image.root_device_name);
                 let groups = crate::eni::group_names(&tx.doc_list::<SecurityGroupRecord>()?, &eni.groups);
-                instances.push(Instance { rec, tags: t, root_device_name: image.root_device_name.clone(), enis: vec![eni], groups });
+                instances.push(Instance { rec, tags: t, root_device_name: image.root_device_name.clone(), enis: vec![eni], groups, volumes });
             }
             if let Some(token) = &req.client_token {
                 tx.client_token_insert(token, "RunInstances", &request_hash, &reservation_id)?;
@@ -654,6 +669,12 @@ pub(crate) fn metadata_options(
         base.instance_metadata_tags = t.clone();
     }
     Ok(base)
+}
+
+/// Volumes as DescribeInstances lists them: the root first, then by device name.
+fn sorted_volumes(mut v: Vec<VolumeRecord>, root: &str) -> Vec<VolumeRecord> {
+    v.sort_by_key(|v| v.attachment.as_ref().map(|a| (a.device != root, a.device.clone())));
+    v
 }
 
 fn root_device(images: &[ImageRecord], image_id: &str) -> String {

@@ -17,10 +17,12 @@ pub mod keypair;
 pub mod reconcile;
 pub mod region;
 pub mod security_group;
+pub mod snapshot;
 pub mod tag;
+pub mod volume;
 pub mod vpc;
 
-use corral_agent_api::Agent;
+use corral_agent_api::{Agent, Storage};
 use corral_store::Store;
 use corral_types::Result;
 use std::sync::Arc;
@@ -69,6 +71,11 @@ impl ControlConfig {
 pub struct Control {
     pub(crate) store: Arc<Store>,
     pub(crate) agent: Arc<dyn Agent>,
+    /// The storage pool volumes, snapshots and images live in.
+    pub(crate) storage: Arc<dyn Storage>,
+    /// Held while the disks of a VM change (attach, detach, snapshot, grow) and while the
+    /// reconciler starts a VM, so a VM never starts on a layer a snapshot is freezing.
+    pub(crate) disk_lock: tokio::sync::Mutex<()>,
     pub(crate) config: ControlConfig,
     pub(crate) account_id: String,
     /// Wakes the reconciler after a change.
@@ -82,13 +89,15 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn new(store: Arc<Store>, agent: Arc<dyn Agent>, config: ControlConfig) -> Result<Arc<Control>> {
+    pub fn new(store: Arc<Store>, agent: Arc<dyn Agent>, storage: Arc<dyn Storage>, config: ControlConfig) -> Result<Arc<Control>> {
         let account_id = store
             .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
             .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
         let control = Control {
             store,
             agent,
+            storage,
+            disk_lock: tokio::sync::Mutex::new(()),
             config,
             account_id,
             kick: Arc::new(Notify::new()),
@@ -110,6 +119,11 @@ impl Control {
 
     pub fn store(&self) -> &Arc<Store> {
         &self.store
+    }
+
+    /// What the storage pool holds (for `corral doctor`).
+    pub async fn storage_usage(&self) -> Result<corral_agent_api::PoolUsage> {
+        self.storage.usage().await.map_err(|e| corral_types::Error::internal(format!("reading the storage pool: {e}")))
     }
 
     pub(crate) fn kick(&self) {

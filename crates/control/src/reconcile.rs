@@ -207,17 +207,20 @@ impl Control {
                 if r != before {
                     tx.instance_update(&r)?;
                 }
+                let mut doomed = Vec::new();
                 if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
                     crate::eni::release_for_instance(tx, &r.instance_id)?;
+                    doomed = Control::volumes_release(tx, &r.instance_id)?;
                 }
                 if r.state == InstanceState::Stopped && before.state != InstanceState::Stopped {
                     crate::eni::release_public_ips(tx, &r.instance_id)?;
                 }
                 let image = tx.image_get(&r.image_id)?;
                 let nics = nics_of(tx, &r.instance_id)?;
-                Ok(Some((r, action, image, nics)))
+                Ok(Some((r, action, image, nics, doomed)))
             })?;
-            let Some((rec, action, image, nics)) = decided else { continue };
+            let Some((rec, action, image, nics, doomed)) = decided else { continue };
+            self.layers_delete(doomed).await;
             if action == Action::Start && !nics.is_empty() && !host_in_sync {
                 // Its taps may not exist yet; the next pass tries again.
                 continue;
@@ -255,8 +258,22 @@ impl Control {
             Action::None => Ok(()),
             Action::Start => {
                 let image = image.ok_or_else(|| format!("image {} is gone", rec.image_id))?;
+                // The disks are read under the disk lock so a snapshot never freezes a layer
+                // this VM is about to open.
+                let _disks = self.disk_lock.lock().await;
+                let disks = self
+                    .store
+                    .read(|tx| crate::volume::disks_of(tx, rec, &image.root_device_name))
+                    .map_err(|e| format!("reading the instance's volumes: {e}"))?;
+                if !disks.iter().any(|d| d.bus == corral_agent_api::DiskBus::Root) {
+                    return Err(format!("instance {} has no root volume", rec.instance_id));
+                }
+                for d in &disks {
+                    self.layer_ensure_backing(d.backing.as_ref()).await.map_err(|e| format!("preparing {}: {e:?}", d.volume_id))?;
+                }
                 let mut spec = vm_spec(rec, image);
                 spec.nics = nics;
+                spec.disks = disks;
                 self.agent.vm_start(&spec).await.map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
             }
             Action::Stop { force } => self.agent.vm_stop(&rec.instance_id, force).await.map_err(|e| e.to_string()),
@@ -319,7 +336,7 @@ pub fn vm_spec(rec: &InstanceRecord, image: &corral_store::ImageRecord) -> VmSpe
         vcpus: rec.vcpus,
         memory_mib: rec.memory_mib,
         boot,
-        base_disk: image.base_disk.clone().into(),
+        disks: vec![],
         nics: vec![],
     }
 }

@@ -7,9 +7,15 @@ use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 
 /// The resource kinds Corral has so far, by id prefix.
 fn resource_kind(id: &str) -> Option<(IdKind, &'static str)> {
-    [(IdKind::Instance, "instance"), (IdKind::Image, "image"), (IdKind::KeyPair, "key-pair")]
-        .into_iter()
-        .find(|(k, _)| id.starts_with(&format!("{}-", k.prefix())))
+    [
+        (IdKind::Instance, "instance"),
+        (IdKind::Image, "image"),
+        (IdKind::KeyPair, "key-pair"),
+        (IdKind::Volume, "volume"),
+        (IdKind::Snapshot, "snapshot"),
+    ]
+    .into_iter()
+    .find(|(k, _)| id.starts_with(&format!("{}-", k.prefix())))
 }
 
 fn check_tag(key: &str, value: &str) -> Result<()> {
@@ -77,6 +83,8 @@ impl Control {
                 IdKind::Instance => tx.instance_get(id)?.is_some(),
                 IdKind::Image => tx.image_get(id)?.is_some(),
                 IdKind::KeyPair => tx.keypair_get(id)?.is_some(),
+                IdKind::Volume => tx.doc_get::<corral_store::VolumeRecord>(id)?.is_some(),
+                IdKind::Snapshot => tx.doc_get::<corral_store::SnapshotRecord>(id)?.is_some(),
                 _ => false,
             };
             if !exists {

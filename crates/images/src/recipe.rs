@@ -49,7 +49,8 @@ pub(crate) struct Recipe {
 /// Modules the initramfs loads, dependencies resolved at build time: virtio transports for
 /// microvm (mmio) and q35/pc (pci), the root disk, the NIC (with net_failover), and the ACPI
 /// power button with evdev (so QMP `system_powerdown` reaches acpid/logind as an input event).
-pub(crate) const INITRAMFS_MODULES: &[&str] = &["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "button", "evdev"];
+pub(crate) const INITRAMFS_MODULES: &[&str] =
+    &["virtio_mmio", "virtio_pci", "virtio_blk", "virtio_net", "button", "evdev", "virtio_scsi", "sd_mod"];
 
 /// The initramfs `/init`, shared by both images.
 pub(crate) const INITRAMFS_INIT: &str = include_str!("../assets/initramfs-init.sh");

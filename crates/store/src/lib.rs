@@ -11,17 +11,19 @@ mod instance;
 mod keypair;
 mod migrations;
 mod network;
+mod storage;
 mod tag;
 
 pub use account::AccessKey;
 pub use doc::Doc;
-pub use image::ImageRecord;
+pub use image::{ImageBlockDevice, ImageRecord};
 pub use instance::{Desired, InstanceRecord, MetadataOptions};
 pub use keypair::KeyPairRecord;
 pub use network::{
     AddressRecord, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,
     SgRule, SubnetRecord, VpcRecord,
 };
+pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use tag::TagRecord;
 
 use rusqlite::Connection;

@@ -98,6 +98,12 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE instances ADD COLUMN metadata_options TEXT NOT NULL DEFAULT '';
     "#,
+    // 4: images made of snapshots (block device mappings as JSON), with launch permissions.
+    // Volumes, snapshots and layers are documents (see storage.rs).
+    r#"
+    ALTER TABLE images ADD COLUMN block_devices TEXT NOT NULL DEFAULT '[]';
+    ALTER TABLE images ADD COLUMN launch_users TEXT NOT NULL DEFAULT '[]';
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

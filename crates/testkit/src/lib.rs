@@ -95,6 +95,7 @@ impl TestContextBuilder {
         let control = Control::new(
             store,
             agent.clone(),
+            agent.clone(),
             ControlConfig {
                 region: REGION.into(),
                 host: "sim".into(),
@@ -117,6 +118,7 @@ impl TestContextBuilder {
                         size_bytes: 1 << 30,
                         recipe_hash: "test".into(),
                     })
+                    .await
                     .expect("register image");
                 images.push((name.to_string(), id));
             }

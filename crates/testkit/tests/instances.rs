@@ -279,7 +279,7 @@ async fn orphan_vms_are_destroyed() {
         vcpus: 1,
         memory_mib: 128,
         boot: corral_agent_api::BootMode::Firmware,
-        base_disk: "/nonexistent".into(),
+        disks: vec![],
         nics: vec![],
     };
     ctx.agent.vm_start(&spec).await.unwrap();

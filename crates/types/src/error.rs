@@ -61,6 +61,17 @@ pub enum ErrorCode {
     InvalidAmiNotAvailable,
     InsufficientInstanceCapacity,
     Unsupported,
+    // storage and images
+    VolumeInUse,
+    IncorrectState,
+    InvalidVolumeZoneMismatch,
+    InvalidSnapshotInUse,
+    InvalidAttachmentNotFound,
+    InvalidAmiNameDuplicate,
+    InvalidAmiNameMalformed,
+    InvalidBlockDeviceMapping,
+    InvalidZoneNotFound,
+    InsufficientVolumeCapacity,
     // ours
     InternalError,
     ServiceUnavailable,
@@ -113,6 +124,8 @@ impl Error {
         let message = match kind {
             IdKind::KeyPair => format!("The key pair '{id}' does not exist"),
             IdKind::Image => format!("The image id '[{id}]' does not exist"),
+            IdKind::Volume => format!("The volume '{id}' does not exist."),
+            IdKind::Snapshot => format!("The snapshot '{id}' does not exist."),
             _ => format!("The {} ID '{id}' does not exist", kind.noun()),
         };
         Error::new(ErrorCode::NotFound(kind), message)

@@ -3,19 +3,20 @@
 //!
 //! ```text
 //! <state_dir>/i-0123456789abcdef0/
-//!     root.qcow2    root volume: qcow2 overlay on the image's base disk; kept across stop/start
 //!     console.log   serial console, appended across boots
 //!     qmp.sock      QMP control socket (QEMU leaves it behind when it exits)
 //!     qemu.pid      written by QEMU (`-pidfile`); removed by it on a clean exit
-//!     vm.json       the last spec started, for operators and for restarting after a crash
+//!     vm.json       the last spec started, with its disks kept current through hot-plugs and
+//!                   live snapshots, for operators and for restarting after a crash
 //! ```
 //!
 //! The directory is the VM's identity on the host: re-adoption scans for these directories,
-//! and `vm_destroy` deletes one whole.
+//! and `vm_destroy` deletes one whole. The VM's disks are not here: they are layers of the
+//! storage pool ([`crate::pool`]), which outlive the VM.
 
 use std::path::{Path, PathBuf};
 
-use corral_agent_api::{BootMode, VmSpec};
+use corral_agent_api::{BootMode, DiskBus, DiskSpec, LayerId, VmSpec};
 use serde::{Deserialize, Serialize};
 
 /// Longest path a unix socket address can hold (`sun_path` is 108 bytes with its NUL).
@@ -40,9 +41,6 @@ impl VmDir {
     pub(crate) fn root(&self) -> &Path {
         &self.root
     }
-    pub(crate) fn overlay(&self) -> PathBuf {
-        self.root.join("root.qcow2")
-    }
     pub(crate) fn console(&self) -> PathBuf {
         self.root.join("console.log")
     }
@@ -58,7 +56,7 @@ impl VmDir {
 
     /// Writes `vm.json` atomically (a temporary file renamed over it).
     pub(crate) fn write_spec(&self, spec: &VmSpec) -> std::io::Result<()> {
-        let record = StoredVm { version: 1, spec: StoredSpec::from(spec) };
+        let record = StoredVm { version: 2, spec: StoredSpec::from(spec) };
         let text = serde_json::to_vec_pretty(&record).map_err(std::io::Error::other)?;
         let tmp = self.root.join("vm.json.tmp");
         std::fs::write(&tmp, text)?;
@@ -73,7 +71,7 @@ impl VmDir {
             Err(e) => return Err(e),
         };
         let record: StoredVm = serde_json::from_slice(&text).map_err(std::io::Error::other)?;
-        Ok(Some(record.spec.into()))
+        VmSpec::try_from(record.spec).map(Some).map_err(std::io::Error::other)
     }
 
     /// Removes the files a dead process leaves behind (pid file, socket).
@@ -106,7 +104,25 @@ struct StoredSpec {
     vcpus: u32,
     memory_mib: u64,
     boot: StoredBoot,
-    base_disk: PathBuf,
+    /// Absent in version 1 records (whose root disk was a file in the VM directory).
+    #[serde(default)]
+    disks: Vec<StoredDisk>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StoredDisk {
+    volume_id: String,
+    layer: String,
+    backing: Option<String>,
+    size_bytes: u64,
+    bus: StoredBus,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum StoredBus {
+    Root,
+    Scsi { target: u8 },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -129,14 +145,45 @@ impl From<&VmSpec> for StoredSpec {
                 }
                 BootMode::Firmware => StoredBoot::Firmware,
             },
-            base_disk: s.base_disk.clone(),
+            disks: s
+                .disks
+                .iter()
+                .map(|d| StoredDisk {
+                    volume_id: d.volume_id.clone(),
+                    layer: d.layer.to_string(),
+                    backing: d.backing.as_ref().map(LayerId::to_string),
+                    size_bytes: d.size_bytes,
+                    bus: match d.bus {
+                        DiskBus::Root => StoredBus::Root,
+                        DiskBus::Scsi { target } => StoredBus::Scsi { target },
+                    },
+                })
+                .collect(),
         }
     }
 }
 
-impl From<StoredSpec> for VmSpec {
-    fn from(s: StoredSpec) -> Self {
-        VmSpec {
+fn stored_layer(s: &str) -> Result<LayerId, String> {
+    LayerId::parse(s).ok_or_else(|| format!("vm.json names {s:?}, which is not a layer id"))
+}
+
+impl TryFrom<StoredSpec> for VmSpec {
+    type Error = String;
+    fn try_from(s: StoredSpec) -> Result<Self, String> {
+        let mut disks = Vec::with_capacity(s.disks.len());
+        for d in s.disks {
+            disks.push(DiskSpec {
+                volume_id: d.volume_id,
+                layer: stored_layer(&d.layer)?,
+                backing: d.backing.as_deref().map(stored_layer).transpose()?,
+                size_bytes: d.size_bytes,
+                bus: match d.bus {
+                    StoredBus::Root => DiskBus::Root,
+                    StoredBus::Scsi { target } => DiskBus::Scsi { target },
+                },
+            });
+        }
+        Ok(VmSpec {
             instance_id: s.instance_id,
             instance_type: s.instance_type,
             vcpus: s.vcpus,
@@ -145,10 +192,10 @@ impl From<StoredSpec> for VmSpec {
                 StoredBoot::DirectKernel { kernel, initrd, cmdline } => BootMode::DirectKernel { kernel, initrd, cmdline },
                 StoredBoot::Firmware => BootMode::Firmware,
             },
-            base_disk: s.base_disk,
+            disks,
             // Re-adoption needs no interfaces: a restart gets a fresh spec from the control plane.
             nics: Vec::new(),
-        }
+        })
     }
 }
 
@@ -170,12 +217,46 @@ mod tests {
                 vcpus: 2,
                 memory_mib: 1024,
                 boot,
-                base_disk: "/images/base.qcow2".into(),
+                disks: vec![
+                    DiskSpec {
+                        volume_id: "vol-0123456789abcdef0".into(),
+                        layer: LayerId::parse("l00000000000000001").unwrap(),
+                        backing: LayerId::parse("l00000000000000000"),
+                        size_bytes: 8 << 30,
+                        bus: DiskBus::Root,
+                    },
+                    DiskSpec {
+                        volume_id: "vol-0123456789abcdef1".into(),
+                        layer: LayerId::parse("l00000000000000002").unwrap(),
+                        backing: None,
+                        size_bytes: 1 << 30,
+                        bus: DiskBus::Scsi { target: 255 },
+                    },
+                ],
                 nics: vec![],
             };
             vm.write_spec(&spec).unwrap();
             assert_eq!(vm.read_spec().unwrap(), Some(spec));
         }
+    }
+
+    #[test]
+    fn version_1_records_read_without_disks_and_bad_layers_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let vm = VmDir::new(dir.path(), "i-0123456789abcdef0");
+        std::fs::create_dir_all(vm.root()).unwrap();
+        let v1 = r#"{"version":1,"spec":{"instance_id":"i-0123456789abcdef0","instance_type":"t3.micro","vcpus":1,
+            "memory_mib":512,"boot":{"mode":"firmware"},"base_disk":"/images/base.qcow2"}}"#;
+        std::fs::write(vm.spec_file(), v1).unwrap();
+        let spec = vm.read_spec().unwrap().unwrap();
+        assert!(spec.disks.is_empty());
+        assert_eq!(spec.boot, BootMode::Firmware);
+        let bad = v1.replace(
+            r#""base_disk":"/images/base.qcow2""#,
+            r#""disks":[{"volume_id":"vol-1","layer":"../x","backing":null,"size_bytes":1,"bus":{"type":"root"}}]"#,
+        );
+        std::fs::write(vm.spec_file(), bad).unwrap();
+        assert!(vm.read_spec().unwrap_err().to_string().contains("not a layer id"));
     }
 
     #[test]

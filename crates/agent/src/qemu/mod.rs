@@ -1,5 +1,7 @@
 //! The real hypervisor driver: [`QemuAgent`] runs each instance as its own daemonized QEMU
-//! process, controlled over QMP, with its files under `<state_dir>/<instance-id>/`.
+//! process, controlled over QMP, with its files under `<state_dir>/<instance-id>/` and its
+//! disks in the storage pool ([`Pool`], `<pool_dir>/<layer-id>.qcow2`), which it also serves
+//! as [`Storage`].
 //!
 //! ```text
 //!  QemuAgent ── map: instance id ──▶ VmHandle ──(bounded channel)──▶ runner task
@@ -32,12 +34,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_agent_api::{Agent, AgentError, HostInfo, VmSpec, VmStatus};
+use corral_agent_api::{Agent, AgentError, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmSpec, VmStatus};
 use tokio::sync::Notify;
 
 pub use cmdline::ec2_uuid;
 pub use host::{decide_accel, detect_accel, Accel, AccelFacts};
 
+use crate::pool::Pool;
 use files::{is_instance_dir_name, VmDir, MAX_SOCKET_PATH};
 use vm::{Context, GenerationClock, VmHandle};
 
@@ -55,6 +58,9 @@ pub const DEFAULT_TCG_TB_SIZE_MIB: u32 = 128;
 pub struct QemuConfig {
     /// Where VM directories live, e.g. `<corral state>/vms`. Created if missing.
     pub state_dir: PathBuf,
+    /// The storage pool: one qcow2 file per layer, e.g. `<corral state>/pool`. Created if
+    /// missing. Layers record their backing layers by absolute path, so the pool stays put.
+    pub pool_dir: PathBuf,
     /// Default `qemu-system-x86_64` (found on `PATH`).
     pub qemu_binary: PathBuf,
     /// Default `qemu-img`.
@@ -70,9 +76,10 @@ pub struct QemuConfig {
 }
 
 impl QemuConfig {
-    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+    pub fn new(state_dir: impl Into<PathBuf>, pool_dir: impl Into<PathBuf>) -> Self {
         QemuConfig {
             state_dir: state_dir.into(),
+            pool_dir: pool_dir.into(),
             qemu_binary: PathBuf::from("qemu-system-x86_64"),
             qemu_img_binary: PathBuf::from("qemu-img"),
             stop_timeout: DEFAULT_STOP_TIMEOUT,
@@ -117,13 +124,17 @@ impl QemuAgent {
             ))),
             None => None,
         };
+        let pool_dir = std::path::absolute(&config.pool_dir)
+            .map_err(|e| AgentError::host(format!("resolving pool directory {}", config.pool_dir.display()), e))?;
+        std::fs::create_dir_all(&pool_dir).map_err(|e| AgentError::host(format!("creating pool directory {}", pool_dir.display()), e))?;
+        let pool = Pool::new(pool_dir).with_qemu_img(utf8_path("qemu-img binary", &config.qemu_img_binary)?);
         let accel = config.accel.unwrap_or_else(detect_accel);
         let cpuinfo = host::read_cpuinfo();
         let qemu_binary = utf8_path("QEMU binary", &config.qemu_binary)?;
         let ctx = Arc::new(Context {
             qemu_binary_name: config.qemu_binary.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
             qemu_binary,
-            qemu_img_binary: utf8_path("qemu-img binary", &config.qemu_img_binary)?,
+            pool,
             stop_timeout: config.stop_timeout,
             launch: cmdline::LaunchOptions { accel, tcg_tb_size_mib: config.tcg_tb_size_mib, tsc_khz: host::cpuinfo_tsc_khz(&cpuinfo) },
             clock: GenerationClock::default(),
@@ -131,7 +142,7 @@ impl QemuAgent {
             changes: Arc::new(Notify::new()),
             state_dir,
         });
-        tracing::info!(state_dir = %ctx.state_dir.display(), accel = accel.as_str(), "QEMU agent starting");
+        tracing::info!(state_dir = %ctx.state_dir.display(), pool = %ctx.pool.dir().display(), accel = accel.as_str(), "QEMU agent starting");
 
         let mut vms = HashMap::new();
         let entries = std::fs::read_dir(&ctx.state_dir)
@@ -158,6 +169,11 @@ impl QemuAgent {
     /// The (absolute) directory holding one directory per VM.
     pub fn state_dir(&self) -> &Path {
         &self.ctx.state_dir
+    }
+
+    /// The storage pool the VMs' disks are layers of.
+    pub fn pool(&self) -> &Pool {
+        &self.ctx.pool
     }
 
     /// The spec the VM was last started with (its `vm.json`), `None` for a VM never started
@@ -192,6 +208,24 @@ impl QemuAgent {
         if vms.get(instance_id).is_some_and(|h| h.same(handle) && h.is_gone()) {
             vms.remove(instance_id);
         }
+    }
+
+    /// Runs one QMP command on the VM's QEMU, in turn with the agent's own requests, and
+    /// returns QEMU's answer. For diagnostics and tests: anything that changes the VM behind
+    /// the agent's back (devices, power) is the caller's problem.
+    pub async fn vm_qmp(
+        &self,
+        instance_id: &str,
+        command: &str,
+        arguments: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.qmp(command, arguments).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    /// The runner of a VM that exists, or `NoSuchVm`.
+    fn existing(&self, instance_id: &str) -> Result<VmHandle, AgentError> {
+        self.handle(instance_id).ok_or_else(|| AgentError::NoSuchVm(instance_id.to_string()))
     }
 
     fn check_id(instance_id: &str) -> Result<(), AgentError> {
@@ -282,6 +316,26 @@ impl Agent for QemuAgent {
         }
     }
 
+    async fn vm_disk_attach(&self, instance_id: &str, disk: &DiskSpec) -> Result<(), AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.disk_attach(disk.clone()).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    async fn vm_disk_detach(&self, instance_id: &str, volume_id: &str, force: bool) -> Result<(), AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.disk_detach(volume_id, force).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    async fn vm_disk_snapshot(&self, instance_id: &str, volume_id: &str, new_top: &LayerId) -> Result<(), AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.disk_snapshot(volume_id, new_top).await.unwrap_or_else(|| Err(gone()))
+    }
+
+    async fn vm_disk_resize(&self, instance_id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.disk_resize(volume_id, size_bytes).await.unwrap_or_else(|| Err(gone()))
+    }
+
     async fn host_apply(&self, desired: &corral_agent_api::DesiredHost) -> Result<(), AgentError> {
         match &self.net {
             Some(n) => n.apply(desired).await,
@@ -292,5 +346,31 @@ impl Agent for QemuAgent {
 
     fn changes(&self) -> Arc<Notify> {
         self.ctx.changes.clone()
+    }
+}
+
+/// The pool side of block storage, served by the agent's [`Pool`].
+#[async_trait::async_trait]
+impl Storage for QemuAgent {
+    async fn layer_create(&self, id: &LayerId, backing: Option<&LayerId>, size_bytes: u64) -> Result<(), AgentError> {
+        self.ctx.pool.layer_create(id, backing, size_bytes).await
+    }
+    async fn layer_import(&self, id: &LayerId, source: &Path) -> Result<u64, AgentError> {
+        self.ctx.pool.layer_import(id, source).await
+    }
+    async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError> {
+        self.ctx.pool.layer_flatten(id, source).await
+    }
+    async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {
+        self.ctx.pool.layer_resize(id, size_bytes).await
+    }
+    async fn layer_delete(&self, id: &LayerId) -> Result<(), AgentError> {
+        self.ctx.pool.layer_delete(id).await
+    }
+    async fn layer_size(&self, id: &LayerId) -> Result<Option<u64>, AgentError> {
+        self.ctx.pool.layer_size(id).await
+    }
+    async fn usage(&self) -> Result<PoolUsage, AgentError> {
+        self.ctx.pool.usage().await
     }
 }

@@ -25,8 +25,9 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::UnixStream;
 
 /// A QMP message larger than this is a protocol error, not something to buffer forever.
-/// (The largest answers we ask for, `query-status`, are well under 1 KiB.)
-const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// (The largest answers we ask for, `query-block` and `query-named-block-nodes`, take a few
+/// KiB per disk and layer.)
+const MAX_MESSAGE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
@@ -118,6 +119,24 @@ impl Qmp {
                 return Ok(event);
             }
             // A late answer to an abandoned command: nothing to do with it.
+        }
+    }
+
+    /// Waits for the first event `wanted` accepts, taking it out of the stream; every other
+    /// event stays queued, in order, for [`Qmp::next_event`]. Cancel-safe (wrap it in a
+    /// timeout to bound the wait).
+    pub async fn wait_event(&mut self, wanted: impl Fn(&QmpEvent) -> bool) -> Result<QmpEvent, QmpError> {
+        if let Some(i) = self.events.iter().position(&wanted) {
+            return Ok(self.events.remove(i).expect("index just found"));
+        }
+        loop {
+            let msg = self.read_message().await?;
+            if let Some(event) = as_event(&msg) {
+                if wanted(&event) {
+                    return Ok(event);
+                }
+                self.events.push_back(event);
+            }
         }
     }
 
@@ -225,6 +244,38 @@ mod tests {
         assert_eq!(commands, ["qmp_capabilities", "query-status", "system_reset"]);
         let ids: Vec<u64> = seen.iter().map(id).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]), "ids grow: {ids:?}");
+    }
+
+    #[tokio::test]
+    async fn wait_event_takes_the_wanted_event_and_keeps_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("qmp.sock");
+        let server = fake_qemu(UnixListener::bind(&path).unwrap(), |req| {
+            let id = id(req);
+            match req["execute"].as_str().unwrap() {
+                "qmp_capabilities" => vec![format!("{{\"return\": {{}}, \"id\": {id}}}\n")],
+                // One event before the answer (queued by execute), two after it.
+                "device_del" => vec![
+                    "{\"event\": \"RESET\"}\n".into(),
+                    format!("{{\"return\": {{}}, \"id\": {id}}}\n"),
+                    "{\"event\": \"STOP\"}\n".into(),
+                    "{\"event\": \"DEVICE_DELETED\", \"data\": {\"device\": \"vol-1\"}}\n".into(),
+                ],
+                _ => vec![],
+            }
+        })
+        .await;
+        let mut qmp = Qmp::connect(&path).await.unwrap();
+        qmp.execute("device_del", Some(json!({"id": "vol-1"}))).await.unwrap();
+        let ev = qmp.wait_event(|e| e.event == "DEVICE_DELETED" && e.data["device"] == "vol-1").await.unwrap();
+        assert_eq!(ev.data["device"], "vol-1");
+        assert_eq!(qmp.next_event().await.unwrap().event, "RESET");
+        assert_eq!(qmp.next_event().await.unwrap().event, "STOP");
+        // Nothing else comes: a bounded wait times out, and the stream is still usable.
+        let r = tokio::time::timeout(std::time::Duration::from_millis(50), qmp.wait_event(|_| true)).await;
+        assert!(r.is_err());
+        drop(qmp);
+        server.await.unwrap();
     }
 
     #[tokio::test]

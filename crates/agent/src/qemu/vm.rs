@@ -25,20 +25,39 @@
 //!
 //! Dropping every handle (the agent going away) ends the runner but leaves the QEMU process
 //! running: the next agent re-adopts it through [`adopt`].
+//!
+//! Volumes of a running VM (hot-plug, hot-unplug, live snapshot, resize) go through the same
+//! runner, so they are serialized with start and stop; each asks QEMU (`query-block`) what
+//! the VM has rather than trusting memory, which also holds after a re-adoption:
+//!
+//! ```text
+//!  attach    blockdev-add (qcow2 node named <volume id> over <pool>/<layer>.qcow2)
+//!            device_add scsi-hd            ── fails: blockdev-del, nothing left
+//!  detach    device_del, wait DEVICE_DELETED, blockdev-del <volume id>
+//!            (frees the node and every snapshot overlay stacked on it since)
+//!  snapshot  qemu-img create <new>.qcow2 -b <top>.qcow2, blockdev-snapshot-sync
+//!            (mode existing, node named <new layer id>; <top> becomes read-only backing)
+//!  resize    block_resize on the top node
+//! ```
+//!
+//! Each success is also written to `vm.json`'s disks, so the stored spec stays what the VM
+//! has.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use corral_agent_api::{AgentError, VmSpec, VmState, VmStatus};
+use corral_agent_api::{AgentError, DiskBus, DiskSpec, LayerId, Storage, VmSpec, VmState, VmStatus};
+use serde_json::{json, Value};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::time::{timeout, Instant};
 
-use super::cmdline::{qemu_args, LaunchOptions};
+use super::cmdline::{blockdev, check_disks, is_volume_id, qemu_args, scsi_disk_device, LaunchOptions};
 use super::files::VmDir;
 use super::process::{find_vm_process, is_vm_process, kill_vm_process, read_pid_file, wait_gone};
 use super::qmp::{Qmp, QmpError, QmpEvent};
+use crate::pool::Pool;
 
 /// How often a runner checks its process is alive. A stopped guest shows up as `Stopped`
 /// within this (sooner when QEMU closes the QMP socket first); reading one small /proc file
@@ -59,6 +78,13 @@ const QUIT_GRACE: Duration = Duration::from_secs(3);
 const KILL_WAIT: Duration = Duration::from_secs(10);
 /// Requests queued per VM; callers wait when it is full.
 const CHANNEL_CAPACITY: usize = 16;
+/// How long a detach waits for QEMU's `DEVICE_DELETED` after `device_del`. A `scsi-hd` goes
+/// at once (virtio-scsi unplugs without asking the guest, measured ~50 ms under TCG); a
+/// device whose bus needs the guest's consent (PCI) may take seconds.
+const DETACH_TIMEOUT: Duration = Duration::from_secs(10);
+/// A live snapshot drains and flushes the volume's pending writes first; with a lot of dirty
+/// data on a slow disk that takes longer than an ordinary QMP command.
+const SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Generation numbers: strictly increasing within a process, and (being wall-clock
 /// nanoseconds at least) never repeated by a later agent on the same host.
@@ -85,7 +111,8 @@ pub(crate) struct Context {
     pub qemu_binary: String,
     /// File name of `qemu_binary`, accepted by the `/proc` cmdline check.
     pub qemu_binary_name: String,
-    pub qemu_img_binary: String,
+    /// The storage pool the VMs' disks are layers of.
+    pub pool: Pool,
     pub stop_timeout: Duration,
     pub launch: LaunchOptions,
     pub clock: GenerationClock,
@@ -107,6 +134,11 @@ enum Request {
     Stop { force: bool, reply: Reply },
     Reboot { reply: Reply },
     Destroy { reply: Reply },
+    DiskAttach { disk: Box<DiskSpec>, reply: Reply },
+    DiskDetach { volume_id: String, force: bool, reply: Reply },
+    DiskSnapshot { volume_id: String, new_top: LayerId, reply: Reply },
+    DiskResize { volume_id: String, size_bytes: u64, reply: Reply },
+    Qmp { command: String, arguments: Option<Value>, reply: oneshot::Sender<Result<Value, AgentError>> },
 }
 
 /// The last state the runner published. `state: None` means the VM does not exist (yet, or
@@ -151,6 +183,24 @@ impl VmHandle {
     }
     pub(crate) async fn destroy(&self) -> Option<Result<(), AgentError>> {
         self.call(|reply| Request::Destroy { reply }).await
+    }
+    pub(crate) async fn disk_attach(&self, disk: DiskSpec) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::DiskAttach { disk: Box::new(disk), reply }).await
+    }
+    pub(crate) async fn disk_detach(&self, volume_id: &str, force: bool) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::DiskDetach { volume_id: volume_id.to_string(), force, reply }).await
+    }
+    pub(crate) async fn disk_snapshot(&self, volume_id: &str, new_top: &LayerId) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::DiskSnapshot { volume_id: volume_id.to_string(), new_top: new_top.clone(), reply }).await
+    }
+    pub(crate) async fn disk_resize(&self, volume_id: &str, size_bytes: u64) -> Option<Result<(), AgentError>> {
+        self.call(|reply| Request::DiskResize { volume_id: volume_id.to_string(), size_bytes, reply }).await
+    }
+
+    pub(crate) async fn qmp(&self, command: &str, arguments: Option<Value>) -> Option<Result<Value, AgentError>> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send(Request::Qmp { command: command.to_string(), arguments, reply }).await.ok()?;
+        answer.await.ok()
     }
 
     /// Sends a request and waits for its answer; `None` when the runner is gone.
@@ -317,6 +367,25 @@ impl Runner {
                     return Flow::Exit;
                 }
             }
+            Request::DiskAttach { disk, reply } => {
+                let _ = reply.send(self.disk_attach(*disk).await);
+            }
+            Request::DiskDetach { volume_id, force, reply } => {
+                let _ = reply.send(self.disk_detach(&volume_id, force).await);
+            }
+            Request::DiskSnapshot { volume_id, new_top, reply } => {
+                let _ = reply.send(self.disk_snapshot(&volume_id, &new_top).await);
+            }
+            Request::DiskResize { volume_id, size_bytes, reply } => {
+                let _ = reply.send(self.disk_resize(&volume_id, size_bytes).await);
+            }
+            Request::Qmp { command, arguments, reply } => {
+                let result = match self.proc.is_some() {
+                    true => self.qmp_call(&command, arguments).await,
+                    false => Err(AgentError::Other(format!("{} has no QEMU process", self.id))),
+                };
+                let _ = reply.send(result);
+            }
         }
         Flow::Continue
     }
@@ -346,6 +415,7 @@ impl Runner {
         if spec.instance_id != self.id {
             return Err(AgentError::Other(format!("spec for {} sent to VM {}", spec.instance_id, self.id)));
         }
+        check_disks(&spec.disks).map_err(|e| AgentError::Other(format!("VM {}: {e}", self.id)))?;
         let spec = absolute_paths(spec)?;
         let existed = self.state.is_some();
         let root = self.dir.root().to_path_buf();
@@ -358,7 +428,8 @@ impl Runner {
             if existed {
                 self.set_state(Some(VmState::Stopped));
             } else {
-                // The very first start: take away everything it made, overlay included.
+                // The very first start: take away everything it made (the VM directory; the
+                // layers it created stay: they belong to their volumes).
                 if let Err(e) = std::fs::remove_dir_all(&root) {
                     tracing::warn!(path = %root.display(), error = %e, "could not remove VM directory");
                 }
@@ -368,18 +439,11 @@ impl Runner {
         result
     }
 
-    /// Writes `vm.json`, creates the overlay if there is none, starts QEMU.
+    /// Writes `vm.json`, creates missing top layers and grows short ones, starts QEMU.
     async fn create_and_launch(&mut self, spec: &VmSpec) -> Result<(), AgentError> {
         self.dir.write_spec(spec).map_err(|e| AgentError::host(format!("writing {}", self.dir.spec_file().display()), e))?;
-        let overlay = self.dir.overlay();
-        if !overlay.exists() {
-            let mut args: Vec<std::ffi::OsString> = vec!["create".into(), "-f".into(), "qcow2".into(), "-b".into()];
-            args.push(spec.base_disk.clone().into_os_string());
-            args.extend(["-F".into(), "qcow2".into()]);
-            args.push(overlay.clone().into_os_string());
-            corral_exec::run(&self.ctx.qemu_img_binary, &args)
-                .await
-                .map_err(|e| AgentError::host(format!("creating root overlay {} for {}", overlay.display(), self.id), e))?;
+        for disk in &spec.disks {
+            ensure_layer(&self.ctx.pool, disk).await?;
         }
         self.set_state(Some(VmState::Starting));
         self.launch(spec).await
@@ -391,7 +455,7 @@ impl Runner {
         // start. Reboots keep appending (the chardev stays open), so one boot and its reboots
         // stay within GetConsoleOutput's 64 KiB.
         crate::qemu::files::remove_file_if_exists(&self.dir.console());
-        let args = qemu_args(spec, &self.dir, &self.ctx.launch);
+        let args = qemu_args(spec, &self.dir, &self.ctx.pool, &self.ctx.launch);
         tracing::info!(instance_id = %self.id, binary = %self.ctx.qemu_binary, ?args, "starting QEMU");
         // A VM with network interfaces runs inside its VPC's namespace, where its taps are.
         let (program, args) = match (spec.nics.first(), &self.ctx.ns_prefix) {
@@ -521,6 +585,228 @@ impl Runner {
         tracing::info!(instance_id = %self.id, "VM destroyed");
         self.set_state(None);
         Ok(())
+    }
+
+    // ---- volumes -----------------------------------------------------------------------
+
+    fn require_running(&self) -> Result<(), AgentError> {
+        match self.state {
+            Some(VmState::Running) => Ok(()),
+            None => Err(AgentError::NoSuchVm(self.id.clone())),
+            Some(state) => Err(AgentError::WrongState { id: self.id.clone(), state }),
+        }
+    }
+
+    /// Runs a QMP command; a failure's message carries QEMU's own (`class: desc`).
+    async fn qmp_call(&mut self, command: &str, arguments: Option<Value>) -> Result<Value, AgentError> {
+        self.qmp_call_within(QMP_TIMEOUT, command, arguments).await
+    }
+
+    async fn qmp_call_within(&mut self, limit: Duration, command: &str, arguments: Option<Value>) -> Result<Value, AgentError> {
+        let Some(qmp) = self.proc.as_mut().and_then(|p| p.qmp.as_mut()) else {
+            return Err(AgentError::Other(format!("no QMP connection to {}'s QEMU (yet)", self.id)));
+        };
+        match timeout(limit, qmp.execute(command, arguments)).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => {
+                let msg = format!("{}: {}", self.id, error_chain(&e));
+                self.drop_qmp_if_broken(&e);
+                Err(AgentError::Other(msg))
+            }
+            Err(_) => Err(AgentError::Other(format!("QMP {command} on {} timed out after {limit:?}", self.id))),
+        }
+    }
+
+    async fn block_devices(&mut self) -> Result<Vec<BlockDevice>, AgentError> {
+        let v = self.qmp_call("query-block", None).await?;
+        Ok(parse_query_block(&v))
+    }
+
+    /// The block device of volume `volume_id`, if the VM has it.
+    async fn block_device(&mut self, volume_id: &str) -> Result<Option<BlockDevice>, AgentError> {
+        Ok(self.block_devices().await?.into_iter().find(|b| device_is(&b.qdev, volume_id)))
+    }
+
+    async fn node_exists(&mut self, node_name: &str) -> Result<bool, AgentError> {
+        let v = self.qmp_call("query-named-block-nodes", Some(json!({ "flat": true }))).await?;
+        Ok(v.as_array().is_some_and(|nodes| nodes.iter().any(|n| n.get("node-name").and_then(Value::as_str) == Some(node_name))))
+    }
+
+    fn no_such_volume(&self, volume_id: &str) -> AgentError {
+        AgentError::Other(format!("{} has no volume {volume_id} attached", self.id))
+    }
+
+    async fn disk_attach(&mut self, disk: DiskSpec) -> Result<(), AgentError> {
+        self.require_running()?;
+        let vol = disk.volume_id.clone();
+        if !is_volume_id(&vol) {
+            return Err(AgentError::Other(format!("{vol:?} is not a volume id")));
+        }
+        let DiskBus::Scsi { target } = disk.bus else {
+            return Err(AgentError::Other(format!("{vol}: a root disk cannot be hot-plugged into {}", self.id)));
+        };
+        if self.block_device(&vol).await?.is_some() {
+            return Ok(()); // attached already
+        }
+        // A node without its device: an attempt that died between its two steps.
+        if self.node_exists(&vol).await? {
+            tracing::warn!(instance_id = %self.id, volume = %vol, "removing a block node left without its device");
+            self.qmp_call("blockdev-del", Some(json!({ "node-name": vol }))).await?;
+        }
+        ensure_layer(&self.ctx.pool, &disk).await?;
+        let t = Instant::now();
+        let path = self.ctx.pool.path(&disk.layer);
+        self.qmp_call("blockdev-add", Some(blockdev(&vol, &path))).await?;
+        if let Err(e) = self.qmp_call("device_add", Some(scsi_disk_device(&vol, target))).await {
+            if let Err(undo) = self.qmp_call("blockdev-del", Some(json!({ "node-name": vol }))).await {
+                tracing::error!(instance_id = %self.id, volume = %vol, error = %error_chain(&undo), "could not remove the block node of a failed attach");
+            }
+            return Err(e);
+        }
+        tracing::info!(instance_id = %self.id, volume = %vol, layer = %disk.layer, target, took = ?t.elapsed(), "volume attached");
+        self.update_stored_disks(|disks| {
+            disks.retain(|d| d.volume_id != disk.volume_id);
+            disks.push(disk);
+        });
+        Ok(())
+    }
+
+    async fn disk_detach(&mut self, volume_id: &str, force: bool) -> Result<(), AgentError> {
+        self.require_running()?;
+        let stored_root = self.dir.read_spec().ok().flatten().and_then(|s| s.disks.into_iter().find(|d| d.bus == DiskBus::Root));
+        if stored_root.is_some_and(|d| d.volume_id == volume_id) {
+            return Err(AgentError::Other(format!(
+                "{volume_id} is the root volume of {}: it cannot be detached while the VM runs",
+                self.id
+            )));
+        }
+        let t = Instant::now();
+        if self.block_device(volume_id).await?.is_some() {
+            match self.qmp_call("device_del", Some(json!({ "id": volume_id }))).await {
+                Ok(_) => {}
+                // Gone between our look and the command.
+                Err(e) if e.to_string().contains("DeviceNotFound") => {}
+                Err(e) => return Err(e),
+            }
+            self.wait_device_deleted(volume_id).await?;
+            if self.block_device(volume_id).await?.is_some() {
+                let what = if force { "even a forced detach needs QEMU to let go" } else { "the guest has not released it" };
+                return Err(AgentError::Other(format!(
+                    "{volume_id} is still attached to {} {DETACH_TIMEOUT:?} after device_del ({what}); the unplug stays requested",
+                    self.id
+                )));
+            }
+        }
+        // The device held the snapshot overlays stacked on the volume's node (they went with
+        // it); the node itself belongs to the monitor.
+        if self.node_exists(volume_id).await? {
+            self.qmp_call("blockdev-del", Some(json!({ "node-name": volume_id }))).await?;
+        }
+        tracing::info!(instance_id = %self.id, volume = volume_id, force, took = ?t.elapsed(), "volume detached");
+        self.update_stored_disks(|disks| disks.retain(|d| d.volume_id != volume_id));
+        Ok(())
+    }
+
+    /// Waits (bounded by [`DETACH_TIMEOUT`]) for QEMU's `DEVICE_DELETED` for `volume_id`.
+    /// Times out quietly: the caller looks at what QEMU has.
+    async fn wait_device_deleted(&mut self, volume_id: &str) -> Result<(), AgentError> {
+        let Some(qmp) = self.proc.as_mut().and_then(|p| p.qmp.as_mut()) else {
+            return Err(AgentError::Other(format!("no QMP connection to {}'s QEMU", self.id)));
+        };
+        let wanted = |e: &QmpEvent| e.event == "DEVICE_DELETED" && e.data.get("device").and_then(Value::as_str) == Some(volume_id);
+        match timeout(DETACH_TIMEOUT, qmp.wait_event(wanted)).await {
+            Ok(Ok(_)) | Err(_) => Ok(()),
+            Ok(Err(e)) => {
+                let msg = format!("{}: waiting for DEVICE_DELETED of {volume_id}: {}", self.id, error_chain(&e));
+                self.drop_qmp_if_broken(&e);
+                Err(AgentError::Other(msg))
+            }
+        }
+    }
+
+    async fn disk_snapshot(&mut self, volume_id: &str, new_top: &LayerId) -> Result<(), AgentError> {
+        self.require_running()?;
+        let dev = self.block_device(volume_id).await?.ok_or_else(|| self.no_such_volume(volume_id))?;
+        if dev.node == new_top.as_str() {
+            return Ok(()); // this very snapshot was taken already
+        }
+        let pool = self.ctx.pool.clone();
+        let old_top = pool.layer_of(Path::new(&dev.file)).ok_or_else(|| {
+            AgentError::Other(format!(
+                "{volume_id} on {} writes to {}, which is not a layer of pool {}",
+                self.id,
+                dev.file,
+                pool.dir().display()
+            ))
+        })?;
+        let path = pool.path(new_top);
+        if path.exists() {
+            return Err(AgentError::Other(format!("layer {new_top} exists already; a snapshot needs a new one")));
+        }
+        let t = Instant::now();
+        pool.layer_create(new_top, Some(&old_top), dev.virtual_size).await?;
+        let args = json!({
+            "node-name": dev.node,
+            "snapshot-file": path.to_string_lossy(),
+            "snapshot-node-name": new_top.as_str(),
+            "format": "qcow2",
+            "mode": "existing",
+        });
+        if let Err(e) = self.qmp_call_within(SNAPSHOT_TIMEOUT, "blockdev-snapshot-sync", Some(args)).await {
+            // Only a layer QEMU certainly did not take may go: after a timeout the command may
+            // still complete (QEMU answers in order, so asking now tells).
+            match self.block_device(volume_id).await {
+                Ok(Some(d)) if d.node == new_top.as_str() => {
+                    tracing::warn!(instance_id = %self.id, volume = volume_id, error = %e, "snapshot reported an error but took effect");
+                }
+                Ok(_) => {
+                    crate::qemu::files::remove_file_if_exists(&path);
+                    return Err(e);
+                }
+                Err(e2) => {
+                    tracing::error!(instance_id = %self.id, volume = volume_id, error = %e2, layer = %new_top, "snapshot outcome unknown; its layer is kept");
+                    return Err(e);
+                }
+            }
+        }
+        tracing::info!(instance_id = %self.id, volume = volume_id, %old_top, %new_top, took = ?t.elapsed(), "live snapshot taken");
+        self.update_stored_disks(|disks| {
+            if let Some(d) = disks.iter_mut().find(|d| d.volume_id == volume_id) {
+                d.backing = Some(old_top.clone());
+                d.layer = new_top.clone();
+            }
+        });
+        Ok(())
+    }
+
+    async fn disk_resize(&mut self, volume_id: &str, size_bytes: u64) -> Result<(), AgentError> {
+        self.require_running()?;
+        let dev = self.block_device(volume_id).await?.ok_or_else(|| self.no_such_volume(volume_id))?;
+        if size_bytes > dev.virtual_size {
+            self.qmp_call("block_resize", Some(json!({ "node-name": dev.node, "size": size_bytes }))).await?;
+            tracing::info!(instance_id = %self.id, volume = volume_id, from = dev.virtual_size, to = size_bytes, "volume grown");
+        }
+        self.update_stored_disks(|disks| {
+            if let Some(d) = disks.iter_mut().find(|d| d.volume_id == volume_id) {
+                d.size_bytes = d.size_bytes.max(size_bytes);
+            }
+        });
+        Ok(())
+    }
+
+    /// Applies a change that succeeded in QEMU to `vm.json`'s disks. QEMU is the truth here:
+    /// a record that cannot be updated is logged, not an error.
+    fn update_stored_disks(&self, change: impl FnOnce(&mut Vec<DiskSpec>)) {
+        let result = self.dir.read_spec().and_then(|spec| match spec {
+            Some(mut spec) => {
+                change(&mut spec.disks);
+                self.dir.write_spec(&spec)
+            }
+            None => Ok(()),
+        });
+        if let Err(e) = result {
+            tracing::warn!(instance_id = %self.id, error = %e, "could not record the VM's disks in vm.json");
+        }
     }
 
     // ---- watching ----------------------------------------------------------------------
@@ -659,11 +945,54 @@ impl Runner {
     }
 }
 
-/// QEMU daemonizes into `/` and `qemu-img` resolves a relative backing file against the
-/// overlay's directory, so every path handed to them is made absolute first.
+/// A block device as `query-block` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct BlockDevice {
+    /// The device's QOM path or id (`vol-...`, `/machine/peripheral/vol-.../virtio-backend`).
+    pub qdev: String,
+    /// The top node: the volume's node, or the newest live snapshot's overlay.
+    pub node: String,
+    /// The top node's file.
+    pub file: String,
+    pub virtual_size: u64,
+}
+
+/// The devices with a medium in a `query-block` answer.
+pub(crate) fn parse_query_block(v: &Value) -> Vec<BlockDevice> {
+    let mut out = Vec::new();
+    for b in v.as_array().into_iter().flatten() {
+        let Some(inserted) = b.get("inserted") else { continue };
+        let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_string();
+        out.push(BlockDevice {
+            qdev: s(b.get("qdev")),
+            node: s(inserted.get("node-name")),
+            file: s(inserted.get("file")),
+            virtual_size: inserted.pointer("/image/virtual-size").and_then(Value::as_u64).unwrap_or(0),
+        });
+    }
+    out
+}
+
+/// Whether a `query-block` `qdev` is the device with id `id`: QEMU gives the id itself for
+/// some devices and a QOM path (`/machine/peripheral/<id>[/virtio-backend]`) for others.
+pub(crate) fn device_is(qdev: &str, id: &str) -> bool {
+    let path = qdev.strip_prefix("/machine/peripheral/").unwrap_or(qdev);
+    path == id || path.strip_prefix(id).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Creates a disk's top layer when missing (an overlay on its backing, or an empty disk) and
+/// grows one smaller than the disk's size.
+async fn ensure_layer(pool: &Pool, disk: &DiskSpec) -> Result<(), AgentError> {
+    match pool.layer_size(&disk.layer).await? {
+        None => pool.layer_create(&disk.layer, disk.backing.as_ref(), disk.size_bytes).await,
+        Some(size) if size < disk.size_bytes => pool.layer_resize(&disk.layer, disk.size_bytes).await,
+        Some(_) => Ok(()),
+    }
+}
+
+/// QEMU daemonizes into `/`, so every path handed to it is made absolute first.
 fn absolute_paths(mut spec: VmSpec) -> Result<VmSpec, AgentError> {
     let abs = |p: &std::path::Path| std::path::absolute(p).map_err(|e| AgentError::host(format!("resolving path {}", p.display()), e));
-    spec.base_disk = abs(&spec.base_disk)?;
     if let corral_agent_api::BootMode::DirectKernel { kernel, initrd, .. } = &mut spec.boot {
         *kernel = abs(kernel)?;
         if let Some(i) = initrd {
@@ -687,6 +1016,26 @@ mod tests {
         // A later agent (a new clock) still starts above anything this one handed out.
         let later = GenerationClock::default();
         assert!(later.next() > b.saturating_sub(1_000_000_000));
+    }
+
+    #[test]
+    fn query_block_answers_are_read_and_matched_to_volumes() {
+        let v = json!([
+            {"device": "", "qdev": "vol-1", "inserted": {"node-name": "l00000000000000004", "file": "/p/l00000000000000004.qcow2",
+                "image": {"virtual-size": 1073741824}}},
+            {"device": "", "qdev": "/machine/peripheral/vol-2/virtio-backend", "inserted": {"node-name": "vol-2", "file": "/p/x.qcow2",
+                "image": {"virtual-size": 5}}},
+            {"device": "cd0", "qdev": "/machine/peripheral/cd0"}
+        ]);
+        let devs = parse_query_block(&v);
+        assert_eq!(devs.len(), 2, "a device without a medium is skipped");
+        assert_eq!(devs[0].node, "l00000000000000004");
+        assert_eq!(devs[0].virtual_size, 1 << 30);
+        assert!(device_is(&devs[0].qdev, "vol-1"));
+        assert!(device_is(&devs[1].qdev, "vol-2"));
+        assert!(device_is("/machine/peripheral/vol-2", "vol-2"));
+        assert!(!device_is(&devs[1].qdev, "vol-"), "no prefix matches");
+        assert!(!device_is("/machine/peripheral/vol-22/virtio-backend", "vol-2"));
     }
 
     #[test]

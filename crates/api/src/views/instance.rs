@@ -39,7 +39,7 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "Architecture": "x86_64",
         "RootDeviceType": "ebs",
         "RootDeviceName": i.root_device_name,
-        "BlockDeviceMappings": [],
+        "BlockDeviceMappings": super::storage::instance_mappings(&i.volumes),
         "VirtualizationType": "hvm",
         "ClientToken": r.client_token.clone().unwrap_or_default(),
         "Tags": super::tags(&i.tags),
@@ -162,7 +162,7 @@ pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Val
         }
         "kernel" => ("KernelId", json!({})),
         "ramdisk" => ("RamdiskId", json!({})),
-        "blockDeviceMapping" => ("BlockDeviceMappings", json!([])),
+        "blockDeviceMapping" => ("BlockDeviceMappings", super::storage::instance_mappings(&c.volumes_of(&r.instance_id)?)),
         "productCodes" => ("ProductCodes", json!([])),
         "sourceDestCheck" => ("SourceDestCheck", json!({"Value": true})),
         "groupSet" => {

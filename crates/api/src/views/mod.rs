@@ -7,6 +7,7 @@ pub mod instance;
 pub mod keypair;
 pub mod network;
 pub mod region;
+pub mod storage;
 pub mod tag;
 
 use corral_store::TagRecord;

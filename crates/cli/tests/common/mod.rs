@@ -197,17 +197,25 @@ pub struct Cloud {
     pub server: Server,
     pub net: TestNet,
     pub state: PathBuf,
+    /// The storage pool's own small file system, when the test asked for one.
+    pub pool_mount: Option<SmallMount>,
     _dir: tempfile::TempDir,
 }
 
 impl Cloud {
     /// `images`: which default images `serve` registers (`minimal` or `all`).
     pub fn start(images: &str) -> Cloud {
+        Cloud::start_with_pool(images, None)
+    }
+
+    /// Like [`Cloud::start`], with the storage pool on a tmpfs of `pool_mib` MiB when given.
+    pub fn start_with_pool(images: &str, pool_mib: Option<u32>) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().to_path_buf();
+        let pool_mount = pool_mib.map(|mib| SmallMount::new(&state.join("pool"), mib));
         let net = TestNet::new(&state);
         let server = start_server_with(&state, &net, images);
-        Cloud { c: server.client.clone(), server, net, state, _dir: dir }
+        Cloud { c: server.client.clone(), server, net, state, pool_mount, _dir: dir }
     }
 
     /// Kills `corral serve` with SIGKILL (its guests keep running, as they are built to).
@@ -237,5 +245,63 @@ impl Cloud {
         std::fs::write(&key, r.ok().text("keyMaterial").unwrap()).unwrap();
         corral_exec::run_blocking("chmod", &["600", &key.display().to_string()]).unwrap();
         key
+    }
+}
+
+/// Runs `argv` inside namespace `ns`.
+pub async fn in_ns(ns: &str, argv: &[&str]) -> Result<String, String> {
+    let mut all = vec!["netns", "exec", ns];
+    all.extend_from_slice(argv);
+    match corral_exec::run("ip", &all).await {
+        Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Runs `command` over SSH as `admin` with the key pair, from namespace `ns`.
+pub async fn ssh(ns: &str, key: &Path, ip: &str, command: &str) -> Result<String, String> {
+    let key = key.display().to_string();
+    let target = format!("admin@{ip}");
+    in_ns(
+        ns,
+        &[
+            "ssh",
+            "-i",
+            &key,
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "LogLevel=ERROR",
+            &target,
+            command,
+        ],
+    )
+    .await
+}
+
+/// A tmpfs of a given size mounted over a directory for the length of a test (a storage
+/// pool that fills up on demand); lazily unmounted on drop.
+pub struct SmallMount {
+    pub path: PathBuf,
+}
+
+impl SmallMount {
+    pub fn new(path: &Path, mib: u32) -> SmallMount {
+        std::fs::create_dir_all(path).unwrap();
+        corral_exec::run_blocking("mount", &["-t", "tmpfs", "-o", &format!("size={mib}m"), "tmpfs", &path.display().to_string()])
+            .expect("mount a tmpfs for the test");
+        SmallMount { path: path.to_path_buf() }
+    }
+}
+
+impl Drop for SmallMount {
+    fn drop(&mut self) {
+        let _ = corral_exec::run_blocking("umount", &["-l", &self.path.display().to_string()]);
     }
 }

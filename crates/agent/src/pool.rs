@@ -1,0 +1,462 @@
+//! The host's storage pool: one directory of qcow2 files, `<dir>/<layer-id>.qcow2`, each a
+//! [`LayerId`]'s layer (see [`corral_agent_api::storage`] for what layers are).
+//!
+//! ```text
+//! <pool>/
+//!     l0123456789abcdef0.qcow2   a layer; its backing file, if any, is the absolute path of
+//!     l0fedcba9876543210.qcow2   another layer of the same pool (qcow2 header)
+//!     .l0123...qcow2.<pid>-<n>.tmp   a layer being written; renamed into place when whole
+//! ```
+//!
+//! Layers are made with `qemu-img` (`create`, `convert`, `resize`) into a temporary name and
+//! published with a hard link, which fails rather than replace a layer that appeared in the
+//! meantime: a reader never sees half a layer, a failed command (a bad source, a full disk)
+//! leaves nothing, and two makers of the same layer cannot clobber each other. A layer's
+//! virtual size and backing file are read straight from its qcow2 header, which works while a
+//! VM has the layer open (QEMU keeps the header current, `block_resize` included) and costs
+//! no process.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use corral_agent_api::{AgentError, LayerId, PoolUsage, Storage};
+use serde_json::Value;
+
+/// A qcow2 header's fixed fields we read (version 2 and 3 share them).
+const QCOW2_MAGIC: u32 = 0x5146_49fb;
+const QCOW2_HEADER_BYTES: usize = 32;
+/// qcow2 limits a backing file name to 1023 bytes.
+const MAX_BACKING_NAME: u32 = 1023;
+
+/// What a layer's qcow2 header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerHeader {
+    pub virtual_size: u64,
+    /// The backing file named in the header (as written: an absolute path for our layers).
+    pub backing_file: Option<String>,
+}
+
+/// A directory of qcow2 layers, managed with `qemu-img`. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Pool {
+    dir: PathBuf,
+    qemu_img: String,
+}
+
+impl Pool {
+    /// A pool in `dir` (made absolute against the current directory, since backing files are
+    /// recorded as absolute paths); `qemu-img` is found on `PATH`. Touches nothing: the
+    /// directory is created by the first layer written.
+    pub fn new(dir: impl Into<PathBuf>) -> Pool {
+        let dir = dir.into();
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
+        Pool { dir, qemu_img: "qemu-img".to_string() }
+    }
+
+    /// Uses another `qemu-img` binary.
+    pub fn with_qemu_img(mut self, qemu_img: impl Into<String>) -> Pool {
+        self.qemu_img = qemu_img.into();
+        self
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The file of layer `id` (whether or not it exists).
+    pub fn path(&self, id: &LayerId) -> PathBuf {
+        self.dir.join(format!("{id}.qcow2"))
+    }
+
+    /// The layer a path of this pool holds (`<dir>/<id>.qcow2`), `None` for any other path.
+    pub fn layer_of(&self, path: &Path) -> Option<LayerId> {
+        if path.parent()? != self.dir {
+            return None;
+        }
+        LayerId::parse(path.file_name()?.to_str()?.strip_suffix(".qcow2")?)
+    }
+
+    /// Layer `id`'s header; `None` when the layer does not exist.
+    pub fn header(&self, id: &LayerId) -> Result<Option<LayerHeader>, AgentError> {
+        let path = self.path(id);
+        match read_qcow2_header(&path) {
+            Ok(h) => Ok(Some(h)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(AgentError::host(format!("reading the qcow2 header of layer {}", path.display()), e)),
+        }
+    }
+
+    /// The layer that `id` is an overlay on, if any (an error if its backing file is not a
+    /// layer of this pool).
+    pub fn backing_of(&self, id: &LayerId) -> Result<Option<LayerId>, AgentError> {
+        let Some(header) = self.header(id)? else {
+            return Err(AgentError::Other(format!("layer {id} does not exist in {}", self.dir.display())));
+        };
+        match header.backing_file {
+            None => Ok(None),
+            Some(b) => self
+                .layer_of(Path::new(&b))
+                .map(Some)
+                .ok_or_else(|| AgentError::Other(format!("layer {id} has a backing file outside the pool: {b}"))),
+        }
+    }
+
+    /// The layers in the pool (files named like layers; temporary files are not layers).
+    pub fn layers(&self) -> Result<Vec<LayerId>, AgentError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(AgentError::host(format!("listing pool {}", self.dir.display()), e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| AgentError::host(format!("listing pool {}", self.dir.display()), e))?;
+            if let Some(id) = entry.file_name().to_str().and_then(|n| n.strip_suffix(".qcow2")).and_then(LayerId::parse) {
+                out.push(id);
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    fn create_dir(&self) -> Result<(), AgentError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| AgentError::host(format!("creating pool directory {}", self.dir.display()), e))
+    }
+
+    /// A fresh temporary path beside layer `id`'s final one (same file system, hidden from
+    /// listings, unique within this host).
+    fn temp_path(&self, id: &LayerId) -> PathBuf {
+        static SEQ: AtomicU64 = AtomicU64::new(0);
+        self.dir.join(format!(".{id}.qcow2.{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Runs `make(tmp)` and publishes `tmp` as layer `id`. On any failure the temporary file
+    /// is removed. Returns `false` (and drops its own file) when the layer appeared
+    /// meanwhile, made by someone else.
+    async fn publish<F, Fut>(&self, id: &LayerId, what: &str, make: F) -> Result<bool, AgentError>
+    where
+        F: FnOnce(PathBuf) -> Fut,
+        Fut: std::future::Future<Output = Result<(), AgentError>>,
+    {
+        self.create_dir()?;
+        let tmp = self.temp_path(id);
+        let guard = RemoveOnDrop(tmp.clone());
+        make(tmp.clone()).await?;
+        let target = self.path(id);
+        let published = match std::fs::hard_link(&tmp, &target) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+            Err(e) => return Err(AgentError::host(format!("{what}: publishing {} as {}", tmp.display(), target.display()), e)),
+        };
+        drop(guard);
+        Ok(published)
+    }
+
+    async fn qemu_img(&self, context: impl FnOnce() -> String, args: &[&std::ffi::OsStr]) -> Result<std::process::Output, AgentError> {
+        corral_exec::run(&self.qemu_img, args).await.map_err(|e| AgentError::host(context(), e))
+    }
+}
+
+/// Removes a file when dropped (a temporary layer on every path out of [`Pool::publish`]).
+struct RemoveOnDrop(PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_file(&self.0) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %self.0.display(), error = %e, "could not remove temporary layer file");
+            }
+        }
+    }
+}
+
+/// Reads a qcow2 file's virtual size and backing file name from its header.
+pub fn read_qcow2_header(path: &Path) -> std::io::Result<LayerHeader> {
+    use std::io::{Read, Seek, SeekFrom};
+    let invalid = |m: String| std::io::Error::new(std::io::ErrorKind::InvalidData, m);
+    let mut f = std::fs::File::open(path)?;
+    let mut h = [0u8; QCOW2_HEADER_BYTES];
+    f.read_exact(&mut h).map_err(|e| invalid(format!("{}: too short for a qcow2 header ({e})", path.display())))?;
+    let be32 = |o: usize| u32::from_be_bytes(h[o..o + 4].try_into().expect("4 bytes"));
+    let be64 = |o: usize| u64::from_be_bytes(h[o..o + 8].try_into().expect("8 bytes"));
+    if be32(0) != QCOW2_MAGIC {
+        return Err(invalid(format!("{}: not a qcow2 file", path.display())));
+    }
+    if !matches!(be32(4), 2 | 3) {
+        return Err(invalid(format!("{}: unsupported qcow2 version {}", path.display(), be32(4))));
+    }
+    let (backing_offset, backing_len, virtual_size) = (be64(8), be32(16), be64(24));
+    let backing_file = if backing_offset == 0 || backing_len == 0 {
+        None
+    } else {
+        if backing_len > MAX_BACKING_NAME {
+            return Err(invalid(format!("{}: backing file name of {backing_len} bytes", path.display())));
+        }
+        let mut name = vec![0u8; backing_len as usize];
+        f.seek(SeekFrom::Start(backing_offset))?;
+        f.read_exact(&mut name)?;
+        Some(String::from_utf8(name).map_err(|_| invalid(format!("{}: backing file name is not UTF-8", path.display())))?)
+    };
+    Ok(LayerHeader { virtual_size, backing_file })
+}
+
+/// What `qemu-img info` says about a file to import.
+#[derive(Debug)]
+struct SourceInfo {
+    format: String,
+    virtual_size: u64,
+}
+
+fn parse_source_info(source: &Path, json: &[u8]) -> Result<SourceInfo, AgentError> {
+    let v: Value = serde_json::from_slice(json)
+        .map_err(|e| AgentError::Other(format!("qemu-img info on {} gave unreadable JSON: {e}", source.display())))?;
+    let format = v.get("format").and_then(Value::as_str).unwrap_or("").to_string();
+    let virtual_size = v.get("virtual-size").and_then(Value::as_u64).unwrap_or(0);
+    if format != "raw" && format != "qcow2" {
+        return Err(AgentError::Other(format!("{} is a {format:?} disk image; only raw and qcow2 can be imported", source.display())));
+    }
+    // A backing file or an external data file would make QEMU read other files of the host.
+    if let Some(b) = v.get("backing-filename").or_else(|| v.get("full-backing-filename")) {
+        return Err(AgentError::Other(format!(
+            "{} is a qcow2 overlay (backing file {b}); only self-contained images can be imported",
+            source.display()
+        )));
+    }
+    if let Some(d) = v.pointer("/format-specific/data/data-file") {
+        return Err(AgentError::Other(format!(
+            "{} keeps its data in an external file ({d}); only self-contained images can be imported",
+            source.display()
+        )));
+    }
+    if virtual_size == 0 {
+        return Err(AgentError::Other(format!("{} is empty: a disk image of 0 bytes cannot be imported", source.display())));
+    }
+    Ok(SourceInfo { format, virtual_size })
+}
+
+/// `statvfs(2)`: bytes available to unprivileged users on the file system holding `path`.
+#[allow(unsafe_code)] // libc::statvfs on a NUL-terminated path into a zeroed struct we own
+fn free_bytes(path: &Path) -> std::io::Result<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(std::io::Error::other)?;
+    // SAFETY: `c` is a valid C string; `st` is a plain-old-data struct the call fills in.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: both pointers are valid for the duration of the call.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
+}
+
+#[async_trait::async_trait]
+impl Storage for Pool {
+    async fn layer_create(&self, id: &LayerId, backing: Option<&LayerId>, size_bytes: u64) -> Result<(), AgentError> {
+        if self.path(id).exists() {
+            return Ok(());
+        }
+        let backing_path = match backing {
+            None => None,
+            Some(b) => {
+                let base = self.header(b)?.ok_or_else(|| AgentError::Other(format!("layer {b} (the backing of {id}) does not exist")))?;
+                if base.virtual_size > size_bytes {
+                    return Err(AgentError::Other(format!(
+                        "layer {id} would be smaller ({size_bytes} bytes) than its backing layer {b} ({} bytes)",
+                        base.virtual_size
+                    )));
+                }
+                Some(self.path(b))
+            }
+        };
+        if size_bytes == 0 {
+            return Err(AgentError::Other(format!("layer {id} would be a disk of 0 bytes")));
+        }
+        let size = size_bytes.to_string();
+        self.publish(id, &format!("creating layer {id}"), |tmp| async move {
+            let mut args: Vec<&std::ffi::OsStr> = vec!["create".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref()];
+            if let Some(b) = &backing_path {
+                // The backing file is opened (read-only, sharing) to check it; a backing
+                // layer that a running VM writes to is fine (live snapshots do exactly that).
+                args.extend(["-b".as_ref(), b.as_os_str(), "-F".as_ref(), "qcow2".as_ref()]);
+            }
+            args.extend([tmp.as_os_str(), size.as_ref()]);
+            self.qemu_img(|| format!("creating layer {id}"), &args).await.map(drop)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn layer_import(&self, id: &LayerId, source: &Path) -> Result<u64, AgentError> {
+        if let Some(h) = self.header(id)? {
+            return Ok(h.virtual_size);
+        }
+        let meta = std::fs::metadata(source).map_err(|e| AgentError::host(format!("importing {} as layer {id}", source.display()), e))?;
+        if meta.is_dir() {
+            return Err(AgentError::Other(format!("{} is a directory, not a disk image", source.display())));
+        }
+        let out = self
+            .qemu_img(
+                || format!("inspecting {} to import it as layer {id}", source.display()),
+                &["info".as_ref(), "--output=json".as_ref(), source.as_os_str()],
+            )
+            .await?;
+        let info = parse_source_info(source, &out.stdout)?;
+        self.publish(id, &format!("importing {} as layer {id}", source.display()), |tmp| async move {
+            // The format is named explicitly: a raw file is never probed again.
+            let args: [&std::ffi::OsStr; 8] = [
+                "convert".as_ref(),
+                "-q".as_ref(),
+                "-f".as_ref(),
+                info.format.as_ref(),
+                "-O".as_ref(),
+                "qcow2".as_ref(),
+                source.as_os_str(),
+                tmp.as_os_str(),
+            ];
+            self.qemu_img(|| format!("importing {} as layer {id}", source.display()), &args).await.map(drop)
+        })
+        .await?;
+        Ok(self.header(id)?.map(|h| h.virtual_size).unwrap_or(info.virtual_size))
+    }
+
+    async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError> {
+        if self.path(id).exists() {
+            return Ok(());
+        }
+        let src = self.path(source);
+        if !src.exists() {
+            return Err(AgentError::Other(format!("layer {source} (to flatten into {id}) does not exist")));
+        }
+        self.publish(id, &format!("flattening layer {source} into {id}"), |tmp| async move {
+            // convert reads through the whole backing chain and writes one standalone file.
+            let args: [&std::ffi::OsStr; 8] = [
+                "convert".as_ref(),
+                "-q".as_ref(),
+                "-f".as_ref(),
+                "qcow2".as_ref(),
+                "-O".as_ref(),
+                "qcow2".as_ref(),
+                src.as_os_str(),
+                tmp.as_os_str(),
+            ];
+            self.qemu_img(|| format!("flattening layer {source} into {id}"), &args).await.map(drop)
+        })
+        .await?;
+        Ok(())
+    }
+
+    async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {
+        let header = self.header(id)?.ok_or_else(|| AgentError::Other(format!("layer {id} does not exist")))?;
+        if header.virtual_size >= size_bytes {
+            return Ok(());
+        }
+        let path = self.path(id);
+        let size = size_bytes.to_string();
+        self.qemu_img(
+            || format!("growing layer {id} to {size_bytes} bytes"),
+            &["resize".as_ref(), "-q".as_ref(), "-f".as_ref(), "qcow2".as_ref(), path.as_os_str(), size.as_ref()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn layer_delete(&self, id: &LayerId) -> Result<(), AgentError> {
+        let path = self.path(id);
+        if !path.exists() {
+            return Ok(());
+        }
+        // The caller promises nothing builds on it; deleting a backing file would break every
+        // disk above it, so check (a header read per layer).
+        let pool = self.clone();
+        let target = id.clone();
+        let user = tokio::task::spawn_blocking(move || -> Result<Option<LayerId>, AgentError> {
+            for other in pool.layers()? {
+                if other != target
+                    && pool.header(&other).ok().flatten().and_then(|h| h.backing_file).is_some_and(|b| Path::new(&b) == pool.path(&target))
+                {
+                    return Ok(Some(other));
+                }
+            }
+            Ok(None)
+        })
+        .await
+        .map_err(|e| AgentError::Other(format!("checking what builds on layer {id}: {e}")))??;
+        if let Some(user) = user {
+            return Err(AgentError::Other(format!("layer {id} still backs layer {user}")));
+        }
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(AgentError::host(format!("deleting layer {}", path.display()), e)),
+        }
+    }
+
+    async fn layer_size(&self, id: &LayerId) -> Result<Option<u64>, AgentError> {
+        Ok(self.header(id)?.map(|h| h.virtual_size))
+    }
+
+    async fn usage(&self) -> Result<PoolUsage, AgentError> {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || -> Result<PoolUsage, AgentError> {
+            use std::os::unix::fs::MetadataExt;
+            pool.create_dir()?;
+            let layers = pool.layers()?;
+            let mut used_bytes = 0u64;
+            for id in &layers {
+                match std::fs::metadata(pool.path(id)) {
+                    Ok(m) => used_bytes = used_bytes.saturating_add(m.blocks().saturating_mul(512)),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {} // deleted meanwhile
+                    Err(e) => return Err(AgentError::host(format!("reading {}", pool.path(id).display()), e)),
+                }
+            }
+            let free_bytes = free_bytes(&pool.dir).map_err(|e| AgentError::host(format!("statvfs on pool {}", pool.dir.display()), e))?;
+            Ok(PoolUsage { path: pool.dir.display().to_string(), layers: layers.len() as u64, used_bytes, free_bytes })
+        })
+        .await
+        .map_err(|e| AgentError::Other(format!("measuring the pool: {e}")))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(n: u64) -> LayerId {
+        LayerId::parse(&format!("l{n:017x}")).unwrap()
+    }
+
+    #[test]
+    fn paths_and_layer_names() {
+        let pool = Pool::new("/var/lib/corral/pool");
+        let l = id(0xabc);
+        assert_eq!(pool.path(&l), Path::new("/var/lib/corral/pool/l00000000000000abc.qcow2"));
+        assert_eq!(pool.layer_of(&pool.path(&l)), Some(l));
+        assert_eq!(pool.layer_of(Path::new("/elsewhere/l00000000000000abc.qcow2")), None);
+        assert_eq!(pool.layer_of(Path::new("/var/lib/corral/pool/x.qcow2")), None);
+        assert!(Pool::new("rel").dir().is_absolute());
+    }
+
+    #[test]
+    fn source_info_is_checked() {
+        let p = Path::new("/src");
+        let ok = parse_source_info(p, br#"{"format":"raw","virtual-size":1048576}"#).unwrap();
+        assert_eq!((ok.format.as_str(), ok.virtual_size), ("raw", 1048576));
+        let bad = |json: &str| parse_source_info(p, json.as_bytes()).unwrap_err().to_string();
+        assert!(bad(r#"{"format":"vmdk","virtual-size":1}"#).contains("only raw and qcow2"));
+        assert!(bad(r#"{"format":"qcow2","virtual-size":1,"backing-filename":"/etc/shadow"}"#).contains("overlay"));
+        assert!(bad(r#"{"format":"qcow2","virtual-size":1,"format-specific":{"type":"qcow2","data":{"data-file":"/dev/sda"}}}"#)
+            .contains("external file"));
+        assert!(bad(r#"{"format":"raw","virtual-size":0}"#).contains("empty"));
+        assert!(parse_source_info(p, b"nope").is_err());
+    }
+
+    #[test]
+    fn headers_of_non_qcow2_files_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("x");
+        std::fs::write(&f, b"short").unwrap();
+        assert_eq!(read_qcow2_header(&f).unwrap_err().kind(), std::io::ErrorKind::InvalidData);
+        std::fs::write(&f, [0u8; 512]).unwrap();
+        assert!(read_qcow2_header(&f).unwrap_err().to_string().contains("not a qcow2"));
+    }
+}

@@ -1,0 +1,414 @@
+//! Volumes, snapshots and images through the signed API, on the simulated agent (whose pool
+//! keeps layers in memory): the decisions, the states, the errors and what the agent is asked
+//! to do. What the disks hold is tested on real guests in `crates/cli/tests/e2e_storage.rs`.
+
+use corral_agent::sim::SimOp;
+use corral_agent_api::{DiskBus, LayerId};
+use corral_testkit::TestContext;
+
+async fn volume(ctx: &TestContext, size: &str, zone: &str) -> String {
+    let r = ctx.call("CreateVolume", &[("Size", size), ("AvailabilityZone", zone)]).await;
+    r.ok().text("volumeId").unwrap()
+}
+
+fn zone_of(r: &corral_testkit::Response) -> String {
+    r.text("availabilityZone").unwrap()
+}
+
+#[tokio::test]
+async fn root_volumes_are_created_listed_and_deleted_on_termination() {
+    let ctx = TestContext::new().await;
+    let image = ctx.image("corral-minimal");
+    let r = ctx
+        .call(
+            "RunInstances",
+            &[
+                ("ImageId", &image),
+                ("MinCount", "1"),
+                ("MaxCount", "1"),
+                ("BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
+                ("BlockDeviceMapping.1.Ebs.VolumeSize", "20"),
+                ("BlockDeviceMapping.2.DeviceName", "/dev/sdf"),
+                ("BlockDeviceMapping.2.Ebs.VolumeSize", "5"),
+                ("BlockDeviceMapping.2.Ebs.DeleteOnTermination", "false"),
+                ("TagSpecification.1.ResourceType", "volume"),
+                ("TagSpecification.1.Tag.1.Key", "team"),
+                ("TagSpecification.1.Tag.1.Value", "db"),
+            ],
+        )
+        .await;
+    let id = r.ok().text("instanceId").unwrap();
+    assert_eq!(r.texts("deviceName"), vec!["/dev/xvda", "/dev/sdf"], "{}", r.body);
+    ctx.wait_state(&id, "running").await;
+
+    // The VM got both disks: the root as the boot disk, /dev/sdf at SCSI target 5, each a
+    // new top layer on its own.
+    let vm = ctx.agent.vm(&id).unwrap();
+    assert_eq!(vm.spec.disks.len(), 2);
+    assert_eq!(vm.spec.disks[0].bus, DiskBus::Root);
+    assert_eq!(vm.spec.disks[0].size_bytes, 20 << 30);
+    assert!(vm.spec.disks[0].backing.is_some(), "the root is an overlay on the image's snapshot");
+    assert_eq!(vm.spec.disks[1].bus, DiskBus::Scsi { target: 5 });
+    assert_eq!(vm.spec.disks[1].backing, None);
+
+    let r = ctx.call("DescribeVolumes", &[("Filter.1.Name", "attachment.instance-id"), ("Filter.1.Value.1", &id)]).await;
+    let mut vols = r.ok().texts("volumeId");
+    vols.dedup(); // each volume's id is also in its attachment
+    assert_eq!(vols.len(), 2, "{}", r.body);
+    // `status` is both the attachment's and the volume's.
+    assert_eq!(r.texts("status"), vec!["attached", "in-use", "attached", "in-use"]);
+    assert_eq!(r.texts("size"), vec!["20", "5"]);
+    let r = ctx.call("DescribeVolumes", &[("Filter.1.Name", "tag:team"), ("Filter.1.Value.1", "db")]).await;
+    assert_eq!(r.ok().texts("volumeId").len(), 4, "volume tags at launch (two volumes, each id twice)");
+    let root = vm.spec.disks[0].volume_id.clone();
+    let data = vm.spec.disks[1].volume_id.clone();
+
+    // The root cannot be detached while the instance runs; nor deleted while attached.
+    ctx.call("DetachVolume", &[("VolumeId", &root)]).await.err("IncorrectState");
+    ctx.call("DeleteVolume", &[("VolumeId", &data)]).await.err("VolumeInUse");
+
+    let layers_before = ctx.agent.layers().len();
+    ctx.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    ctx.wait_state(&id, "terminated").await;
+    ctx.call("DescribeVolumes", &[("VolumeId.1", &root)]).await.err("InvalidVolume.NotFound");
+    let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &data)]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("available"), "DeleteOnTermination false keeps it");
+    assert!(r.texts("instanceId").is_empty(), "no attachment left: {}", r.body);
+    assert_eq!(ctx.agent.layers().len(), layers_before - 1, "the root's layer is gone, the image's stays");
+
+    ctx.call("DeleteVolume", &[("VolumeId", &data)]).await.ok();
+    assert_eq!(ctx.agent.layers().len(), layers_before - 2);
+    ctx.call("DeleteVolume", &[("VolumeId", &data)]).await.err("InvalidVolume.NotFound");
+}
+
+#[tokio::test]
+async fn launch_mappings_are_checked() {
+    let ctx = TestContext::new().await;
+    let image = ctx.image("corral-minimal");
+    let base = [("ImageId", image.as_str()), ("MinCount", "1"), ("MaxCount", "1")];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut v: Vec<(&str, &str)> = base.to_vec();
+        v.extend_from_slice(extra);
+        v
+    };
+    // Smaller than the image's snapshot (1 GiB here is the smallest; ask for 0).
+    ctx.call("RunInstances", &with(&[("BlockDeviceMapping.1.DeviceName", "/dev/xvda"), ("BlockDeviceMapping.1.Ebs.VolumeSize", "0")]))
+        .await
+        .err("InvalidBlockDeviceMapping");
+    ctx.call("RunInstances", &with(&[("BlockDeviceMapping.1.DeviceName", "/dev/xvda"), ("BlockDeviceMapping.1.NoDevice", "")]))
+        .await
+        .err("InvalidBlockDeviceMapping");
+    ctx.call("RunInstances", &with(&[("BlockDeviceMapping.1.DeviceName", "/dev/sdg")])).await.ok();
+    ctx.call(
+        "RunInstances",
+        &with(&[("BlockDeviceMapping.1.DeviceName", "/dev/sdg"), ("BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true")]),
+    )
+    .await
+    .err("InvalidBlockDeviceMapping");
+    ctx.call("RunInstances", &with(&[("BlockDeviceMapping.1.DeviceName", "/dev/nvme1n1"), ("BlockDeviceMapping.1.Ebs.VolumeSize", "1")]))
+        .await
+        .err("InvalidBlockDeviceMapping");
+    ctx.call(
+        "RunInstances",
+        &with(&[
+            ("BlockDeviceMapping.1.DeviceName", "/dev/sdf"),
+            ("BlockDeviceMapping.1.Ebs.VolumeSize", "1"),
+            ("BlockDeviceMapping.2.DeviceName", "/dev/xvdf"),
+            ("BlockDeviceMapping.2.Ebs.VolumeSize", "1"),
+        ]),
+    )
+    .await
+    .err("InvalidBlockDeviceMapping");
+}
+
+#[tokio::test]
+async fn volumes_attach_and_detach_live_and_move_between_instances() {
+    let ctx = TestContext::new().await;
+    let ids = ctx.run(2, &[("Placement.AvailabilityZone", "local-1a")]).await;
+    for id in &ids {
+        ctx.wait_state(id, "running").await;
+    }
+    let r = ctx.call("CreateVolume", &[("Size", "2"), ("AvailabilityZone", "local-1a"), ("VolumeType", "gp3")]).await;
+    let vol = r.ok().text("volumeId").unwrap();
+    assert_eq!(r.text("status").as_deref(), Some("available"));
+    assert_eq!(r.text("iops").as_deref(), Some("3000"));
+    assert_eq!(r.text("throughput").as_deref(), Some("125"));
+    assert_eq!(zone_of(&r), "local-1a");
+
+    let r = ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &ids[0]), ("Device", "/dev/sdf")]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("attached"));
+    let disks = ctx.agent.vm(&ids[0]).unwrap().disks;
+    assert!(disks.iter().any(|d| d.volume_id == vol && d.bus == DiskBus::Scsi { target: 5 }), "hot-plugged: {disks:?}");
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &ids[0])]).await;
+    assert!(r.ok().texts("volumeId").contains(&vol));
+    assert!(r.texts("deviceName").contains(&"/dev/sdf".to_string()));
+
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &ids[1]), ("Device", "/dev/sdf")]).await.err("VolumeInUse");
+    ctx.call("DeleteVolume", &[("VolumeId", &vol)]).await.err("VolumeInUse");
+    let other = volume(&ctx, "1", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &other), ("InstanceId", &ids[0]), ("Device", "/dev/xvdf")]).await.err("InvalidParameterValue");
+    ctx.call("AttachVolume", &[("VolumeId", &other), ("InstanceId", &ids[0]), ("Device", "/dev/xvda")]).await.err("InvalidParameterValue");
+    let far = volume(&ctx, "1", "local-1b").await;
+    ctx.call("AttachVolume", &[("VolumeId", &far), ("InstanceId", &ids[0]), ("Device", "/dev/sdg")])
+        .await
+        .err("InvalidVolume.ZoneMismatch");
+
+    ctx.call("DetachVolume", &[("VolumeId", &vol), ("InstanceId", &ids[1])]).await.err("InvalidAttachment.NotFound");
+    let r = ctx.call("DetachVolume", &[("VolumeId", &vol)]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("detached"));
+    assert!(!ctx.agent.vm(&ids[0]).unwrap().disks.iter().any(|d| d.volume_id == vol), "hot-unplugged");
+    ctx.call("DetachVolume", &[("VolumeId", &vol)]).await.err("IncorrectState");
+
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &ids[1]), ("Device", "/dev/sdh")]).await.ok();
+    let disks = ctx.agent.vm(&ids[1]).unwrap().disks;
+    assert!(disks.iter().any(|d| d.volume_id == vol && d.bus == DiskBus::Scsi { target: 7 }));
+
+    // A stopped instance takes the volume without the agent; it is there at the next start.
+    ctx.call("StopInstances", &[("InstanceId.1", &ids[0])]).await.ok();
+    ctx.wait_state(&ids[0], "stopped").await;
+    ctx.call("AttachVolume", &[("VolumeId", &other), ("InstanceId", &ids[0]), ("Device", "/dev/sdb")]).await.ok();
+    ctx.call("StartInstances", &[("InstanceId.1", &ids[0])]).await.ok();
+    ctx.wait_state(&ids[0], "running").await;
+    let disks = ctx.agent.vm(&ids[0]).unwrap().spec.disks;
+    assert!(disks.iter().any(|d| d.volume_id == other && d.bus == DiskBus::Scsi { target: 1 }), "{disks:?}");
+}
+
+#[tokio::test]
+async fn a_failed_hot_plug_leaves_the_volume_available() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let vol = volume(&ctx, "1", "local-1a").await;
+    ctx.agent.fail_next(SimOp::DiskAttach, "QMP: device_add failed");
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.err("InternalError");
+    let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &vol)]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("available"));
+    assert!(!ctx.agent.vm(&id).unwrap().disks.iter().any(|d| d.volume_id == vol));
+    // And it works the next time.
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.ok();
+
+    ctx.agent.fail_next(SimOp::DiskDetach, "QMP: device_del timed out");
+    ctx.call("DetachVolume", &[("VolumeId", &vol)]).await.err("InternalError");
+    let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &vol)]).await;
+    assert_eq!(r.ok().texts("status"), vec!["attached", "in-use"], "still attached after a failed detach");
+}
+
+#[tokio::test]
+async fn create_volume_errors() {
+    let ctx = TestContext::new().await;
+    ctx.call("CreateVolume", &[("Size", "1")]).await.err("MissingParameter");
+    ctx.call("CreateVolume", &[("AvailabilityZone", "local-1a")]).await.err("MissingParameter");
+    ctx.call("CreateVolume", &[("Size", "1"), ("AvailabilityZone", "elsewhere-1a")]).await.err("InvalidZone.NotFound");
+    ctx.call("CreateVolume", &[("Size", "0"), ("AvailabilityZone", "local-1a")]).await.err("InvalidParameterValue");
+    ctx.call("CreateVolume", &[("Size", "20000"), ("AvailabilityZone", "local-1a")]).await.err("InvalidParameterValue");
+    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "io1")]).await.err("MissingParameter");
+    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "fast")])
+        .await
+        .err("InvalidParameterValue");
+    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("DryRun", "true")]).await.err("DryRunOperation");
+    ctx.call("CreateVolume", &[("SnapshotId", "snap-0123456789abcdef0"), ("AvailabilityZone", "local-1a")])
+        .await
+        .err("InvalidSnapshot.NotFound");
+    ctx.call("DescribeVolumes", &[("VolumeId.1", "vol-xyz")]).await.err("InvalidVolumeID.Malformed");
+    ctx.call("DescribeVolumes", &[("VolumeId.1", "vol-0123456789abcdef0")]).await.err("InvalidVolume.NotFound");
+    ctx.call("DescribeVolumes", &[("Filter.1.Name", "colour"), ("Filter.1.Value.1", "red")]).await.err("InvalidParameterValue");
+    assert!(ctx.agent.layers().len() <= 2, "no layer from failed requests");
+
+    // A host failure while making the disk leaves nothing behind.
+    let before = ctx.agent.layers().len();
+    ctx.agent.fail_next(SimOp::LayerCreate, "No space left on device");
+    ctx.call("CreateVolume", &[("Size", "1"), ("AvailabilityZone", "local-1a")]).await.err("InsufficientVolumeCapacity");
+    let r = ctx.call("DescribeVolumes", &[]).await;
+    assert!(r.ok().texts("volumeId").is_empty(), "{}", r.body);
+    assert_eq!(ctx.agent.layers().len(), before);
+}
+
+#[tokio::test]
+async fn snapshots_freeze_layers_and_volumes_grow_from_them() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let vol = volume(&ctx, "4", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.ok();
+    let top_before = ctx.agent.vm(&id).unwrap().disks.iter().find(|d| d.volume_id == vol).unwrap().layer.clone();
+
+    let r = ctx
+        .call(
+            "CreateSnapshot",
+            &[
+                ("VolumeId", &vol),
+                ("Description", "nightly"),
+                ("TagSpecification.1.ResourceType", "snapshot"),
+                ("TagSpecification.1.Tag.1.Key", "k"),
+                ("TagSpecification.1.Tag.1.Value", "v"),
+            ],
+        )
+        .await;
+    let snap = r.ok().text("snapshotId").unwrap();
+    assert_eq!(r.text("status").as_deref(), Some("completed"));
+    assert_eq!(r.text("volumeSize").as_deref(), Some("4"));
+    // Live: the running VM now writes to a new top layer on the frozen one.
+    let disk = ctx.agent.vm(&id).unwrap().disks.into_iter().find(|d| d.volume_id == vol).unwrap();
+    assert_ne!(disk.layer, top_before);
+    assert_eq!(disk.backing.as_ref(), Some(&top_before));
+
+    let r = ctx.call("DescribeSnapshots", &[("Owner.1", "self"), ("Filter.1.Name", "volume-id"), ("Filter.1.Value.1", &vol)]).await;
+    assert_eq!(r.ok().texts("snapshotId"), vec![snap.clone()]);
+    let r = ctx.call("DescribeSnapshots", &[("Filter.1.Name", "tag:k"), ("Filter.1.Value.1", "v")]).await;
+    assert_eq!(r.ok().texts("snapshotId"), vec![snap.clone()]);
+    ctx.call("DescribeSnapshots", &[("SnapshotId.1", "snap-0123456789abcdef0")]).await.err("InvalidSnapshot.NotFound");
+    ctx.call("DescribeSnapshots", &[("SnapshotId.1", "snap-zz")]).await.err("InvalidSnapshotID.Malformed");
+
+    // A volume from the snapshot is an overlay on the frozen layer, at least as big.
+    ctx.call("CreateVolume", &[("SnapshotId", &snap), ("AvailabilityZone", "local-1a"), ("Size", "2")]).await.err("InvalidParameterValue");
+    let r = ctx.call("CreateVolume", &[("SnapshotId", &snap), ("AvailabilityZone", "local-1a")]).await;
+    let restored = r.ok().text("volumeId").unwrap();
+    assert_eq!(r.text("size").as_deref(), Some("4"));
+    assert_eq!(r.text("snapshotId").as_deref(), Some(snap.as_str()));
+    let layers = ctx.agent.layers();
+    let top_layer = |v: &str| {
+        let store = ctx.control.store().clone();
+        let rec = store.read(|tx| tx.doc_get::<corral_store::VolumeRecord>(v)).unwrap().unwrap();
+        LayerId::parse(&rec.layer).unwrap()
+    };
+    assert_eq!(layers[&top_layer(&restored)].backing.as_ref(), Some(&top_before));
+
+    // A copy shares the layer; deleting the original leaves the copy usable.
+    let r = ctx.call("CopySnapshot", &[("SourceSnapshotId", &snap), ("SourceRegion", "local-1")]).await;
+    let copy = r.ok().text("snapshotId").unwrap();
+    let n = ctx.agent.layers().len();
+    ctx.call("CopySnapshot", &[("SourceSnapshotId", &snap), ("SourceRegion", "us-east-1")]).await.err("InvalidParameterValue");
+    ctx.call("DeleteSnapshot", &[("SnapshotId", &snap)]).await.ok();
+    assert_eq!(ctx.agent.layers().len(), n, "the frozen layer is still used");
+    ctx.call("CreateVolume", &[("SnapshotId", &copy), ("AvailabilityZone", "local-1a"), ("Size", "8")]).await.ok();
+
+    // Growing: live through the agent while attached to a running instance.
+    let r = ctx.call("ModifyVolume", &[("VolumeId", &vol), ("Size", "6")]).await;
+    assert_eq!(r.ok().text("modificationState").as_deref(), Some("completed"));
+    assert_eq!(r.text("targetSize").as_deref(), Some("6"));
+    assert_eq!(ctx.agent.vm(&id).unwrap().disks.iter().find(|d| d.volume_id == vol).unwrap().size_bytes, 6 << 30);
+    ctx.call("ModifyVolume", &[("VolumeId", &vol), ("Size", "5")]).await.err("InvalidParameterValue");
+    let r = ctx.call("DescribeVolumesModifications", &[("VolumeId.1", &vol)]).await;
+    assert_eq!(r.ok().text("originalSize").as_deref(), Some("4"));
+    let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &vol)]).await;
+    assert_eq!(r.ok().text("size").as_deref(), Some("6"));
+}
+
+#[tokio::test]
+async fn a_failed_snapshot_ends_in_error_and_changes_nothing() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let vol = volume(&ctx, "1", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.ok();
+    let before = ctx.agent.layers();
+    ctx.agent.fail_next(SimOp::DiskSnapshot, "No space left on device");
+    let r = ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await;
+    let snap = r.ok().text("snapshotId").unwrap();
+    assert_eq!(r.text("status").as_deref(), Some("error"));
+    assert_eq!(ctx.agent.layers(), before, "no layer added");
+    ctx.call("CreateVolume", &[("SnapshotId", &snap), ("AvailabilityZone", "local-1a")]).await.err("IncorrectState");
+    // The volume still works and snapshots again.
+    let r = ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("completed"));
+    ctx.call("DeleteSnapshot", &[("SnapshotId", &snap)]).await.ok();
+}
+
+#[tokio::test]
+async fn images_from_instances_snapshots_and_copies() {
+    let ctx = TestContext::new().await;
+    let id = ctx
+        .run(
+            1,
+            &[
+                ("Placement.AvailabilityZone", "local-1a"),
+                ("BlockDeviceMapping.1.DeviceName", "/dev/sdf"),
+                ("BlockDeviceMapping.1.Ebs.VolumeSize", "3"),
+            ],
+        )
+        .await
+        .remove(0);
+    ctx.wait_state(&id, "running").await;
+    let r = ctx.call("CreateImage", &[("InstanceId", &id), ("Name", "web-v1"), ("NoReboot", "true"), ("Description", "web server")]).await;
+    let ami = r.ok().text("imageId").unwrap();
+    ctx.call("CreateImage", &[("InstanceId", &id), ("Name", "web-v1"), ("NoReboot", "true")]).await.err("InvalidAMIName.Duplicate");
+    ctx.call("CreateImage", &[("InstanceId", &id), ("Name", "x")]).await.err("InvalidAMIName.Malformed");
+    let r = ctx.call("DescribeImages", &[("ImageId.1", &ami)]).await;
+    assert_eq!(r.ok().text("imageState").as_deref(), Some("available"));
+    assert_eq!(r.texts("deviceName"), vec!["/dev/xvda", "/dev/sdf"]);
+    let snaps = r.texts("snapshotId");
+    assert_eq!(snaps.len(), 2, "{}", r.body);
+    assert_eq!(r.texts("volumeSize")[1], "3");
+    let r = ctx.call("DescribeImages", &[("Owner.1", "self"), ("Filter.1.Name", "name"), ("Filter.1.Value.1", "web-*")]).await;
+    assert_eq!(r.ok().texts("imageId"), vec![ami.clone()]);
+
+    // Launching from it gives the same two volumes, overlays on the image's snapshots.
+    let copy_of = ctx.run(1, &[("ImageId", &ami), ("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&copy_of, "running").await;
+    let disks = ctx.agent.vm(&copy_of).unwrap().spec.disks;
+    assert_eq!(disks.len(), 2);
+    assert!(
+        matches!(ctx.agent.vm(&copy_of).unwrap().spec.boot, corral_agent_api::BootMode::DirectKernel { .. }),
+        "boots the source image's kernel"
+    );
+
+    ctx.call("DeleteSnapshot", &[("SnapshotId", &snaps[0])]).await.err("InvalidSnapshot.InUse");
+
+    // RegisterImage from the root snapshot; CopyImage; attributes.
+    let r = ctx
+        .call(
+            "RegisterImage",
+            &[
+                ("Name", "from-snap"),
+                ("RootDeviceName", "/dev/xvda"),
+                ("Architecture", "x86_64"),
+                ("VirtualizationType", "hvm"),
+                ("BlockDeviceMapping.1.DeviceName", "/dev/xvda"),
+                ("BlockDeviceMapping.1.Ebs.SnapshotId", &snaps[0]),
+            ],
+        )
+        .await;
+    let registered = r.ok().text("imageId").unwrap();
+    ctx.call("RegisterImage", &[("Name", "no-root"), ("RootDeviceName", "/dev/xvda")]).await.err("InvalidBlockDeviceMapping");
+    let r = ctx.call("CopyImage", &[("SourceImageId", &ami), ("SourceRegion", "local-1"), ("Name", "web-v1-copy")]).await;
+    let copied = r.ok().text("imageId").unwrap();
+    let r = ctx.call("DescribeImages", &[("ImageId.1", &copied)]).await;
+    let copied_snaps = r.ok().texts("snapshotId");
+    assert_eq!(copied_snaps.len(), 2);
+    assert!(copied_snaps.iter().all(|s| !snaps.contains(s)), "new snapshots");
+    assert_eq!(r.text("description").as_deref(), Some("web server"));
+
+    ctx.call("ModifyImageAttribute", &[("ImageId", &ami), ("Description.Value", "web server v1")]).await.ok();
+    ctx.call("ModifyImageAttribute", &[("ImageId", &ami), ("LaunchPermission.Add.1.Group", "all")]).await.ok();
+    let r = ctx.call("DescribeImageAttribute", &[("ImageId", &ami), ("Attribute", "launchPermission")]).await;
+    assert!(r.ok().body.contains("<group>all</group>"), "{}", r.body);
+    let r = ctx.call("DescribeImages", &[("ImageId.1", &ami)]).await;
+    assert_eq!(r.ok().text("isPublic").as_deref(), Some("true"));
+    ctx.call("ModifyImageAttribute", &[("ImageId", &ami), ("LaunchPermission.Remove.1.Group", "all")]).await.ok();
+    let r = ctx.call("DescribeImageAttribute", &[("ImageId", &ami), ("Attribute", "description")]).await;
+    assert!(r.ok().body.contains("web server v1"), "{}", r.body);
+    ctx.call("DescribeImageAttribute", &[("ImageId", &ami), ("Attribute", "colour")]).await.err("InvalidParameterValue");
+
+    // Deregistering keeps the snapshots (unless asked); then they can go, and the layers
+    // nothing uses any more go with them.
+    ctx.call("DeregisterImage", &[("ImageId", &registered)]).await.ok();
+    ctx.call("DeregisterImage", &[("ImageId", &copied), ("DeleteAssociatedSnapshots", "true")]).await.ok();
+    let r = ctx.call("DescribeSnapshots", &[("SnapshotId.1", &copied_snaps[0])]).await;
+    r.err("InvalidSnapshot.NotFound");
+    ctx.call("DeregisterImage", &[("ImageId", &ami)]).await.ok();
+    ctx.call("DescribeImages", &[("ImageId.1", &ami)]).await.err("InvalidAMIID.NotFound");
+    for s in &snaps {
+        ctx.call("DeleteSnapshot", &[("SnapshotId", s)]).await.ok();
+    }
+    // The instances launched from it still hold their chains.
+    ctx.call("TerminateInstances", &[("InstanceId.1", &copy_of), ("InstanceId.2", &id)]).await.ok();
+    ctx.wait_state(&copy_of, "terminated").await;
+    ctx.wait_state(&id, "terminated").await;
+    let store = ctx.control.store().clone();
+    let records = store.read(|tx| tx.doc_list::<corral_store::LayerRecord>()).unwrap();
+    let sim: std::collections::HashSet<LayerId> = ctx.agent.layers().into_keys().collect();
+    for r in &records {
+        assert!(sim.contains(&LayerId::parse(&r.layer_id).unwrap()), "record without a layer: {}", r.layer_id);
+    }
+    assert_eq!(records.len(), 2, "only the two default images' layers are left: {records:?}");
+}
