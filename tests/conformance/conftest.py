@@ -376,3 +376,110 @@ def _sweep(endpoint):
     except ClientError:
         pass
 
+
+# --------------------------------------------------------------------------------------------
+# Block storage and images: volumes, snapshots and images a test makes, removed at its end
+
+from support import cleanup_storage, wait_for, with_run_tag  # noqa: E402
+
+
+class StorageTracker:
+    """Remembers the volumes, snapshots and images a test made (instances stay with `tracker`)."""
+
+    def __init__(self):
+        self.volume_ids: list[str] = []
+        self.snapshot_ids: list[str] = []
+        self.image_ids: list[str] = []
+
+    def volume(self, volume_id):
+        self.volume_ids.append(volume_id)
+        return volume_id
+
+    def snapshot(self, snapshot_id):
+        self.snapshot_ids.append(snapshot_id)
+        return snapshot_id
+
+    def image(self, image_id):
+        self.image_ids.append(image_id)
+        return image_id
+
+
+@pytest.fixture
+def storage(ec2, tracker):
+    """Tracks storage a test made. Its teardown runs before `tracker`'s, so it terminates the
+    test's instances itself first (an attached volume cannot be deleted)."""
+    s = StorageTracker()
+    yield s
+    cleanup_storage(
+        ec2,
+        image_ids=s.image_ids,
+        instance_ids=tracker.instance_ids,
+        volume_ids=s.volume_ids,
+        snapshot_ids=s.snapshot_ids,
+    )
+
+
+@pytest.fixture
+def new_volume(ec2, storage, zones):
+    """new_volume(**CreateVolume params) -> the CreateVolume response, tracked for teardown.
+    Defaults: the first zone, 1 GiB (unless a SnapshotId is given); a parameter given as None
+    is left out. Adds this run's tag."""
+
+    def make(**params):
+        params.setdefault("AvailabilityZone", zones[0])
+        if "Size" not in params and "SnapshotId" not in params:
+            params["Size"] = 1
+        params = {k: v for k, v in params.items() if v is not None}  # None: leave it out
+        response = ec2.create_volume(**with_run_tag(params, ["volume"]))
+        storage.volume(response["VolumeId"])
+        return response
+
+    return make
+
+
+@pytest.fixture
+def new_snapshot(ec2, storage):
+    """new_snapshot(**CreateSnapshot params) -> the CreateSnapshot response, tracked; adds this
+    run's tag."""
+
+    def make(**params):
+        response = ec2.create_snapshot(**with_run_tag(params, ["snapshot"]))
+        storage.snapshot(response["SnapshotId"])
+        return response
+
+    return make
+
+
+@pytest.fixture
+def running_instance(ec2, launch):
+    """running_instance(**RunInstances params) -> the instance, described once it runs."""
+
+    def make(**params):
+        instance_id = launch(**params)["Instances"][0]["InstanceId"]
+        wait_for(ec2, "instance_running", InstanceIds=[instance_id])
+        return instances_of(ec2.describe_instances(InstanceIds=[instance_id]))[0]
+
+    return make
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sweep_storage(endpoint):
+    """At the very end, remove images, volumes and snapshots this run left behind (by tag, and
+    images also by this run's name prefix)."""
+    yield
+    ec2 = _ec2_client(endpoint)
+    run_filter = [{"Name": f"tag:{RUN_TAG_KEY}", "Values": [RUN_ID]}]
+    try:
+        images = ec2.describe_images(Owners=["self"], Filters=run_filter)["Images"]
+        images += ec2.describe_images(
+            Owners=["self"], Filters=[{"Name": "name", "Values": [f"conf-{RUN_ID}-*"]}])["Images"]
+        volumes = ec2.describe_volumes(Filters=run_filter)["Volumes"]
+        snapshots = ec2.describe_snapshots(OwnerIds=["self"], Filters=run_filter)["Snapshots"]
+    except ClientError:
+        return
+    cleanup_storage(
+        ec2,
+        image_ids=[i["ImageId"] for i in images],
+        volume_ids=[v["VolumeId"] for v in volumes],
+        snapshot_ids=[s["SnapshotId"] for s in snapshots],
+    )

@@ -226,3 +226,117 @@ def http_post(url: str, body: bytes = b"") -> RawResponse:
 def utcnow() -> datetime.datetime:
     """Naive UTC now, the form botocore's signer uses."""
     return datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
+
+
+# --------------------------------------------------------------------------------------------
+# Block storage and images (test_volumes.py, test_snapshots.py, test_image_lifecycle.py)
+
+VOLUME_ID_RE = re.compile(r"^vol-([0-9a-f]{8}|[0-9a-f]{17})$")
+SNAPSHOT_ID_RE = re.compile(r"^snap-([0-9a-f]{8}|[0-9a-f]{17})$")
+IMAGE_ID_RE = re.compile(r"^ami-([0-9a-f]{8}|[0-9a-f]{17})$")
+
+UNKNOWN_VOLUME_ID = "vol-0123456789abcdef0"
+UNKNOWN_SNAPSHOT_ID = "snap-0123456789abcdef0"
+
+
+def with_run_tag(params: dict, resource_types) -> dict:
+    """Adds this run's tag to the TagSpecifications of each of these resource types (creating
+    the specification when the caller gave none), so the session sweep can find leftovers."""
+    params = dict(params)
+    specs = [dict(s) for s in params.get("TagSpecifications", [])]
+    for resource_type in resource_types:
+        for spec in specs:
+            if spec["ResourceType"] == resource_type:
+                spec["Tags"] = list(spec["Tags"]) + [run_tag()]
+                break
+        else:
+            specs.append({"ResourceType": resource_type, "Tags": [run_tag()]})
+    params["TagSpecifications"] = specs
+    return params
+
+
+def wait_for(ec2, waiter_name: str, **params):
+    """A botocore waiter (volume_available, snapshot_completed, image_available, ...), polling
+    at this suite's pace and giving up after its deadline."""
+    ec2.get_waiter(waiter_name).wait(WaiterConfig=waiter_config(), **params)
+
+
+def volume_of(ec2, volume_id: str) -> dict:
+    found = ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"]
+    assert [v["VolumeId"] for v in found] == [volume_id]
+    return found[0]
+
+
+def snapshot_of(ec2, snapshot_id: str) -> dict:
+    found = ec2.describe_snapshots(SnapshotIds=[snapshot_id])["Snapshots"]
+    assert [s["SnapshotId"] for s in found] == [snapshot_id]
+    return found[0]
+
+
+def image_of(ec2, image_id: str) -> dict:
+    found = ec2.describe_images(ImageIds=[image_id])["Images"]
+    assert [i["ImageId"] for i in found] == [image_id]
+    return found[0]
+
+
+def tags_of(resource: dict) -> dict:
+    return {t["Key"]: t["Value"] for t in resource.get("Tags") or []}
+
+
+def assert_recent(when, what: str = "timestamp", slack_s: float = 3600):
+    """A parsed timestamp (botocore gives aware datetimes) close to now."""
+    assert isinstance(when, datetime.datetime), f"{what} is not a timestamp: {when!r}"
+    now = datetime.datetime.now(datetime.timezone.utc)
+    assert abs((now - when).total_seconds()) < slack_s, f"{what} {when} is far from now ({now})"
+
+
+def _ignore_client_errors(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except ClientError:
+        return None
+
+
+def cleanup_storage(ec2, *, image_ids=(), instance_ids=(), volume_ids=(), snapshot_ids=()):
+    """Removes what a storage test made, in the order AWS needs: images (they hold snapshots),
+    instances (they hold volumes), volumes, snapshots (including those the images held).
+    Best effort: whatever is already gone is skipped."""
+    import botocore.exceptions
+
+    snapshot_ids = list(snapshot_ids)
+    for image_id in dict.fromkeys(image_ids):
+        found = _ignore_client_errors(ec2.describe_images, ImageIds=[image_id])
+        for img in (found or {}).get("Images", []):
+            for bdm in img.get("BlockDeviceMappings", []):
+                snap = (bdm.get("Ebs") or {}).get("SnapshotId")
+                if snap:
+                    snapshot_ids.append(snap)
+        _ignore_client_errors(ec2.deregister_image, ImageId=image_id)
+    instance_ids = sorted(set(instance_ids))
+    if instance_ids:
+        terminate_all(ec2, instance_ids)
+        try:
+            wait_for(ec2, "instance_terminated", InstanceIds=instance_ids)
+        except (botocore.exceptions.WaiterError, ClientError):
+            pass
+    for volume_id in dict.fromkeys(volume_ids):
+        found = _ignore_client_errors(ec2.describe_volumes, VolumeIds=[volume_id])
+        if not found or not found["Volumes"]:
+            continue
+        vol = found["Volumes"][0]
+        if vol["State"] in ("deleting", "deleted"):
+            continue
+        if vol.get("Attachments"):
+            _ignore_client_errors(ec2.detach_volume, VolumeId=volume_id, Force=True)
+            try:
+                wait_for(ec2, "volume_available", VolumeIds=[volume_id])
+            except (botocore.exceptions.WaiterError, ClientError):
+                pass
+        elif vol["State"] == "creating":
+            try:
+                wait_for(ec2, "volume_available", VolumeIds=[volume_id])
+            except (botocore.exceptions.WaiterError, ClientError):
+                pass
+        _ignore_client_errors(ec2.delete_volume, VolumeId=volume_id)
+    for snapshot_id in dict.fromkeys(snapshot_ids):
+        _ignore_client_errors(ec2.delete_snapshot, SnapshotId=snapshot_id)

@@ -66,6 +66,7 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidBlockDeviceMapping => "InvalidBlockDeviceMapping".into(),
         InvalidZoneNotFound => "InvalidZone.NotFound".into(),
         InsufficientVolumeCapacity => "InsufficientVolumeCapacity".into(),
+        UnknownVolumeType => "UnknownVolumeType".into(),
         InternalError => "InternalError".into(),
         ServiceUnavailable => "Unavailable".into(),
     }
@@ -151,7 +152,8 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | InvalidAmiNameDuplicate
         | InvalidAmiNameMalformed
         | InvalidBlockDeviceMapping
-        | InvalidZoneNotFound => 400,
+        | InvalidZoneNotFound
+        | UnknownVolumeType => 400,
     }
 }
 

@@ -160,6 +160,7 @@ impl Control {
             started_at: now.clone(),
             completed_at: Some(now),
             layer: Some(layer.to_string()),
+            pending_top: None,
             boot,
         };
         tx.doc_put(&snap)?;

@@ -552,6 +552,42 @@ impl Control {
         if let Some(v) = req.instance_initiated_shutdown_behavior.as_ref().and_then(|v| v.value.clone()) {
             changes.push(("instanceInitiatedShutdownBehavior", v));
         }
+        if !req.block_device_mappings.is_empty() {
+            if !changes.is_empty() || !req.groups.is_empty() {
+                return Err(Error::combination("Only one attribute can be modified at a time."));
+            }
+            return self.store.transaction(|tx| {
+                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+                if r.state == InstanceState::Terminated {
+                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+                }
+                let mut volumes = tx.doc_list_by_parent::<VolumeRecord>(id)?;
+                for m in &req.block_device_mappings {
+                    let device = m.device_name.as_deref().ok_or_else(|| Error::missing("BlockDeviceMapping.N.DeviceName"))?;
+                    let v = volumes.iter_mut().find(|v| v.attachment.as_ref().is_some_and(|a| a.device == device)).ok_or_else(|| {
+                        Error::new(ErrorCode::InvalidInstanceAttributeValue, format!("No device is currently mapped at {device}"))
+                    })?;
+                    if let Some(ebs) = &m.ebs {
+                        if ebs.volume_id.as_deref().is_some_and(|x| x != v.volume_id) {
+                            return Err(Error::new(
+                                ErrorCode::InvalidInstanceAttributeValue,
+                                format!("The volume at {device} is {}, not {}", v.volume_id, ebs.volume_id.clone().unwrap_or_default()),
+                            ));
+                        }
+                        if let (Some(d), Some(a)) = (ebs.delete_on_termination, v.attachment.as_mut()) {
+                            a.delete_on_termination = d;
+                        }
+                    }
+                }
+                if req.dry_run {
+                    return Err(Error::dry_run());
+                }
+                for v in &volumes {
+                    tx.doc_put(v)?;
+                }
+                Ok(())
+            });
+        }
         if !req.groups.is_empty() {
             if !changes.is_empty() {
                 return Err(Error::combination("Only one attribute can be modified at a time."));

@@ -121,6 +121,9 @@ impl Control {
     pub fn spawn_reconciler(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
         let this = Arc::clone(self);
         tokio::spawn(async move {
+            if let Err(e) = this.storage_recover().await {
+                tracing::error!(error = %e, internal = ?e.internal, "recovering storage steps left halfway failed");
+            }
             let changes = this.agent.changes();
             loop {
                 if let Err(e) = this.reconcile_once().await {

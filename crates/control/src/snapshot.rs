@@ -81,6 +81,7 @@ impl Control {
                 started_at: now.clone(),
                 completed_at: None,
                 layer: None,
+                pending_top: Some(new_top.to_string()),
                 boot: v.boot.clone(),
             };
             tx.doc_put(&snap)?;
@@ -116,12 +117,14 @@ impl Control {
                     v.layer = new_top.to_string();
                     tx.doc_put(&v)?;
                     s.layer = Some(old_top.to_string());
+                    s.pending_top = None;
                     s.state = "completed".into();
                     s.completed_at = Some(crate::now_iso());
                 }
                 Err(detail) => {
                     tracing::warn!(volume = volume_id, snapshot = %s.snapshot_id, %detail, "snapshot failed");
                     s.state = "error".into();
+                    s.pending_top = None;
                     s.state_message = Some(if detail.contains("No space left") {
                         "The host's storage pool is full.".into()
                     } else {
@@ -256,6 +259,7 @@ impl Control {
             started_at: now.clone(),
             completed_at: Some(now),
             layer: src.layer.clone(),
+            pending_top: None,
             boot: src.boot.clone(),
         };
         tx.doc_put(&rec)?;
@@ -268,5 +272,89 @@ pub fn progress(s: &SnapshotRecord) -> String {
     match s.state.as_str() {
         "completed" => "100%".into(),
         _ => "0%".into(),
+    }
+}
+
+impl Control {
+    /// At start, before the first reconcile pass: finishes or undoes the storage steps a crash
+    /// interrupted between their two transactions.
+    /// - A pending snapshot whose new top layer exists happened on the host (a running VM may
+    ///   already write to that layer): it completes. Otherwise it ends in `error`.
+    /// - A volume still `creating` whose layer exists becomes available; else it goes.
+    /// - An attachment still `attaching` or `detaching` is settled by asking the agent to
+    ///   detach (idempotent): the volume ends available, as if the call had failed.
+    pub async fn storage_recover(&self) -> Result<()> {
+        let (snapshots, volumes) =
+            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SnapshotRecord>()?, tx.doc_list::<VolumeRecord>()?)))?;
+        for s in snapshots.into_iter().filter(|s| s.state == "pending") {
+            let top = s.pending_top.as_deref().and_then(LayerId::parse);
+            let happened = match &top {
+                Some(t) => self.storage.layer_size(t).await.map_err(|e| Error::internal(format!("reading layer {t}: {e}")))?.is_some(),
+                None => false,
+            };
+            self.store.transaction(|tx| {
+                let Some(mut snap) = tx.doc_get::<SnapshotRecord>(&s.snapshot_id)? else { return Ok::<_, Error>(()) };
+                let vol = tx.doc_get::<VolumeRecord>(&snap.volume_id)?;
+                match (happened, top.as_ref(), vol) {
+                    (true, Some(t), Some(mut v)) => {
+                        tx.doc_put(&LayerRecord {
+                            layer_id: t.to_string(),
+                            backing: Some(v.layer.clone()),
+                            created_at: snap.started_at.clone(),
+                        })?;
+                        snap.layer = Some(v.layer.clone());
+                        snap.state = "completed".into();
+                        snap.completed_at = Some(crate::now_iso());
+                        v.layer = t.to_string();
+                        tx.doc_put(&v)?;
+                    }
+                    _ => {
+                        snap.state = "error".into();
+                        snap.state_message = Some("Corral stopped while the snapshot was being taken.".into());
+                    }
+                }
+                snap.pending_top = None;
+                tx.doc_put(&snap)?;
+                tracing::warn!(snapshot = %snap.snapshot_id, state = %snap.state, "settled a snapshot interrupted by a restart");
+                Ok(())
+            })?;
+        }
+        for v in volumes {
+            let transient = v.attachment.as_ref().filter(|a| a.state == "attaching" || a.state == "detaching").cloned();
+            if let Some(a) = transient {
+                if let Err(e) = self.agent.vm_disk_detach(&a.instance_id, &v.volume_id, true).await {
+                    tracing::debug!(volume = %v.volume_id, error = %e, "detach while recovering (the VM may not run)");
+                }
+                self.store.transaction(|tx| {
+                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(()) };
+                    cur.attachment = None;
+                    cur.state = "available".into();
+                    tx.doc_put(&cur)?;
+                    Ok(())
+                })?;
+                tracing::warn!(volume = %v.volume_id, "settled an attachment interrupted by a restart");
+            }
+            if v.state == "creating" {
+                let layer = LayerId::parse(&v.layer);
+                let exists = match &layer {
+                    Some(l) => self.storage.layer_size(l).await.map_err(|e| Error::internal(format!("reading layer {l}: {e}")))?.is_some(),
+                    None => false,
+                };
+                let doomed = self.store.transaction(|tx| {
+                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(vec![]) };
+                    if exists {
+                        cur.state = "available".into();
+                        tx.doc_put(&cur)?;
+                        Ok(vec![])
+                    } else {
+                        tx.doc_delete::<VolumeRecord>(&v.volume_id)?;
+                        tx.tag_delete_all(&v.volume_id)?;
+                        collect_layers(tx)
+                    }
+                })?;
+                self.layers_delete(doomed).await;
+            }
+        }
+        Ok(())
     }
 }

@@ -44,7 +44,10 @@ pub(crate) fn volume_performance(
     throughput: Option<i64>,
 ) -> Result<(Option<i64>, Option<i64>)> {
     if !VOLUME_TYPES.contains(&volume_type) {
-        return Err(Error::invalid_value("VolumeType", volume_type, "Valid types are gp2, gp3, io1, io2, st1, sc1 and standard."));
+        return Err(Error::new(
+            ErrorCode::UnknownVolumeType,
+            format!("The volume type '{volume_type}' is unsupported. The supported volume types are gp2, gp3, io1, io2, st1, sc1, and standard."),
+        ));
     }
     if throughput.is_some() && volume_type != "gp3" {
         return Err(Error::combination(format!("The parameter throughput is not supported for {volume_type} volumes.")));
@@ -52,7 +55,21 @@ pub(crate) fn volume_performance(
     let iops = match (volume_type, iops) {
         ("gp3", None) => Some(3000),
         ("gp3", Some(i)) if (3000..=16000).contains(&i) => Some(i),
-        ("io1" | "io2", Some(i)) if (100..=64000).contains(&i) => Some(i),
+        ("io1" | "io2", Some(i)) if (100..=64000).contains(&i) => {
+            // EC2's ceiling on IOPS per GiB: 50 for io1, 500 for io2.
+            let per_gib = if volume_type == "io1" { 50 } else { 500 };
+            if i > per_gib * size_gib as i64 {
+                return Err(Error::invalid_value(
+                    "Iops",
+                    &i.to_string(),
+                    &format!(
+                        "Iops to volume size ratio of {:.6} is too high; maximum is {per_gib}.000000",
+                        i as f64 / size_gib.max(1) as f64
+                    ),
+                ));
+            }
+            Some(i)
+        }
         ("gp3" | "io1" | "io2", Some(i)) => {
             return Err(Error::invalid_value(
                 "Iops",
@@ -60,7 +77,9 @@ pub(crate) fn volume_performance(
                 &format!("The iops value is out of range for {volume_type} volumes."),
             ));
         }
-        ("io1" | "io2", None) => return Err(Error::missing("iops")),
+        ("io1" | "io2", None) => {
+            return Err(Error::combination(format!("The parameter iops must be specified for {volume_type} volumes.")))
+        }
         ("gp2", None) => Some((3 * size_gib as i64).clamp(100, 16000)),
         (_, None) => None,
         (_, Some(_)) => return Err(Error::combination(format!("The parameter iops is not supported for {volume_type} volumes."))),
@@ -382,8 +401,22 @@ impl Control {
     }
 
     pub async fn volume_create(&self, req: &rq::CreateVolume) -> Result<Volume> {
-        let zone = req.availability_zone.as_deref().ok_or_else(|| Error::missing("AvailabilityZone"))?;
-        if !self.config.zones().iter().any(|z| z == zone) {
+        let zones = self.config.zones();
+        let zone = match (req.availability_zone.as_deref(), req.availability_zone_id.as_deref()) {
+            (Some(_), Some(_)) => return Err(Error::combination("Only one of AvailabilityZone and AvailabilityZoneId may be given.")),
+            (Some(z), None) => z.to_string(),
+            (None, Some(zid)) => {
+                // Zone ids are `<region>-az<N>`, N counting the zones from 1 (as DescribeAvailabilityZones shows).
+                let n = zid.strip_prefix(&format!("{}-az", self.config.region)).and_then(|n| n.parse::<usize>().ok());
+                match n.and_then(|n| n.checked_sub(1)).and_then(|i| zones.get(i)) {
+                    Some(z) => z.clone(),
+                    None => return Err(Error::new(ErrorCode::InvalidZoneNotFound, format!("The zone ID '{zid}' does not exist."))),
+                }
+            }
+            (None, None) => return Err(Error::missing("AvailabilityZone")),
+        };
+        let zone = zone.as_str();
+        if !zones.iter().any(|z| z == zone) {
             return Err(Error::new(ErrorCode::InvalidZoneNotFound, format!("The zone '{zone}' does not exist.")));
         }
         if req.size.is_none() && req.snapshot_id.is_none() {
@@ -910,10 +943,12 @@ mod tests {
         assert_eq!(volume_performance("gp2", 10, None, None).unwrap(), (Some(100), None));
         assert_eq!(volume_performance("gp2", 1000, None, None).unwrap(), (Some(3000), None));
         assert_eq!(volume_performance("io1", 10, Some(500), None).unwrap(), (Some(500), None));
-        assert_eq!(volume_performance("io1", 10, None, None).unwrap_err().code, ErrorCode::MissingParameter);
+        assert_eq!(volume_performance("io1", 10, None, None).unwrap_err().code, ErrorCode::InvalidParameterCombination);
+        assert_eq!(volume_performance("io1", 10, Some(1000), None).unwrap_err().code, ErrorCode::InvalidParameterValue);
+        assert_eq!(volume_performance("io2", 10, Some(1000), None).unwrap(), (Some(1000), None));
         assert_eq!(volume_performance("gp2", 10, None, Some(200)).unwrap_err().code, ErrorCode::InvalidParameterCombination);
         assert_eq!(volume_performance("gp3", 10, Some(100), None).unwrap_err().code, ErrorCode::InvalidParameterValue);
-        assert_eq!(volume_performance("magnetic", 10, None, None).unwrap_err().code, ErrorCode::InvalidParameterValue);
+        assert_eq!(volume_performance("magnetic", 10, None, None).unwrap_err().code, ErrorCode::UnknownVolumeType);
         assert_eq!(gib_ceil(1), 1);
         assert_eq!(gib_ceil(1 << 30), 1);
         assert_eq!(gib_ceil((1 << 30) + 1), 2);

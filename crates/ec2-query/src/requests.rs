@@ -383,7 +383,23 @@ request!(ModifyInstanceAttribute {
     disable_api_termination: Option<AttributeValue<bool>>,
     instance_initiated_shutdown_behavior: Option<AttributeValue<String>>,
     groups: Vec<String>,
+    block_device_mappings: Vec<InstanceBlockDeviceMappingSpecification>,
 });
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EbsInstanceBlockDeviceSpecification {
+    pub delete_on_termination: Option<bool>,
+    pub volume_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceBlockDeviceMappingSpecification {
+    pub device_name: Option<String>,
+    pub ebs: Option<EbsInstanceBlockDeviceSpecification>,
+    pub no_device: Option<String>,
+}
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]

@@ -113,6 +113,10 @@ pub struct SnapshotRecord {
     pub completed_at: Option<String>,
     /// The frozen layer; `None` when the snapshot failed.
     pub layer: Option<String>,
+    /// While pending: the volume's new top layer being made, so a restart after a crash can
+    /// tell whether the host step happened.
+    #[serde(default)]
+    pub pending_top: Option<String>,
     pub boot: Option<KernelBoot>,
 }
 

@@ -201,10 +201,10 @@ async fn create_volume_errors() {
     ctx.call("CreateVolume", &[("Size", "1"), ("AvailabilityZone", "elsewhere-1a")]).await.err("InvalidZone.NotFound");
     ctx.call("CreateVolume", &[("Size", "0"), ("AvailabilityZone", "local-1a")]).await.err("InvalidParameterValue");
     ctx.call("CreateVolume", &[("Size", "20000"), ("AvailabilityZone", "local-1a")]).await.err("InvalidParameterValue");
-    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "io1")]).await.err("MissingParameter");
-    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "fast")])
+    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "io1")])
         .await
-        .err("InvalidParameterValue");
+        .err("InvalidParameterCombination");
+    ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("VolumeType", "fast")]).await.err("UnknownVolumeType");
     ctx.call("CreateVolume", &[("Size", "10"), ("AvailabilityZone", "local-1a"), ("DryRun", "true")]).await.err("DryRunOperation");
     ctx.call("CreateVolume", &[("SnapshotId", "snap-0123456789abcdef0"), ("AvailabilityZone", "local-1a")])
         .await
@@ -411,4 +411,64 @@ async fn images_from_instances_snapshots_and_copies() {
         assert!(sim.contains(&LayerId::parse(&r.layer_id).unwrap()), "record without a layer: {}", r.layer_id);
     }
     assert_eq!(records.len(), 2, "only the two default images' layers are left: {records:?}");
+}
+
+/// A crash between a storage step's two transactions: at start the control plane settles
+/// what it finds half done, from what the pool really holds.
+#[tokio::test]
+async fn steps_left_halfway_are_settled_at_start() {
+    use corral_agent_api::Storage;
+    use corral_store::{SnapshotRecord, VolumeAttachment, VolumeRecord};
+    let ctx = TestContext::new().await;
+    let vol = volume(&ctx, "1", "local-1a").await;
+    let other = volume(&ctx, "1", "local-1a").await;
+    let store = ctx.control.store().clone();
+    let v: VolumeRecord = store.read(|tx| tx.doc_get(&vol)).unwrap().unwrap();
+    let old_top = LayerId::parse(&v.layer).unwrap();
+    // A snapshot whose host step happened (its new top layer is in the pool), one whose step
+    // did not, and an attachment left `attaching`.
+    let done_top = LayerId::random();
+    ctx.agent.layer_create(&done_top, Some(&old_top), 1 << 30).await.unwrap();
+    let pending = |id: &str, top: &LayerId| SnapshotRecord {
+        snapshot_id: id.into(),
+        volume_id: vol.clone(),
+        volume_size_gib: 1,
+        owner_id: "123456789012".into(),
+        description: String::new(),
+        state: "pending".into(),
+        state_message: None,
+        started_at: "2026-11-26T00:00:00.000Z".into(),
+        completed_at: None,
+        layer: None,
+        pending_top: Some(top.to_string()),
+        boot: None,
+    };
+    let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    store
+        .transaction(|tx| {
+            tx.doc_put(&pending("snap-0000000000000000a", &done_top))?;
+            tx.doc_put(&pending("snap-0000000000000000b", &LayerId::random()))?;
+            let mut o: VolumeRecord = tx.doc_get(&other)?.unwrap();
+            o.state = "in-use".into();
+            o.attachment = Some(VolumeAttachment {
+                instance_id: id.clone(),
+                device: "/dev/sdf".into(),
+                state: "attaching".into(),
+                attach_time: "2026-11-26T00:00:00.000Z".into(),
+                delete_on_termination: false,
+            });
+            tx.doc_put(&o)
+        })
+        .unwrap();
+
+    ctx.control.storage_recover().await.unwrap();
+    let r = ctx.call("DescribeSnapshots", &[("SnapshotId.1", "snap-0000000000000000a"), ("SnapshotId.2", "snap-0000000000000000b")]).await;
+    assert_eq!(r.ok().texts("status"), vec!["completed", "error"], "{}", r.body);
+    let v: VolumeRecord = store.read(|tx| tx.doc_get(&vol)).unwrap().unwrap();
+    assert_eq!(v.layer, done_top.to_string(), "the volume writes to the layer the host step made");
+    let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &other)]).await;
+    assert_eq!(r.ok().text("status").as_deref(), Some("available"));
+    // The completed snapshot is usable.
+    ctx.call("CreateVolume", &[("SnapshotId", "snap-0000000000000000a"), ("AvailabilityZone", "local-1a")]).await.ok();
 }

@@ -72,6 +72,7 @@ pub enum ErrorCode {
     InvalidBlockDeviceMapping,
     InvalidZoneNotFound,
     InsufficientVolumeCapacity,
+    UnknownVolumeType,
     // ours
     InternalError,
     ServiceUnavailable,
