@@ -260,13 +260,21 @@ impl Control {
         match action {
             Action::None => Ok(()),
             Action::Start => {
-                let image = image.ok_or_else(|| format!("image {} is gone", rec.image_id))?;
                 // The disks are read under the disk lock so a snapshot never freezes a layer
-                // this VM is about to open.
+                // this VM is about to open. How it boots comes with its root volume, so an
+                // instance outlives the deregistration of its image, as on EC2.
                 let _disks = self.disk_lock.lock().await;
-                let disks = self
+                let (disks, boot) = self
                     .store
-                    .read(|tx| crate::volume::disks_of(tx, rec, &image.root_device_name))
+                    .read(|tx| {
+                        let root = self.root_device_of(tx, rec)?;
+                        let boot = tx
+                            .doc_list_by_parent::<corral_store::VolumeRecord>(&rec.instance_id)?
+                            .into_iter()
+                            .find(|v| v.attachment.as_ref().is_some_and(|a| a.device == root))
+                            .and_then(|v| v.boot);
+                        Ok::<_, Error>((crate::volume::disks_of(tx, rec, &root)?, boot))
+                    })
                     .map_err(|e| format!("reading the instance's volumes: {e}"))?;
                 if !disks.iter().any(|d| d.bus == corral_agent_api::DiskBus::Root) {
                     return Err(format!("instance {} has no root volume", rec.instance_id));
@@ -274,7 +282,16 @@ impl Control {
                 for d in &disks {
                     self.layer_ensure_backing(d.backing.as_ref()).await.map_err(|e| format!("preparing {}: {e:?}", d.volume_id))?;
                 }
-                let mut spec = vm_spec(rec, image);
+                let boot = match (boot, image) {
+                    (Some(b), _) => Some(b),
+                    (None, Some(i)) => i.kernel.as_ref().map(|k| corral_store::KernelBoot {
+                        kernel: k.clone(),
+                        initrd: i.initrd.clone(),
+                        cmdline: i.cmdline.clone(),
+                    }),
+                    (None, None) => None,
+                };
+                let mut spec = vm_spec(rec, boot.as_ref());
                 spec.nics = nics;
                 spec.disks = disks;
                 self.agent.vm_start(&spec).await.map_err(|e| format!("{e}: {:?}", std::error::Error::source(&e)))
@@ -326,10 +343,12 @@ impl Control {
     }
 }
 
-pub fn vm_spec(rec: &InstanceRecord, image: &corral_store::ImageRecord) -> VmSpec {
-    let boot = match &image.kernel {
-        Some(kernel) => {
-            BootMode::DirectKernel { kernel: kernel.into(), initrd: image.initrd.as_ref().map(Into::into), cmdline: image.cmdline.clone() }
+/// The VM of an instance, its disks and interfaces aside. A kernel boots directly (microvm);
+/// without one the disk's own bootloader runs (q35 firmware boot).
+pub fn vm_spec(rec: &InstanceRecord, boot: Option<&corral_store::KernelBoot>) -> VmSpec {
+    let boot = match boot {
+        Some(k) => {
+            BootMode::DirectKernel { kernel: (&k.kernel).into(), initrd: k.initrd.as_ref().map(Into::into), cmdline: k.cmdline.clone() }
         }
         None => BootMode::Firmware,
     };

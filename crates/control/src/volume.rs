@@ -718,8 +718,19 @@ impl Control {
             .and_then(|v| attached.map(|()| v))
     }
 
+    /// The instance's root device name: its image's, or, once the image is deregistered, the
+    /// first of EC2's root names one of its volumes is attached at.
     pub(crate) fn root_device_of(&self, tx: &Tx<'_>, inst: &InstanceRecord) -> Result<String> {
-        Ok(tx.image_get(&inst.image_id)?.map(|i| i.root_device_name).unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string()))
+        if let Some(i) = tx.image_get(&inst.image_id)? {
+            return Ok(i.root_device_name);
+        }
+        let devices: Vec<String> =
+            tx.doc_list_by_parent::<VolumeRecord>(&inst.instance_id)?.into_iter().filter_map(|v| v.attachment.map(|a| a.device)).collect();
+        Ok(["/dev/xvda", "/dev/sda1", "/dev/sda"]
+            .into_iter()
+            .find(|d| devices.iter().any(|x| x == d))
+            .unwrap_or(crate::image::ROOT_DEVICE_NAME)
+            .to_string())
     }
 
     pub async fn volume_detach(&self, req: &rq::DetachVolume) -> Result<VolumeRecord> {

@@ -472,3 +472,26 @@ async fn steps_left_halfway_are_settled_at_start() {
     // The completed snapshot is usable.
     ctx.call("CreateVolume", &[("SnapshotId", "snap-0000000000000000a"), ("AvailabilityZone", "local-1a")]).await.ok();
 }
+
+/// An instance outlives its image: it starts again after the image is deregistered, booting
+/// the same way (the root volume carries how).
+#[tokio::test]
+async fn instances_start_after_their_image_is_deregistered() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let r = ctx.call("CreateImage", &[("InstanceId", &id), ("Name", "short-lived"), ("NoReboot", "true")]).await;
+    let ami = r.ok().text("imageId").unwrap();
+    let second = ctx.run(1, &[("ImageId", &ami)]).await.remove(0);
+    ctx.wait_state(&second, "running").await;
+    ctx.call("DeregisterImage", &[("ImageId", &ami)]).await.ok();
+    ctx.call("StopInstances", &[("InstanceId.1", &second)]).await.ok();
+    ctx.wait_state(&second, "stopped").await;
+    ctx.call("StartInstances", &[("InstanceId.1", &second)]).await.ok();
+    ctx.wait_state(&second, "running").await;
+    let vm = ctx.agent.vm(&second).unwrap();
+    assert!(matches!(vm.spec.boot, corral_agent_api::BootMode::DirectKernel { .. }), "{:?}", vm.spec.boot);
+    assert_eq!(vm.boots, 2);
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &second)]).await;
+    assert_eq!(r.ok().text("rootDeviceName").as_deref(), Some("/dev/xvda"));
+}
