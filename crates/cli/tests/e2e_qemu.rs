@@ -90,6 +90,7 @@ async fn vm_ending_on_its_own_follows_shutdown_behaviour() {
     let (c, state) = (cloud.c.clone(), cloud.state.clone());
     let image = cloud.image("corral-minimal").await;
     let mut ids = Vec::new();
+    let mut roots = Vec::new();
     for behaviour in ["stop", "terminate"] {
         let r = c
             .call(
@@ -98,6 +99,7 @@ async fn vm_ending_on_its_own_follows_shutdown_behaviour() {
             )
             .await;
         ids.push(r.ok().text("instanceId").unwrap());
+        roots.push(r.text("volumeId").expect("the root volume is listed at launch"));
     }
     for id in &ids {
         wait_state(&c, id, "running", BOOT_DEADLINE).await;
@@ -111,7 +113,11 @@ async fn vm_ending_on_its_own_follows_shutdown_behaviour() {
     let r = c.call("DescribeInstances", &[("InstanceId.1", &ids[0])]).await;
     assert!(r.ok().body.contains("Client.InstanceInitiatedShutdown"), "{}", r.body);
     assert!(!state.join("vms").join(&ids[1]).exists(), "terminated: its files are gone");
-    assert!(state.join("vms").join(&ids[0]).join("root.qcow2").exists(), "stopped: its root volume stays");
+    let r = c.call("DescribeVolumes", &[("VolumeId.1", &roots[0])]).await;
+    assert!(r.ok().texts("status").contains(&"in-use".to_string()), "stopped: its root volume stays: {}", r.body);
+    c.call("DescribeVolumes", &[("VolumeId.1", &roots[1])]).await.err("InvalidVolume.NotFound");
+    let layers = walk(&state.join("pool")).into_iter().filter(|p| p.extension().is_some_and(|e| e == "qcow2")).count();
+    assert_eq!(layers, 2, "the image's layer and the stopped instance's root; the terminated one's is gone");
     c.call("TerminateInstances", &[("InstanceId.1", &ids[0])]).await.ok();
     wait_state(&c, &ids[0], "terminated", Duration::from_secs(30)).await;
 }
