@@ -4,7 +4,8 @@
 
 use corral_ec2_query::requests::Filter;
 use corral_store::TagRecord;
-use corral_types::{wildcard, Error, ErrorCode, Result};
+use corral_types::{wildcard, Error, ErrorCode, IdKind, ResourceId, Result};
+use std::collections::HashMap;
 
 /// Refuses filter names outside `allowed` (tag filters are always allowed when `taggable`).
 pub fn check(filters: &[Filter], allowed: &[&str], taggable: bool) -> Result<()> {
@@ -96,5 +97,65 @@ mod tests {
         assert!(t3.is_none());
         assert!(page(items.clone(), Some(4), None, (5, 1000)).is_err());
         assert_eq!(page(items, None, Some("garbage"), (5, 1000)).unwrap_err().code, ErrorCode::InvalidPaginationToken);
+    }
+}
+
+/// What a Describe call over tagged resources asks for.
+pub struct Query<'a> {
+    /// The resource kind (for malformed and unknown ids).
+    pub kind: IdKind,
+    pub ids: &'a [String],
+    pub filters: &'a [Filter],
+    /// Filter names the resource knows (tag filters are always allowed).
+    pub names: &'a [&'a str],
+    pub dry_run: bool,
+    pub max_results: Option<i64>,
+    pub next_token: Option<&'a str>,
+    /// EC2's bounds on MaxResults for this call.
+    pub bounds: (i64, i64),
+}
+
+impl Query<'_> {
+    /// The checks that come before reading anything: filter names, id syntax, DryRun.
+    pub fn check(&self) -> Result<()> {
+        check(self.filters, self.names, true)?;
+        for id in self.ids {
+            if ResourceId::parse(self.kind, id).is_none() {
+                return Err(Error::malformed(self.kind, id));
+            }
+        }
+        if self.dry_run {
+            return Err(Error::dry_run());
+        }
+        Ok(())
+    }
+
+    /// The common path of a Describe: every id asked for must exist (else the kind's
+    /// NotFound naming the missing ones); then the ids, `keep` and the filters (`values` gives a
+    /// resource's values for a filter name) select, in the given order, and a page is cut.
+    /// Each resource comes with its tags.
+    pub fn select<R>(
+        &self,
+        all: Vec<R>,
+        tags: &HashMap<String, Vec<TagRecord>>,
+        id_of: impl Fn(&R) -> &str,
+        keep: impl Fn(&R) -> bool,
+        values: impl Fn(&R, &str) -> Vec<String>,
+    ) -> Result<(Vec<(R, Vec<TagRecord>)>, Option<String>)> {
+        let missing: Vec<&str> = self.ids.iter().filter(|id| !all.iter().any(|r| id_of(r) == id.as_str())).map(String::as_str).collect();
+        if !missing.is_empty() {
+            return Err(Error::not_found(self.kind, &missing.join(", ")));
+        }
+        let items: Vec<(R, Vec<TagRecord>)> = all
+            .into_iter()
+            .filter(|r| self.ids.is_empty() || self.ids.iter().any(|id| id == id_of(r)))
+            .filter(|r| keep(r))
+            .map(|r| {
+                let t = tags.get(id_of(&r)).cloned().unwrap_or_default();
+                (r, t)
+            })
+            .filter(|(r, t)| matches(self.filters, t, |n| values(r, n)))
+            .collect();
+        page(items, self.max_results, self.next_token, self.bounds)
     }
 }

@@ -594,65 +594,57 @@ impl Control {
             "ramdisk-id",
             "creation-date",
         ];
-        filter::check(&req.filters, NAMES, true)?;
-        for id in &req.image_ids {
-            if ResourceId::parse(IdKind::Image, id).is_none() {
-                return Err(Error::malformed(IdKind::Image, id));
-            }
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.image_list()?, tx.tag_map()?)))?;
-        let missing: Vec<&str> = req.image_ids.iter().filter(|id| !all.iter().any(|i| &i.image_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Image, &missing.join(", ")));
-        }
-        let account = self.account_id.clone();
-        let owner_ok =
-            |i: &ImageRecord| req.owners.is_empty() || req.owners.iter().any(|o| o == "self" && i.owner_id == account || *o == i.owner_id);
-        let executable_ok = |i: &ImageRecord| {
-            req.executable_users.iter().all(|u| {
-                (u == "self" && i.owner_id == account) || (u == "all" && i.is_public) || i.launch_users.contains(u) || *u == i.owner_id
-            })
+        let q = filter::Query {
+            kind: IdKind::Image,
+            ids: &req.image_ids,
+            filters: &req.filters,
+            names: NAMES,
+            dry_run: req.dry_run,
+            max_results: req.max_results,
+            next_token: req.next_token.as_deref(),
+            bounds: (5, 1000),
         };
-        let items: Vec<Image> = all
-            .into_iter()
-            .filter(|i| req.image_ids.is_empty() || req.image_ids.contains(&i.image_id))
-            .filter(owner_ok)
-            .filter(executable_ok)
-            .map(|rec| {
-                let t = tags.get(&rec.image_id).cloned().unwrap_or_default();
-                Image { rec, tags: t }
-            })
-            .filter(|i| {
-                filter::matches(&req.filters, &i.tags, |n| match n {
-                    "image-id" => vec![i.rec.image_id.clone()],
-                    "name" => vec![i.rec.name.clone()],
-                    "owner-id" => vec![i.rec.owner_id.clone()],
-                    "state" => vec![i.rec.state.clone()],
-                    "architecture" => vec!["x86_64".into()],
-                    "image-type" => vec!["machine".into()],
-                    "is-public" => vec![i.rec.is_public.to_string()],
-                    "root-device-type" => vec!["ebs".into()],
-                    "root-device-name" => vec![i.rec.root_device_name.clone()],
-                    "virtualization-type" => vec!["hvm".into()],
-                    "hypervisor" => vec!["xen".into()],
-                    "description" => vec![i.rec.description.clone()],
-                    "platform-details" => vec!["Linux/UNIX".into()],
-                    "block-device-mapping.snapshot-id" => i.rec.block_devices.iter().filter_map(|b| b.snapshot_id.clone()).collect(),
-                    "block-device-mapping.device-name" => i.rec.block_devices.iter().map(|b| b.device_name.clone()).collect(),
-                    "block-device-mapping.volume-size" => i.rec.block_devices.iter().map(|b| b.volume_size_gib.to_string()).collect(),
-                    "block-device-mapping.volume-type" => i.rec.block_devices.iter().map(|b| b.volume_type.clone()).collect(),
-                    "block-device-mapping.delete-on-termination" => {
-                        i.rec.block_devices.iter().map(|b| b.delete_on_termination.to_string()).collect()
-                    }
-                    "creation-date" => vec![i.rec.created_at.clone()],
-                    _ => vec![],
+        q.check()?;
+        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.image_list()?, tx.tag_map()?)))?;
+        let account = self.account_id.clone();
+        let keep = |i: &ImageRecord| {
+            let owner_ok = req.owners.is_empty() || req.owners.iter().any(|o| o == "self" && i.owner_id == account || *o == i.owner_id);
+            owner_ok
+                && req.executable_users.iter().all(|u| {
+                    (u == "self" && i.owner_id == account) || (u == "all" && i.is_public) || i.launch_users.contains(u) || *u == i.owner_id
                 })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        };
+        let (items, next) = q.select(
+            all,
+            &tags,
+            |i| &i.image_id,
+            keep,
+            |i, n| match n {
+                "image-id" => vec![i.image_id.clone()],
+                "name" => vec![i.name.clone()],
+                "owner-id" => vec![i.owner_id.clone()],
+                "state" => vec![i.state.clone()],
+                "architecture" => vec!["x86_64".into()],
+                "image-type" => vec!["machine".into()],
+                "is-public" => vec![i.is_public.to_string()],
+                "root-device-type" => vec!["ebs".into()],
+                "root-device-name" => vec![i.root_device_name.clone()],
+                "virtualization-type" => vec!["hvm".into()],
+                "hypervisor" => vec!["xen".into()],
+                "description" => vec![i.description.clone()],
+                "platform-details" => vec!["Linux/UNIX".into()],
+                "block-device-mapping.snapshot-id" => i.block_devices.iter().filter_map(|b| b.snapshot_id.clone()).collect(),
+                "block-device-mapping.device-name" => i.block_devices.iter().map(|b| b.device_name.clone()).collect(),
+                "block-device-mapping.volume-size" => i.block_devices.iter().map(|b| b.volume_size_gib.to_string()).collect(),
+                "block-device-mapping.volume-type" => i.block_devices.iter().map(|b| b.volume_type.clone()).collect(),
+                "block-device-mapping.delete-on-termination" => {
+                    i.block_devices.iter().map(|b| b.delete_on_termination.to_string()).collect()
+                }
+                "creation-date" => vec![i.created_at.clone()],
+                _ => vec![],
+            },
+        )?;
+        Ok((items.into_iter().map(|(rec, tags)| Image { rec, tags }).collect(), next))
     }
 }
 

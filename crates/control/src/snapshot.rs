@@ -151,53 +151,47 @@ impl Control {
             "encrypted",
             "storage-tier",
         ];
-        filter::check(&req.filters, NAMES, true)?;
-        for id in &req.snapshot_ids {
-            check_snapshot_id(Some(id))?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
+        let q = filter::Query {
+            kind: IdKind::Snapshot,
+            ids: &req.snapshot_ids,
+            filters: &req.filters,
+            names: NAMES,
+            dry_run: req.dry_run,
+            max_results: req.max_results,
+            next_token: req.next_token.as_deref(),
+            bounds: (5, 1000),
+        };
+        q.check()?;
         if req.max_results.is_some() && !req.snapshot_ids.is_empty() {
             return Err(Error::combination("The parameter snapshotSet cannot be used with the parameter maxResults"));
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SnapshotRecord>()?, tx.tag_map()?)))?;
-        let missing: Vec<&str> =
-            req.snapshot_ids.iter().filter(|id| !all.iter().any(|s| &s.snapshot_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Snapshot, &missing.join(", ")));
-        }
         let account = self.account_id.clone();
-        let owner_ok = |s: &SnapshotRecord| {
-            req.owner_ids.is_empty() || req.owner_ids.iter().any(|o| (o == "self" && s.owner_id == account) || *o == s.owner_id)
+        let keep = |s: &SnapshotRecord| {
+            let owner_ok =
+                req.owner_ids.is_empty() || req.owner_ids.iter().any(|o| (o == "self" && s.owner_id == account) || *o == s.owner_id);
+            owner_ok && req.restorable_by_user_ids.iter().all(|u| u == "self" || *u == s.owner_id)
         };
-        let restorable_ok = |s: &SnapshotRecord| req.restorable_by_user_ids.iter().all(|u| u == "self" || *u == s.owner_id);
-        let items: Vec<Snapshot> = all
-            .into_iter()
-            .filter(|s| req.snapshot_ids.is_empty() || req.snapshot_ids.contains(&s.snapshot_id))
-            .filter(owner_ok)
-            .filter(restorable_ok)
-            .map(|rec| {
-                let t = tags.get(&rec.snapshot_id).cloned().unwrap_or_default();
-                Snapshot { rec, tags: t }
-            })
-            .filter(|s| {
-                filter::matches(&req.filters, &s.tags, |n| match n {
-                    "snapshot-id" => vec![s.rec.snapshot_id.clone()],
-                    "volume-id" => vec![s.rec.volume_id.clone()],
-                    "status" => vec![s.rec.state.clone()],
-                    "owner-id" => vec![s.rec.owner_id.clone()],
-                    "description" => vec![s.rec.description.clone()],
-                    "volume-size" => vec![s.rec.volume_size_gib.to_string()],
-                    "start-time" => vec![s.rec.started_at.clone()],
-                    "progress" => vec![progress(&s.rec)],
-                    "encrypted" => vec!["false".into()],
-                    "storage-tier" => vec!["standard".into()],
-                    _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let (items, next) = q.select(
+            all,
+            &tags,
+            |s| &s.snapshot_id,
+            keep,
+            |s, n| match n {
+                "snapshot-id" => vec![s.snapshot_id.clone()],
+                "volume-id" => vec![s.volume_id.clone()],
+                "status" => vec![s.state.clone()],
+                "owner-id" => vec![s.owner_id.clone()],
+                "description" => vec![s.description.clone()],
+                "volume-size" => vec![s.volume_size_gib.to_string()],
+                "start-time" => vec![s.started_at.clone()],
+                "progress" => vec![progress(s)],
+                "encrypted" => vec!["false".into()],
+                "storage-tier" => vec!["standard".into()],
+                _ => vec![],
+            },
+        )?;
+        Ok((items.into_iter().map(|(rec, tags)| Snapshot { rec, tags }).collect(), next))
     }
 
     pub async fn snapshot_delete(&self, req: &rq::DeleteSnapshot) -> Result<()> {

@@ -568,38 +568,36 @@ impl Control {
             "attachment.attach-time",
             "attachment.delete-on-termination",
         ];
-        filter::check(&req.filters, NAMES, true)?;
-        for id in &req.volume_ids {
-            check_volume_id(Some(id))?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
+        let q = filter::Query {
+            kind: IdKind::Volume,
+            ids: &req.volume_ids,
+            filters: &req.filters,
+            names: NAMES,
+            dry_run: req.dry_run,
+            max_results: req.max_results,
+            next_token: req.next_token.as_deref(),
+            bounds: (5, 500),
+        };
+        q.check()?;
         if req.max_results.is_some() && !req.volume_ids.is_empty() {
             return Err(Error::combination("The parameter volumeSet cannot be used with the parameter maxResults"));
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<VolumeRecord>()?, tx.tag_map()?)))?;
-        let missing: Vec<&str> = req.volume_ids.iter().filter(|id| !all.iter().any(|v| &v.volume_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Volume, &missing.join(", ")));
-        }
-        let items: Vec<Volume> = all
-            .into_iter()
-            .filter(|v| req.volume_ids.is_empty() || req.volume_ids.contains(&v.volume_id))
-            .map(|rec| {
-                let t = tags.get(&rec.volume_id).cloned().unwrap_or_default();
-                Volume { rec, tags: t }
-            })
-            .filter(|v| {
-                let a = v.rec.attachment.as_ref();
-                filter::matches(&req.filters, &v.tags, |n| match n {
-                    "volume-id" => vec![v.rec.volume_id.clone()],
-                    "status" => vec![v.rec.state.clone()],
-                    "size" => vec![v.rec.size_gib.to_string()],
-                    "availability-zone" => vec![v.rec.availability_zone.clone()],
-                    "volume-type" => vec![v.rec.volume_type.clone()],
-                    "snapshot-id" => v.rec.snapshot_id.iter().cloned().collect(),
-                    "create-time" => vec![v.rec.created_at.clone()],
+        let (items, next) = q.select(
+            all,
+            &tags,
+            |v| &v.volume_id,
+            |_| true,
+            |v, n| {
+                let a = v.attachment.as_ref();
+                match n {
+                    "volume-id" => vec![v.volume_id.clone()],
+                    "status" => vec![v.state.clone()],
+                    "size" => vec![v.size_gib.to_string()],
+                    "availability-zone" => vec![v.availability_zone.clone()],
+                    "volume-type" => vec![v.volume_type.clone()],
+                    "snapshot-id" => v.snapshot_id.iter().cloned().collect(),
+                    "create-time" => vec![v.created_at.clone()],
                     "encrypted" | "multi-attach-enabled" => vec!["false".into()],
                     "attachment.instance-id" => a.map(|a| a.instance_id.clone()).into_iter().collect(),
                     "attachment.status" => a.map(|a| a.state.clone()).into_iter().collect(),
@@ -607,10 +605,10 @@ impl Control {
                     "attachment.attach-time" => a.map(|a| a.attach_time.clone()).into_iter().collect(),
                     "attachment.delete-on-termination" => a.map(|a| a.delete_on_termination.to_string()).into_iter().collect(),
                     _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 500))
+                }
+            },
+        )?;
+        Ok((items.into_iter().map(|(rec, tags)| Volume { rec, tags }).collect(), next))
     }
 
     pub async fn volume_delete(&self, req: &rq::DeleteVolume) -> Result<()> {

@@ -8,14 +8,20 @@
 //! `switch_root`s to the disk. Nothing here touches a database: the caller registers the
 //! [`BuiltImage`] it gets back.
 //!
+//! A third disk, built by [`bootable::build_bootable_debian`], is not a default image: an
+//! ordinary Debian 12 cloud disk with GRUB in its MBR and stock cloud-init, the kind of file a
+//! user brings to `corral images import` (the tests import it).
+//!
 //! Cache layout: `<cache_dir>/<name>-<first 12 hex digits of the recipe hash>/` holds
 //! `root.qcow2`, `vmlinux`, `initrd.img` and, written last and atomically, `manifest.json`.
 //! A build runs in `<cache_dir>/.build-<name>-<pid>/` and is renamed into place only when
 //! complete, so a crash never leaves a half image that looks complete. Downloaded packages are
-//! kept in `<cache_dir>/debs/`. Older versions of an image are never deleted here: instance
-//! overlays may still use them as backing files.
+//! kept in `<cache_dir>/debs/`. Older versions of an image are never deleted here. (Corral copies
+//! a built disk into its storage pool when it registers it, so instances never depend on the
+//! cache.)
 
 mod apt;
+pub mod bootable;
 mod cpio;
 mod debian;
 mod disk;
@@ -33,6 +39,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+pub use bootable::{build_bootable_debian, cached_bootable_debian};
 pub use recipe::recipe_hash_of;
 
 /// An image ready to boot, as found in (or just added to) the cache.
