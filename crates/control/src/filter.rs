@@ -100,6 +100,9 @@ mod tests {
     }
 }
 
+/// A resource with its tags.
+pub type Tagged<R> = (R, Vec<TagRecord>);
+
 /// What a Describe call over tagged resources asks for.
 pub struct Query<'a> {
     /// The resource kind (for malformed and unknown ids).
@@ -141,12 +144,12 @@ impl Query<'_> {
         id_of: impl Fn(&R) -> &str,
         keep: impl Fn(&R) -> bool,
         values: impl Fn(&R, &str) -> Vec<String>,
-    ) -> Result<(Vec<(R, Vec<TagRecord>)>, Option<String>)> {
+    ) -> Result<(Vec<Tagged<R>>, Option<String>)> {
         let missing: Vec<&str> = self.ids.iter().filter(|id| !all.iter().any(|r| id_of(r) == id.as_str())).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(Error::not_found(self.kind, &missing.join(", ")));
         }
-        let items: Vec<(R, Vec<TagRecord>)> = all
+        let items: Vec<Tagged<R>> = all
             .into_iter()
             .filter(|r| self.ids.is_empty() || self.ids.iter().any(|id| id == id_of(r)))
             .filter(|r| keep(r))
