@@ -66,40 +66,6 @@ fn decode_token(t: &str) -> Option<usize> {
     String::from_utf8(raw).ok()?.strip_prefix("corral:")?.parse().ok()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn f(name: &str, values: &[&str]) -> Filter {
-        Filter { name: name.into(), values: values.iter().map(|s| s.to_string()).collect() }
-    }
-
-    #[test]
-    fn filters_and_tags() {
-        let tags =
-            vec![TagRecord { resource_id: "i-1".into(), resource_type: "instance".into(), key: "Name".into(), value: "web-1".into() }];
-        let vals = |n: &str| if n == "instance-type" { vec!["t3.micro".to_string()] } else { vec![] };
-        assert!(matches(&[f("instance-type", &["t3.*"])], &tags, vals));
-        assert!(matches(&[f("tag:Name", &["web-*"]), f("tag-key", &["Name"])], &tags, vals));
-        assert!(!matches(&[f("tag:Name", &["db-*"])], &tags, vals));
-        assert!(!matches(&[f("tag:Other", &["*"])], &tags, vals));
-        assert!(check(&[f("bogus", &["x"])], &["instance-type"], true).is_err());
-        assert!(check(&[f("tag:Name", &["x"])], &["instance-type"], true).is_ok());
-    }
-
-    #[test]
-    fn pagination_walks_everything_once() {
-        let items: Vec<u32> = (0..12).collect();
-        let (p1, t1) = page(items.clone(), Some(5), None, (5, 1000)).unwrap();
-        let (p2, t2) = page(items.clone(), Some(5), t1.as_deref(), (5, 1000)).unwrap();
-        let (p3, t3) = page(items.clone(), Some(5), t2.as_deref(), (5, 1000)).unwrap();
-        assert_eq!([p1, p2, p3].concat(), items);
-        assert!(t3.is_none());
-        assert!(page(items.clone(), Some(4), None, (5, 1000)).is_err());
-        assert_eq!(page(items, None, Some("garbage"), (5, 1000)).unwrap_err().code, ErrorCode::InvalidPaginationToken);
-    }
-}
-
 /// A resource with its tags.
 pub type Tagged<R> = (R, Vec<TagRecord>);
 
@@ -160,5 +126,39 @@ impl Query<'_> {
             .filter(|(r, t)| matches(self.filters, t, |n| values(r, n)))
             .collect();
         page(items, self.max_results, self.next_token, self.bounds)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(name: &str, values: &[&str]) -> Filter {
+        Filter { name: name.into(), values: values.iter().map(|s| s.to_string()).collect() }
+    }
+
+    #[test]
+    fn filters_and_tags() {
+        let tags =
+            vec![TagRecord { resource_id: "i-1".into(), resource_type: "instance".into(), key: "Name".into(), value: "web-1".into() }];
+        let vals = |n: &str| if n == "instance-type" { vec!["t3.micro".to_string()] } else { vec![] };
+        assert!(matches(&[f("instance-type", &["t3.*"])], &tags, vals));
+        assert!(matches(&[f("tag:Name", &["web-*"]), f("tag-key", &["Name"])], &tags, vals));
+        assert!(!matches(&[f("tag:Name", &["db-*"])], &tags, vals));
+        assert!(!matches(&[f("tag:Other", &["*"])], &tags, vals));
+        assert!(check(&[f("bogus", &["x"])], &["instance-type"], true).is_err());
+        assert!(check(&[f("tag:Name", &["x"])], &["instance-type"], true).is_ok());
+    }
+
+    #[test]
+    fn pagination_walks_everything_once() {
+        let items: Vec<u32> = (0..12).collect();
+        let (p1, t1) = page(items.clone(), Some(5), None, (5, 1000)).unwrap();
+        let (p2, t2) = page(items.clone(), Some(5), t1.as_deref(), (5, 1000)).unwrap();
+        let (p3, t3) = page(items.clone(), Some(5), t2.as_deref(), (5, 1000)).unwrap();
+        assert_eq!([p1, p2, p3].concat(), items);
+        assert!(t3.is_none());
+        assert!(page(items.clone(), Some(4), None, (5, 1000)).is_err());
+        assert_eq!(page(items, None, Some("garbage"), (5, 1000)).unwrap_err().code, ErrorCode::InvalidPaginationToken);
     }
 }
