@@ -132,6 +132,14 @@ async fn imported_disk_with_its_own_bootloader_takes_key_pair_and_user_data() {
         ssh(&net.host_ns, &key, &public, "ls /dev/disk/by-id/").await.ok().filter(|s| s.contains(&serial))
     })
     .await;
+    // Grown live: the guest sees the new size without being told.
+    c.call("ModifyVolume", &[("VolumeId", &vol), ("Size", "2")]).await.ok();
+    let size_cmd = format!("lsblk -bdno SIZE $(readlink -f /dev/disk/by-id/*{serial} | head -1)");
+    wait_for("the grown volume's new size in the guest", Duration::from_secs(60), || async {
+        let out = ssh(&net.host_ns, &key, &public, &size_cmd).await.ok()?;
+        (out.trim() == (2u64 << 30).to_string()).then_some(())
+    })
+    .await;
     c.call("DetachVolume", &[("VolumeId", &vol)]).await.ok();
     wait_for("the volume gone from the guest", Duration::from_secs(60), || async {
         ssh(&net.host_ns, &key, &public, "ls /dev/disk/by-id/").await.ok().filter(|s| !s.contains(&serial))

@@ -30,6 +30,17 @@ pub struct NewImage {
     pub recipe_hash: String,
 }
 
+/// A CreateImage whose image record exists (pending) and whose snapshots are to be taken.
+struct ImageJob {
+    image_id: String,
+    instance_id: String,
+    /// The pending image record (its root device name).
+    source: ImageRecord,
+    volumes: Vec<VolumeRecord>,
+    snap_tags: Vec<(String, String)>,
+    mappings: Vec<rq::BlockDeviceMapping>,
+}
+
 /// Root device name AWS reports for HVM images.
 pub const ROOT_DEVICE_NAME: &str = "/dev/xvda";
 
@@ -174,8 +185,11 @@ impl Control {
         tx.image_get(id)?.ok_or_else(|| Error::not_found(IdKind::Image, id))
     }
 
-    /// CreateImage: snapshots of every volume of the instance (crash-consistent while it runs,
-    /// as with NoReboot on EC2), named by a new image.
+    /// CreateImage: snapshots of every volume of the instance, named by a new image. With
+    /// NoReboot the snapshots are taken at once, crash-consistent while the instance runs;
+    /// without it, as on EC2, a running instance is shut down first (so its file systems are
+    /// clean), snapshotted and started again, in the background: the image is `pending` until
+    /// then.
     pub async fn image_create(&self, req: &rq::CreateImage) -> Result<String> {
         let instance_id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
         if ResourceId::parse(IdKind::Instance, instance_id).is_none() {
@@ -186,8 +200,7 @@ impl Control {
         let image_tags = tag::from_specifications(&req.tag_specifications, "image", &["image", "snapshot"])?;
         let snap_tags = tag::from_specifications(&req.tag_specifications, "snapshot", &["image", "snapshot"])?;
         let image_id = ResourceId::generate(IdKind::Image).into_string();
-        let _disks = self.disk_lock.lock().await;
-        let (source, volumes) = self.store.transaction(|tx| {
+        let (source, volumes, running) = self.store.transaction(|tx| {
             let inst = tx.instance_get(instance_id)?.ok_or_else(|| Error::not_found(IdKind::Instance, instance_id))?;
             if !matches!(inst.state, InstanceState::Running | InstanceState::Stopped) {
                 return Err(Error::new(
@@ -234,8 +247,84 @@ impl Control {
             };
             tx.image_insert(&rec)?;
             tag::insert(tx, &image_id, "image", &image_tags)?;
-            Ok((rec, volumes))
+            Ok((rec, volumes, inst.state == InstanceState::Running))
         })?;
+        let job = ImageJob {
+            image_id: image_id.clone(),
+            instance_id: instance_id.to_string(),
+            source,
+            volumes,
+            snap_tags,
+            mappings: req.block_device_mappings.clone(),
+        };
+        if running && req.no_reboot != Some(true) {
+            let this = self.me.upgrade().ok_or_else(|| Error::internal("the control plane is shutting down"))?;
+            tokio::spawn(async move { this.image_create_rebooting(job).await });
+        } else {
+            self.image_finish(job).await?;
+        }
+        Ok(image_id)
+    }
+
+    /// CreateImage without NoReboot: stop, snapshot, start.
+    async fn image_create_rebooting(&self, job: ImageJob) {
+        let id = job.instance_id.clone();
+        let stop = rq::StopInstances { instance_ids: vec![id.clone()], ..Default::default() };
+        let stopped = match self.instance_stop(&stop) {
+            Ok(_) => self.wait_instance_state(&id, InstanceState::Stopped, std::time::Duration::from_secs(900)).await,
+            Err(e) => Err(e),
+        };
+        let result = match stopped {
+            Ok(()) => {
+                let image_id = job.image_id.clone();
+                let done = self.image_finish(job).await;
+                let start = rq::StartInstances { instance_ids: vec![id.clone()], ..Default::default() };
+                if let Err(e) = self.instance_start(&start) {
+                    tracing::warn!(instance = %id, image = %image_id, error = %e, "starting the instance again after CreateImage failed");
+                }
+                done
+            }
+            Err(e) => {
+                let _ = self.store.transaction(|tx| {
+                    let Some(mut rec) = tx.image_get(&job.image_id)? else { return Ok::<_, Error>(()) };
+                    rec.state = "failed".into();
+                    Ok(tx.image_update(&rec)?)
+                });
+                Err(e)
+            }
+        };
+        if let Err(e) = result {
+            tracing::warn!(instance = %id, error = %e, internal = ?e.internal, "CreateImage with a reboot failed");
+        }
+    }
+
+    /// Waits until the instance reaches `want`; fails if it ends up somewhere it cannot come
+    /// back from (terminated) or the deadline passes.
+    async fn wait_instance_state(&self, id: &str, want: InstanceState, deadline: std::time::Duration) -> Result<()> {
+        let until = std::time::Instant::now() + deadline;
+        loop {
+            let state = self.store.read(|tx| tx.instance_get(id))?.map(|r| r.state);
+            match state {
+                Some(s) if s == want => return Ok(()),
+                Some(InstanceState::ShuttingDown | InstanceState::Terminated) | None => {
+                    return Err(Error::new(
+                        ErrorCode::IncorrectInstanceState,
+                        format!("Instance '{id}' went away while an image was made of it."),
+                    ));
+                }
+                _ if std::time::Instant::now() > until => {
+                    return Err(Error::internal(format!("instance {id} did not reach {} in time", want.name())));
+                }
+                _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+            }
+        }
+    }
+
+    /// Takes the snapshots of a CreateImage and makes the image available (or failed).
+    async fn image_finish(&self, job: ImageJob) -> Result<()> {
+        let ImageJob { image_id, instance_id, source, volumes, snap_tags, mappings: requested } = job;
+        let instance_id = instance_id.as_str();
+        let _disks = self.disk_lock.lock().await;
         let mut mappings = Vec::new();
         let mut failed = false;
         for v in &volumes {
@@ -253,7 +342,7 @@ impl Control {
             }
         }
         // Mappings in the request add empty volumes or suppress ones the instance has.
-        for m in &req.block_device_mappings {
+        for m in &requested {
             let Some(device) = m.device_name.clone() else { continue };
             if m.no_device.is_some() {
                 mappings.retain(|b| b.device_name != device || b.device_name == source.root_device_name);
@@ -281,8 +370,7 @@ impl Control {
             rec.block_devices = mappings.clone();
             rec.state = if failed { "failed" } else { "available" }.into();
             Ok(tx.image_update(&rec)?)
-        })?;
-        Ok(image_id)
+        })
     }
 
     pub fn image_register(&self, req: &rq::RegisterImage) -> Result<String> {

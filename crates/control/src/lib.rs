@@ -82,6 +82,8 @@ pub struct Control {
     pub(crate) kick: Arc<Notify>,
     /// The desired host state last applied, and when.
     pub(crate) host_applied: tokio::sync::Mutex<Option<(corral_agent_api::DesiredHost, std::time::Instant)>>,
+    /// This control plane itself, for work it hands to background tasks.
+    pub(crate) me: std::sync::Weak<Control>,
     /// Set by [`Control::kick_host`]: the desired host state must be recomputed now.
     pub(crate) host_dirty: std::sync::atomic::AtomicBool,
     /// When the desired host state was last computed.
@@ -93,7 +95,8 @@ impl Control {
         let account_id = store
             .read(|tx| tx.meta_get(account::ACCOUNT_ID_KEY))?
             .ok_or_else(|| corral_types::Error::internal("store has no account id: run bootstrap first"))?;
-        let control = Control {
+        let control = Arc::new_cyclic(|me| Control {
+            me: me.clone(),
             store,
             agent,
             storage,
@@ -104,9 +107,9 @@ impl Control {
             host_applied: tokio::sync::Mutex::new(None),
             host_dirty: std::sync::atomic::AtomicBool::new(true),
             host_computed: std::sync::Mutex::new(None),
-        };
+        });
         control.default_vpc_ensure()?;
-        Ok(Arc::new(control))
+        Ok(control)
     }
 
     pub fn account_id(&self) -> &str {

@@ -495,3 +495,31 @@ async fn instances_start_after_their_image_is_deregistered() {
     let r = ctx.call("DescribeInstances", &[("InstanceId.1", &second)]).await;
     assert_eq!(r.ok().text("rootDeviceName").as_deref(), Some("/dev/xvda"));
 }
+
+/// Without NoReboot, as on EC2, CreateImage shuts a running instance down, snapshots its
+/// volumes while nothing writes to them, and starts it again; the image is pending meanwhile.
+#[tokio::test]
+async fn create_image_without_no_reboot_stops_and_restarts_the_instance() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let boots = ctx.agent.vm(&id).unwrap().boots;
+    let r = ctx.call("CreateImage", &[("InstanceId", &id), ("Name", "clean-fs")]).await;
+    let ami = r.ok().text("imageId").unwrap();
+    corral_testkit::wait_for("the image available", std::time::Duration::from_secs(10), || async {
+        let r = ctx.call("DescribeImages", &[("ImageId.1", &ami)]).await;
+        (r.text("imageState").as_deref() == Some("available")).then_some(())
+    })
+    .await;
+    ctx.wait_state(&id, "running").await;
+    assert_eq!(ctx.agent.vm(&id).unwrap().boots, boots + 1, "stopped and started once");
+    let r = ctx.call("DescribeImages", &[("ImageId.1", &ami)]).await;
+    assert_eq!(r.ok().texts("snapshotId").len(), 1);
+    // The snapshots were taken offline: no live snapshot went through the agent, so the VM's
+    // disk is the one the restart opened, an overlay on the snapshot's layer.
+    let disk = ctx.agent.vm(&id).unwrap().spec.disks[0].clone();
+    let snap = r.text("snapshotId").unwrap();
+    let store = ctx.control.store().clone();
+    let rec = store.read(|tx| tx.doc_get::<corral_store::SnapshotRecord>(&snap)).unwrap().unwrap();
+    assert_eq!(disk.backing.map(|l| l.to_string()), rec.layer);
+}
