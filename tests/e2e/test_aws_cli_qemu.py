@@ -122,6 +122,27 @@ def test_readme_flow_on_a_real_guest(cli, tmp_path):
     cli("reboot-instances", "--instance-ids", iid)
     wait(lambda: (cli("get-console-output", "--instance-id", iid).get("Output") or "").count(MARKER) >= 2, "reboot marker", 120)
     assert pids_with(iid) == pid, "reboot keeps the process"
+
+    # The README's storage commands, with the aws CLI's own waiters.
+    az = inst["Placement"]["AvailabilityZone"]
+    vol = cli("create-volume", "--size", "2", "--availability-zone", az)["VolumeId"]
+    cli("wait", "volume-available", "--volume-ids", vol)
+    att = cli("attach-volume", "--volume-id", vol, "--instance-id", iid, "--device", "/dev/sdf")
+    assert att["Device"] == "/dev/sdf"
+    cli("wait", "volume-in-use", "--volume-ids", vol)
+    snap = cli("create-snapshot", "--volume-id", vol, "--description", "nightly")["SnapshotId"]
+    cli("wait", "snapshot-completed", "--snapshot-ids", snap)
+    image = cli("create-image", "--instance-id", iid, "--name", f"{name}-image", "--no-reboot")["ImageId"]
+    cli("wait", "image-available", "--image-ids", image)
+    mappings = cli("describe-instances", "--instance-ids", iid)["Reservations"][0]["Instances"][0]["BlockDeviceMappings"]
+    assert [m["DeviceName"] for m in mappings] == ["/dev/xvda", "/dev/sdf"], mappings
+    cli("detach-volume", "--volume-id", vol)
+    cli("wait", "volume-available", "--volume-ids", vol)
+    cli("delete-volume", "--volume-id", vol)
+    snaps = [m["Ebs"]["SnapshotId"] for m in cli("describe-images", "--image-ids", image)["Images"][0]["BlockDeviceMappings"]]
+    cli("deregister-image", "--image-id", image)
+    for s in snaps + [snap]:
+        cli("delete-snapshot", "--snapshot-id", s)
     res = cli("terminate-instances", "--instance-ids", iid)
     assert res["TerminatingInstances"][0]["CurrentState"]["Name"] == "shutting-down"
     cli("wait", "instance-terminated", "--instance-ids", iid)
