@@ -104,6 +104,11 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE images ADD COLUMN block_devices TEXT NOT NULL DEFAULT '[]';
     ALTER TABLE images ADD COLUMN launch_users TEXT NOT NULL DEFAULT '[]';
     "#,
+    // 5: documents are numbered by MAX(seq) + 1 on insert; without an index on seq alone that
+    // was a scan of every document per insert (launches insert three).
+    r#"
+    CREATE INDEX docs_by_seq ON docs(seq);
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
