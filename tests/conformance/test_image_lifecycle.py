@@ -319,6 +319,12 @@ def test_image_launch_permissions(ec2, made_snapshot, register, run_id):
     assert ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"] == []
     assert image_of(ec2, image_id)["Public"] is False
 
+    # ResetImageAttribute takes launchPermission back to private in one call.
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]})
+    ec2.reset_image_attribute(ImageId=image_id, Attribute="launchPermission")
+    assert ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"] == []
+    assert image_of(ec2, image_id)["Public"] is False
+
 
 def test_image_attribute_errors(ec2):
     with expect_error("InvalidAMIID.NotFound"):

@@ -120,6 +120,13 @@ requests!(
     CopyImage,
     DescribeImageAttribute,
     ModifyImageAttribute,
+    ResetImageAttribute,
+    DescribeVolumeStatus,
+    DescribeVolumeAttribute,
+    ModifyVolumeAttribute,
+    DescribeSnapshotAttribute,
+    ModifySnapshotAttribute,
+    ResetSnapshotAttribute,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -349,6 +356,34 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::ModifyImageAttribute(r) => {
             c.image_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+        R::ResetImageAttribute(r) => {
+            c.image_attribute_reset(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeVolumeStatus(r) => {
+            let (items, next) = c.volume_status(&r)?;
+            views::storage::volume_statuses(&items, next)
+        }
+        R::DescribeVolumeAttribute(r) => {
+            let (v, attr) = c.volume_attribute(&r)?;
+            views::storage::volume_attribute(&v, &attr)
+        }
+        R::ModifyVolumeAttribute(r) => {
+            c.volume_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+        R::DescribeSnapshotAttribute(r) => {
+            let (s, attr) = c.snapshot_attribute(&r)?;
+            views::storage::snapshot_attribute(&s, &attr)
+        }
+        R::ModifySnapshotAttribute(r) => {
+            c.snapshot_attribute_modify(&r)?;
+            serde_json::json!({})
+        }
+        R::ResetSnapshotAttribute(r) => {
+            c.snapshot_attribute_reset(&r)?;
             serde_json::json!({})
         }
         R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),

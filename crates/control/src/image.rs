@@ -173,6 +173,8 @@ impl Control {
             layer: Some(layer.to_string()),
             pending_top: None,
             boot,
+            public: false,
+            volume_users: vec![],
         };
         tx.doc_put(&snap)?;
         Ok(snap)
@@ -585,6 +587,27 @@ impl Control {
         Ok((img, attribute))
     }
 
+    /// ResetImageAttribute: launchPermission back to private (the only resettable one).
+    pub fn image_attribute_reset(&self, req: &rq::ResetImageAttribute) -> Result<()> {
+        let id = req.image_id.as_deref().ok_or_else(|| Error::missing("ImageId"))?;
+        let attribute = req.attribute.as_deref().ok_or_else(|| Error::missing("Attribute"))?;
+        if attribute != "launchPermission" {
+            return Err(Error::invalid_value("Attribute", attribute, "Only launchPermission can be reset."));
+        }
+        self.store.transaction(|tx| {
+            let mut img = Self::image_load(tx, id)?;
+            if img.owner_id != self.account_id {
+                return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {id}.")));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            img.is_public = false;
+            img.launch_users.clear();
+            Ok(tx.image_update(&img)?)
+        })
+    }
+
     pub fn image_attribute_modify(&self, req: &rq::ModifyImageAttribute) -> Result<()> {
         let id = req.image_id.as_deref().ok_or_else(|| Error::missing("ImageId"))?;
         self.store.transaction(|tx| {
@@ -617,42 +640,14 @@ impl Control {
             if description.is_none() && adds.is_empty() && removes.is_empty() {
                 return Err(Error::missing("Attribute"));
             }
-            for p in adds.iter().chain(removes.iter()) {
-                if let Some(g) = &p.group {
-                    if g != "all" {
-                        return Err(Error::invalid_value("UserGroup", g, "The only group is 'all'."));
-                    }
-                }
-                if let Some(u) = &p.user_id {
-                    if u.len() != 12 || !u.bytes().all(|b| b.is_ascii_digit()) {
-                        return Err(Error::invalid_value("UserId", u, "Account ids are 12 digits."));
-                    }
-                }
-            }
+            check_permissions(adds.iter().chain(removes.iter()))?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }
             if let Some(d) = description {
                 img.description = d;
             }
-            for p in &adds {
-                if p.group.is_some() {
-                    img.is_public = true;
-                }
-                if let Some(u) = &p.user_id {
-                    if !img.launch_users.contains(u) {
-                        img.launch_users.push(u.clone());
-                    }
-                }
-            }
-            for p in &removes {
-                if p.group.is_some() {
-                    img.is_public = false;
-                }
-                if let Some(u) = &p.user_id {
-                    img.launch_users.retain(|x| x != u);
-                }
-            }
+            apply_permissions(&mut img.is_public, &mut img.launch_users, &adds, &removes);
             Ok(tx.image_update(&img)?)
         })
     }
@@ -733,6 +728,50 @@ impl Control {
             },
         )?;
         Ok((items.into_iter().map(|(rec, tags)| Image { rec, tags }).collect(), next))
+    }
+}
+
+/// Launch and create-volume permissions name the group `all` or 12-digit account ids.
+pub(crate) fn check_permissions<'a>(perms: impl Iterator<Item = &'a rq::LaunchPermission>) -> Result<()> {
+    for p in perms {
+        if let Some(g) = &p.group {
+            if g != "all" {
+                return Err(Error::invalid_value("UserGroup", g, "The only group is 'all'."));
+            }
+        }
+        if let Some(u) = &p.user_id {
+            if u.len() != 12 || !u.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(Error::invalid_value("UserId", u, "Account ids are 12 digits."));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Adds, then removes, permissions: `group all` sets `public`, user ids join `users`.
+pub(crate) fn apply_permissions(
+    public: &mut bool,
+    users: &mut Vec<String>,
+    adds: &[rq::LaunchPermission],
+    removes: &[rq::LaunchPermission],
+) {
+    for p in adds {
+        if p.group.is_some() {
+            *public = true;
+        }
+        if let Some(u) = &p.user_id {
+            if !users.contains(u) {
+                users.push(u.clone());
+            }
+        }
+    }
+    for p in removes {
+        if p.group.is_some() {
+            *public = false;
+        }
+        if let Some(u) = &p.user_id {
+            users.retain(|x| x != u);
+        }
     }
 }
 

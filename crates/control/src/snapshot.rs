@@ -83,6 +83,8 @@ impl Control {
                 layer: None,
                 pending_top: Some(new_top.to_string()),
                 boot: v.boot.clone(),
+                public: false,
+                volume_users: vec![],
             };
             tx.doc_put(&snap)?;
             tag::insert(tx, &snap.snapshot_id, "snapshot", tags)?;
@@ -255,6 +257,8 @@ impl Control {
             layer: src.layer.clone(),
             pending_top: None,
             boot: src.boot.clone(),
+            public: false,
+            volume_users: vec![],
         };
         tx.doc_put(&rec)?;
         Ok(rec)
@@ -351,4 +355,78 @@ impl Control {
         }
         Ok(())
     }
+}
+
+impl Control {
+    pub fn snapshot_attribute(&self, req: &rq::DescribeSnapshotAttribute) -> Result<(SnapshotRecord, String)> {
+        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
+        let attribute = snapshot_attribute_name(req.attribute.as_deref())?;
+        let s = self.store.read(|tx| tx.doc_get::<SnapshotRecord>(id))?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        Ok((s, attribute))
+    }
+
+    /// createVolumePermission: `group all` makes the snapshot public; user ids share it.
+    pub fn snapshot_attribute_modify(&self, req: &rq::ModifySnapshotAttribute) -> Result<()> {
+        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
+        if let Some(a) = req.attribute.as_deref() {
+            if a != "createVolumePermission" {
+                return Err(Error::invalid_value("Attribute", a, "Only createVolumePermission can be modified."));
+            }
+        }
+        let mut adds: Vec<rq::LaunchPermission> = req.create_volume_permission.as_ref().map(|p| p.add.clone()).unwrap_or_default();
+        let mut removes: Vec<rq::LaunchPermission> = req.create_volume_permission.as_ref().map(|p| p.remove.clone()).unwrap_or_default();
+        let listed: Vec<rq::LaunchPermission> = req
+            .user_ids
+            .iter()
+            .map(|u| rq::LaunchPermission { user_id: Some(u.clone()), group: None })
+            .chain(req.group_names.iter().map(|g| rq::LaunchPermission { group: Some(g.clone()), user_id: None }))
+            .collect();
+        match (req.operation_type.as_deref(), listed.is_empty()) {
+            (_, true) => {}
+            (Some("add"), false) => adds.extend(listed),
+            (Some("remove"), false) => removes.extend(listed),
+            (Some(o), false) => return Err(Error::invalid_value("OperationType", o, "Valid values are add and remove.")),
+            (None, false) => return Err(Error::missing("OperationType")),
+        }
+        if adds.is_empty() && removes.is_empty() {
+            return Err(Error::missing("CreateVolumePermission"));
+        }
+        crate::image::check_permissions(adds.iter().chain(removes.iter()))?;
+        self.store.transaction(|tx| {
+            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
+            if s.owner_id != self.account_id {
+                return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {id}.")));
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            crate::image::apply_permissions(&mut s.public, &mut s.volume_users, &adds, &removes);
+            Ok(tx.doc_put(&s)?)
+        })
+    }
+
+    pub fn snapshot_attribute_reset(&self, req: &rq::ResetSnapshotAttribute) -> Result<()> {
+        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
+        snapshot_attribute_name(req.attribute.as_deref())?;
+        self.store.transaction(|tx| {
+            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            s.public = false;
+            s.volume_users.clear();
+            Ok(tx.doc_put(&s)?)
+        })
+    }
+}
+
+fn snapshot_attribute_name(a: Option<&str>) -> Result<String> {
+    let a = a.ok_or_else(|| Error::missing("Attribute"))?;
+    if a != "createVolumePermission" && a != "productCodes" {
+        return Err(Error::invalid_value("Attribute", a, "Valid attributes are createVolumePermission and productCodes."));
+    }
+    Ok(a.to_string())
 }

@@ -184,6 +184,35 @@ request!(CopyImage {
     tag_specifications: Vec<TagSpecification>,
     client_token: Option<String>,
 });
+request!(DescribeVolumeStatus { volume_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
+request!(DescribeVolumeAttribute { volume_id: Option<String>, attribute: Option<String> });
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct ModifyVolumeAttribute {
+    pub dry_run: bool,
+    pub volume_id: Option<String>,
+    #[serde(rename = "AutoEnableIO")]
+    pub auto_enable_io: Option<AttributeValue<bool>>,
+}
+request!(DescribeSnapshotAttribute { snapshot_id: Option<String>, attribute: Option<String> });
+request!(ResetSnapshotAttribute { snapshot_id: Option<String>, attribute: Option<String> });
+request!(ResetImageAttribute { image_id: Option<String>, attribute: Option<String> });
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreateVolumePermissionModifications {
+    pub add: Vec<LaunchPermission>,
+    pub remove: Vec<LaunchPermission>,
+}
+
+request!(ModifySnapshotAttribute {
+    snapshot_id: Option<String>,
+    attribute: Option<String>,
+    operation_type: Option<String>,
+    user_ids: Vec<String>,
+    group_names: Vec<String>,
+    create_volume_permission: Option<CreateVolumePermissionModifications>,
+});
 request!(DescribeImageAttribute { image_id: Option<String>, attribute: Option<String> });
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -78,6 +78,8 @@ pub struct VolumeRecord {
     pub attachment: Option<VolumeAttachment>,
     pub modification: Option<VolumeModification>,
     pub boot: Option<KernelBoot>,
+    #[serde(default)]
+    pub auto_enable_io: bool,
 }
 
 impl VolumeRecord {
@@ -118,6 +120,11 @@ pub struct SnapshotRecord {
     #[serde(default)]
     pub pending_top: Option<String>,
     pub boot: Option<KernelBoot>,
+    /// createVolumePermission: everyone (`group all`) and these accounts besides the owner.
+    #[serde(default)]
+    pub public: bool,
+    #[serde(default)]
+    pub volume_users: Vec<String>,
 }
 
 impl Doc for SnapshotRecord {

@@ -442,6 +442,8 @@ async fn steps_left_halfway_are_settled_at_start() {
         layer: None,
         pending_top: Some(top.to_string()),
         boot: None,
+        public: false,
+        volume_users: vec![],
     };
     let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
     ctx.wait_state(&id, "running").await;
@@ -522,4 +524,51 @@ async fn create_image_without_no_reboot_stops_and_restarts_the_instance() {
     let store = ctx.control.store().clone();
     let rec = store.read(|tx| tx.doc_get::<corral_store::SnapshotRecord>(&snap)).unwrap().unwrap();
     assert_eq!(disk.backing.map(|l| l.to_string()), rec.layer);
+}
+
+#[tokio::test]
+async fn volume_status_and_attributes_of_volumes_snapshots_and_images() {
+    let ctx = TestContext::new().await;
+    let vol = volume(&ctx, "1", "local-1a").await;
+    let r = ctx.call("DescribeVolumeStatus", &[("VolumeId.1", &vol)]).await;
+    assert_eq!(r.ok().texts("status"), vec!["passed", "not-applicable", "ok"], "details, then the volume's: {}", r.body);
+    let r = ctx.call("DescribeVolumeStatus", &[("Filter.1.Name", "volume-status.status"), ("Filter.1.Value.1", "impaired")]).await;
+    assert!(r.ok().texts("volumeId").is_empty());
+    ctx.call("DescribeVolumeStatus", &[("VolumeId.1", "vol-0123456789abcdef0")]).await.err("InvalidVolume.NotFound");
+
+    let r = ctx.call("DescribeVolumeAttribute", &[("VolumeId", &vol), ("Attribute", "autoEnableIO")]).await;
+    assert!(r.ok().body.contains("<autoEnableIO><value>false</value></autoEnableIO>"), "{}", r.body);
+    ctx.call("ModifyVolumeAttribute", &[("VolumeId", &vol), ("AutoEnableIO.Value", "true")]).await.ok();
+    let r = ctx.call("DescribeVolumeAttribute", &[("VolumeId", &vol), ("Attribute", "autoEnableIO")]).await;
+    assert!(r.ok().body.contains("<autoEnableIO><value>true</value></autoEnableIO>"), "{}", r.body);
+    ctx.call("DescribeVolumeAttribute", &[("VolumeId", &vol), ("Attribute", "size")]).await.err("InvalidParameterValue");
+
+    let snap = ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok().text("snapshotId").unwrap();
+    assert_eq!(perms(&ctx, &snap).await, (vec![], vec![]));
+    ctx.call(
+        "ModifySnapshotAttribute",
+        &[("SnapshotId", &snap), ("Attribute", "createVolumePermission"), ("OperationType", "add"), ("UserId.1", "111122223333")],
+    )
+    .await
+    .ok();
+    ctx.call("ModifySnapshotAttribute", &[("SnapshotId", &snap), ("CreateVolumePermission.Add.1.Group", "all")]).await.ok();
+    assert_eq!(perms(&ctx, &snap).await, (vec!["all".to_string()], vec!["111122223333".to_string()]));
+    ctx.call("ModifySnapshotAttribute", &[("SnapshotId", &snap), ("CreateVolumePermission.Add.1.UserId", "12")])
+        .await
+        .err("InvalidParameterValue");
+    ctx.call("ResetSnapshotAttribute", &[("SnapshotId", &snap), ("Attribute", "createVolumePermission")]).await.ok();
+    assert_eq!(perms(&ctx, &snap).await, (vec![], vec![]));
+
+    let image = ctx.image("corral-minimal");
+    ctx.call("ModifyImageAttribute", &[("ImageId", &image), ("LaunchPermission.Add.1.Group", "all")]).await.ok();
+    ctx.call("ResetImageAttribute", &[("ImageId", &image), ("Attribute", "launchPermission")]).await.ok();
+    let r = ctx.call("DescribeImages", &[("ImageId.1", &image)]).await;
+    assert_eq!(r.ok().text("isPublic").as_deref(), Some("false"));
+    ctx.call("ResetImageAttribute", &[("ImageId", &image), ("Attribute", "description")]).await.err("InvalidParameterValue");
+}
+
+async fn perms(ctx: &TestContext, snap: &str) -> (Vec<String>, Vec<String>) {
+    let r = ctx.call("DescribeSnapshotAttribute", &[("SnapshotId", snap), ("Attribute", "createVolumePermission")]).await;
+    r.ok();
+    (r.texts("group"), r.texts("userId"))
 }

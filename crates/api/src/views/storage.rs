@@ -1,7 +1,7 @@
 //! Volumes, attachments, volume modifications and snapshots.
 
 use corral_control::snapshot::Snapshot;
-use corral_control::volume::Volume;
+use corral_control::volume::{Volume, VolumeStatus};
 use corral_store::{SnapshotRecord, VolumeModification, VolumeRecord};
 use serde_json::{json, Value};
 
@@ -130,4 +130,46 @@ pub fn instance_mappings(volumes: &[VolumeRecord]) -> Value {
             })
             .collect(),
     )
+}
+
+pub fn volume_statuses(items: &[VolumeStatus], next: Option<String>) -> Value {
+    let list: Vec<Value> = items
+        .iter()
+        .map(|s| {
+            json!({
+                "VolumeId": s.volume_id,
+                "AvailabilityZone": s.availability_zone,
+                "VolumeStatus": {
+                    "Status": s.status,
+                    "Details": [
+                        { "Name": "io-enabled", "Status": s.io_enabled },
+                        { "Name": "io-performance", "Status": "not-applicable" },
+                    ],
+                },
+                "Actions": [],
+                "Events": [],
+            })
+        })
+        .collect();
+    super::with_next(json!({ "VolumeStatuses": list }), next)
+}
+
+pub fn volume_attribute(v: &VolumeRecord, attribute: &str) -> Value {
+    match attribute {
+        "autoEnableIO" => json!({ "VolumeId": v.volume_id, "AutoEnableIO": { "Value": v.auto_enable_io } }),
+        _ => json!({ "VolumeId": v.volume_id, "ProductCodes": [] }),
+    }
+}
+
+pub fn snapshot_attribute(s: &SnapshotRecord, attribute: &str) -> Value {
+    match attribute {
+        "createVolumePermission" => {
+            let mut perms: Vec<Value> = s.volume_users.iter().map(|u| json!({ "UserId": u })).collect();
+            if s.public {
+                perms.insert(0, json!({ "Group": "all" }));
+            }
+            json!({ "SnapshotId": s.snapshot_id, "CreateVolumePermissions": perms })
+        }
+        _ => json!({ "SnapshotId": s.snapshot_id, "ProductCodes": [] }),
+    }
 }
