@@ -266,6 +266,12 @@ impl Agent for SimAgent {
         running(&st, id)?;
         let disk = st.vms.get(id).and_then(|vm| vm.disks.iter().find(|d| d.volume_id == volume_id).cloned());
         let disk = disk.ok_or_else(|| AgentError::Other(format!("{id} has no disk {volume_id}")))?;
+        if disk.layer == *new_top {
+            return Ok(()); // this very snapshot was taken already
+        }
+        if st.layers.contains_key(new_top) {
+            return Err(AgentError::Other(format!("layer {new_top} exists already; a snapshot needs a new one")));
+        }
         st.layers.insert(new_top.clone(), SimLayer { backing: Some(disk.layer.clone()), size_bytes: disk.size_bytes });
         if let Some(d) = st.vms.get_mut(id).and_then(|vm| vm.disks.iter_mut().find(|d| d.volume_id == volume_id)) {
             d.backing = Some(d.layer.clone());

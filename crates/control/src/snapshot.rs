@@ -274,6 +274,34 @@ pub fn progress(s: &SnapshotRecord) -> String {
 }
 
 impl Control {
+    async fn layer_exists(&self, layer: &LayerId) -> Result<bool> {
+        self.storage.layer_size(layer).await.map(|s| s.is_some()).map_err(|e| Error::internal(format!("reading layer {layer}: {e}")))
+    }
+
+    /// Whether the host step of a pending snapshot happened: the volume's new top layer exists
+    /// and, when a running VM has the volume, that VM writes to it. Asking the VM to take the
+    /// same snapshot again answers that (it is a no-op once taken, and takes it now if its
+    /// layer was never made); a new top layer the VM does not write to is deleted.
+    async fn snapshot_step_happened(&self, volume_id: &str, top: &LayerId) -> Result<bool> {
+        let running_on = self.store.read(|tx| {
+            let Some(v) = tx.doc_get::<VolumeRecord>(volume_id)? else { return Ok::<_, Error>(None) };
+            let Some(a) = v.attachment else { return Ok(None) };
+            Ok(tx.instance_get(&a.instance_id)?.filter(|i| i.state == InstanceState::Running).map(|i| i.instance_id))
+        })?;
+        let Some(instance_id) = running_on else { return self.layer_exists(top).await };
+        match self.agent.vm_disk_snapshot(&instance_id, volume_id, top).await {
+            Ok(()) => Ok(true),
+            Err(corral_agent_api::AgentError::WrongState { .. } | corral_agent_api::AgentError::NoSuchVm(_)) => {
+                self.layer_exists(top).await
+            }
+            Err(e) => {
+                tracing::warn!(volume = volume_id, layer = %top, error = %e, "a snapshot's new layer is not in use; deleting it");
+                self.storage.layer_delete(top).await.map_err(|e| Error::internal(format!("deleting layer {top}: {e}")))?;
+                Ok(false)
+            }
+        }
+    }
+
     /// At start, before the first reconcile pass: finishes or undoes the storage steps a crash
     /// interrupted between their two transactions.
     /// - A pending snapshot whose new top layer exists happened on the host (a running VM may
@@ -287,7 +315,7 @@ impl Control {
         for s in snapshots.into_iter().filter(|s| s.state == "pending") {
             let top = s.pending_top.as_deref().and_then(LayerId::parse);
             let happened = match &top {
-                Some(t) => self.storage.layer_size(t).await.map_err(|e| Error::internal(format!("reading layer {t}: {e}")))?.is_some(),
+                Some(t) => self.snapshot_step_happened(&s.volume_id, t).await?,
                 None => false,
             };
             self.store.transaction(|tx| {
@@ -335,7 +363,7 @@ impl Control {
             if v.state == "creating" {
                 let layer = LayerId::parse(&v.layer);
                 let exists = match &layer {
-                    Some(l) => self.storage.layer_size(l).await.map_err(|e| Error::internal(format!("reading layer {l}: {e}")))?.is_some(),
+                    Some(l) => self.layer_exists(l).await?,
                     None => false,
                 };
                 let doomed = self.store.transaction(|tx| {

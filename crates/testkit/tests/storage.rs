@@ -464,9 +464,35 @@ async fn steps_left_halfway_are_settled_at_start() {
         })
         .unwrap();
 
+    // And a live one: a volume attached to the running instance, whose snapshot was recorded
+    // but never reached the VM; asked again, the VM takes it.
+    let live = volume(&ctx, "1", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &live), ("InstanceId", &id), ("Device", "/dev/sdg")]).await.ok();
+    let live_top = LayerId::random();
+    store
+        .transaction(|tx| {
+            let mut p = pending("snap-0000000000000000c", &live_top);
+            p.volume_id = live.clone();
+            tx.doc_put(&p)
+        })
+        .unwrap();
+
     ctx.control.storage_recover().await.unwrap();
-    let r = ctx.call("DescribeSnapshots", &[("SnapshotId.1", "snap-0000000000000000a"), ("SnapshotId.2", "snap-0000000000000000b")]).await;
-    assert_eq!(r.ok().texts("status"), vec!["completed", "error"], "{}", r.body);
+    let r = ctx
+        .call(
+            "DescribeSnapshots",
+            &[
+                ("SnapshotId.1", "snap-0000000000000000a"),
+                ("SnapshotId.2", "snap-0000000000000000b"),
+                ("SnapshotId.3", "snap-0000000000000000c"),
+            ],
+        )
+        .await;
+    assert_eq!(r.ok().texts("status"), vec!["completed", "error", "completed"], "{}", r.body);
+    let disk = ctx.agent.vm(&id).unwrap().disks.into_iter().find(|d| d.volume_id == live).unwrap();
+    assert_eq!(disk.layer, live_top, "the VM writes to the snapshot's new top layer");
+    let v: VolumeRecord = store.read(|tx| tx.doc_get(&live)).unwrap().unwrap();
+    assert_eq!(v.layer, live_top.to_string());
     let v: VolumeRecord = store.read(|tx| tx.doc_get(&vol)).unwrap().unwrap();
     assert_eq!(v.layer, done_top.to_string(), "the volume writes to the layer the host step made");
     let r = ctx.call("DescribeVolumes", &[("VolumeId.1", &other)]).await;
