@@ -162,6 +162,18 @@ pub trait Agent: Send + Sync + 'static {
     /// writing to the old top and `new_top` does not exist.
     async fn vm_disk_snapshot(&self, instance_id: &str, volume_id: &str, new_top: &LayerId) -> Result<(), AgentError>;
 
+    /// Like [`Storage::layer_rebase`], for a layer in the chain of an attached volume of a running
+    /// VM: QEMU copies the skipped layers' data into `layer` and switches its backing
+    /// (`block-stream` into that node with the new base), so the skipped layers can be
+    /// deleted afterwards. Returns when the job has completed. `layer` may be the volume's top.
+    async fn vm_disk_rebase(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        layer: &LayerId,
+        backing: Option<&LayerId>,
+    ) -> Result<(), AgentError>;
+
     /// Grows an attached volume of a running VM to `size_bytes` (block_resize); the guest sees
     /// the new capacity at once.
     async fn vm_disk_resize(&self, instance_id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError>;

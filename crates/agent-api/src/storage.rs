@@ -102,6 +102,13 @@ pub trait Storage: Send + Sync + 'static {
     /// layers with its source.
     async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError>;
 
+    /// Makes `backing` (a layer further down `id`'s current chain, or `None` for no backing at
+    /// all) the new backing of layer `id`, copying into `id` whatever the layers it skips held,
+    /// so what `id`'s chain reads does not change (`qemu-img rebase` in its safe mode). No VM
+    /// may have the chain open. A crash halfway leaves `id` on its old backing, reading the same.
+    /// Used to drop layers nothing needs any more from the middle of chains.
+    async fn layer_rebase(&self, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError>;
+
     /// Grows a layer that no VM has open to `size_bytes` (never shrinks).
     async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError>;
 

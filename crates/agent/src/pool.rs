@@ -11,7 +11,9 @@
 //! Layers are made with `qemu-img` (`create`, `convert`, `resize`) into a temporary name and
 //! published with a hard link, which fails rather than replace a layer that appeared in the
 //! meantime: a reader never sees half a layer, a failed command (a bad source, a full disk)
-//! leaves nothing, and two makers of the same layer cannot clobber each other. A layer's
+//! leaves nothing, and two makers of the same layer cannot clobber each other. Rebasing
+//! ([`Storage::layer_rebase`]) changes a layer in place instead, in an order that keeps what it
+//! reads the same at every instant (see [`Pool`]'s implementation). A layer's
 //! virtual size and backing file are read straight from its qcow2 header, which works while a
 //! VM has the layer open (QEMU keeps the header current, `block_resize` included) and costs
 //! no process.
@@ -99,6 +101,22 @@ impl Pool {
                 .map(Some)
                 .ok_or_else(|| AgentError::Other(format!("layer {id} has a backing file outside the pool: {b}"))),
         }
+    }
+
+    /// The layers below `id`, nearest first: its backing layer, that one's, and so on (read
+    /// from the headers; an error if a layer on the way is missing, outside the pool, or the
+    /// chain loops).
+    pub fn chain_below(&self, id: &LayerId) -> Result<Vec<LayerId>, AgentError> {
+        let mut below: Vec<LayerId> = Vec::new();
+        let mut cur = self.backing_of(id)?;
+        while let Some(l) = cur {
+            if &l == id || below.contains(&l) {
+                return Err(AgentError::Other(format!("the backing chain of layer {id} loops at {l}")));
+            }
+            cur = self.backing_of(&l)?;
+            below.push(l);
+        }
+        Ok(below)
     }
 
     /// The layers in the pool (files named like layers; temporary files are not layers).
@@ -342,6 +360,60 @@ impl Storage for Pool {
             self.qemu_img(|| format!("flattening layer {source} into {id}"), &args).await.map(drop)
         })
         .await?;
+        Ok(())
+    }
+
+    /// `qemu-img rebase` in its safe mode: it opens `id` over both its old and its new backing,
+    /// writes into `id` every range where the two read differently and `id` holds nothing of
+    /// its own (so the data comes from the layers skipped), then rewrites the header.
+    ///
+    /// With qemu-img's default cache mode (writeback) that is **not** crash-safe: the copied
+    /// ranges' L2 table and refcount updates stay in qemu-img's metadata cache until it
+    /// closes the image, after the header already names the new backing. Measured with
+    /// QEMU 10.0.2, killing `qemu-img rebase` right after its header write (gdb on `pwrite64`)
+    /// leaves a layer on its new backing whose copied clusters are unmapped, reading the new
+    /// backing's data there instead. With `-t writethrough` every write is flushed (data,
+    /// then its metadata, then `fdatasync`) before the next one, so the header is written only
+    /// once everything copied is on disk and mapped: the same kill at every write leaves the
+    /// layer either on its old backing with extra clusters holding exactly what that backing
+    /// read, or on the new one, complete; both read the same. The price is one `fdatasync`
+    /// per chunk copied (~1 MiB: 257 for 256 MiB, 0.4 s here).
+    async fn layer_rebase(&self, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
+        let pool = self.clone();
+        let target = id.clone();
+        let below = tokio::task::spawn_blocking(move || pool.chain_below(&target))
+            .await
+            .map_err(|e| AgentError::Other(format!("reading the chain of layer {id}: {e}")))??;
+        if below.first() == backing {
+            return Ok(()); // there already (or never had a backing and none is wanted)
+        }
+        if let Some(b) = backing {
+            if !below.contains(b) {
+                let chain = below.iter().map(LayerId::as_str).collect::<Vec<_>>().join(", ");
+                return Err(AgentError::Other(format!(
+                    "layer {b} is not below layer {id} ({})",
+                    if chain.is_empty() { "which has no backing".to_string() } else { format!("below it, nearest first: {chain}") }
+                )));
+            }
+        }
+        let path = self.path(id);
+        let new_backing = backing.map(|b| self.path(b)).unwrap_or_default();
+        let os = std::ffi::OsStr::new;
+        let mut args = vec![os("rebase"), os("-q"), os("-t"), os("writethrough"), os("-f"), os("qcow2")];
+        if backing.is_some() {
+            args.extend([os("-F"), os("qcow2")]);
+        }
+        // An empty -b: no backing at all (everything the chain reads is copied into `id`).
+        args.extend([os("-b"), new_backing.as_os_str(), path.as_os_str()]);
+        let what = || match backing {
+            Some(b) => format!("rebasing layer {id} onto layer {b}"),
+            None => format!("rebasing layer {id} onto no backing"),
+        };
+        self.qemu_img(what, &args).await?;
+        let now = self.backing_of(id)?;
+        if now.as_ref() != backing {
+            return Err(AgentError::Other(format!("{}: qemu-img succeeded but the layer's backing is {now:?}", what())));
+        }
         Ok(())
     }
 

@@ -23,6 +23,7 @@ pub enum SimOp {
     DiskDetach,
     DiskSnapshot,
     DiskResize,
+    DiskRebase,
     LayerCreate,
     LayerImport,
 }
@@ -280,6 +281,20 @@ impl Agent for SimAgent {
         Ok(())
     }
 
+    async fn vm_disk_rebase(&self, id: &str, volume_id: &str, layer: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        self.injected(&mut st, SimOp::DiskRebase)?;
+        running(&st, id)?;
+        if !st.vms.get(id).is_some_and(|vm| vm.disks.iter().any(|d| d.volume_id == volume_id)) {
+            return Err(AgentError::Other(format!("{id} has no disk {volume_id}")));
+        }
+        rebase(&mut st, layer, backing)?;
+        if let Some(d) = st.vms.get_mut(id).and_then(|vm| vm.disks.iter_mut().find(|d| d.layer == *layer)) {
+            d.backing = backing.cloned();
+        }
+        Ok(())
+    }
+
     async fn vm_disk_resize(&self, id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError> {
         let mut st = self.lock();
         self.injected(&mut st, SimOp::DiskResize)?;
@@ -313,6 +328,25 @@ fn running(st: &State, id: &str) -> Result<(), AgentError> {
         Some(VmState::Running) => Ok(()),
         Some(state) => Err(AgentError::WrongState { id: id.to_string(), state }),
     }
+}
+
+/// Moves `id` onto `backing`, which must be further down its chain (as a rebase that keeps
+/// what the chain reads must).
+fn rebase(st: &mut State, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
+    let mut below = st.layers.get(id).ok_or_else(|| AgentError::Other(format!("layer {id} does not exist")))?.backing.clone();
+    if let Some(b) = backing {
+        loop {
+            match below {
+                Some(ref l) if l == b => break,
+                Some(ref l) => below = st.layers.get(l).and_then(|x| x.backing.clone()),
+                None => return Err(AgentError::Other(format!("layer {b} is not below {id}"))),
+            }
+        }
+    }
+    if let Some(l) = st.layers.get_mut(id) {
+        l.backing = backing.cloned();
+    }
+    Ok(())
 }
 
 /// Creates the top layers a VM's disks need, as the real agent does at start and attach.
@@ -367,6 +401,11 @@ impl Storage for SimAgent {
             st.layers.get(source).map(|l| l.size_bytes).ok_or_else(|| AgentError::Other(format!("layer {source} does not exist")))?;
         st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
         Ok(())
+    }
+
+    async fn layer_rebase(&self, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
+        let mut st = self.lock();
+        rebase(&mut st, id, backing)
     }
 
     async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {

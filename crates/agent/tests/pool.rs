@@ -1,6 +1,6 @@
 //! The storage pool against a real `qemu-img` (and `qemu-io` to write into layers), in temporary
 //! directories: data written in a layer reads back through overlays, imports of raw and qcow2
-//! files, flattening, growing, deleting, usage, and failures that leave no file behind, a full
+//! files, flattening, rebasing, growing, deleting, usage, and failures that leave no file behind, a full
 //! file system included (a 2 MiB tmpfs the test mounts and unmounts itself).
 //!
 //! Without qemu-img these tests say so and pass (`CORRAL_REQUIRE_QEMU=1` makes that a failure).
@@ -231,6 +231,105 @@ async fn flatten_copies_a_whole_chain_into_one_file() {
     pool.layer_flatten(&layer(3), &layer(1)).await.unwrap(); // exists: nothing to do
     assert!(pool.layer_flatten(&layer(4), &layer(1)).await.is_err(), "the source is gone");
     assert_eq!(names(pool.dir()), vec![format!("{}.qcow2", layer(3))]);
+}
+
+/// `qemu-io -c "write -z <offset> <len>"`: zeros the layer itself holds (shadowing its backing).
+fn write_zeros(path: &Path, offset: u64, len: u64) {
+    let cmd = format!("write -z {offset} {len}");
+    corral_exec::run_blocking("qemu-io", &["-f".as_ref(), "qcow2".as_ref(), "-c".as_ref(), cmd.as_ref(), path.as_os_str()])
+        .unwrap_or_else(|e| panic!("{cmd} on {}: {e}", path.display()));
+}
+
+#[tokio::test]
+async fn rebase_drops_layers_from_the_middle_of_a_chain_and_keeps_what_it_reads() {
+    if !tools() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pool = Pool::new(tmp.path().join("pool"));
+    // base <- m1 <- m2 <- top, each holding its own data at its own offsets, and some of it
+    // shadowing the layers below (data over data, zeros over data).
+    let (base, m1, m2, top, other) = (layer(1), layer(2), layer(3), layer(4), layer(5));
+    pool.layer_create(&base, None, 8 * MIB).await.unwrap();
+    write_pattern(&pool.path(&base), 0x11, 0, 256 * 1024);
+    write_pattern(&pool.path(&base), 0x12, 4 * MIB, 256 * 1024);
+    pool.layer_create(&m1, Some(&base), 8 * MIB).await.unwrap();
+    write_pattern(&pool.path(&m1), 0x21, MIB, 256 * 1024);
+    write_zeros(&pool.path(&m1), 0, 64 * 1024); // hides the first 64 KiB of the base's 0x11
+    pool.layer_create(&m2, Some(&m1), 12 * MIB).await.unwrap();
+    write_pattern(&pool.path(&m2), 0x31, 2 * MIB, 256 * 1024);
+    write_pattern(&pool.path(&m2), 0x32, MIB, 4096); // over m1's 0x21
+    write_pattern(&pool.path(&m2), 0x33, 9 * MIB, 64 * 1024); // beyond the base's end
+    pool.layer_create(&top, Some(&m2), 16 * MIB).await.unwrap();
+    write_pattern(&pool.path(&top), 0x41, 3 * MIB, 256 * 1024);
+    write_pattern(&pool.path(&top), 0x42, 4 * MIB, 4096); // over the base's 0x12
+    pool.layer_create(&other, None, 8 * MIB).await.unwrap();
+
+    let top_disk = read_disk(&pool.path(&top), "qcow2");
+    let m2_disk = read_disk(&pool.path(&m2), "qcow2");
+    let at = |d: &[u8], off: u64| d[off as usize];
+    let expected = [(0, 0), (64 * 1024, 0x11), (MIB, 0x32), (MIB + 4096, 0x21), (2 * MIB, 0x31), (3 * MIB, 0x41), (4 * MIB, 0x42)];
+    for (off, byte) in expected.into_iter().chain([(4 * MIB + 4096, 0x12), (9 * MIB, 0x33), (15 * MIB, 0)]) {
+        assert_eq!(at(&top_disk, off), byte, "the chain reads {byte:#x} at {off}");
+    }
+
+    // Refusals: a new backing that is not below the layer, the layer itself, a layer above
+    // it, a missing one; a missing layer. Nothing changes.
+    let refused = |what: &'static str, id: LayerId, b: Option<LayerId>, needle: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let err = pool.layer_rebase(&id, b.as_ref()).await.unwrap_err().to_string();
+            eprintln!("[error] rebasing {what}: {err}");
+            assert!(err.contains(needle), "{what}: {err}");
+        }
+    };
+    refused("onto an unrelated layer", top.clone(), Some(other.clone()), "is not below").await;
+    refused("onto itself", top.clone(), Some(top.clone()), "is not below").await;
+    refused("onto a layer above it", m1.clone(), Some(m2.clone()), "is not below").await;
+    refused("onto a missing layer", top.clone(), Some(layer(99)), "is not below").await;
+    refused("a missing layer", layer(98), None, "does not exist").await;
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(m2.clone()));
+    assert_eq!(pool.backing_of(&m1).unwrap(), Some(base.clone()));
+    assert_eq!(read_disk(&pool.path(&top), "qcow2"), top_disk);
+
+    // Onto the backing it has: nothing to do.
+    pool.layer_rebase(&top, Some(&m2)).await.unwrap();
+    pool.layer_rebase(&base, None).await.unwrap();
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(m2.clone()));
+
+    // An intermediate layer: m2 onto the base, dropping m1. m2 and the top above it read the
+    // same, and m1 can go.
+    let t = std::time::Instant::now();
+    pool.layer_rebase(&m2, Some(&base)).await.unwrap();
+    let first = t.elapsed();
+    assert_eq!(pool.backing_of(&m2).unwrap(), Some(base.clone()));
+    let info = qemu_img_info(&pool.path(&m2));
+    assert_eq!(info["backing-filename"].as_str().unwrap(), pool.path(&base).to_str().unwrap(), "an absolute path");
+    assert_eq!(info["backing-filename-format"].as_str().unwrap(), "qcow2");
+    assert_eq!(read_disk(&pool.path(&m2), "qcow2"), m2_disk);
+    assert_eq!(read_disk(&pool.path(&top), "qcow2"), top_disk);
+    pool.layer_delete(&m1).await.unwrap();
+    assert_eq!(read_disk(&pool.path(&top), "qcow2"), top_disk, "nothing reads the dropped layer");
+
+    // The top onto the base, dropping m2; again, idempotently.
+    pool.layer_rebase(&top, Some(&base)).await.unwrap();
+    pool.layer_rebase(&top, Some(&base)).await.unwrap();
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(base.clone()));
+    pool.layer_delete(&m2).await.unwrap();
+    assert_eq!(read_disk(&pool.path(&top), "qcow2"), top_disk);
+
+    // Onto nothing: the top holds everything it reads; the base can go too.
+    pool.layer_rebase(&top, None).await.unwrap();
+    pool.layer_rebase(&top, None).await.unwrap();
+    assert_eq!(pool.backing_of(&top).unwrap(), None);
+    assert!(qemu_img_info(&pool.path(&top)).get("backing-filename").is_none());
+    pool.layer_delete(&base).await.unwrap();
+    assert_eq!(read_disk(&pool.path(&top), "qcow2"), top_disk);
+    assert_eq!(pool.layer_size(&top).await.unwrap(), Some(16 * MIB), "the size stays");
+    assert_eq!(names(pool.dir()), vec![format!("{top}.qcow2"), format!("{other}.qcow2")], "no temporary files");
+    let check = corral_exec::run_blocking("qemu-img", &["check".as_ref(), "-f".as_ref(), "qcow2".as_ref(), pool.path(&top).as_os_str()]);
+    assert!(check.is_ok(), "qemu-img check: {check:?}");
+    eprintln!("[figures] rebasing a layer over a 3-layer chain: {first:?}");
 }
 
 #[tokio::test]

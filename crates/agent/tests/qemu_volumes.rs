@@ -1,13 +1,15 @@
 //! Volumes on real guests: hot-plug and hot-unplug of `scsi-hd` disks, live snapshots, growing,
-//! and failures that leave QEMU as it was. The test guest (see `common`) runs with
-//! `corral.test=disks`: it watches `/sys/block` and, for every disk that appears, prints the
-//! disk's serial, size and first sector, then writes `CORRAL-DATA:<tag>:<dev>;` over that
-//! sector (tag from `corral.tag=` on its command line) and says so. So what a guest wrote is
-//! read back by the next guest the volume is attached to, and by the host with `qemu-img`
-//! once no VM holds the volume.
+//! live rebases that drop layers from a chain, and failures that leave QEMU as it was. The
+//! test guest (see `common`) runs with `corral.test=disks`: it watches `/sys/block` and, for
+//! every disk that appears, prints the disk's serial, size and first sector, then writes
+//! `CORRAL-DATA:<tag>:<dev>;` over that sector (tag from `corral.tag=` on its command line)
+//! and says so. So what a guest wrote is read back by the next guest the volume is attached
+//! to, and by the host with `qemu-img` once no VM holds the volume (or, for the rebase test,
+//! right after QEMU flushed it).
 //!
 //! QEMU's side is checked through the agent's own QMP connection (`query-block`,
-//! `query-named-block-nodes`).
+//! `query-named-block-nodes`; the rebase test also writes data at chosen offsets through HMP
+//! `qemu-io` on the volume's device).
 
 mod common;
 
@@ -265,6 +267,7 @@ async fn failed_attaches_leave_nothing_in_qemu_and_the_vm_runs_on() {
     assert!(matches!(agent.vm_disk_detach(&id, &first.volume_id, false).await, Err(AgentError::WrongState { .. })));
     assert!(matches!(agent.vm_disk_snapshot(&id, &first.volume_id, &new_layer()).await, Err(AgentError::WrongState { .. })));
     assert!(matches!(agent.vm_disk_resize(&id, &first.volume_id, 2 * MIB).await, Err(AgentError::WrongState { .. })));
+    assert!(matches!(agent.vm_disk_rebase(&id, &first.volume_id, &first.layer, None).await, Err(AgentError::WrongState { .. })));
     assert!(matches!(agent.vm_disk_attach("i-0000000000000dead", &vol).await, Err(AgentError::NoSuchVm(_))));
     agent.vm_destroy(&id).await.unwrap();
 }
@@ -303,4 +306,194 @@ async fn volumes_hot_plug_on_q35_too_and_survive_a_new_agent() {
     assert_eq!((&stored.disks[0].layer, stored.disks[0].size_bytes), (&root_snap, 2 * ROOT_SIZE));
     agent.vm_destroy(&id).await.unwrap();
     assert!(ctx.layer_path(&snap).exists() && ctx.layer_path(&vol.layer).exists());
+}
+
+/// Runs a `qemu-io` command on a disk of the running VM, through its device (HMP). QEMU
+/// prints qemu-io's own output on its (daemonized) stdout, so only the monitor's errors come
+/// back: success is an empty answer.
+async fn qemu_io(agent: &QemuAgent, id: &str, device: &str, command: &str) {
+    let line = format!("qemu-io -d {device} \"{command}\"");
+    let v = agent.vm_qmp(id, "human-monitor-command", Some(serde_json::json!({ "command-line": line }))).await.unwrap();
+    assert_eq!(v.as_str(), Some(""), "{line}");
+}
+
+/// Writes `byte` over `len` bytes at `offset` of an attached volume, as the guest would.
+async fn live_write(agent: &QemuAgent, id: &str, volume_id: &str, byte: u8, offset: u64, len: u64) {
+    qemu_io(agent, id, volume_id, &format!("write -P {byte} {offset} {len}")).await;
+}
+
+/// What the data volume of the rebase test holds after every step: `(offset, len, byte)`.
+const REBASE_DATA: [(u64, u64, u8); 7] = [
+    (MIB, 256 << 10, 0x11),                  // in the volume's backing layer (a snapshot's)
+    (2 * MIB, 64 << 10, 0x4a),               // the third layer's, over the second's
+    (2 * MIB + (64 << 10), 192 << 10, 0x22), // the volume's first layer
+    (3 * MIB, 256 << 10, 0x33),              // the first live snapshot's new top
+    (4 * MIB, 256 << 10, 0x44),              // the second's
+    (5 * MIB, 256 << 10, 0x55),              // the third's (the top)
+    (6 * MIB, 256 << 10, 0x00),              // never written
+];
+
+/// Checks that the disk `top` is the top layer of reads [`REBASE_DATA`] and starts with the
+/// guest's marker `marker`, from the host, through the chain the qcow2 headers name. While a
+/// VM runs it, QEMU flushes the volume first (its metadata caches), and nothing writes
+/// meanwhile.
+async fn check_reads(agent: &QemuAgent, id: Option<&str>, volume_id: &str, top: &std::path::Path, marker: &str, when: &str) {
+    if let Some(id) = id {
+        qemu_io(agent, id, volume_id, "flush").await;
+    }
+    let disk = disk_head(top, 8 * MIB as usize);
+    assert!(disk.starts_with(marker.as_bytes()), "{when}: the guest's marker {marker}");
+    for (offset, len, byte) in REBASE_DATA {
+        let range = &disk[offset as usize..(offset + len) as usize];
+        assert!(range.iter().all(|&x| x == byte), "{when}: {byte:#x} at {offset}");
+    }
+}
+
+#[tokio::test]
+async fn live_rebase_drops_layers_from_a_running_volumes_chain() {
+    let Some(ctx) = Ctx::new() else { return };
+    let agent = ctx.agent(GRACEFUL_STOP_TIMEOUT).await;
+    let id = boot(&ctx, &agent, "rb").await;
+    let pool = agent.pool();
+
+    // A volume made from a snapshot (layer b, holding data), and a second one from the same
+    // snapshot, so b is open twice in this VM.
+    let b = new_layer();
+    pool.layer_create(&b, None, 32 * MIB).await.unwrap();
+    let io = |cmd: String, path: std::path::PathBuf| {
+        corral_exec::run_blocking("qemu-io", &["-f".as_ref(), "qcow2".as_ref(), "-c".as_ref(), cmd.as_ref(), path.as_os_str()]).unwrap();
+    };
+    io(format!("write -P 0x11 {} {}", MIB, 256 << 10), ctx.layer_path(&b));
+    let vol = DiskSpec { backing: Some(b.clone()), ..data_disk(1, 32 * MIB) };
+    let other = DiskSpec { backing: Some(b.clone()), ..data_disk(2, 32 * MIB) };
+    let v0 = vol.layer.clone();
+    agent.vm_disk_attach(&id, &vol).await.unwrap();
+    wait_console(&agent, &id, "CORRAL-TEST-DISK-WROTE sda CORRAL-DATA:rb:sda;", 1, DISK_DEADLINE).await;
+    agent.vm_disk_attach(&id, &other).await.unwrap();
+    wait_console(&agent, &id, "CORRAL-TEST-DISK-WROTE sdb CORRAL-DATA:rb:sdb;", 1, DISK_DEADLINE).await;
+
+    // Data in every layer, three live snapshots in between: b <- v0 <- s1 <- s2 <- top.
+    let (s1, s2, top) = (new_layer(), new_layer(), new_layer());
+    live_write(&agent, &id, &vol.volume_id, 0x22, 2 * MIB, 256 << 10).await;
+    agent.vm_disk_snapshot(&id, &vol.volume_id, &s1).await.unwrap();
+    live_write(&agent, &id, &vol.volume_id, 0x33, 3 * MIB, 256 << 10).await;
+    agent.vm_disk_snapshot(&id, &vol.volume_id, &s2).await.unwrap();
+    live_write(&agent, &id, &vol.volume_id, 0x44, 4 * MIB, 256 << 10).await;
+    live_write(&agent, &id, &vol.volume_id, 0x4a, 2 * MIB, 64 << 10).await;
+    agent.vm_disk_snapshot(&id, &vol.volume_id, &top).await.unwrap();
+    live_write(&agent, &id, &vol.volume_id, 0x55, 5 * MIB, 256 << 10).await;
+    check_reads(&agent, Some(&id), &vol.volume_id, &ctx.layer_path(&top), "CORRAL-DATA:rb:sda;", "before").await;
+    let file_nodes = |nodes: &[(String, String)], l: &LayerId| nodes.iter().filter(|(_, f)| f.contains(l.as_str())).count();
+    let nodes0 = nodes(&agent, &id).await;
+    assert_eq!(file_nodes(&nodes0, &b), 4, "b is open in both chains (format and file nodes): {nodes0:?}");
+
+    // Refusals change nothing: a new backing not below the layer, a layer not in the
+    // volume's chain, an unknown volume; and the offline rebase, while QEMU has the layer.
+    let refused = [
+        (vol.volume_id.clone(), top.clone(), Some(other.layer.clone()), "is not below"),
+        (vol.volume_id.clone(), s1.clone(), Some(s2.clone()), "is not below"),
+        (vol.volume_id.clone(), other.layer.clone(), None, "is not in the chain"),
+        ("vol-0ffffffffffffffff".to_string(), top.clone(), None, "no volume"),
+    ];
+    for (v, l, bk, needle) in refused {
+        let err = chain(&agent.vm_disk_rebase(&id, &v, &l, bk.as_ref()).await.unwrap_err());
+        eprintln!("[error] live rebase of {l} of {v} onto {bk:?}: {err}");
+        assert!(err.contains(needle), "{err}");
+    }
+    let err = chain(&pool.layer_rebase(&top, Some(&b)).await.unwrap_err());
+    eprintln!("[error] offline rebase of a layer a VM writes: {err}");
+    assert!(err.contains("lock"), "{err}");
+    assert_eq!(nodes(&agent, &id).await, nodes0);
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(s2.clone()));
+
+    // 1. An intermediate layer: s2 onto v0, dropping s1 (a snapshot overlay node).
+    let t = Instant::now();
+    agent.vm_disk_rebase(&id, &vol.volume_id, &s2, Some(&v0)).await.unwrap();
+    let intermediate = t.elapsed();
+    assert_eq!(pool.backing_of(&s2).unwrap(), Some(v0.clone()));
+    let n = nodes(&agent, &id).await;
+    assert_eq!(file_nodes(&n, &s1), 0, "nothing has s1 open: {n:?}");
+    assert!(n.iter().all(|(name, _)| name != s1.as_str()));
+    check_reads(&agent, Some(&id), &vol.volume_id, &ctx.layer_path(&top), "CORRAL-DATA:rb:sda;", "after dropping s1").await;
+    pool.layer_delete(&s1).await.unwrap();
+    assert!(!ctx.layer_path(&s1).exists());
+
+    // 2. The top onto b, dropping s2 and v0 (the node named after the volume, which the agent
+    //    deletes). b is open twice, so QEMU finds this chain's by file name.
+    let t = Instant::now();
+    agent.vm_disk_rebase(&id, &vol.volume_id, &top, Some(&b)).await.unwrap();
+    let top_rebase = t.elapsed();
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(b.clone()));
+    let info: serde_json::Value = serde_json::from_slice(
+        &corral_exec::run_blocking(
+            "qemu-img",
+            &["info".as_ref(), "-U".as_ref(), "--output=json".as_ref(), ctx.layer_path(&top).as_os_str()],
+        )
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(info["backing-filename"].as_str(), ctx.layer_path(&b).to_str(), "the header names b by its absolute path");
+    assert_eq!(info["backing-filename-format"].as_str(), Some("qcow2"));
+    let n = nodes(&agent, &id).await;
+    for l in [&s2, &v0] {
+        assert_eq!(file_nodes(&n, l), 0, "nothing has {l} open: {n:?}");
+    }
+    assert!(n.iter().all(|(name, _)| name != &vol.volume_id && name != s2.as_str()), "{n:?}");
+    assert!(n.iter().any(|(name, _)| name == &other.volume_id), "the other volume keeps its node");
+    assert_eq!(file_nodes(&n, &b), 4, "b still open in both chains: {n:?}");
+    check_reads(&agent, Some(&id), &vol.volume_id, &ctx.layer_path(&top), "CORRAL-DATA:rb:sda;", "after dropping s2 and v0").await;
+    let stored = agent.vm_spec(&id).unwrap().unwrap();
+    let d = stored.disks.iter().find(|d| d.volume_id == vol.volume_id).unwrap();
+    assert_eq!((&d.layer, d.backing.as_ref()), (&top, Some(&b)), "vm.json follows");
+    for l in [&s2, &v0] {
+        pool.layer_delete(l).await.unwrap();
+        assert!(!ctx.layer_path(l).exists());
+    }
+    // A retry of the same request is done already.
+    agent.vm_disk_rebase(&id, &vol.volume_id, &top, Some(&b)).await.unwrap();
+
+    // 3. The top onto nothing: b leaves this chain and stays in the other volume's. The job
+    //    is started as an agent that died mid-request would have left it (copied, waiting to
+    //    be finalized): the request finishes that one.
+    let args = serde_json::json!({ "job-id": format!("rebase-{top}"), "device": top.as_str(), "auto-finalize": false });
+    agent.vm_qmp(&id, "block-stream", Some(args)).await.unwrap();
+    let end = Instant::now() + DISK_DEADLINE;
+    loop {
+        let jobs = agent.vm_qmp(&id, "query-jobs", None).await.unwrap();
+        if jobs[0]["status"] == "pending" {
+            break;
+        }
+        assert!(Instant::now() < end, "the job never got to pending: {jobs}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pool.backing_of(&top).unwrap(), Some(b.clone()), "not switched before it is finalized");
+    let t = Instant::now();
+    agent.vm_disk_rebase(&id, &vol.volume_id, &top, None).await.unwrap();
+    let flatten = t.elapsed();
+    assert_eq!(agent.vm_qmp(&id, "query-jobs", None).await.unwrap(), serde_json::json!([]));
+    assert_eq!(pool.backing_of(&top).unwrap(), None);
+    assert_eq!(file_nodes(&nodes(&agent, &id).await, &b), 2, "only the other volume's chain has b");
+    check_reads(&agent, Some(&id), &vol.volume_id, &ctx.layer_path(&top), "CORRAL-DATA:rb:sda;", "after dropping b").await;
+    let stored = agent.vm_spec(&id).unwrap().unwrap();
+    assert_eq!(stored.disks.iter().find(|d| d.volume_id == vol.volume_id).unwrap().backing, None);
+    assert_eq!(state(&agent, &id).await, Some(VmState::Running));
+
+    // A cold start opens the top from its header: the guest reads what it wrote before the
+    // snapshots through the rebased volume.
+    agent.vm_stop(&id, true).await.unwrap();
+    wait_state(&agent, &id, VmState::Stopped, STOPPED_DEADLINE).await;
+    assert!(matches!(agent.vm_disk_rebase(&id, &vol.volume_id, &top, None).await, Err(AgentError::WrongState { .. })));
+    let mut spec = agent.vm_spec(&id).unwrap().unwrap();
+    spec.boot = ctx.spec(&id, "corral.test=disks corral.tag=rb2").boot;
+    agent.vm_start(&spec).await.unwrap();
+    wait_state(&agent, &id, VmState::Running, RUNNING_DEADLINE).await;
+    let added = format!("serial={} size=65536 head=CORRAL-DATA:rb:sd", serial(&vol.volume_id));
+    wait_console(&agent, &id, &added, 1, BOOT_DEADLINE).await;
+    wait_console(&agent, &id, "CORRAL-DATA:rb2:sd", 2, DISK_DEADLINE).await; // both volumes written
+    agent.vm_destroy(&id).await.unwrap();
+    check_reads(&agent, None, &vol.volume_id, &ctx.layer_path(&top), "CORRAL-DATA:rb2:sd", "after the second boot").await;
+    eprintln!(
+        "[figures] live rebase: intermediate layer {intermediate:?}, top over two layers {top_rebase:?}, top onto nothing {flatten:?}"
+    );
 }

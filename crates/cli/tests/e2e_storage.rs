@@ -8,6 +8,7 @@
 //!   start of A keeps it too.
 //! - Terminating with DeleteOnTermination false keeps the volume; deleting everything frees
 //!   the pool's files except the image the cloud started with.
+//! - Snapshots taken and deleted again leave the volume's chain as short as before, live.
 //! - Failures halfway: a QMP error during attach (the volume's disk file removed behind
 //!   Corral's back) and a full pool during a snapshot leave consistent states, working
 //!   instances and no orphaned files.
@@ -222,6 +223,28 @@ async fn volumes_snapshots_and_images_on_real_guests() {
     write_disk(ns, &key, &b, "/dev/sda", "still-writable").await;
     assert_eq!(read_disk(ns, &key, &b, "/dev/sda").await.trim(), "still-writable");
     c.call("DeleteSnapshot", &[("SnapshotId", &failed)]).await.ok();
+
+    // Snapshots taken and deleted again leave no layers behind in the volume's chain: the
+    // running VM copies them up into the layers above (block-stream) and their files go,
+    // while the guest keeps reading and writing.
+    let files_before = pool_files(&pool).len();
+    let mut extra = Vec::new();
+    for text in ["in-first-extra", "in-second-extra"] {
+        write_disk(ns, &key, &b, "/dev/sda", text).await;
+        extra.push(c.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok().text("snapshotId").unwrap());
+    }
+    write_disk(ns, &key, &b, "/dev/sda", "after-the-extras").await;
+    assert_eq!(pool_files(&pool).len(), files_before + 2);
+    for s in &extra {
+        c.call("DeleteSnapshot", &[("SnapshotId", s)]).await.ok();
+    }
+    wait_for("the deleted snapshots' layers to go", Duration::from_secs(60), || async {
+        (pool_files(&pool).len() == files_before).then_some(())
+    })
+    .await;
+    assert_eq!(read_disk(ns, &key, &b, "/dev/sda").await.trim(), "after-the-extras");
+    write_disk(ns, &key, &b, "/dev/sda", "after-the-collapse").await;
+    assert_eq!(read_disk(ns, &key, &b, "/dev/sda").await.trim(), "after-the-collapse");
 
     // Terminate: the attached volumes (DeleteOnTermination false) stay; the roots go.
     for id in [&a.id, &b.id, &copy.id] {

@@ -490,6 +490,7 @@ impl Control {
             }
             Ok((deleted, collect_layers(tx)?))
         })?;
+        self.chains_dirty();
         self.layers_delete(doomed).await;
         Ok(deleted)
     }

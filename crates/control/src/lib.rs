@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod address;
+mod chain;
 pub mod eni;
 pub mod filter;
 pub mod gateway;
@@ -76,6 +77,10 @@ pub struct Control {
     /// Held while the disks of a VM change (attach, detach, snapshot, grow) and while the
     /// reconciler starts a VM, so a VM never starts on a layer a snapshot is freezing.
     pub(crate) disk_lock: tokio::sync::Mutex<()>,
+    /// Set when layer chains may have become shorter-able (see `chain.rs`).
+    pub(crate) chains_dirty: std::sync::atomic::AtomicBool,
+    /// Held by the one chain-shortening pass that runs at a time.
+    pub(crate) chain_pass: tokio::sync::Mutex<()>,
     pub(crate) config: ControlConfig,
     pub(crate) account_id: String,
     /// Wakes the reconciler after a change.
@@ -101,6 +106,8 @@ impl Control {
             agent,
             storage,
             disk_lock: tokio::sync::Mutex::new(()),
+            chains_dirty: std::sync::atomic::AtomicBool::new(true),
+            chain_pass: tokio::sync::Mutex::new(()),
             config,
             account_id,
             kick: Arc::new(Notify::new()),

@@ -214,9 +214,12 @@ impl Control {
                 if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
                     crate::eni::release_for_instance(tx, &r.instance_id)?;
                     doomed = Control::volumes_release(tx, &r.instance_id)?;
+                    self.chains_dirty();
                 }
                 if r.state == InstanceState::Stopped && before.state != InstanceState::Stopped {
                     crate::eni::release_public_ips(tx, &r.instance_id)?;
+                    // Layers this VM had open may be droppable now.
+                    self.chains_dirty();
                 }
                 let image = tx.image_get(&r.image_id)?;
                 let nics = nics_of(tx, &r.instance_id)?;
@@ -247,6 +250,7 @@ impl Control {
             }
         }
         self.expire_terminated()?;
+        self.chains_collapse_if_dirty();
         Ok(actions)
     }
 

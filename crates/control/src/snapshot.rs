@@ -214,6 +214,8 @@ impl Control {
             tx.tag_delete_all(id)?;
             collect_layers(tx)
         })?;
+        // Its layer may now be droppable from the middle of a chain.
+        self.chains_dirty();
         self.layers_delete(doomed).await;
         Ok(())
     }

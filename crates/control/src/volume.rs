@@ -379,6 +379,9 @@ impl Control {
     /// Deletes layer files after the records are gone. A failure leaves a file nobody refers
     /// to; it is logged, and the pool's use shows it.
     pub(crate) async fn layers_delete(&self, layers: Vec<LayerId>) {
+        if !layers.is_empty() {
+            self.chains_dirty();
+        }
         for l in layers {
             if let Err(e) = self.storage.layer_delete(&l).await {
                 tracing::warn!(layer = %l, error = %e, "deleting a layer file failed");

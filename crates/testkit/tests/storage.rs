@@ -598,3 +598,70 @@ async fn perms(ctx: &TestContext, snap: &str) -> (Vec<String>, Vec<String>) {
     r.ok();
     (r.texts("group"), r.texts("userId"))
 }
+
+/// The depth of a volume's chain, from the store's layer records.
+fn chain_depth(ctx: &TestContext, volume_id: &str) -> usize {
+    let store = ctx.control.store().clone();
+    store
+        .read(|tx| {
+            let v = tx.doc_get::<corral_store::VolumeRecord>(volume_id)?.unwrap();
+            let mut depth = 0;
+            let mut at = Some(v.layer);
+            while let Some(l) = at {
+                depth += 1;
+                at = tx.doc_get::<corral_store::LayerRecord>(&l)?.unwrap().backing;
+            }
+            Ok::<_, corral_store::StoreError>(depth)
+        })
+        .unwrap()
+}
+
+/// Deleted snapshots' layers leave the middle of the chains they were in: through the running
+/// VM when one has the chain open, offline when none does, never while two read a layer.
+#[tokio::test]
+async fn chains_shorten_when_snapshots_go() {
+    let ctx = TestContext::new().await;
+    let ids = ctx.run(2, &[("Placement.AvailabilityZone", "local-1a")]).await;
+    for id in &ids {
+        ctx.wait_state(id, "running").await;
+    }
+    let vol = volume(&ctx, "1", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &ids[0]), ("Device", "/dev/sdf")]).await.ok();
+    let mut snaps = Vec::new();
+    for _ in 0..3 {
+        snaps.push(ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok().text("snapshotId").unwrap());
+    }
+    assert_eq!(chain_depth(&ctx, &vol), 4);
+
+    // Live: the first two snapshots go; their layers are copied up through the VM.
+    for s in &snaps[..2] {
+        ctx.call("DeleteSnapshot", &[("SnapshotId", s)]).await.ok();
+    }
+    corral_testkit::wait_for("the chain to shorten", std::time::Duration::from_secs(10), || async {
+        (chain_depth(&ctx, &vol) == 2).then_some(())
+    })
+    .await;
+    let disk = ctx.agent.vm(&ids[0]).unwrap().disks.into_iter().find(|d| d.volume_id == vol).unwrap();
+    let layers = ctx.agent.layers();
+    let below = disk.backing.clone().expect("the top sits on the last snapshot's layer");
+    assert_eq!(layers[&below].backing, None, "nothing below the last snapshot's layer any more");
+
+    // A layer two VMs read stays until one lets go: a snapshot's layer under two volumes.
+    let s4 = ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok().text("snapshotId").unwrap();
+    let other = ctx.call("CreateVolume", &[("SnapshotId", &s4), ("AvailabilityZone", "local-1a")]).await.ok().text("volumeId").unwrap();
+    ctx.call("AttachVolume", &[("VolumeId", &other), ("InstanceId", &ids[1]), ("Device", "/dev/sdf")]).await.ok();
+    ctx.call("DeleteSnapshot", &[("SnapshotId", &snaps[2])]).await.ok();
+    ctx.control.chains_collapse().await.unwrap();
+    assert_eq!(chain_depth(&ctx, &vol), 3, "the layer under the shared one stays while two VMs read it");
+    ctx.call("DetachVolume", &[("VolumeId", &other)]).await.ok();
+    ctx.control.chains_collapse().await.unwrap();
+    assert_eq!(chain_depth(&ctx, &vol), 2);
+    assert_eq!(chain_depth(&ctx, &other), 2);
+    // Every record still has its layer, and no layer lost its backing.
+    let sim = ctx.agent.layers();
+    let store = ctx.control.store().clone();
+    for r in store.read(|tx| tx.doc_list::<corral_store::LayerRecord>()).unwrap() {
+        let l = &sim[&LayerId::parse(&r.layer_id).unwrap()];
+        assert_eq!(l.backing.as_ref().map(|b| b.to_string()), r.backing, "layer {}", r.layer_id);
+    }
+}

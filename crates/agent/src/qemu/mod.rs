@@ -331,6 +331,17 @@ impl Agent for QemuAgent {
         self.existing(instance_id)?.disk_snapshot(volume_id, new_top).await.unwrap_or_else(|| Err(gone()))
     }
 
+    async fn vm_disk_rebase(
+        &self,
+        instance_id: &str,
+        volume_id: &str,
+        layer: &LayerId,
+        backing: Option<&LayerId>,
+    ) -> Result<(), AgentError> {
+        let gone = || AgentError::NoSuchVm(instance_id.to_string());
+        self.existing(instance_id)?.disk_rebase(volume_id, layer, backing).await.unwrap_or_else(|| Err(gone()))
+    }
+
     async fn vm_disk_resize(&self, instance_id: &str, volume_id: &str, size_bytes: u64) -> Result<(), AgentError> {
         let gone = || AgentError::NoSuchVm(instance_id.to_string());
         self.existing(instance_id)?.disk_resize(volume_id, size_bytes).await.unwrap_or_else(|| Err(gone()))
@@ -360,6 +371,9 @@ impl Storage for QemuAgent {
     }
     async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError> {
         self.ctx.pool.layer_flatten(id, source).await
+    }
+    async fn layer_rebase(&self, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
+        self.ctx.pool.layer_rebase(id, backing).await
     }
     async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {
         self.ctx.pool.layer_resize(id, size_bytes).await
