@@ -377,32 +377,7 @@ async fn configure(root: &Path, root_uuid: &str, kernel_version: &str) -> Result
         }
         stage::write_file(&root.join("boot/grub/grub.cfg"), fill(GRUB_CFG, &root_uuid, &kernel_version).as_bytes(), 0o444)?;
 
-        let ssh = root.join("etc/ssh");
-        for entry in std::fs::read_dir(&ssh).map_err(ImageError::io("list", &ssh))? {
-            let path = entry.map_err(ImageError::io("list", &ssh))?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_")) {
-                std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
-            }
-        }
-        stage::write_file(&root.join("etc/machine-id"), b"", 0o444)?;
-        for stale in ["var/lib/dbus/machine-id", "etc/resolv.conf"] {
-            let p = root.join(stale);
-            if p.symlink_metadata().is_ok() {
-                std::fs::remove_file(&p).map_err(ImageError::io("remove", &p))?;
-            }
-        }
-        for dir in ["var/lib/apt/lists", "var/cache/apt", "var/log/apt"] {
-            let d = root.join(dir);
-            if !d.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(&d).map_err(ImageError::io("list", &d))? {
-                let path = entry.map_err(ImageError::io("list", &d))?.path();
-                if path.is_file() {
-                    std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
-                }
-            }
-        }
+        crate::debian::scrub_instance_identity(&root)?;
         Ok(())
     })
     .await

@@ -89,34 +89,7 @@ async fn configure(ctx: &BuildCtx<'_>, root: &Path) -> Result<(), ImageError> {
         for asset in recipe.assets {
             stage::write_file(&in_tree(&root, asset.path), asset.content.as_bytes(), asset.mode)?;
         }
-        // Per-instance identity: SSH host keys (cloud-init or the ssh unit's ExecStartPre make
-        // new ones), machine-id (systemd makes one on first boot when the file is empty).
-        let ssh = root.join("etc/ssh");
-        for entry in std::fs::read_dir(&ssh).map_err(ImageError::io("list", &ssh))? {
-            let path = entry.map_err(ImageError::io("list", &ssh))?.path();
-            if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_")) {
-                std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
-            }
-        }
-        stage::write_file(&root.join("etc/machine-id"), b"", 0o444)?;
-        for stale in ["var/lib/dbus/machine-id", "etc/resolv.conf"] {
-            let p = root.join(stale);
-            if p.symlink_metadata().is_ok() {
-                std::fs::remove_file(&p).map_err(ImageError::io("remove", &p))?;
-            }
-        }
-        for dir in ["var/lib/apt/lists", "var/cache/apt", "var/log/apt"] {
-            let d = root.join(dir);
-            if !d.is_dir() {
-                continue;
-            }
-            for entry in std::fs::read_dir(&d).map_err(ImageError::io("list", &d))? {
-                let path = entry.map_err(ImageError::io("list", &d))?.path();
-                if path.is_file() {
-                    std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
-                }
-            }
-        }
+        scrub_instance_identity(&root)?;
         Ok(())
     })
     .await
@@ -133,4 +106,37 @@ async fn installed_versions(root: &Path, names: &[&str]) -> Result<Vec<(String, 
         .lines()
         .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
         .collect())
+}
+
+/// Removes what must differ per instance from a Debian tree about to become an image: SSH host
+/// keys (cloud-init or the ssh unit's ExecStartPre make new ones), machine-id (systemd makes one
+/// on first boot when the file is empty), and apt's lists and caches.
+pub(crate) fn scrub_instance_identity(root: &Path) -> Result<(), ImageError> {
+    let ssh = root.join("etc/ssh");
+    for entry in std::fs::read_dir(&ssh).map_err(ImageError::io("list", &ssh))? {
+        let path = entry.map_err(ImageError::io("list", &ssh))?.path();
+        if path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("ssh_host_")) {
+            std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
+        }
+    }
+    stage::write_file(&root.join("etc/machine-id"), b"", 0o444)?;
+    for stale in ["var/lib/dbus/machine-id", "etc/resolv.conf"] {
+        let p = root.join(stale);
+        if p.symlink_metadata().is_ok() {
+            std::fs::remove_file(&p).map_err(ImageError::io("remove", &p))?;
+        }
+    }
+    for dir in ["var/lib/apt/lists", "var/cache/apt", "var/log/apt"] {
+        let d = root.join(dir);
+        if !d.is_dir() {
+            continue;
+        }
+        for entry in std::fs::read_dir(&d).map_err(ImageError::io("list", &d))? {
+            let path = entry.map_err(ImageError::io("list", &d))?.path();
+            if path.is_file() {
+                std::fs::remove_file(&path).map_err(ImageError::io("remove", &path))?;
+            }
+        }
+    }
+    Ok(())
 }
