@@ -18,7 +18,7 @@ use common::*;
 use corral_testkit::wait_for;
 use std::time::Duration;
 
-const USER_DATA: &str = "#!/bin/sh\necho imported-user-data-ran > /var/tmp/corral-import-marker\n";
+const USER_DATA: &str = "#!/bin/sh\necho imported-user-data-ran > /var/lib/corral-import-marker\n";
 
 /// Runs `corral images import` against the test's state directory; returns the image id.
 async fn import(cloud: &Cloud, file: &std::path::Path, name: &str) -> String {
@@ -104,7 +104,7 @@ async fn imported_disk_with_its_own_bootloader_takes_key_pair_and_user_data() {
     // SeaBIOS, the image's GRUB, Debian's initramfs, systemd, cloud-init with the metadata
     // service: about a minute and a half under TCG; allow for a loaded machine.
     let marker = wait_for("SSH into the imported image and the user-data marker", Duration::from_secs(600), || async {
-        ssh(&net.host_ns, &key, &public, "cat /var/tmp/corral-import-marker").await.ok().filter(|s| s.contains("imported-user-data-ran"))
+        ssh(&net.host_ns, &key, &public, "cat /var/lib/corral-import-marker").await.ok().filter(|s| s.contains("imported-user-data-ran"))
     })
     .await;
     assert!(marker.contains("imported-user-data-ran"));

@@ -165,7 +165,7 @@ async fn volumes_snapshots_and_images_on_real_guests() {
     // A file on A's root: in an image made from A, and kept across A's stop and start.
     // CreateImage without NoReboot shuts A down cleanly first (as on EC2), so the file needs
     // no `sync` to be in the image; A runs again afterwards.
-    let out = ssh(ns, &key, &a.ip, "echo root-data-of-a > /home/admin/root-file && echo ok").await.expect("ssh");
+    let out = ssh(ns, &key, &a.ip, "echo root-data-of-a > ~/root-file && echo ok").await.expect("ssh");
     assert!(out.contains("ok"));
     let r = c.call("CreateImage", &[("InstanceId", &a.id), ("Name", "e2e-from-a")]).await;
     let ami = r.ok().text("imageId").unwrap();
@@ -177,14 +177,14 @@ async fn volumes_snapshots_and_images_on_real_guests() {
     let a = ready(&c, ns, &key, &a.id).await;
     let idc = launch(&c, &ami, &sg).await;
     let copy = ready(&c, ns, &key, &idc).await;
-    let got = ssh(ns, &key, &copy.ip, "cat /home/admin/root-file").await.expect("ssh into the copy");
+    let got = ssh(ns, &key, &copy.ip, "cat ~/root-file").await.expect("ssh into the copy");
     assert_eq!(got.trim(), "root-data-of-a");
 
     c.call("StopInstances", &[("InstanceId.1", &a.id)]).await.ok();
     wait_state(&c, &a.id, "stopped", Duration::from_secs(90)).await;
     c.call("StartInstances", &[("InstanceId.1", &a.id)]).await.ok();
     let a = ready(&c, ns, &key, &a.id).await;
-    let got = ssh(ns, &key, &a.ip, "cat /home/admin/root-file").await.expect("ssh after start");
+    let got = ssh(ns, &key, &a.ip, "cat ~/root-file").await.expect("ssh after start");
     assert_eq!(got.trim(), "root-data-of-a", "root data kept across stop and start");
     // The volume restored from the snapshot (grown to 2 GiB) is attached again at start. (Its
     // device node is root's now: user-data, which opened it to admin, runs once per instance.)

@@ -621,27 +621,16 @@ impl Control {
                 Some("description") => req.value.clone(),
                 _ => None,
             });
-            let mut adds: Vec<rq::LaunchPermission> = req.launch_permission.as_ref().map(|l| l.add.clone()).unwrap_or_default();
-            let mut removes: Vec<rq::LaunchPermission> = req.launch_permission.as_ref().map(|l| l.remove.clone()).unwrap_or_default();
-            if attribute == Some("launchPermission") || !req.user_ids.is_empty() || !req.user_groups.is_empty() {
-                let perms: Vec<rq::LaunchPermission> = req
-                    .user_ids
-                    .iter()
-                    .map(|u| rq::LaunchPermission { user_id: Some(u.clone()), group: None })
-                    .chain(req.user_groups.iter().map(|g| rq::LaunchPermission { group: Some(g.clone()), user_id: None }))
-                    .collect();
-                match req.operation_type.as_deref() {
-                    Some("add") => adds.extend(perms),
-                    Some("remove") => removes.extend(perms),
-                    None if perms.is_empty() => {}
-                    Some(o) => return Err(Error::invalid_value("OperationType", o, "Valid values are add and remove.")),
-                    None => return Err(Error::missing("OperationType")),
-                }
-            }
+            let listed = attribute == Some("launchPermission") || !req.user_ids.is_empty() || !req.user_groups.is_empty();
+            let (adds, removes) = permission_changes(
+                req.launch_permission.as_ref().map(|l| (&l.add[..], &l.remove[..])),
+                if listed { &req.user_ids[..] } else { &[] },
+                if listed { &req.user_groups[..] } else { &[] },
+                req.operation_type.as_deref(),
+            )?;
             if description.is_none() && adds.is_empty() && removes.is_empty() {
                 return Err(Error::missing("Attribute"));
             }
-            check_permissions(adds.iter().chain(removes.iter()))?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }
@@ -732,8 +721,34 @@ impl Control {
     }
 }
 
-/// Launch and create-volume permissions name the group `all` or 12-digit account ids.
-pub(crate) fn check_permissions<'a>(perms: impl Iterator<Item = &'a rq::LaunchPermission>) -> Result<()> {
+/// The permissions a Modify{Image,Snapshot}Attribute call adds and removes, from its structured
+/// form (`LaunchPermission`/`CreateVolumePermission` with Add and Remove lists) and its older
+/// one (UserIds and groups with an OperationType), checked: the group `all` or 12-digit
+/// account ids.
+pub(crate) fn permission_changes(
+    structured: Option<(&[rq::LaunchPermission], &[rq::LaunchPermission])>,
+    user_ids: &[String],
+    groups: &[String],
+    operation_type: Option<&str>,
+) -> Result<(Vec<rq::LaunchPermission>, Vec<rq::LaunchPermission>)> {
+    let (mut adds, mut removes) = structured.map(|(a, r)| (a.to_vec(), r.to_vec())).unwrap_or_default();
+    let listed: Vec<rq::LaunchPermission> = user_ids
+        .iter()
+        .map(|u| rq::LaunchPermission { user_id: Some(u.clone()), group: None })
+        .chain(groups.iter().map(|g| rq::LaunchPermission { group: Some(g.clone()), user_id: None }))
+        .collect();
+    match (operation_type, listed.is_empty()) {
+        (_, true) => {}
+        (Some("add"), false) => adds.extend(listed),
+        (Some("remove"), false) => removes.extend(listed),
+        (Some(o), false) => return Err(Error::invalid_value("OperationType", o, "Valid values are add and remove.")),
+        (None, false) => return Err(Error::missing("OperationType")),
+    }
+    check_permissions(adds.iter().chain(removes.iter()))?;
+    Ok((adds, removes))
+}
+
+fn check_permissions<'a>(perms: impl Iterator<Item = &'a rq::LaunchPermission>) -> Result<()> {
     for p in perms {
         if let Some(g) = &p.group {
             if g != "all" {

@@ -406,25 +406,15 @@ impl Control {
                 return Err(Error::invalid_value("Attribute", a, "Only createVolumePermission can be modified."));
             }
         }
-        let mut adds: Vec<rq::LaunchPermission> = req.create_volume_permission.as_ref().map(|p| p.add.clone()).unwrap_or_default();
-        let mut removes: Vec<rq::LaunchPermission> = req.create_volume_permission.as_ref().map(|p| p.remove.clone()).unwrap_or_default();
-        let listed: Vec<rq::LaunchPermission> = req
-            .user_ids
-            .iter()
-            .map(|u| rq::LaunchPermission { user_id: Some(u.clone()), group: None })
-            .chain(req.group_names.iter().map(|g| rq::LaunchPermission { group: Some(g.clone()), user_id: None }))
-            .collect();
-        match (req.operation_type.as_deref(), listed.is_empty()) {
-            (_, true) => {}
-            (Some("add"), false) => adds.extend(listed),
-            (Some("remove"), false) => removes.extend(listed),
-            (Some(o), false) => return Err(Error::invalid_value("OperationType", o, "Valid values are add and remove.")),
-            (None, false) => return Err(Error::missing("OperationType")),
-        }
+        let (adds, removes) = crate::image::permission_changes(
+            req.create_volume_permission.as_ref().map(|p| (&p.add[..], &p.remove[..])),
+            &req.user_ids,
+            &req.group_names,
+            req.operation_type.as_deref(),
+        )?;
         if adds.is_empty() && removes.is_empty() {
             return Err(Error::missing("CreateVolumePermission"));
         }
-        crate::image::check_permissions(adds.iter().chain(removes.iter()))?;
         self.store.transaction(|tx| {
             let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
             if s.owner_id != self.account_id {

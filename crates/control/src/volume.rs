@@ -435,7 +435,7 @@ impl Control {
         let volume_type = req.volume_type.clone().unwrap_or_else(|| "gp2".into());
         let tags = tag::from_specifications(&req.tag_specifications, "volume", &["volume"])?;
         let now = crate::now_iso();
-        let (rec, tags) = self.store.transaction(|tx| {
+        let (rec, tags, backing) = self.store.transaction(|tx| {
             let snapshot = req.snapshot_id.as_deref().map(|s| self.snapshot_usable(tx, s)).transpose()?;
             let size_gib = match (req.size, &snapshot) {
                 (Some(size), Some(s)) if size >= 0 && (size as u64) < s.volume_size_gib => {
@@ -480,11 +480,10 @@ impl Control {
             };
             tx.doc_put(&rec)?;
             let t = tag::insert(tx, &rec.volume_id, "volume", &tags)?;
-            Ok((rec, t))
+            Ok((rec, t, layer.backing))
         })?;
         let layer = layer_id(&rec.layer)?;
-        let backing =
-            self.store.read(|tx| tx.doc_get::<LayerRecord>(&rec.layer))?.and_then(|l| l.backing).map(|b| layer_id(&b)).transpose()?;
+        let backing = backing.as_deref().map(layer_id).transpose()?;
         if let Err(e) = self.layer_ensure_backing(backing.as_ref()).await {
             self.volume_create_undo(&rec.volume_id).await;
             return Err(e);
