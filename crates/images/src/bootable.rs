@@ -25,6 +25,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::recipe::{DEBIAN_SUITE, DEBIAN_VARIANT};
 use crate::stage::{self, in_tree};
 use crate::ImageError;
 
@@ -33,9 +34,6 @@ pub const BOOTABLE_DEBIAN_NAME: &str = "debian-12-bios";
 
 /// Bumped by hand whenever the code below changes what it builds.
 const REVISION: u32 = 1;
-
-const SUITE: &str = "bookworm";
-const VARIANT: &str = "minbase";
 
 /// Virtual size of the disk; cloud-init grows the partition and file system to the volume's.
 pub const BOOTABLE_DISK_SIZE: u64 = 2 << 30;
@@ -78,17 +76,6 @@ const GRUB_CORE_MODULES: &[&str] = &["biosdisk", "part_msdos", "ext2", "search_f
 /// The kernel command line: Debian cloud images' console settings (the last `console=` is
 /// `/dev/console`, so systemd and the serial getty use ttyS0).
 const KERNEL_CMDLINE: &str = "ro console=tty0 console=ttyS0,115200";
-
-/// Files dpkg does not unpack (documentation and translations), as for `corral-debian-12`.
-const DPKG_EXCLUDES: &[&str] = &[
-    "path-exclude=/usr/share/man/*",
-    "path-exclude=/usr/share/info/*",
-    "path-exclude=/usr/share/doc/*",
-    "path-include=/usr/share/doc/*/copyright",
-    "path-exclude=/usr/share/locale/*",
-    "path-include=/usr/share/locale/locale.alias",
-    "path-exclude=/usr/share/lintian/*",
-];
 
 /// cloud-init settings of Debian's images for EC2: user `admin`; no data source named, so
 /// ds-identify detects it.
@@ -166,11 +153,11 @@ pub fn bootable_debian_recipe_hash() -> String {
     field("revision", REVISION.to_string().as_bytes());
     field("crate", env!("CARGO_PKG_VERSION").as_bytes());
     field("name", BOOTABLE_DEBIAN_NAME.as_bytes());
-    field("suite", SUITE.as_bytes());
-    field("variant", VARIANT.as_bytes());
+    field("suite", DEBIAN_SUITE.as_bytes());
+    field("variant", DEBIAN_VARIANT.as_bytes());
     field("packages", PACKAGES.join(",").as_bytes());
     field("debconf", GRUB_DEBCONF.as_bytes());
-    field("dpkg_excludes", DPKG_EXCLUDES.join(",").as_bytes());
+    field("dpkg_excludes", crate::debian::DPKG_EXCLUDES.join(",").as_bytes());
     field("grub_modules", GRUB_CORE_MODULES.join(",").as_bytes());
     field("cmdline", KERNEL_CMDLINE.as_bytes());
     field("disk_size", BOOTABLE_DISK_SIZE.to_string().as_bytes());
@@ -203,7 +190,6 @@ struct Manifest {
 }
 
 const MANIFEST_FORMAT: u32 = 1;
-const MANIFEST: &str = "manifest.json";
 const DISK: &str = "disk.qcow2";
 
 fn image_dir(cache_dir: &Path, hash: &str) -> PathBuf {
@@ -215,7 +201,7 @@ pub fn cached_bootable_debian(cache_dir: &Path) -> Option<PathBuf> {
     let cache_dir = std::fs::canonicalize(cache_dir).ok()?;
     let hash = bootable_debian_recipe_hash();
     let dir = image_dir(&cache_dir, &hash);
-    let m: Manifest = serde_json::from_slice(&std::fs::read(dir.join(MANIFEST)).ok()?).ok()?;
+    let m: Manifest = serde_json::from_slice(&std::fs::read(dir.join(crate::MANIFEST)).ok()?).ok()?;
     if m.format != MANIFEST_FORMAT || m.recipe_hash != hash || m.name != BOOTABLE_DEBIAN_NAME {
         return None;
     }
@@ -281,7 +267,7 @@ async fn build_into(
     started: Instant,
 ) -> Result<Manifest, ImageError> {
     let root = work.join("rootfs");
-    progress(&format!("bootstrapping Debian 12 ({SUITE}) with mmdebstrap: takes a few minutes"));
+    progress(&format!("bootstrapping Debian 12 ({DEBIAN_SUITE}) with mmdebstrap: takes a few minutes"));
     mmdebstrap(&root).await?;
     let (_, kernel_version) = crate::minimal::find_vmlinuz(&root).await?;
     let root_uuid = crate::disk::uuid_from_hex(hash);
@@ -291,7 +277,7 @@ async fn build_into(
     let core = grub_core_image(&root, &root_uuid).await?;
     let boot_img_path = root.join("usr/lib/grub/i386-pc/boot.img");
     let boot_img = tokio::fs::read(&boot_img_path).await.map_err(ImageError::io("read", &boot_img_path))?;
-    let packages = installed_versions(
+    let packages = crate::debian::installed_versions(
         &root,
         &[&format!("linux-image-{kernel_version}"), "grub-pc", "systemd", "openssh-server", "cloud-init", "cloud-guest-utils"],
     )
@@ -317,38 +303,10 @@ async fn build_into(
     })
 }
 
-/// The Debian mirror (`$CORRAL_DEBIAN_MIRROR` or deb.debian.org), as for `corral-debian-12`.
-fn mirror() -> String {
-    std::env::var("CORRAL_DEBIAN_MIRROR").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "http://deb.debian.org/debian".into())
-}
-
-fn security_mirror() -> String {
-    std::env::var("CORRAL_DEBIAN_SECURITY_MIRROR")
-        .ok()
-        .filter(|m| !m.is_empty())
-        .unwrap_or_else(|| "http://deb.debian.org/debian-security".into())
-}
-
 async fn mmdebstrap(root: &Path) -> Result<(), ImageError> {
-    let mirror = mirror();
-    let mut args: Vec<String> = vec![
-        "--mode=root".into(),
-        format!("--variant={VARIANT}"),
-        "--format=directory".into(),
-        "--quiet".into(),
-        format!("--include={}", PACKAGES.join(",")),
-        "--aptopt=Acquire::Retries \"3\"".into(),
-        // Runs after the essential packages (debconf among them), before the others.
-        format!("--essential-hook=echo '{GRUB_DEBCONF}' | chroot \"$1\" debconf-set-selections"),
-    ];
-    args.extend(DPKG_EXCLUDES.iter().map(|e| format!("--dpkgopt={e}")));
-    args.push(SUITE.into());
-    args.push(root.to_string_lossy().into_owned());
-    args.push(format!("deb {mirror} {SUITE} main"));
-    args.push(format!("deb {mirror} {SUITE}-updates main"));
-    args.push(format!("deb {} {SUITE}-security main", security_mirror()));
-    corral_exec::run("mmdebstrap", &args).await.map_err(ImageError::command(format!("bootstrapping Debian into {}", root.display())))?;
-    Ok(())
+    // The hook runs after the essential packages (debconf among them), before the others.
+    let hook = format!("--essential-hook=echo '{GRUB_DEBCONF}' | chroot \"$1\" debconf-set-selections");
+    crate::debian::bootstrap(root, &PACKAGES.join(","), &[hook]).await
 }
 
 fn fill(template: &str, root_uuid: &str, kernel_version: &str) -> String {
@@ -487,38 +445,15 @@ fn mbr(boot_img: &[u8], core: &[u8], disk_sectors: u64, signature: u32) -> Resul
     Ok(s)
 }
 
-/// Versions of some packages in the tree's dpkg database, for the manifest.
-async fn installed_versions(root: &Path, names: &[&str]) -> Result<Vec<(String, String)>, ImageError> {
-    let admindir = format!("--admindir={}", root.join("var/lib/dpkg").display());
-    let mut args = vec![admindir.as_str(), "-W", "-f=${Package} ${Version}\\n"];
-    args.extend(names.iter().copied());
-    let out = corral_exec::run("dpkg-query", &args).await.map_err(ImageError::command("reading package versions from the image"))?;
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_once(' ').map(|(a, b)| (a.to_string(), b.to_string())))
-        .collect())
-}
-
 /// Writes the manifest (last, atomically) and renames the build directory into place.
 async fn finish(cache_dir: &Path, out_dir: &Path, hash: &str, manifest: Manifest) -> Result<PathBuf, ImageError> {
     let final_dir = image_dir(cache_dir, hash);
     let out_dir = out_dir.to_path_buf();
     let disk = final_dir.join(&manifest.disk);
     tokio::task::spawn_blocking(move || -> Result<(), ImageError> {
-        let disk = out_dir.join(&manifest.disk);
-        std::fs::File::open(&disk).and_then(|f| f.sync_all()).map_err(ImageError::io("sync", &disk))?;
-        let text = serde_json::to_vec_pretty(&manifest).map_err(|source| ImageError::Manifest { path: out_dir.join(MANIFEST), source })?;
-        stage::write_atomic(&out_dir.join(MANIFEST), &text)?;
-        if final_dir.exists() {
-            let doomed = out_dir.with_file_name(format!(".damaged-{}", std::process::id()));
-            std::fs::rename(&final_dir, &doomed).map_err(ImageError::io("move aside", &final_dir))?;
-            let _ = std::fs::remove_dir_all(&doomed);
-        }
-        std::fs::rename(&out_dir, &final_dir).map_err(ImageError::io("rename into place", &final_dir))?;
-        if let Some(parent) = final_dir.parent() {
-            let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        let text =
+            serde_json::to_vec_pretty(&manifest).map_err(|source| ImageError::Manifest { path: out_dir.join(crate::MANIFEST), source })?;
+        crate::publish_build(&out_dir, &final_dir, &text)
     })
     .await
     .map_err(|source| ImageError::Join { image: BOOTABLE_DEBIAN_NAME.into(), source })??;

@@ -11,11 +11,11 @@ use crate::stage::{self, in_tree};
 use crate::{minimal, BuildCtx, ImageError, Output};
 
 /// The Debian mirror (`$CORRAL_DEBIAN_MIRROR` or deb.debian.org); not part of the recipe.
-fn mirror() -> String {
+pub(crate) fn mirror() -> String {
     std::env::var("CORRAL_DEBIAN_MIRROR").ok().filter(|m| !m.is_empty()).unwrap_or_else(|| "http://deb.debian.org/debian".into())
 }
 
-fn security_mirror() -> String {
+pub(crate) fn security_mirror() -> String {
     std::env::var("CORRAL_DEBIAN_SECURITY_MIRROR")
         .ok()
         .filter(|m| !m.is_empty())
@@ -23,7 +23,7 @@ fn security_mirror() -> String {
 }
 
 /// Files dpkg does not unpack into the image (documentation and translations).
-const DPKG_EXCLUDES: &[&str] = &[
+pub(crate) const DPKG_EXCLUDES: &[&str] = &[
     "path-exclude=/usr/share/man/*",
     "path-exclude=/usr/share/info/*",
     "path-exclude=/usr/share/doc/*",
@@ -62,15 +62,22 @@ pub(crate) async fn build(ctx: &BuildCtx<'_>) -> Result<Output, ImageError> {
 }
 
 async fn mmdebstrap(ctx: &BuildCtx<'_>, root: &Path) -> Result<(), ImageError> {
+    bootstrap(root, &ctx.recipe.debootstrap_packages.join(","), &[]).await
+}
+
+/// `mmdebstrap` of Debian 12 (minbase plus `packages`, comma-separated) into directory `root`,
+/// without documentation, from the mirrors; `extra` are more mmdebstrap options (hooks).
+pub(crate) async fn bootstrap(root: &Path, packages: &str, extra: &[String]) -> Result<(), ImageError> {
     let mirror = mirror();
     let mut args: Vec<String> = vec![
         "--mode=root".into(),
         format!("--variant={DEBIAN_VARIANT}"),
         "--format=directory".into(),
         "--quiet".into(),
-        format!("--include={}", ctx.recipe.debootstrap_packages.join(",")),
+        format!("--include={packages}"),
         "--aptopt=Acquire::Retries \"3\"".into(),
     ];
+    args.extend_from_slice(extra);
     args.extend(DPKG_EXCLUDES.iter().map(|e| format!("--dpkgopt={e}")));
     args.push(DEBIAN_SUITE.into());
     args.push(root.to_string_lossy().into_owned());
@@ -97,7 +104,7 @@ async fn configure(ctx: &BuildCtx<'_>, root: &Path) -> Result<(), ImageError> {
 }
 
 /// Versions of some packages in the tree's dpkg database, for the manifest.
-async fn installed_versions(root: &Path, names: &[&str]) -> Result<Vec<(String, String)>, ImageError> {
+pub(crate) async fn installed_versions(root: &Path, names: &[&str]) -> Result<Vec<(String, String)>, ImageError> {
     let admindir = format!("--admindir={}", root.join("var/lib/dpkg").display());
     let mut args = vec![admindir.as_str(), "-W", "-f=${Package} ${Version}\\n"];
     args.extend(names.iter().copied());

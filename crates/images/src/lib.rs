@@ -308,30 +308,38 @@ async fn finish(ctx: &BuildCtx<'_>, hash: &str, out: Output, started: Instant) -
     let out_dir = ctx.out_dir.clone();
     let image = from_manifest(&final_dir, &manifest);
     tokio::task::spawn_blocking(move || -> Result<(), ImageError> {
-        // Make the image files durable before the manifest claims they are complete.
-        for entry in std::fs::read_dir(&out_dir).map_err(ImageError::io("list", &out_dir))? {
-            let path = entry.map_err(ImageError::io("list", &out_dir))?.path();
-            if path.is_file() {
-                std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(ImageError::io("sync", &path))?;
-            }
-        }
         let text = serde_json::to_vec_pretty(&manifest).map_err(|source| ImageError::Manifest { path: out_dir.join(MANIFEST), source })?;
-        stage::write_atomic(&out_dir.join(MANIFEST), &text)?;
-        if final_dir.exists() {
-            // An incomplete or damaged directory for this recipe (cached() rejected it).
-            let doomed = out_dir.with_file_name(format!(".damaged-{}", std::process::id()));
-            std::fs::rename(&final_dir, &doomed).map_err(ImageError::io("move aside", &final_dir))?;
-            let _ = std::fs::remove_dir_all(&doomed);
-        }
-        std::fs::rename(&out_dir, &final_dir).map_err(ImageError::io("rename into place", &final_dir))?;
-        if let Some(parent) = final_dir.parent() {
-            let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
-        }
-        Ok(())
+        publish_build(&out_dir, &final_dir, &text)
     })
     .await
     .map_err(|source| ImageError::Join { image: ctx.recipe.name.to_string(), source })??;
     Ok(image)
+}
+
+/// Makes a finished build durable and visible (blocking): its files are synced, the manifest
+/// written last and atomically, a damaged directory of the same recipe moved aside, the build
+/// renamed into place and the cache directory synced. A crash at any point leaves either no
+/// image or a complete one.
+pub(crate) fn publish_build(out_dir: &Path, final_dir: &Path, manifest: &[u8]) -> Result<(), ImageError> {
+    // Make the image files durable before the manifest claims they are complete.
+    for entry in std::fs::read_dir(out_dir).map_err(ImageError::io("list", out_dir))? {
+        let path = entry.map_err(ImageError::io("list", out_dir))?.path();
+        if path.is_file() {
+            std::fs::File::open(&path).and_then(|f| f.sync_all()).map_err(ImageError::io("sync", &path))?;
+        }
+    }
+    stage::write_atomic(&out_dir.join(MANIFEST), manifest)?;
+    if final_dir.exists() {
+        // An incomplete or damaged directory for this recipe (the cache lookup rejected it).
+        let doomed = out_dir.with_file_name(format!(".damaged-{}", std::process::id()));
+        std::fs::rename(final_dir, &doomed).map_err(ImageError::io("move aside", final_dir))?;
+        let _ = std::fs::remove_dir_all(&doomed);
+    }
+    std::fs::rename(out_dir, final_dir).map_err(ImageError::io("rename into place", final_dir))?;
+    if let Some(parent) = final_dir.parent() {
+        let _ = std::fs::File::open(parent).and_then(|d| d.sync_all());
+    }
+    Ok(())
 }
 
 /// Holds an exclusive lock on `path` until dropped.
