@@ -110,6 +110,14 @@ def test_unknown_action(endpoint):
     assert resp.error_code() == "InvalidAction", resp.body
 
 
+def test_model_operation_not_served_is_unsupported(ec2):
+    # In botocore's model, not (yet) served by Corral: AWS's code for an operation an endpoint
+    # does not support, with a message naming it (the Terraform provider tolerates this code).
+    with expect_error("UnsupportedOperation") as err:
+        ec2.describe_fleets()
+    assert "DescribeFleets" in str(err.value)
+
+
 def test_dry_run_answers_dry_run_operation_with_412(ec2, image_id, instance_type, run_id):
     with expect_error("DryRunOperation", 412):
         ec2.run_instances(
@@ -128,10 +136,23 @@ def test_dry_run_still_validates(ec2, instance_type):
         ec2.run_instances(ImageId=UNKNOWN_AMI_ID, InstanceType=instance_type, MinCount=1, MaxCount=1, DryRun=True)
 
 
-@pytest.mark.parametrize("max_results", [4, 1001])
-def test_max_results_out_of_range(ec2, max_results):
+def test_max_results_below_the_smallest_page(ec2_unvalidated):
     with expect_error("InvalidParameterValue"):
-        ec2.describe_instances(MaxResults=max_results)
+        ec2_unvalidated.describe_instances(MaxResults=4)
+
+
+def test_max_results_above_a_range_the_model_declares(ec2):
+    # DescribeVpcs declares 5..1000 in the model: AWS refuses values outside it.
+    with expect_error("InvalidParameterValue"):
+        ec2.describe_vpcs(MaxResults=1001)
+
+
+@pytest.mark.parametrize("call", ["describe_instances", "describe_volumes", "describe_snapshots", "describe_tags",
+                                  "describe_images"])
+def test_max_results_above_the_largest_page_is_clamped(ec2, call):
+    # Calls without a declared range return their largest page instead (the aws CLI v1 sends
+    # MaxResults=1000 to describe-volumes, whose pages hold 500).
+    getattr(ec2, call)(MaxResults=5000)
 
 
 def test_instance_ids_with_max_results(ec2):

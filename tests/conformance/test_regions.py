@@ -101,3 +101,66 @@ def test_instance_type_pagination_yields_each_type_once(ec2):
 def test_unknown_instance_type_is_invalid_instance_type(ec2):
     with expect_error("InvalidInstanceType"):
         ec2.describe_instance_types(InstanceTypes=["bogus.nano"])
+
+
+# --------------------------------------------------------------------------------------------
+# Regions are worlds (a sim cloud serves every region of the aws partition)
+
+
+def _client_in(endpoint, region):
+    import boto3
+    from botocore.config import Config
+    return boto3.session.Session(
+        aws_access_key_id=endpoint.access_key, aws_secret_access_key=endpoint.secret_key, region_name=region,
+    ).client("ec2", endpoint_url=endpoint.url, config=Config(retries={"max_attempts": 1}))
+
+
+def _serves(ec2, region):
+    return any(r["RegionName"] == region for r in ec2.describe_regions()["Regions"])
+
+
+def test_all_regions_are_botocores_aws_partition(ec2, endpoint):
+    import boto3
+    listed = {r["RegionName"]: r["OptInStatus"] for r in ec2.describe_regions(AllRegions=True)["Regions"]}
+    aws = set(boto3.session.Session().get_available_regions("ec2"))
+    assert aws <= set(listed), sorted(aws - set(listed))
+    assert set(listed) - aws <= {endpoint.region}
+    assert set(listed.values()) <= {"opt-in-not-required", "opted-in", "not-opted-in"}
+
+
+def test_clients_in_two_regions_see_nothing_of_each_other(ec2, endpoint, run_id):
+    if not (_serves(ec2, "us-west-2") and _serves(ec2, "eu-west-1")):
+        pytest.skip("the endpoint does not serve us-west-2 and eu-west-1")
+    west, eu = _client_in(endpoint, "us-west-2"), _client_in(endpoint, "eu-west-1")
+    zones = west.describe_availability_zones()["AvailabilityZones"]
+    assert [z["ZoneName"][:-1] for z in zones] == ["us-west-2"] * len(zones)
+    assert zones[0]["ZoneId"] == "usw2-az1"
+    assert all(z["RegionName"] == "us-west-2" for z in zones)
+    default_west = west.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    default_eu = eu.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"]
+    assert len(default_west) == 1 and len(default_eu) == 1
+    assert default_west[0]["VpcId"] != default_eu[0]["VpcId"]
+    name = f"regional-{run_id}"
+    west.create_key_pair(KeyName=name)
+    try:
+        with expect_error("InvalidKeyPair.NotFound"):
+            eu.describe_key_pairs(KeyNames=[name])
+        vol = west.create_volume(Size=1, AvailabilityZone="us-west-2b")["VolumeId"]
+        try:
+            with expect_error("InvalidVolume.NotFound"):
+                eu.describe_volumes(VolumeIds=[vol])
+            assert vol not in [v["VolumeId"] for v in ec2.describe_volumes()["Volumes"]]
+        finally:
+            west.delete_volume(VolumeId=vol)
+        images = eu.describe_images(Filters=[{"Name": "name", "Values": ["corral-minimal"]}])["Images"]
+        assert len(images) == 1, "each region has the default images"
+    finally:
+        west.delete_key_pair(KeyName=name)
+
+
+def test_a_region_of_no_partition_is_refused(endpoint):
+    from botocore.exceptions import ClientError
+    c = _client_in(endpoint, "mars-north-9")
+    with pytest.raises(ClientError) as err:
+        c.describe_vpcs()
+    assert err.value.response["Error"]["Code"] == "SignatureDoesNotMatch"

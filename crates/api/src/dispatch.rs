@@ -5,7 +5,7 @@ use crate::views;
 use corral_control::security_group::Direction;
 use corral_control::Control;
 use corral_ec2_query::requests as rq;
-use corral_ec2_query::{decode, encode};
+use corral_ec2_query::{decode, encode, Model};
 use corral_types::{Error, ErrorCode};
 use serde_json::Value;
 
@@ -21,10 +21,15 @@ macro_rules! requests {
 
         impl Ec2Request {
             /// Parses the form of `action` (without Action, Version and auth parameters).
+            /// A name outside botocore's model is `InvalidAction`; an operation of the model
+            /// Corral does not serve is `UnsupportedOperation`, naming it.
             pub fn parse(action: &str, params: &[(String, String)]) -> Result<Ec2Request, Error> {
-                let value = decode(action, params)?;
                 match action {
-                    $(stringify!($name) => Ok(Ec2Request::$name(typed(value)?)),)*
+                    $(stringify!($name) => Ok(Ec2Request::$name(typed(decode(action, params)?)?)),)*
+                    _ if Model::get().has_operation(action) => Err(Error::new(
+                        ErrorCode::Unsupported,
+                        format!("The operation {action} is not supported by Corral."),
+                    )),
                     _ => Err(Error::new(
                         ErrorCode::InvalidAction,
                         format!("The action {action} is not valid for this web service."),
@@ -143,7 +148,7 @@ pub async fn dispatch(control: &Control, action: &str, params: &[(String, String
 async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
     use Ec2Request as R;
     Ok(match req {
-        R::DescribeRegions(r) => views::region::regions(c, &c.regions_describe(&r)?),
+        R::DescribeRegions(r) => views::region::regions(&c.regions_describe(&r)?),
         R::DescribeAvailabilityZones(r) => views::region::zones(&c.zones_describe(&r)?),
         R::DescribeAccountAttributes(r) => views::region::account_attributes(&c.account_attributes(&r)?),
         R::DescribeInstanceTypes(r) => {
@@ -397,12 +402,20 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use corral_ec2_query::Model;
 
     #[test]
     fn every_action_is_in_the_model() {
         for a in ACTIONS {
             assert!(Model::get().has_operation(a), "{a} is not an EC2 operation");
         }
+    }
+
+    #[test]
+    fn model_operations_not_served_are_unsupported_and_others_invalid() {
+        let e = Ec2Request::parse("DescribeFleets", &[]).unwrap_err();
+        assert_eq!(e.code, ErrorCode::Unsupported);
+        assert!(e.message.contains("DescribeFleets"), "{}", e.message);
+        assert_eq!(Ec2Request::parse("DescribeUnicorns", &[]).unwrap_err().code, ErrorCode::InvalidAction);
+        assert!(Ec2Request::parse("DescribeRegions", &[]).is_ok());
     }
 }

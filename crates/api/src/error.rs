@@ -1,7 +1,7 @@
 //! The one place where Corral's errors become EC2's error codes and HTTP statuses.
 
 use corral_ec2_query::xml;
-use corral_types::{Error, ErrorCode, IdKind};
+use corral_types::{Error, ErrorCode};
 
 /// EC2's code string for `code`.
 pub fn code_string(code: ErrorCode) -> String {
@@ -35,12 +35,10 @@ pub fn code_string(code: ErrorCode) -> String {
         TagLimitExceeded => "TagLimitExceeded".into(),
         InvalidPaginationToken => "InvalidPaginationToken".into(),
         InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
-        MalformedId(IdKind::SecurityGroup) => "InvalidGroupId.Malformed".into(),
-        MalformedId(IdKind::Volume) => "InvalidVolumeID.Malformed".into(),
-        MalformedId(IdKind::Snapshot) => "InvalidSnapshotID.Malformed".into(),
-        MalformedId(kind) => format!("{}.Malformed", id_code(kind)),
-        NotFound(kind) => format!("{}.NotFound", id_code(kind)),
-        Duplicate(kind) => format!("{}.Duplicate", id_code(kind)),
+        InvalidId => "InvalidID".into(),
+        MalformedId(kind) => kind.info().malformed.into(),
+        NotFound(kind) => kind.info().not_found.into(),
+        Duplicate(kind) => format!("{}.Duplicate", kind.info().not_found.trim_end_matches(".NotFound")),
         MissingAuthenticationToken => "MissingAuthenticationToken".into(),
         AuthFailure => "AuthFailure".into(),
         SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),
@@ -69,30 +67,6 @@ pub fn code_string(code: ErrorCode) -> String {
         UnknownVolumeType => "UnknownVolumeType".into(),
         InternalError => "InternalError".into(),
         ServiceUnavailable => "Unavailable".into(),
-    }
-}
-
-/// The `Invalid<Thing>ID` stem EC2 uses for each kind of id.
-fn id_code(kind: IdKind) -> &'static str {
-    match kind {
-        IdKind::Instance => "InvalidInstanceID",
-        IdKind::Reservation => "InvalidReservationID",
-        IdKind::Image => "InvalidAMIID",
-        IdKind::KeyPair => "InvalidKeyPair",
-        IdKind::Volume => "InvalidVolume",
-        IdKind::Snapshot => "InvalidSnapshot",
-        IdKind::SecurityGroup => "InvalidGroup",
-        IdKind::Vpc => "InvalidVpcID",
-        IdKind::Subnet => "InvalidSubnetID",
-        IdKind::NetworkInterface => "InvalidNetworkInterfaceID",
-        IdKind::SecurityGroupRule => "InvalidSecurityGroupRuleId",
-        IdKind::Attachment => "InvalidAttachmentID",
-        IdKind::InternetGateway => "InvalidInternetGatewayID",
-        IdKind::RouteTable => "InvalidRouteTableID",
-        IdKind::RouteTableAssociation => "InvalidAssociationID",
-        IdKind::Allocation => "InvalidAllocationID",
-        IdKind::Association => "InvalidAssociationID",
-        IdKind::Request => "InvalidRequestID",
     }
 }
 
@@ -132,6 +106,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | TagLimitExceeded
         | InvalidPaginationToken
         | InvalidUserDataMalformed
+        | InvalidId
         | MalformedId(_)
         | NotFound(_)
         | Duplicate(_)
@@ -183,6 +158,7 @@ pub fn render(err: &Error, request_id: &str) -> (u16, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use corral_types::IdKind;
 
     #[test]
     fn id_codes_and_statuses() {

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use corral_control::Control;
+use corral_control::{Cloud, RegionStatus};
 use corral_types::{Error, ErrorCode};
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[derive(Clone)]
 pub struct ApiState {
-    pub control: Arc<Control>,
+    pub cloud: Arc<Cloud>,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -80,22 +80,29 @@ async fn serve(
     let header_pairs: Vec<(String, String)> =
         headers.iter().map(|(k, v)| (k.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
     let signed = corral_auth::sigv4::SignedRequest { method: method.as_str(), path: uri.path(), query, headers: &header_pairs, body };
-    let store = state.control.store().clone();
+    let home = state.cloud.home();
+    let store = home.store().clone();
     let lookup = |id: &str| store.read(|tx| tx.access_key_get(id)).ok().flatten().map(|k| k.secret_access_key);
-    let verified = corral_auth::sigv4::verify(&signed, chrono::Utc::now(), lookup, state.control.region())
+    let regions = |region: &str| match state.cloud.status(region) {
+        RegionStatus::Served => Ok(()),
+        RegionStatus::NotEnabled => Err(corral_auth::sigv4::AuthError::RegionNotEnabled { region: region.to_string() }),
+        RegionStatus::Unknown => Err(corral_auth::sigv4::invalid_region(region)),
+    };
+    let verified = corral_auth::sigv4::verify(&signed, chrono::Utc::now(), lookup, regions)
         .map_err(|e| (action.clone(), error::from_auth(&e)))?;
 
     let Some(action_name) = action.clone() else {
         return Err((None, Error::new(ErrorCode::MissingAction, "The request must contain the parameter Action")));
     };
     if verified.service == "sts" || action_name == "GetCallerIdentity" {
-        return crate::sts::handle(&state.control, &verified, &action_name, request_id)
+        return crate::sts::handle(home, &verified, &action_name, request_id)
             .map(|b| (action.clone(), b))
             .map_err(|e| (action.clone(), e));
     }
     let rest: Vec<(String, String)> =
         params.into_iter().filter(|(k, _)| k != "Action" && k != "Version" && !k.starts_with("X-Amz-") && k != "AWSAccessKeyId").collect();
-    crate::dispatch::dispatch(&state.control, &action_name, &rest, request_id)
+    let control = state.cloud.region(&verified.region).await.map_err(|e| (action.clone(), e))?;
+    crate::dispatch::dispatch(&control, &action_name, &rest, request_id)
         .await
         .map(|b| (action.clone(), b))
         .map_err(|e| (action.clone(), e))

@@ -76,6 +76,7 @@ pub fn pool_control(state: &StateArgs) -> anyhow::Result<std::sync::Arc<Control>
         pool,
         corral_control::ControlConfig {
             region: "local-1".into(),
+            regions: vec!["local-1".into()],
             host: "local".into(),
             max_instances: 0,
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),

@@ -36,8 +36,13 @@ pub struct ServeArgs {
     pub state: StateArgs,
     #[arg(long, value_enum, env = "CORRAL_HYPERVISOR", default_value = "qemu")]
     pub hypervisor: Hypervisor,
+    /// The home region: the one `corral credentials` names, whose store holds the account.
     #[arg(long, env = "CORRAL_REGION", default_value = "local-1")]
     pub region: String,
+    /// More regions to serve besides the home region: a comma-separated list of regions of
+    /// the aws partition, or `all`. Default: `all` with `--hypervisor sim`, none with qemu.
+    #[arg(long, env = "CORRAL_REGIONS")]
+    pub regions: Option<String>,
     /// Store location: a SQLite file path (default STATE_DIR/corral.db). PostgreSQL URLs are
     /// for the multi-host set-up, not built yet.
     #[arg(long, env = "CORRAL_DB")]
@@ -119,17 +124,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     };
     let host = agent.host_info().await.map(|h| h.hostname).unwrap_or_else(|_| "localhost".into());
-    let public_pool =
+    let public_pool: corral_types::Cidr =
         args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
-    let control = Control::new(store, agent, storage, ControlConfig { region: args.region.clone(), host, max_instances, public_pool })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = args.regions.clone().unwrap_or_else(|| if args.hypervisor == Hypervisor::Sim { "all".into() } else { String::new() });
+    let regions = corral_control::cloud::served_regions(&args.region, &spec).map_err(|e| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message)))?;
+    if args.hypervisor == Hypervisor::Qemu && regions.len() > 1 {
+        anyhow::bail!("serving several regions on one QEMU host is not built yet; use --hypervisor sim or one --region");
+    }
+    let config = ControlConfig { region: args.region.clone(), regions: regions.clone(), host, max_instances, public_pool };
+    let control = Control::new(store, agent, storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();
+    let factory = sim_regions(state_dir.clone(), account_id.clone(), config);
+    let cloud = corral_control::Cloud::new(control.clone(), regions.clone(), factory);
 
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
     let addr = listener.local_addr()?;
     let endpoint = format!("http://{addr}");
     std::fs::write(state_dir.join(ENDPOINT_FILE), format!("{endpoint}\n{}\n", args.region))?;
-    eprintln!("Corral {} serving the EC2 API at {endpoint} (region {}, account {account_id})", env!("CARGO_PKG_VERSION"), args.region);
+    eprintln!(
+        "Corral {} serving the EC2 API at {endpoint} (region {}, {} regions in all, account {account_id})",
+        env!("CARGO_PKG_VERSION"),
+        args.region,
+        regions.len()
+    );
     eprintln!("  use it:  eval \"$(corral credentials --env --state-dir {})\"", state_dir.display());
 
     let images = match args.images {
@@ -147,10 +164,34 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let app = corral_api::router(corral_api::ApiState { control });
+    let app = corral_api::router(corral_api::ApiState { cloud });
     axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
     eprintln!("Corral stopped; running instances keep running and are re-adopted at the next start");
     Ok(())
+}
+
+/// Opens the other regions of a simulated cloud on first use: each its own store
+/// (`STATE_DIR/regions/NAME/corral.db`) with the home region's account, its own simulated
+/// hypervisor, and the default images registered.
+fn sim_regions(state_dir: std::path::PathBuf, account_id: String, home: ControlConfig) -> corral_control::RegionFactory {
+    Arc::new(move |region: String| {
+        let (state_dir, account_id, home) = (state_dir.clone(), account_id.clone(), home.clone());
+        Box::pin(async move {
+            let fail = |what: &str, e: &dyn std::fmt::Display| corral_types::Error::internal(format!("opening region {region}: {what}: {e}"));
+            let dir = state_dir.join("regions").join(&region);
+            std::fs::create_dir_all(&dir).map_err(|e| fail("creating its directory", &e))?;
+            let store = Arc::new(corral_store::Store::open(&dir.join("corral.db")).map_err(|e| fail("opening its store", &e))?);
+            corral_control::account::region_bootstrap(&store, &account_id)?;
+            let sim = Arc::new(SimAgent::new(true));
+            let config = ControlConfig { region: region.clone(), ..home };
+            let control = Control::new(store, sim.clone(), sim, config)?;
+            control.spawn_reconciler();
+            for name in corral_images::DEFAULT_IMAGES {
+                crate::images::ensure(&control, name, true).await.map_err(|e| fail("registering its images", &e))?;
+            }
+            Ok(control)
+        })
+    })
 }
 
 /// dnsmasq drops to `nobody` and re-reads its host files from the state directory on every

@@ -66,6 +66,12 @@ pub fn bootstrap(store: &Store, seed: &Seed) -> Result<(String, AccessKey)> {
     })
 }
 
+/// Gives another region's store the account of the home region (credentials stay in the
+/// home region's store).
+pub fn region_bootstrap(store: &Store, account_id: &str) -> Result<()> {
+    store.transaction(|tx| Ok::<_, Error>(tx.meta_set(ACCOUNT_ID_KEY, account_id)?))
+}
+
 fn random_from(alphabet: &[u8], n: usize, prefix: &str) -> String {
     let mut rng = rand::thread_rng();
     let mut s = prefix.to_string();

@@ -35,7 +35,7 @@ pub fn matches(filters: &[Filter], tags: &[TagRecord], values: impl Fn(&str) -> 
 }
 
 /// Pagination over a list already in a stable order. The token is the index of the next item,
-/// opaque to clients.
+/// opaque to clients. `bounds` are the call's smallest accepted and largest returned page.
 pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>, bounds: (i64, i64)) -> Result<(Vec<T>, Option<String>)> {
     let start = match next_token {
         None | Some("") => 0usize,
@@ -46,9 +46,15 @@ pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>
     let Some(max) = max_results else {
         return Ok((items.into_iter().skip(start).collect(), None));
     };
-    if max < bounds.0 || max > bounds.1 {
-        return Err(Error::invalid_value("MaxResults", &max.to_string(), &format!("Must be between {} and {}.", bounds.0, bounds.1)));
+    if max < bounds.0 {
+        return Err(Error::new(
+            ErrorCode::InvalidParameterValue,
+            format!("Value ( {max} ) for parameter maxResults is invalid. Expecting a value greater than {}.", bounds.0),
+        ));
     }
+    // Above the call's largest page AWS returns that largest page (the aws CLI v1 sends
+    // MaxResults=1000 to calls whose pages hold 500).
+    let max = max.min(bounds.1);
     let total = items.len();
     let out: Vec<T> = items.into_iter().skip(start).take(max as usize).collect();
     let next = start + out.len();
@@ -159,6 +165,8 @@ mod tests {
         assert_eq!([p1, p2, p3].concat(), items);
         assert!(t3.is_none());
         assert!(page(items.clone(), Some(4), None, (5, 1000)).is_err());
+        let (clamped, more) = page(items.clone(), Some(1000), None, (5, 10)).unwrap();
+        assert_eq!((clamped.len(), more.is_some()), (10, true));
         assert_eq!(page(items, None, Some("garbage"), (5, 1000)).unwrap_err().code, ErrorCode::InvalidPaginationToken);
     }
 }

@@ -137,7 +137,6 @@ impl Control {
         let user_data = inst.user_data.as_deref().and_then(|u| base64::engine::general_purpose::STANDARD.decode(u.trim()).ok());
         let time =
             |s: &str| chrono::DateTime::parse_from_rfc3339(s).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or_else(|_| chrono::Utc::now());
-        let zone_index = inst.availability_zone.chars().last().map(|c| (c as u8).saturating_sub(b'a') + 1).unwrap_or(1);
         let m = &inst.metadata;
         let options = MetadataOptions {
             http_tokens: if m.http_tokens == "required" {
@@ -159,7 +158,7 @@ impl Control {
             account_id: self.account_id.clone(),
             region: self.config.region.clone(),
             availability_zone: inst.availability_zone.clone(),
-            availability_zone_id: format!("{}-az{zone_index}", self.config.region),
+            availability_zone_id: corral_types::region::zone_id(&inst.availability_zone).unwrap_or_default(),
             architecture: "x86_64".into(),
             hostname: eni.private_dns_name.clone(),
             interfaces: vec![InterfaceView {

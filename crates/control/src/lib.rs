@@ -8,6 +8,7 @@
 pub mod account;
 pub mod address;
 mod chain;
+pub mod cloud;
 pub mod eni;
 pub mod filter;
 pub mod gateway;
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 pub use account::{bootstrap, Seed};
+pub use cloud::{Cloud, RegionFactory, RegionStatus};
 pub use instance::{Instance, Reservation, StateChange};
 
 /// Limits with where the number came from.
@@ -51,7 +53,10 @@ pub mod limits {
 
 #[derive(Debug, Clone)]
 pub struct ControlConfig {
+    /// The region this control plane runs.
     pub region: String,
+    /// Every region the cloud serves (this one among them), for DescribeRegions.
+    pub regions: Vec<String>,
     /// The one host this control plane drives (multi-host placement comes later).
     pub host: String,
     pub max_instances: usize,
@@ -64,8 +69,9 @@ pub struct ControlConfig {
 pub const DEFAULT_PUBLIC_POOL: &str = "198.18.0.0/15";
 
 impl ControlConfig {
+    /// The names of this region's zones.
     pub fn zones(&self) -> Vec<String> {
-        ["a", "b", "c"].iter().map(|s| format!("{}{s}", self.region)).collect()
+        corral_types::region::zones(&self.region).into_iter().map(|z| z.name).collect()
     }
 }
 

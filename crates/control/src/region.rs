@@ -5,50 +5,73 @@ use crate::filter;
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_types::instance_type::INSTANCE_TYPES;
-use corral_types::{Error, InstanceTypeInfo, Result};
+use corral_types::{region, Error, ErrorCode, InstanceTypeInfo, Result};
 
-pub struct Zone {
+pub use corral_types::region::Zone;
+
+/// A region as DescribeRegions shows it.
+pub struct RegionView {
     pub name: String,
-    pub zone_id: String,
-    pub region: String,
+    pub opt_in_status: &'static str,
 }
 
 impl Control {
-    pub fn regions_describe(&self, req: &rq::DescribeRegions) -> Result<Vec<String>> {
+    /// The regions this cloud serves (its enabled regions); with `AllRegions`, every region
+    /// of the `aws` partition too, those not served as `not-opted-in`.
+    pub fn regions_describe(&self, req: &rq::DescribeRegions) -> Result<Vec<RegionView>> {
         filter::check(&req.filters, &["region-name", "endpoint", "opt-in-status"], false)?;
         if req.dry_run {
             return Err(Error::dry_run());
         }
-        let region = self.config.region.clone();
+        let served = &self.config.regions;
+        let status = |name: &str| match (served.iter().any(|r| r == name), region::aws_region(name)) {
+            (true, Some(r)) if r.opt_in => "opted-in",
+            (true, _) => "opt-in-not-required",
+            (false, _) => "not-opted-in",
+        };
+        let mut names: Vec<String> = served.clone();
+        if req.all_regions {
+            names.extend(region::AWS_REGIONS.iter().map(|r| r.name.to_string()).filter(|n| !served.contains(n)));
+        }
+        names.sort();
         for name in &req.region_names {
-            if *name != region {
-                return Err(Error::new(corral_types::ErrorCode::InvalidParameterValue, format!("Invalid region: {name}")));
+            if !names.contains(name) {
+                return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Invalid region: {name}")));
             }
         }
-        let ok = filter::matches(&req.filters, &[], |n| match n {
-            "region-name" => vec![region.clone()],
-            "opt-in-status" => vec!["opt-in-not-required".into()],
-            "endpoint" => vec![String::new()],
-            _ => vec![],
-        });
-        Ok(if ok { vec![region] } else { vec![] })
+        Ok(names
+            .into_iter()
+            .filter(|n| req.region_names.is_empty() || req.region_names.contains(n))
+            .map(|name| RegionView { opt_in_status: status(&name), name })
+            .filter(|r| {
+                filter::matches(&req.filters, &[], |n| match n {
+                    "region-name" => vec![r.name.clone()],
+                    "opt-in-status" => vec![r.opt_in_status.to_string()],
+                    "endpoint" => vec![endpoint(&r.name)],
+                    _ => vec![],
+                })
+            })
+            .collect())
     }
 
     pub fn zones_describe(&self, req: &rq::DescribeAvailabilityZones) -> Result<Vec<Zone>> {
-        filter::check(&req.filters, &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status"], false)?;
+        filter::check(
+            &req.filters,
+            &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status", "message", "parent-zone-name", "parent-zone-id"],
+            false,
+        )?;
         if req.dry_run {
             return Err(Error::dry_run());
         }
-        let zones: Vec<Zone> = self
-            .config
-            .zones()
-            .into_iter()
-            .enumerate()
-            .map(|(i, name)| Zone { zone_id: format!("{}-az{}", self.config.region, i + 1), name, region: self.config.region.clone() })
-            .collect();
+        let zones = region::zones(&self.config.region);
         for n in &req.zone_names {
             if !zones.iter().any(|z| &z.name == n) {
-                return Err(Error::new(corral_types::ErrorCode::InvalidParameterValue, format!("The zone '{n}' does not exist.")));
+                return Err(Error::new(ErrorCode::InvalidParameterValue, format!("The zone '{n}' does not exist.")));
+            }
+        }
+        for n in &req.zone_ids {
+            if !zones.iter().any(|z| &z.zone_id == n) {
+                return Err(Error::new(ErrorCode::InvalidParameterValue, format!("The zone ID '{n}' does not exist.")));
             }
         }
         Ok(zones
@@ -137,4 +160,9 @@ impl Control {
             .collect();
         filter::page(items, req.max_results, req.next_token.as_deref(), (5, 100))
     }
+}
+
+/// The endpoint DescribeRegions names for a region.
+pub fn endpoint(region: &str) -> String {
+    format!("ec2.{region}.amazonaws.com")
 }

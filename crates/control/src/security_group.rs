@@ -402,7 +402,10 @@ impl Control {
         Ok(out)
     }
 
-    pub fn security_group_rules_describe(&self, req: &rq::DescribeSecurityGroupRules) -> Result<(Vec<GroupRule>, Option<String>)> {
+    pub fn security_group_rules_describe(
+        &self,
+        req: &rq::DescribeSecurityGroupRules,
+    ) -> Result<(Vec<filter::Tagged<GroupRule>>, Option<String>)> {
         filter::check(&req.filters, &["group-id", "security-group-rule-id"], true)?;
         for id in &req.security_group_rule_ids {
             parse_id(IdKind::SecurityGroupRule, id)?;
@@ -410,17 +413,27 @@ impl Control {
         if req.dry_run {
             return Err(Error::dry_run());
         }
-        let groups = self.store.read(|tx| tx.doc_list::<SecurityGroupRecord>())?;
+        let (groups, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SecurityGroupRecord>()?, tx.tag_map()?)))?;
         let all: Vec<(String, SgRule)> =
             groups.into_iter().flat_map(|g| g.rules.into_iter().map(move |r| (g.group_id.clone(), r))).collect();
-        if let Some(missing) = req.security_group_rule_ids.iter().find(|id| !all.iter().any(|(_, r)| &r.rule_id == *id)) {
-            return Err(Error::not_found(IdKind::SecurityGroupRule, missing));
+        let missing: Vec<&str> = req
+            .security_group_rule_ids
+            .iter()
+            .filter(|id| !all.iter().any(|(_, r)| &r.rule_id == *id))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::not_found(IdKind::SecurityGroupRule, &missing.join(", ")));
         }
         let items = all
             .into_iter()
             .filter(|(_, r)| req.security_group_rule_ids.is_empty() || req.security_group_rule_ids.contains(&r.rule_id))
-            .filter(|(g, r)| {
-                filter::matches(&req.filters, &[], |n| match n {
+            .map(|(g, r)| {
+                let t = tags.get(&r.rule_id).cloned().unwrap_or_default();
+                ((g, r), t)
+            })
+            .filter(|((g, r), t)| {
+                filter::matches(&req.filters, t, |n| match n {
                     "group-id" => vec![g.clone()],
                     "security-group-rule-id" => vec![r.rule_id.clone()],
                     _ => vec![],

@@ -5,19 +5,6 @@ use corral_ec2_query::requests as rq;
 use corral_store::{TagRecord, Tx};
 use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 
-/// The resource kinds Corral has so far, by id prefix.
-fn resource_kind(id: &str) -> Option<(IdKind, &'static str)> {
-    [
-        (IdKind::Instance, "instance"),
-        (IdKind::Image, "image"),
-        (IdKind::KeyPair, "key-pair"),
-        (IdKind::Volume, "volume"),
-        (IdKind::Snapshot, "snapshot"),
-    ]
-    .into_iter()
-    .find(|(k, _)| id.starts_with(&format!("{}-", k.prefix())))
-}
-
 fn check_tag(key: &str, value: &str) -> Result<()> {
     if key.is_empty() || key.chars().count() > 128 {
         return Err(Error::invalid_value("Tag.Key", key, "Tag keys must be 1 to 128 characters."));
@@ -68,29 +55,30 @@ pub fn insert(tx: &Tx<'_>, resource_id: &str, resource_type: &str, tags: &[(Stri
 }
 
 impl Control {
+    /// The resources a CreateTags or DeleteTags names, with their tag resource types: every
+    /// kind the registry ([`corral_types::KINDS`]) gives a tag type takes tags.
     fn tag_targets(&self, tx: &Tx<'_>, resources: &[String]) -> Result<Vec<(String, &'static str)>> {
         if resources.is_empty() {
             return Err(Error::missing("ResourceId"));
         }
         let mut out = Vec::new();
+        let mut missing: Vec<(IdKind, &str)> = Vec::new();
         for id in resources {
-            let (kind, rt) =
-                resource_kind(id).ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid id: \"{id}\"")))?;
-            if ResourceId::parse(kind, id).is_none() {
-                return Err(Error::malformed(kind, id));
-            }
-            let exists = match kind {
-                IdKind::Instance => tx.instance_get(id)?.is_some(),
-                IdKind::Image => tx.image_get(id)?.is_some(),
-                IdKind::KeyPair => tx.keypair_get(id)?.is_some(),
-                IdKind::Volume => tx.doc_get::<corral_store::VolumeRecord>(id)?.is_some(),
-                IdKind::Snapshot => tx.doc_get::<corral_store::SnapshotRecord>(id)?.is_some(),
-                _ => false,
+            let Some(info) = IdKind::of_id(id).map(IdKind::info).filter(|i| i.tag_type.is_some()) else {
+                return Err(Error::new(ErrorCode::InvalidId, format!("The ID '{id}' is not valid")));
             };
-            if !exists {
-                return Err(Error::not_found(kind, id));
+            if ResourceId::parse(info.kind, id).is_none() {
+                return Err(Error::malformed(info.kind, id));
             }
-            out.push((id.clone(), rt));
+            if !tx.resource_exists(info.record, id)? {
+                missing.push((info.kind, id));
+                continue;
+            }
+            out.push((id.clone(), info.tag_type.unwrap_or_default()));
+        }
+        if let Some((kind, _)) = missing.first() {
+            let same: Vec<&str> = missing.iter().filter(|(k, _)| k == kind).map(|(_, id)| *id).collect();
+            return Err(Error::not_found(*kind, &same.join(", ")));
         }
         Ok(out)
     }

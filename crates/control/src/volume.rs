@@ -410,10 +410,8 @@ impl Control {
             (Some(_), Some(_)) => return Err(Error::combination("Only one of AvailabilityZone and AvailabilityZoneId may be given.")),
             (Some(z), None) => z.to_string(),
             (None, Some(zid)) => {
-                // Zone ids are `<region>-az<N>`, N counting the zones from 1 (as DescribeAvailabilityZones shows).
-                let n = zid.strip_prefix(&format!("{}-az", self.config.region)).and_then(|n| n.parse::<usize>().ok());
-                match n.and_then(|n| n.checked_sub(1)).and_then(|i| zones.get(i)) {
-                    Some(z) => z.clone(),
+                match corral_types::region::zone_by_id(&self.config.region, zid) {
+                    Some(z) => z,
                     None => return Err(Error::new(ErrorCode::InvalidZoneNotFound, format!("The zone ID '{zid}' does not exist."))),
                 }
             }

@@ -104,7 +104,9 @@ impl Control {
     pub fn vpc_describe(&self, req: &rq::DescribeVpcs) -> Result<(Vec<Vpc>, Option<String>)> {
         filter::check(
             &req.filters,
-            &["vpc-id", "cidr", "cidr-block-association.cidr-block", "is-default", "state", "owner-id", "dhcp-options-id"],
+            // `isDefault` (Terraform's aws_vpc data source) and `cidr-block` (Ansible's
+            // ec2_vpc_net) are aliases AWS accepts.
+            &["vpc-id", "cidr", "cidr-block", "cidr-block-association.cidr-block", "is-default", "isDefault", "state", "owner-id", "dhcp-options-id"],
             true,
         )?;
         for id in &req.vpc_ids {
@@ -128,8 +130,8 @@ impl Control {
             .filter(|v| {
                 filter::matches(&req.filters, &v.tags, |n| match n {
                     "vpc-id" => vec![v.rec.vpc_id.clone()],
-                    "cidr" | "cidr-block-association.cidr-block" => vec![v.rec.cidr.clone()],
-                    "is-default" => vec![v.rec.is_default.to_string()],
+                    "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => vec![v.rec.cidr.clone()],
+                    "is-default" | "isDefault" => vec![v.rec.is_default.to_string()],
                     "state" => vec![v.rec.state.clone()],
                     "owner-id" => vec![account.clone()],
                     "dhcp-options-id" => vec!["default".into()],

@@ -102,9 +102,29 @@ fn value(shape: Shape<'_>, node: Node, path: &str) -> Result<Value, Error> {
                 return Err(unknown(&join(path, &first)));
             }
             let raw = node.value.unwrap_or_default();
-            scalar(kind, raw, path)
+            let v = scalar(kind, raw, path)?;
+            in_range(shape, &v, path)?;
+            Ok(v)
         }
     }
+}
+
+/// The `min`/`max` a model gives an integer shape, enforced as AWS enforces them (the
+/// `MaxResults` of most newer Describe calls; ports; protocol numbers).
+fn in_range(shape: Shape<'_>, v: &Value, path: &str) -> Result<(), Error> {
+    let Some(n) = v.as_i64() else { return Ok(()) };
+    let (min, max) = (shape.raw_i64("min"), shape.raw_i64("max"));
+    let why = match (min, max) {
+        (Some(lo), _) if n < lo => format!("Expecting a value greater than or equal to {lo}."),
+        (_, Some(hi)) if n > hi => format!("Expecting a value less than or equal to {hi}."),
+        _ => return Ok(()),
+    };
+    let name = path.rsplit('.').next().unwrap_or(path);
+    let mut name = name.to_string();
+    if let Some(first) = name.get(0..1) {
+        name.replace_range(0..1, &first.to_ascii_lowercase());
+    }
+    Err(Error::new(ErrorCode::InvalidParameterValue, format!("Value ( {n} ) for parameter {name} is invalid. {why}")))
 }
 
 fn scalar(kind: ShapeKind, raw: String, path: &str) -> Result<Value, Error> {
@@ -135,6 +155,17 @@ mod tests {
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn model_ranges_are_enforced() {
+        let e = decode("DescribeVpcs", &p(&[("MaxResults", "1001")])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParameterValue);
+        assert!(e.message.contains("maxResults"), "{}", e.message);
+        assert!(decode("DescribeVpcs", &p(&[("MaxResults", "4")])).is_err());
+        assert!(decode("DescribeVpcs", &p(&[("MaxResults", "1000")])).is_ok());
+        // No range in the model: the control plane clamps.
+        assert!(decode("DescribeVolumes", &p(&[("MaxResults", "1000")])).is_ok());
     }
 
     #[test]

@@ -104,6 +104,11 @@ impl<'m> Shape<'m> {
         Some((shape, m["locationName"].as_str().unwrap_or("item")))
     }
 
+    /// An integer property of the shape (`min`, `max`).
+    pub fn raw_i64(&self, key: &str) -> Option<i64> {
+        self.raw[key].as_i64()
+    }
+
     pub fn enum_values(&self) -> Option<Vec<&'m str>> {
         Some(self.raw["enum"].as_array()?.iter().filter_map(|v| v.as_str()).collect())
     }

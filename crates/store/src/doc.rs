@@ -76,3 +76,25 @@ impl Tx<'_> {
         Ok(self.tx.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id])? == 1)
     }
 }
+
+impl Tx<'_> {
+    /// Whether a resource of the kind kept as `record` (see [`corral_types::KINDS`]) has this id:
+    /// the one existence check for every kind.
+    pub fn resource_exists(&self, record: corral_types::Record, id: &str) -> Result<bool> {
+        use corral_types::Record;
+        let n: i64 = match record {
+            Record::Table(table, column) => {
+                self.tx.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1"), [id], |r| r.get(0))?
+            }
+            Record::Doc(kind) => self.tx.query_row("SELECT COUNT(*) FROM docs WHERE kind = ?1 AND id = ?2", [kind, id], |r| r.get(0))?,
+            Record::SecurityGroupRule => self.tx.query_row(
+                "SELECT COUNT(*) FROM docs d, json_each(d.body, '$.rules') r
+                 WHERE d.kind = 'security-group' AND json_extract(r.value, '$.rule_id') = ?1",
+                [id],
+                |r| r.get(0),
+            )?,
+            Record::None => 0,
+        };
+        Ok(n > 0)
+    }
+}

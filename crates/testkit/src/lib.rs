@@ -3,7 +3,7 @@
 //! SigV4 the way the SDKs do. Also the helpers to wait on conditions with a deadline.
 
 use corral_agent::sim::SimAgent;
-use corral_control::{Control, ControlConfig, Seed};
+use corral_control::{Cloud, Control, ControlConfig, Seed};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -21,11 +21,15 @@ pub struct TestContextBuilder {
     db: Option<PathBuf>,
     max_instances: usize,
     images: bool,
+    regions: Vec<String>,
 }
 
 pub struct TestContext {
     pub addr: SocketAddr,
+    /// The home region's control plane.
     pub control: Arc<Control>,
+    /// Every region served (see [`TestContextBuilder::regions`]).
+    pub cloud: Arc<Cloud>,
     pub agent: Arc<SimAgent>,
     pub client: Client,
     /// The registered test images: (name, id).
@@ -44,7 +48,7 @@ impl Drop for TestContext {
 
 impl TestContext {
     pub fn builder() -> TestContextBuilder {
-        TestContextBuilder { auto_advance: true, db: None, max_instances: 1000, images: true }
+        TestContextBuilder { auto_advance: true, db: None, max_instances: 1000, images: true, regions: vec![] }
     }
 
     pub async fn new() -> TestContext {
@@ -73,6 +77,13 @@ impl TestContextBuilder {
         self
     }
 
+    /// Serve these regions of the aws partition too, each opened on first use with an
+    /// in-memory store and a simulated agent of its own.
+    pub fn regions(mut self, regions: &[&str]) -> Self {
+        self.regions = regions.iter().map(|r| r.to_string()).collect();
+        self
+    }
+
     pub fn max_instances(mut self, n: usize) -> Self {
         self.max_instances = n;
         self
@@ -92,16 +103,19 @@ impl TestContextBuilder {
             Seed { account_id: Some(ACCOUNT.into()), access_key_id: Some(ACCESS_KEY.into()), secret_access_key: Some(SECRET_KEY.into()) };
         corral_control::bootstrap(&store, &seed).expect("bootstrap");
         let agent = Arc::new(SimAgent::new(self.auto_advance));
+        let regions = corral_control::cloud::served_regions(REGION, &self.regions.join(",")).expect("regions");
+        let config = ControlConfig {
+            region: REGION.into(),
+            regions: regions.clone(),
+            host: "sim".into(),
+            max_instances: self.max_instances,
+            public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
+        };
         let control = Control::new(
             store,
             agent.clone(),
             agent.clone(),
-            ControlConfig {
-                region: REGION.into(),
-                host: "sim".into(),
-                max_instances: self.max_instances,
-                public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
-            },
+            config.clone(),
         )
         .expect("control");
         let mut images = Vec::new();
@@ -126,12 +140,28 @@ impl TestContextBuilder {
         let reconciler = control.spawn_reconciler();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
-        let app = corral_api::router(corral_api::ApiState { control: control.clone() });
+        let cloud = Cloud::new(control.clone(), regions, region_factory(config));
+        let app = corral_api::router(corral_api::ApiState { cloud: cloud.clone() });
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        TestContext { addr, control, agent, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), images, _dir: dir, server, reconciler }
+        TestContext { addr, control, cloud, agent, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), images, _dir: dir, server, reconciler }
     }
+}
+
+/// Opens another region: an in-memory store with the test account, a simulated agent.
+fn region_factory(home: ControlConfig) -> corral_control::RegionFactory {
+    Arc::new(move |region: String| {
+        let home = home.clone();
+        Box::pin(async move {
+            let store = Arc::new(corral_store::Store::open_in_memory().map_err(corral_types::Error::from)?);
+            corral_control::account::region_bootstrap(&store, ACCOUNT)?;
+            let agent = Arc::new(SimAgent::new(true));
+            let control = Control::new(store, agent.clone(), agent, ControlConfig { region, ..home })?;
+            control.spawn_reconciler();
+            Ok(control)
+        })
+    })
 }
 
 /// A SigV4-signing EC2 Query client over plain HTTP/1.1.

@@ -24,8 +24,14 @@ async fn signatures_are_checked() {
     skewed.skew = chrono::Duration::minutes(-14);
     skewed.call("DescribeRegions", &[]).await.ok();
 
+    // A region of AWS this cloud does not serve answers as a region not enabled does; a name
+    // that is no region at all as a badly scoped credential.
     let mut other_region = ctx.client.clone();
     other_region.region = "us-east-1".into();
+    let r = other_region.call("DescribeRegions", &[]).await;
+    assert_eq!(r.status, 401);
+    r.err("AuthFailure");
+    other_region.region = "mars-north-9".into();
     other_region.call("DescribeRegions", &[]).await.err("SignatureDoesNotMatch");
 
     let r = raw_http(ctx.addr, "GET", "/?Action=DescribeRegions&Version=2016-11-15", &[], b"").await;

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     InvalidPaginationToken,
     InvalidUserDataMalformed,
     // ids
+    /// An id of no kind Corral knows (`InvalidID`).
+    InvalidId,
     MalformedId(IdKind),
     NotFound(IdKind),
     Duplicate(IdKind),

@@ -7,11 +7,12 @@ pub mod cidr;
 pub mod error;
 pub mod id;
 pub mod instance_type;
+pub mod region;
 pub mod state;
 pub mod wildcard;
 
 pub use cidr::Cidr;
 pub use error::{Error, ErrorCode, Result};
-pub use id::{IdKind, ResourceId};
+pub use id::{IdKind, KindInfo, Record, ResourceId, KINDS};
 pub use instance_type::{InstanceTypeInfo, INSTANCE_TYPES};
 pub use state::InstanceState;

@@ -1,6 +1,7 @@
 //! VPC, subnet, security group and network interface responses.
 
 use corral_control::eni::NetworkInterface;
+use corral_control::filter::Tagged;
 use corral_control::security_group::{RuleChange, SecurityGroup};
 use corral_control::vpc::{Subnet, Vpc};
 use corral_store::{EniRecord, SgRule, VpcRecord};
@@ -42,14 +43,13 @@ pub fn vpc_attribute(v: &VpcRecord, attr: &str) -> Value {
 
 pub fn subnet(s: &Subnet, owner: &str, region: &str) -> Value {
     let r = &s.rec;
-    let zone_index = r.availability_zone.chars().last().map(|c| (c as u8).saturating_sub(b'a') + 1).unwrap_or(1);
     json!({
         "SubnetId": r.subnet_id,
         "VpcId": r.vpc_id,
         "CidrBlock": r.cidr,
         "State": r.state,
         "AvailabilityZone": r.availability_zone,
-        "AvailabilityZoneId": format!("{region}-az{zone_index}"),
+        "AvailabilityZoneId": corral_types::region::zone_id(&r.availability_zone).unwrap_or_default(),
         "AvailableIpAddressCount": s.available_ips,
         "DefaultForAz": r.default_for_az,
         "MapPublicIpOnLaunch": r.map_public_ip_on_launch,
@@ -163,8 +163,16 @@ pub fn rule(group_id: &str, r: &SgRule, owner: &str, region: &str) -> Value {
     v
 }
 
-pub fn rules(items: &[(String, SgRule)], owner: &str, region: &str, next: Option<String>) -> Value {
-    super::with_next(json!({"SecurityGroupRules": items.iter().map(|(g, r)| rule(g, r, owner, region)).collect::<Vec<_>>()}), next)
+pub fn rules(items: &[Tagged<(String, SgRule)>], owner: &str, region: &str, next: Option<String>) -> Value {
+    let views: Vec<Value> = items
+        .iter()
+        .map(|((g, r), t)| {
+            let mut v = rule(g, r, owner, region);
+            v["Tags"] = super::tags(t);
+            v
+        })
+        .collect();
+    super::with_next(json!({ "SecurityGroupRules": views }), next)
 }
 
 pub fn authorized(c: &RuleChange, owner: &str, region: &str) -> Value {

@@ -1,15 +1,13 @@
 //! Regions, zones, account attributes, instance types.
 
-use corral_control::region::Zone;
-use corral_control::Control;
+use corral_control::region::{RegionView, Zone};
 use corral_types::InstanceTypeInfo;
 use serde_json::{json, Value};
 
-pub fn regions(c: &Control, names: &[String]) -> Value {
-    let _ = c;
-    let items: Vec<Value> = names
+pub fn regions(regions: &[RegionView]) -> Value {
+    let items: Vec<Value> = regions
         .iter()
-        .map(|n| json!({"RegionName": n, "Endpoint": format!("ec2.{n}.corral.internal"), "OptInStatus": "opt-in-not-required"}))
+        .map(|r| json!({"RegionName": r.name, "Endpoint": corral_control::region::endpoint(&r.name), "OptInStatus": r.opt_in_status}))
         .collect();
     json!({ "Regions": items })
 }

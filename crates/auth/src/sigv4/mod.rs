@@ -65,7 +65,7 @@ pub struct SignedRequest<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Verified {
     pub access_key_id: String,
-    /// The region in the credential scope (always the expected region).
+    /// The region in the credential scope (one the endpoint accepts).
     pub region: String,
     /// `ec2` or `sts`, from the credential scope.
     pub service: String,
@@ -99,6 +99,37 @@ pub enum AuthError {
     /// The timestamp is too far from our clock, or a presigned URL has expired.
     #[error("{0}")]
     RequestExpired(String),
+    /// Signed for a region that exists but this endpoint does not serve: AWS answers a
+    /// region an account has not enabled this way.
+    #[error("AWS was not able to validate the provided access credentials")]
+    RegionNotEnabled { region: String },
+}
+
+/// Which regions an endpoint accepts in a credential scope: one region (`&str`), or a
+/// function that says why a region is refused.
+pub trait RegionCheck {
+    fn check(&self, region: &str) -> Result<(), AuthError>;
+}
+
+impl RegionCheck for &str {
+    fn check(&self, region: &str) -> Result<(), AuthError> {
+        if region == *self {
+            Ok(())
+        } else {
+            Err(invalid_region(region))
+        }
+    }
+}
+
+impl<F: Fn(&str) -> Result<(), AuthError>> RegionCheck for F {
+    fn check(&self, region: &str) -> Result<(), AuthError> {
+        self(region)
+    }
+}
+
+/// The answer for a credential scoped to a region that is no region at all.
+pub fn invalid_region(region: &str) -> AuthError {
+    AuthError::InvalidScope(format!("Credential should be scoped to a valid region, not '{region}'."))
 }
 
 impl AuthError {
@@ -113,6 +144,7 @@ impl AuthError {
             AuthError::InvalidScope(_) => "SignatureDoesNotMatch",
             AuthError::SignatureDoesNotMatch { .. } => "SignatureDoesNotMatch",
             AuthError::RequestExpired(_) => "RequestExpired",
+            AuthError::RegionNotEnabled { .. } => "AuthFailure",
         }
     }
 }
@@ -123,9 +155,9 @@ pub fn verify(
     req: &SignedRequest,
     now: DateTime<Utc>,
     lookup_secret: impl Fn(&str) -> Option<String>,
-    expected_region: &str,
+    expected_region: impl RegionCheck,
 ) -> Result<Verified, AuthError> {
-    verify_for_services(req, now, lookup_secret, expected_region, SERVICES)
+    verify_for_services(req, now, lookup_secret, &expected_region, SERVICES)
 }
 
 /// [`verify`] with the accepted services as a parameter, so the AWS test vectors (signed
@@ -134,7 +166,7 @@ fn verify_for_services(
     req: &SignedRequest,
     now: DateTime<Utc>,
     lookup_secret: impl Fn(&str) -> Option<String>,
-    expected_region: &str,
+    expected_region: &dyn RegionCheck,
     services: &[&str],
 ) -> Result<Verified, AuthError> {
     let auth = parse::extract(req)?;
@@ -146,9 +178,7 @@ fn verify_for_services(
             services.first().copied().unwrap_or_default()
         )));
     }
-    if cred.region != expected_region {
-        return Err(AuthError::InvalidScope(format!("Credential should be scoped to a valid region, not '{}'.", cred.region)));
-    }
+    expected_region.check(&cred.region)?;
     let stamp = format_timestamp(auth.time);
     if cred.date != stamp[..8] {
         return Err(AuthError::InvalidScope(format!(

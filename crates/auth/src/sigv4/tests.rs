@@ -51,7 +51,7 @@ fn check_vector(v: &Vector) {
     let mut signed = hdrs.clone();
     signed.extend(added);
     let req = SignedRequest { headers: &signed, ..req };
-    let ok = verify_for_services(&req, at(VECTOR_TIME), lookup, "us-east-1", &[v.service]).unwrap_or_else(|e| panic!("{}: {e:?}", v.name));
+    let ok = verify_for_services(&req, at(VECTOR_TIME), lookup, &"us-east-1", &[v.service]).unwrap_or_else(|e| panic!("{}: {e:?}", v.name));
     assert_eq!(ok.access_key_id, AKID);
 }
 
