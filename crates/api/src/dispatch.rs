@@ -132,6 +132,10 @@ requests!(
     DescribeSnapshotAttribute,
     ModifySnapshotAttribute,
     ResetSnapshotAttribute,
+    DescribeInstanceCreditSpecifications,
+    ModifyInstanceCreditSpecification,
+    MonitorInstances,
+    UnmonitorInstances,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -391,6 +395,16 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             c.snapshot_attribute_reset(&r)?;
             serde_json::json!({})
         }
+        R::DescribeInstanceCreditSpecifications(r) => {
+            let (items, next) = c.instance_credit_describe(&r)?;
+            views::instance::credit_specifications(&items, next)
+        }
+        R::ModifyInstanceCreditSpecification(r) => {
+            let (ok, failed) = c.instance_credit_modify(&r)?;
+            views::instance::credit_modified(&ok, &failed)
+        }
+        R::MonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, true, r.dry_run)?),
+        R::UnmonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, false, r.dry_run)?),
         R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
         R::DescribeNetworkInterfaces(r) => {
             let (items, next) = c.eni_describe(&r)?;

@@ -406,6 +406,7 @@ mod tests {
             terminated_at: None,
             seq: 1,
             metadata: Default::default(),
+            options: Default::default(),
         }
     }
 

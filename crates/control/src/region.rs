@@ -148,7 +148,7 @@ impl Control {
                     "instance-type" => vec![t.name.to_string()],
                     "vcpu-info.default-vcpus" => vec![t.vcpus.to_string()],
                     "memory-info.size-in-mib" => vec![t.memory_mib.to_string()],
-                    "current-generation" => vec![(!t.name.starts_with("t2.")).to_string()],
+                    "current-generation" => vec![t.current_generation.to_string()],
                     "free-tier-eligible" => vec![t.free_tier.to_string()],
                     "burstable-performance-supported" => vec![t.burstable.to_string()],
                     "processor-info.supported-architecture" => vec!["x86_64".into()],

@@ -259,7 +259,43 @@ request!(RunInstances {
     instance_initiated_shutdown_behavior: Option<String>,
     disable_api_termination: Option<bool>,
     block_device_mappings: Vec<BlockDeviceMapping>,
+    disable_api_stop: Option<bool>,
+    ebs_optimized: Option<bool>,
+    credit_specification: Option<CreditSpecificationRequest>,
+    monitoring: Option<RunInstancesMonitoringEnabled>,
 });
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct CreditSpecificationRequest {
+    pub cpu_credits: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct RunInstancesMonitoringEnabled {
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct InstanceCreditSpecificationRequest {
+    pub instance_id: Option<String>,
+    pub cpu_credits: Option<String>,
+}
+
+request!(DescribeInstanceCreditSpecifications {
+    instance_ids: Vec<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+request!(ModifyInstanceCreditSpecification {
+    client_token: Option<String>,
+    instance_credit_specifications: Vec<InstanceCreditSpecificationRequest>,
+});
+request!(MonitorInstances { instance_ids: Vec<String> });
+request!(UnmonitorInstances { instance_ids: Vec<String> });
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
 pub struct IpRange {
@@ -413,6 +449,13 @@ request!(ModifyInstanceAttribute {
     instance_initiated_shutdown_behavior: Option<AttributeValue<String>>,
     groups: Vec<String>,
     block_device_mappings: Vec<InstanceBlockDeviceMappingSpecification>,
+    source_dest_check: Option<AttributeValue<bool>>,
+    disable_api_stop: Option<AttributeValue<bool>>,
+    ebs_optimized: Option<AttributeValue<bool>>,
+    ena_support: Option<AttributeValue<bool>>,
+    sriov_net_support: Option<AttributeValue<String>>,
+    kernel: Option<AttributeValue<String>>,
+    ramdisk: Option<AttributeValue<String>>,
 });
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

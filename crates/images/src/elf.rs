@@ -1,7 +1,7 @@
 //! Just enough ELF64 (little-endian) reading for three checks: a kernel module's `.modinfo`
 //! strings (its dependencies), a `vmlinux`'s notes (the PVH entry point microvm boots) and a
-//! dynamically linked program's `DT_NEEDED` libraries and interpreter (what corral-minimal must
-//! carry to run dropbear).
+//! dynamically linked program's `DT_NEEDED` libraries, run path and interpreter (what
+//! corral-minimal must carry to run dropbear and sudo).
 
 /// ELF machine number of x86-64.
 pub(crate) const EM_X86_64: u16 = 62;
@@ -102,21 +102,19 @@ impl<'a> Elf<'a> {
         out
     }
 
-    /// The sonames in `DT_NEEDED` entries of the `.dynamic` section, in order; empty for a
-    /// static program.
-    pub(crate) fn needed(&self) -> Vec<String> {
+    /// The strings of the `.dynamic` entries tagged `tag` (offsets into `.dynstr`), in order.
+    fn dynamic_strings(&self, tag: u64) -> Vec<String> {
         const DT_NULL: u64 = 0;
-        const DT_NEEDED: u64 = 1;
         let (Some(dynamic), Some(dynstr)) = (self.section(".dynamic"), self.section(".dynstr")) else {
             return Vec::new();
         };
         let mut out = Vec::new();
         for entry in dynamic.chunks_exact(16) {
-            let tag = u64_at(entry, 0).unwrap_or(DT_NULL);
-            if tag == DT_NULL {
+            let t = u64_at(entry, 0).unwrap_or(DT_NULL);
+            if t == DT_NULL {
                 break;
             }
-            if tag != DT_NEEDED {
+            if t != tag {
                 continue;
             }
             let Some(rest) = u64_at(entry, 8).and_then(|off| usize::try_from(off).ok()).and_then(|off| dynstr.get(off..)) else {
@@ -126,6 +124,26 @@ impl<'a> Elf<'a> {
             out.push(String::from_utf8_lossy(&rest[..end]).into_owned());
         }
         out
+    }
+
+    /// The sonames in `DT_NEEDED` entries of the `.dynamic` section, in order; empty for a
+    /// static program.
+    pub(crate) fn needed(&self) -> Vec<String> {
+        const DT_NEEDED: u64 = 1;
+        self.dynamic_strings(DT_NEEDED)
+    }
+
+    /// The directories of its `DT_RUNPATH` (else `DT_RPATH`) entry, where the loader looks for
+    /// this object's own `DT_NEEDED` libraries before the system directories (sudo finds
+    /// `libsudo_util.so.0` in `/usr/libexec/sudo` so).
+    pub(crate) fn runpath(&self) -> Vec<String> {
+        const DT_RPATH: u64 = 15;
+        const DT_RUNPATH: u64 = 29;
+        let mut paths = self.dynamic_strings(DT_RUNPATH);
+        if paths.is_empty() {
+            paths = self.dynamic_strings(DT_RPATH);
+        }
+        paths.iter().flat_map(|p| p.split(':')).filter(|d| !d.is_empty()).map(str::to_string).collect()
     }
 
     /// The program interpreter (`.interp`, e.g. `/lib64/ld-linux-x86-64.so.2`), if any.
@@ -153,6 +171,65 @@ pub(crate) fn modinfo(module: &[u8]) -> Result<Vec<(String, String)>, String> {
             s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))
         })
         .collect())
+}
+
+/// Builds ELF64 files for tests.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::EM_X86_64;
+
+    /// An x86-64 ELF64 file with the named sections (and a section header string table).
+    pub(crate) fn with_sections(sections: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut d = vec![0u8; 64];
+        d[..4].copy_from_slice(b"\x7fELF");
+        d[4] = 2;
+        d[5] = 1;
+        d[0x12..0x14].copy_from_slice(&EM_X86_64.to_le_bytes());
+        let mut shstr = vec![0u8];
+        let mut headers = vec![(0u32, 0usize, 0usize)];
+        for (name, content) in sections {
+            let name_off = shstr.len() as u32;
+            shstr.extend_from_slice(name.as_bytes());
+            shstr.push(0);
+            headers.push((name_off, d.len(), content.len()));
+            d.extend_from_slice(content);
+        }
+        let name_off = shstr.len() as u32;
+        shstr.extend_from_slice(b".shstrtab\0");
+        headers.push((name_off, d.len(), shstr.len()));
+        d.extend_from_slice(&shstr);
+        while !d.len().is_multiple_of(8) {
+            d.push(0);
+        }
+        let sh_off = d.len();
+        for (name, off, size) in &headers {
+            let mut sh = [0u8; 64];
+            sh[..4].copy_from_slice(&name.to_le_bytes());
+            sh[24..32].copy_from_slice(&(*off as u64).to_le_bytes());
+            sh[32..40].copy_from_slice(&(*size as u64).to_le_bytes());
+            d.extend_from_slice(&sh);
+        }
+        d[0x28..0x30].copy_from_slice(&(sh_off as u64).to_le_bytes());
+        d[0x3a..0x3c].copy_from_slice(&64u16.to_le_bytes());
+        d[0x3c..0x3e].copy_from_slice(&(headers.len() as u16).to_le_bytes());
+        d[0x3e..0x40].copy_from_slice(&((headers.len() - 1) as u16).to_le_bytes());
+        d
+    }
+
+    /// A shared object (no interpreter) with these `DT_NEEDED` entries and `DT_RUNPATH`.
+    pub(crate) fn shared_object(needed: &[&str], runpath: Option<&str>) -> Vec<u8> {
+        let mut dynstr = vec![0u8];
+        let mut dynamic = Vec::new();
+        let entries = needed.iter().map(|n| (1u64, *n)).chain(runpath.map(|r| (29u64, r)));
+        for (tag, value) in entries {
+            dynamic.extend_from_slice(&tag.to_le_bytes());
+            dynamic.extend_from_slice(&(dynstr.len() as u64).to_le_bytes());
+            dynstr.extend_from_slice(value.as_bytes());
+            dynstr.push(0);
+        }
+        dynamic.extend_from_slice(&[0u8; 16]);
+        with_sections(&[(".dynstr", dynstr), (".dynamic", dynamic)])
+    }
 }
 
 #[cfg(test)]
@@ -225,6 +302,7 @@ mod tests {
         let d = sample();
         let elf = Elf::parse(&d).unwrap();
         assert!(elf.needed().is_empty());
+        assert!(elf.runpath().is_empty());
         assert_eq!(elf.interpreter(), None);
     }
 
@@ -238,6 +316,17 @@ mod tests {
         }
         assert!(elf.needed().iter().any(|n| n.starts_with("libc.so")), "{:?}", elf.needed());
         assert!(elf.interpreter().unwrap().contains("ld-linux"));
+    }
+
+    #[test]
+    fn reads_needed_libraries_and_run_path() {
+        let d = testing::shared_object(&["libsudo_util.so.0", "libc.so.6"], Some("/usr/libexec/sudo:/opt/x"));
+        let elf = Elf::parse(&d).unwrap();
+        assert_eq!(elf.needed(), ["libsudo_util.so.0", "libc.so.6"]);
+        assert_eq!(elf.runpath(), ["/usr/libexec/sudo", "/opt/x"]);
+        assert_eq!(elf.interpreter(), None);
+        let plain = testing::shared_object(&["libc.so.6"], None);
+        assert!(Elf::parse(&plain).unwrap().runpath().is_empty());
     }
 
     #[test]

@@ -64,22 +64,30 @@ const GIB: u64 = 1 << 30;
 static RECIPES: [Recipe; 2] = [
     Recipe {
         name: "corral-minimal",
-        description: "Corral minimal: static busybox and dropbear SSH on a Debian 12 cloud kernel, for fast tests; default user admin",
+        description: "Corral minimal: static busybox, dropbear SSH and sudo on a Debian 12 cloud kernel, for fast tests; default user admin, passwordless sudo",
         kind: Kind::Minimal,
         cmdline: "root=/dev/vda rw",
         disk_size: GIB,
-        // The kernel and busybox first (the build takes them by position), then dropbear and
-        // every package that provides a library in its DT_NEEDED closure.
+        // The kernel and busybox first (the build takes them by position), then dropbear, sudo
+        // (with PAM's modules) and every package that provides a library in their DT_NEEDED
+        // closures.
         host_packages: &[
             "linux-image-cloud-amd64",
             "busybox-static",
             "dropbear-bin",
+            "sudo",
+            "libpam-modules",
             "libc6",
             "libcrypt1",
             "libtomcrypt1",
             "libtommath1",
             "libgmp10",
             "zlib1g",
+            "libpam0g",
+            "libaudit1",
+            "libcap-ng0",
+            "libselinux1",
+            "libpcre2-8-0",
         ],
         debootstrap_packages: &[],
         assets: &[
@@ -98,7 +106,7 @@ static RECIPES: [Recipe; 2] = [
             Asset {
                 path: "/etc/group",
                 mode: 0o644,
-                content: "root:x:0:\nadm:x:4:admin\ntty:x:5:\nwheel:x:10:admin\nadmin:x:1000:\n",
+                content: "root:x:0:\nadm:x:4:admin\ntty:x:5:\nwheel:x:10:admin\nsudo:x:27:admin\nadmin:x:1000:\n",
             },
             Asset {
                 path: "/etc/shadow",
@@ -123,6 +131,15 @@ static RECIPES: [Recipe; 2] = [
                 content: "NAME=\"Corral minimal\"\nID=corral-minimal\nID_LIKE=debian\nPRETTY_NAME=\"Corral minimal (busybox)\"\nVERSION_ID=\"1\"\n",
             },
             Asset { path: "/etc/fstab", mode: 0o644, content: "/dev/root / ext4 rw 0 0\n" },
+            Asset { path: "/etc/nsswitch.conf", mode: 0o644, content: "passwd: files\ngroup: files\nshadow: files\nhosts: files dns\n" },
+            // The default user becomes root without a password, as on every EC2 image (the
+            // sudo package's /etc/sudoers includes this directory; sudo wants 0440, root's).
+            Asset {
+                path: "/etc/sudoers.d/90-corral-admin",
+                mode: 0o440,
+                content: "# corral-minimal: the default user runs anything as root, without a password.\nadmin ALL=(ALL) NOPASSWD:ALL\n",
+            },
+            Asset { path: "/etc/pam.d/sudo", mode: 0o644, content: include_str!("../assets/minimal-pam-sudo") },
         ],
         disk_modules: &["virtio-rng", "virtio_console", "virtio_balloon", "vmw_vsock_virtio_transport", "tun"],
     },
@@ -272,5 +289,24 @@ mod tests {
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{positions:?}");
         assert!(init.rfind("init ready").unwrap() > init.rfind("corral_network_setup").unwrap());
         assert!(r.host_packages.contains(&"dropbear-bin"));
+    }
+
+    /// corral-minimal's admin has passwordless sudo through Debian's sudo and PAM's pam_unix.
+    #[test]
+    fn minimal_admin_has_passwordless_sudo() {
+        let r = get("corral-minimal").unwrap();
+        let asset = |p: &str| r.assets.iter().find(|a| a.path == p).unwrap_or_else(|| panic!("{p} missing"));
+        let dropin = asset("/etc/sudoers.d/90-corral-admin");
+        assert_eq!(dropin.mode, 0o440);
+        assert!(dropin.content.lines().any(|l| l == "admin ALL=(ALL) NOPASSWD:ALL"), "{}", dropin.content);
+        let pam = asset("/etc/pam.d/sudo").content;
+        for stack in ["auth", "account", "session"] {
+            assert!(pam.lines().any(|l| l.starts_with(stack) && l.ends_with("pam_unix.so")), "{stack}: {pam}");
+        }
+        assert!(!pam.contains("@include"), "the image has no common-* stacks: {pam}");
+        for p in ["sudo", "libpam-modules", "libpam0g"] {
+            assert!(r.host_packages.contains(&p), "{p}");
+        }
+        assert!(asset("/etc/group").content.lines().any(|l| l == "sudo:x:27:admin"));
     }
 }

@@ -1,6 +1,7 @@
 //! corral-minimal end to end: build it from Debian packages into the image cache
-//! (`$CORRAL_IMAGE_CACHE` or the default), check the artifacts and the cache hit, then boot it
-//! exactly as the VMM does and check the readiness marker and a clean ACPI power-off.
+//! (`$CORRAL_IMAGE_CACHE` or the default), check the artifacts (sudo's files on the root disk
+//! included) and the cache hit, then boot it exactly as the VMM does and check the readiness
+//! marker and a clean ACPI power-off. (tests/minimal_network.rs runs sudo over SSH.)
 //!
 //! Needs apt access to a Debian 12 mirror (first build only) and qemu-system-x86_64.
 
@@ -30,6 +31,7 @@ async fn builds_checks_and_caches_corral_minimal() {
     let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["virtual-size"].as_u64(), Some(image.size_bytes));
+    check_sudo_files(&image.base_disk).await;
 
     let dir = image.base_disk.parent().unwrap();
     assert!(dir.join("manifest.json").is_file());
@@ -57,4 +59,36 @@ async fn corral_minimal_boots_to_its_marker_and_powers_off_on_acpi_button() {
     eprintln!("[images] QEMU exited {status} {:?} after start", guest.started.elapsed());
     assert!(status.success(), "{status}");
     assert!(guest.console_text().contains("corral-minimal: poweroff"), "{}", guest.console_text());
+}
+
+/// sudo's files on the root disk, read with debugfs from a raw copy: the front end setuid
+/// root, its policy plugin and sudoers root's and not writable by others, admin's drop-in 0440.
+async fn check_sudo_files(base_disk: &std::path::Path) {
+    use std::os::unix::fs::MetadataExt;
+    let built_as_root = std::fs::metadata(base_disk).map(|m| m.uid() == 0).unwrap_or(false);
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("root.raw");
+    let args = ["convert", "-q", "-f", "qcow2", "-O", "raw", &base_disk.display().to_string(), &raw.display().to_string()];
+    corral_exec::run("qemu-img", &args).await.unwrap();
+    for (path, mode) in [
+        ("/usr/bin/sudo", "04755"),
+        ("/usr/libexec/sudo/sudoers.so", "0644"),
+        ("/usr/libexec/sudo/libsudo_util.so.0", "0644"),
+        ("/lib/x86_64-linux-gnu/security/pam_unix.so", "0644"),
+        ("/etc/sudoers", "0440"),
+        ("/etc/sudoers.d/90-corral-admin", "0440"),
+        ("/etc/pam.d/sudo", "0644"),
+    ] {
+        let out = corral_exec::run("debugfs", &["-R", &format!("stat {path}"), &raw.display().to_string()]).await.unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            let words: Vec<&str> = text.split_whitespace().collect();
+            words.iter().position(|w| *w == name).and_then(|i| words.get(i + 1)).map(|w| w.to_string())
+        };
+        assert_eq!(field("Mode:").as_deref(), Some(mode), "{path}: {text}");
+        assert_eq!(field("Type:").as_deref(), Some("regular"), "{path}: {text}");
+        if built_as_root {
+            assert_eq!((field("User:").as_deref(), field("Group:").as_deref()), (Some("0"), Some("0")), "{path}: {text}");
+        }
+    }
 }

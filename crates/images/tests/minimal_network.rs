@@ -1,5 +1,6 @@
 //! corral-minimal as a networked EC2 guest: DHCP, the instance metadata service (IMDSv2), the
-//! key pair for `admin`, user-data run once per instance, and SSH into it.
+//! key pair for `admin`, user-data run once per instance, and SSH into it (with passwordless
+//! sudo for `admin`).
 //!
 //! Everything happens inside a network namespace this test creates (`cimg-<random>`) and
 //! removes again, even on failure: a tap device for the guest with the router address
@@ -315,6 +316,13 @@ async fn corral_minimal_configures_network_metadata_ssh_and_user_data_once() {
     assert!(out.contains("mtu 1450"), "{out}");
     assert!(out.contains("nameserver 10.77.0.1"), "{out}");
     assert!(out.contains("default via 10.77.0.1 dev eth0"), "{out}");
+
+    // admin becomes root without a password: Debian's sudo, setuid, with the NOPASSWD drop-in.
+    let t = Instant::now();
+    let out = env.ssh("sudo -n true && sudo -n id -u && sudo -n -l").await;
+    eprintln!("[images] sudo over ssh took {:?}:\n{out}", t.elapsed());
+    assert_eq!(out.lines().next(), Some("0"), "{out}");
+    assert!(out.contains("(ALL) NOPASSWD: ALL"), "{out}");
 
     // The listener user-data started answers from the namespace.
     let mut nc = env.ns.exec("bash");

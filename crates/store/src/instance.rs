@@ -55,6 +55,31 @@ impl Default for MetadataOptions {
     }
 }
 
+/// Settings of an instance that EC2 keeps beside its state, read and changed by
+/// DescribeInstanceAttribute, ModifyInstanceAttribute and friends. Missing fields take AWS's
+/// defaults, so the column can grow without a migration.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct InstanceOptions {
+    pub disable_api_stop: bool,
+    pub ebs_optimized: bool,
+    /// Burstable types: "standard" or "unlimited"; empty for the type's default.
+    pub cpu_credits: String,
+    /// Detailed monitoring: "disabled" or "enabled".
+    pub monitoring: String,
+}
+
+impl Default for InstanceOptions {
+    fn default() -> Self {
+        InstanceOptions {
+            disable_api_stop: false,
+            ebs_optimized: false,
+            cpu_credits: String::new(),
+            monitoring: "disabled".into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRecord {
     pub instance_id: String,
@@ -85,11 +110,12 @@ pub struct InstanceRecord {
     /// Insertion order, for stable pagination.
     pub seq: i64,
     pub metadata: MetadataOptions,
+    pub options: InstanceOptions,
 }
 
 const COLS: &str = "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
-    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options";
+    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options, options";
 
 fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
     let state: String = r.get(7)?;
@@ -134,6 +160,13 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
                 }
             }
         },
+        options: {
+            let s: String = r.get(25)?;
+            match serde_json::from_str(&s) {
+                Ok(o) => o,
+                Err(e) => return Ok(Err(StoreError::Corrupt(format!("instance {id}: options: {e}")))),
+            }
+        },
     }))
 }
 
@@ -141,18 +174,22 @@ fn metadata_json(m: &MetadataOptions) -> String {
     serde_json::to_string(m).unwrap_or_default()
 }
 
+fn options_json(o: &InstanceOptions) -> String {
+    serde_json::to_string(o).unwrap_or_else(|_| "{}".into())
+}
+
 impl Tx<'_> {
     /// Inserts a new instance; its `seq` is assigned here.
     pub fn instance_insert(&self, i: &InstanceRecord) -> Result<()> {
         let seq: i64 = self.tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances", [], |r| r.get(0))?;
         self.tx.execute(
-            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25)"),
+            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"),
             params![
                 i.instance_id, i.reservation_id, i.image_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.key_name,
                 i.state.name(), i.desired.as_str(), i.force_stop, i.state_reason_code, i.state_reason_message,
                 i.state_transition_reason, i.availability_zone, i.launch_time, i.ami_launch_index, i.user_data,
                 i.client_token, i.disable_api_termination, i.shutdown_behavior, i.host, i.observed_generation as i64,
-                i.terminated_at, seq, metadata_json(&i.metadata)
+                i.terminated_at, seq, metadata_json(&i.metadata), options_json(&i.options)
             ],
         )?;
         Ok(())
@@ -163,7 +200,7 @@ impl Tx<'_> {
         self.tx.execute(
             "UPDATE instances SET instance_type=?2, vcpus=?3, memory_mib=?4, state=?5, desired=?6, force_stop=?7, state_reason_code=?8,
              state_reason_message=?9, state_transition_reason=?10, user_data=?11, disable_api_termination=?12, shutdown_behavior=?13,
-             observed_generation=?14, terminated_at=?15, metadata_options=?16 WHERE instance_id=?1",
+             observed_generation=?14, terminated_at=?15, metadata_options=?16, options=?17 WHERE instance_id=?1",
             params![
                 i.instance_id,
                 i.instance_type,
@@ -180,7 +217,8 @@ impl Tx<'_> {
                 i.shutdown_behavior,
                 i.observed_generation as i64,
                 i.terminated_at,
-                metadata_json(&i.metadata)
+                metadata_json(&i.metadata),
+                options_json(&i.options)
             ],
         )?;
         Ok(())

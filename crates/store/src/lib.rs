@@ -17,7 +17,7 @@ mod tag;
 pub use account::AccessKey;
 pub use doc::Doc;
 pub use image::{ImageBlockDevice, ImageRecord};
-pub use instance::{Desired, InstanceRecord, MetadataOptions};
+pub use instance::{Desired, InstanceOptions, InstanceRecord, MetadataOptions};
 pub use keypair::KeyPairRecord;
 pub use network::{
     AddressRecord, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,

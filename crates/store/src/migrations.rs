@@ -109,6 +109,11 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX docs_by_seq ON docs(seq);
     "#,
+    // 6: instance settings beside the state (stop protection, source/destination check, CPU
+    // credits, monitoring), as JSON with AWS's defaults for missing fields.
+    r#"
+    ALTER TABLE instances ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

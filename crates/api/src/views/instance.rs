@@ -35,7 +35,7 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "InstanceType": r.instance_type,
         "LaunchTime": r.launch_time,
         "Placement": {"AvailabilityZone": r.availability_zone, "GroupName": "", "Tenancy": "default"},
-        "Monitoring": {"State": "disabled"},
+        "Monitoring": {"State": r.options.monitoring},
         "Architecture": "x86_64",
         "RootDeviceType": "ebs",
         "RootDeviceName": i.root_device_name,
@@ -44,10 +44,10 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "ClientToken": r.client_token.clone().unwrap_or_default(),
         "Tags": super::tags(&i.tags),
         "SecurityGroups": i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>(),
-        "SourceDestCheck": true,
+        "SourceDestCheck": i.enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check),
         "Hypervisor": "xen",
         "NetworkInterfaces": i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner, region)).collect::<Vec<_>>(),
-        "EbsOptimized": false,
+        "EbsOptimized": r.options.ebs_optimized,
         "EnaSupport": true,
         "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
         "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
@@ -151,7 +151,7 @@ pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Val
         "userData" => ("UserData", r.user_data.as_ref().map_or(json!({}), |u| json!({"Value": u}))),
         "disableApiTermination" => ("DisableApiTermination", json!({"Value": r.disable_api_termination})),
         "instanceInitiatedShutdownBehavior" => ("InstanceInitiatedShutdownBehavior", json!({"Value": r.shutdown_behavior})),
-        "disableApiStop" => ("DisableApiStop", json!({"Value": false})),
+        "disableApiStop" => ("DisableApiStop", json!({"Value": r.options.disable_api_stop})),
         "rootDeviceName" => {
             let root = c
                 .store()
@@ -164,12 +164,12 @@ pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Val
         "ramdisk" => ("RamdiskId", json!({})),
         "blockDeviceMapping" => ("BlockDeviceMappings", super::storage::instance_mappings(&c.volumes_of(&r.instance_id)?)),
         "productCodes" => ("ProductCodes", json!([])),
-        "sourceDestCheck" => ("SourceDestCheck", json!({"Value": true})),
+        "sourceDestCheck" => ("SourceDestCheck", json!({"Value": c.instance_source_dest_check(&r.instance_id)?})),
         "groupSet" => {
             let groups = c.instance_groups(&r.instance_id)?;
             ("Groups", json!(groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>()))
         }
-        "ebsOptimized" => ("EbsOptimized", json!({"Value": false})),
+        "ebsOptimized" => ("EbsOptimized", json!({"Value": r.options.ebs_optimized})),
         "sriovNetSupport" => ("SriovNetSupport", json!({"Value": "simple"})),
         "enaSupport" => ("EnaSupport", json!({"Value": true})),
         "enclaveOptions" => ("EnclaveOptions", json!({"Enabled": false})),
@@ -182,4 +182,24 @@ pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Val
     };
     v[member] = value;
     Ok(v)
+}
+
+pub fn credit_specifications(items: &[(String, String)], next: Option<String>) -> Value {
+    let v: Vec<Value> = items.iter().map(|(id, c)| json!({"InstanceId": id, "CpuCredits": c})).collect();
+    super::with_next(json!({ "InstanceCreditSpecifications": v }), next)
+}
+
+pub fn credit_modified(ok: &[String], failed: &[(String, String, String)]) -> Value {
+    json!({
+        "SuccessfulInstanceCreditSpecifications": ok.iter().map(|id| json!({"InstanceId": id})).collect::<Vec<_>>(),
+        "UnsuccessfulInstanceCreditSpecifications": failed
+            .iter()
+            .map(|(id, code, message)| json!({"InstanceId": id, "Error": {"Code": code, "Message": message}}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+pub fn monitorings(items: &[(String, String)]) -> Value {
+    let v: Vec<Value> = items.iter().map(|(id, state)| json!({"InstanceId": id, "Monitoring": {"State": state}})).collect();
+    json!({ "InstanceMonitorings": v })
 }

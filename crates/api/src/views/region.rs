@@ -52,7 +52,7 @@ pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Valu
             let threads = if t.vcpus > 1 { 2 } else { 1 };
             json!({
                 "InstanceType": t.name,
-                "CurrentGeneration": !t.name.starts_with("t2."),
+                "CurrentGeneration": t.current_generation,
                 "FreeTierEligible": t.free_tier,
                 "SupportedUsageClasses": ["on-demand"],
                 "SupportedRootDeviceTypes": ["ebs"],

@@ -2,6 +2,8 @@
 //! desired state in one transaction and kicks the reconciler; the reconciler (see
 //! `reconcile.rs`) makes the host follow and moves the EC2 state as the VM really changes.
 
+mod attribute;
+
 use crate::{filter, limits, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{Desired, EniRecord, ImageRecord, InstanceRecord, SecurityGroupRecord, TagRecord, VolumeRecord};
@@ -143,6 +145,7 @@ impl Control {
         }
         let request_hash = request_hash(req);
         let metadata = metadata_options(corral_store::MetadataOptions::default(), req.metadata_options.as_ref())?;
+        let options = attribute::launch_options(req, itype)?;
 
         self.store.transaction(|tx| {
             if let Some(token) = &req.client_token {
@@ -211,6 +214,7 @@ impl Control {
                     terminated_at: None,
                     seq: 0,
                     metadata: metadata.clone(),
+                    options: options.clone(),
                 };
                 tx.instance_insert(&rec)?;
                 let eni = self.eni_create_primary(tx, &placement, &rec.instance_id, delete_eni)?;
@@ -392,6 +396,13 @@ impl Control {
         }
         let force = req.force;
         self.instance_transition(&req.instance_ids, req.dry_run, |_, r| match r.state {
+            InstanceState::Pending | InstanceState::Running if r.options.disable_api_stop => Err(Error::new(
+                ErrorCode::OperationNotPermitted,
+                format!(
+                    "The instance '{}' may not be stopped. Modify its 'disableApiStop' instance attribute and try again.",
+                    r.instance_id
+                ),
+            )),
             InstanceState::Pending | InstanceState::Running => {
                 r.state = InstanceState::Stopping;
                 r.desired = Desired::Stopped;
@@ -530,148 +541,6 @@ impl Control {
         check_ids(&[id.to_string()])?;
         self.store.read(|tx| tx.instance_get(id))?.ok_or_else(|| Error::not_found(IdKind::Instance, id))
     }
-
-    pub fn instance_attribute_modify(&self, req: &rq::ModifyInstanceAttribute) -> Result<()> {
-        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
-        check_ids(&[id.to_string()])?;
-        // The attribute comes either as Attribute + Value or as its own member.
-        let mut changes: Vec<(&str, String)> = Vec::new();
-        if let Some(a) = &req.attribute {
-            let v = req.value.clone().ok_or_else(|| Error::missing("Value"))?;
-            changes.push((a.as_str(), v));
-        }
-        if let Some(v) = req.instance_type.as_ref().and_then(|v| v.value.clone()) {
-            changes.push(("instanceType", v));
-        }
-        if let Some(v) = req.user_data.as_ref().and_then(|v| v.value.clone()) {
-            changes.push(("userData", v));
-        }
-        if let Some(v) = req.disable_api_termination.as_ref().and_then(|v| v.value) {
-            changes.push(("disableApiTermination", v.to_string()));
-        }
-        if let Some(v) = req.instance_initiated_shutdown_behavior.as_ref().and_then(|v| v.value.clone()) {
-            changes.push(("instanceInitiatedShutdownBehavior", v));
-        }
-        if !req.block_device_mappings.is_empty() {
-            if !changes.is_empty() || !req.groups.is_empty() {
-                return Err(Error::combination("Only one attribute can be modified at a time."));
-            }
-            return self.store.transaction(|tx| {
-                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-                if r.state == InstanceState::Terminated {
-                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-                }
-                let mut volumes = tx.doc_list_by_parent::<VolumeRecord>(id)?;
-                for m in &req.block_device_mappings {
-                    let device = m.device_name.as_deref().ok_or_else(|| Error::missing("BlockDeviceMapping.N.DeviceName"))?;
-                    let v = volumes.iter_mut().find(|v| v.attachment.as_ref().is_some_and(|a| a.device == device)).ok_or_else(|| {
-                        Error::new(ErrorCode::InvalidInstanceAttributeValue, format!("No device is currently mapped at {device}"))
-                    })?;
-                    if let Some(ebs) = &m.ebs {
-                        if ebs.volume_id.as_deref().is_some_and(|x| x != v.volume_id) {
-                            return Err(Error::new(
-                                ErrorCode::InvalidInstanceAttributeValue,
-                                format!("The volume at {device} is {}, not {}", v.volume_id, ebs.volume_id.clone().unwrap_or_default()),
-                            ));
-                        }
-                        if let (Some(d), Some(a)) = (ebs.delete_on_termination, v.attachment.as_mut()) {
-                            a.delete_on_termination = d;
-                        }
-                    }
-                }
-                if req.dry_run {
-                    return Err(Error::dry_run());
-                }
-                for v in &volumes {
-                    tx.doc_put(v)?;
-                }
-                Ok(())
-            });
-        }
-        if !req.groups.is_empty() {
-            if !changes.is_empty() {
-                return Err(Error::combination("Only one attribute can be modified at a time."));
-            }
-            self.store.transaction(|tx| {
-                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-                if r.state == InstanceState::Terminated {
-                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-                }
-                self.instance_groups_set(tx, id, &req.groups)?;
-                if req.dry_run {
-                    return Err(Error::dry_run());
-                }
-                Ok(())
-            })?;
-            self.kick_host();
-            return Ok(());
-        }
-        if changes.is_empty() {
-            return Err(Error::missing("Attribute"));
-        }
-        if changes.len() > 1 {
-            return Err(Error::combination("Only one attribute can be modified at a time."));
-        }
-        let (attr, value) = changes.remove(0);
-        self.store.transaction(|tx| {
-            let mut r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-            if r.state == InstanceState::Terminated {
-                return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-            }
-            match attr {
-                "instanceType" => {
-                    let t = instance_type(&value).ok_or_else(|| {
-                        Error::new(
-                            ErrorCode::InvalidInstanceAttributeValue,
-                            format!("Value ({value}) for parameter instanceType is invalid."),
-                        )
-                    })?;
-                    if r.state != InstanceState::Stopped {
-                        return Err(Error::new(
-                            ErrorCode::IncorrectInstanceState,
-                            format!("The instance '{id}' is not in the 'stopped' state."),
-                        ));
-                    }
-                    r.instance_type = t.name.into();
-                    r.vcpus = t.vcpus;
-                    r.memory_mib = t.memory_mib;
-                }
-                "userData" => {
-                    if r.state != InstanceState::Stopped {
-                        return Err(Error::new(
-                            ErrorCode::IncorrectInstanceState,
-                            format!("The instance '{id}' is not in the 'stopped' state."),
-                        ));
-                    }
-                    check_user_data(&value)?;
-                    r.user_data = (!value.is_empty()).then_some(value);
-                }
-                "disableApiTermination" => {
-                    r.disable_api_termination = parse_bool("disableApiTermination", &value)?;
-                }
-                "instanceInitiatedShutdownBehavior" => {
-                    if value != "stop" && value != "terminate" {
-                        return Err(Error::new(
-                            ErrorCode::InvalidParameterValue,
-                            format!("Value ({value}) for parameter instanceInitiatedShutdownBehavior is invalid."),
-                        ));
-                    }
-                    r.shutdown_behavior = value;
-                }
-                other => {
-                    return Err(Error::new(
-                        ErrorCode::InvalidParameterValue,
-                        format!("Value ({other}) for parameter attribute is invalid. Modifying it is not supported."),
-                    ))
-                }
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            tx.instance_update(&r)?;
-            Ok(())
-        })
-    }
 }
 
 /// Applies MetadataOptions (RunInstances or ModifyInstanceMetadataOptions) to `base`.
@@ -721,7 +590,7 @@ fn root_device(images: &[ImageRecord], image_id: &str) -> String {
         .unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string())
 }
 
-fn check_ids(ids: &[String]) -> Result<()> {
+pub(super) fn check_ids(ids: &[String]) -> Result<()> {
     for id in ids {
         if ResourceId::parse(IdKind::Instance, id).is_none() {
             return Err(Error::malformed(IdKind::Instance, id));
@@ -730,7 +599,7 @@ fn check_ids(ids: &[String]) -> Result<()> {
     Ok(())
 }
 
-fn check_user_data(b64: &str) -> Result<()> {
+pub(super) fn check_user_data(b64: &str) -> Result<()> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
@@ -739,14 +608,6 @@ fn check_user_data(b64: &str) -> Result<()> {
         return Err(Error::new(ErrorCode::InvalidParameterValue, "User data is limited to 16384 bytes"));
     }
     Ok(())
-}
-
-fn parse_bool(name: &str, v: &str) -> Result<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        _ => Err(Error::invalid_value(name, v, "Expected true or false.")),
-    }
 }
 
 fn now_reason() -> String {

@@ -1,0 +1,365 @@
+//! Instance attributes and settings: ModifyInstanceAttribute (every member the model has),
+//! credit specifications of burstable types, and detailed monitoring.
+
+use super::{check_ids, check_user_data};
+use crate::Control;
+use corral_ec2_query::requests as rq;
+use crate::filter;
+use corral_store::{EniRecord, InstanceOptions, InstanceRecord, VolumeRecord};
+use corral_types::instance_type::{instance_type, InstanceTypeInfo};
+use corral_types::{Error, ErrorCode, IdKind, InstanceState, Result};
+
+impl Control {
+    pub fn instance_attribute_modify(&self, req: &rq::ModifyInstanceAttribute) -> Result<()> {
+        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+        check_ids(&[id.to_string()])?;
+        // The attribute comes either as Attribute + Value or as its own member.
+        let mut changes: Vec<(&str, String)> = Vec::new();
+        if let Some(a) = &req.attribute {
+            let v = req.value.clone().ok_or_else(|| Error::missing("Value"))?;
+            changes.push((a.as_str(), v));
+        }
+        if let Some(v) = req.instance_type.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("instanceType", v));
+        }
+        if let Some(v) = req.user_data.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("userData", v));
+        }
+        if let Some(v) = req.disable_api_termination.as_ref().and_then(|v| v.value) {
+            changes.push(("disableApiTermination", v.to_string()));
+        }
+        if let Some(v) = req.instance_initiated_shutdown_behavior.as_ref().and_then(|v| v.value.clone()) {
+            changes.push(("instanceInitiatedShutdownBehavior", v));
+        }
+        let flags = [
+            ("sourceDestCheck", &req.source_dest_check),
+            ("disableApiStop", &req.disable_api_stop),
+            ("ebsOptimized", &req.ebs_optimized),
+            ("enaSupport", &req.ena_support),
+        ];
+        for (name, v) in flags {
+            if let Some(v) = v.as_ref().and_then(|v| v.value) {
+                changes.push((name, v.to_string()));
+            }
+        }
+        for (name, v) in [("sriovNetSupport", &req.sriov_net_support), ("kernel", &req.kernel), ("ramdisk", &req.ramdisk)] {
+            if let Some(v) = v.as_ref().and_then(|v| v.value.clone()) {
+                changes.push((name, v));
+            }
+        }
+        if !req.block_device_mappings.is_empty() {
+            if !changes.is_empty() || !req.groups.is_empty() {
+                return Err(Error::combination("Only one attribute can be modified at a time."));
+            }
+            return self.store.transaction(|tx| {
+                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+                if r.state == InstanceState::Terminated {
+                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+                }
+                let mut volumes = tx.doc_list_by_parent::<VolumeRecord>(id)?;
+                for m in &req.block_device_mappings {
+                    let device = m.device_name.as_deref().ok_or_else(|| Error::missing("BlockDeviceMapping.N.DeviceName"))?;
+                    let v = volumes.iter_mut().find(|v| v.attachment.as_ref().is_some_and(|a| a.device == device)).ok_or_else(|| {
+                        Error::new(ErrorCode::InvalidInstanceAttributeValue, format!("No device is currently mapped at {device}"))
+                    })?;
+                    if let Some(ebs) = &m.ebs {
+                        if ebs.volume_id.as_deref().is_some_and(|x| x != v.volume_id) {
+                            return Err(Error::new(
+                                ErrorCode::InvalidInstanceAttributeValue,
+                                format!("The volume at {device} is {}, not {}", v.volume_id, ebs.volume_id.clone().unwrap_or_default()),
+                            ));
+                        }
+                        if let (Some(d), Some(a)) = (ebs.delete_on_termination, v.attachment.as_mut()) {
+                            a.delete_on_termination = d;
+                        }
+                    }
+                }
+                if req.dry_run {
+                    return Err(Error::dry_run());
+                }
+                for v in &volumes {
+                    tx.doc_put(v)?;
+                }
+                Ok(())
+            });
+        }
+        if !req.groups.is_empty() {
+            if !changes.is_empty() {
+                return Err(Error::combination("Only one attribute can be modified at a time."));
+            }
+            self.store.transaction(|tx| {
+                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+                if r.state == InstanceState::Terminated {
+                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+                }
+                self.instance_groups_set(tx, id, &req.groups)?;
+                if req.dry_run {
+                    return Err(Error::dry_run());
+                }
+                Ok(())
+            })?;
+            self.kick_host();
+            return Ok(());
+        }
+        if changes.is_empty() {
+            return Err(Error::missing("Attribute"));
+        }
+        if changes.len() > 1 {
+            return Err(Error::combination("Only one attribute can be modified at a time."));
+        }
+        let (attr, value) = changes.remove(0);
+        self.store.transaction(|tx| {
+            let mut r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
+            if r.state == InstanceState::Terminated {
+                return Err(Error::incorrect_state(id, r.state.name(), "modified"));
+            }
+            match attr {
+                "instanceType" => {
+                    let t = instance_type(&value).ok_or_else(|| {
+                        Error::new(
+                            ErrorCode::InvalidInstanceAttributeValue,
+                            format!("Value ({value}) for parameter instanceType is invalid."),
+                        )
+                    })?;
+                    if r.state != InstanceState::Stopped {
+                        return Err(Error::new(
+                            ErrorCode::IncorrectInstanceState,
+                            format!("The instance '{id}' is not in the 'stopped' state."),
+                        ));
+                    }
+                    r.instance_type = t.name.into();
+                    r.vcpus = t.vcpus;
+                    r.memory_mib = t.memory_mib;
+                }
+                "userData" => {
+                    if r.state != InstanceState::Stopped {
+                        return Err(Error::new(
+                            ErrorCode::IncorrectInstanceState,
+                            format!("The instance '{id}' is not in the 'stopped' state."),
+                        ));
+                    }
+                    check_user_data(&value)?;
+                    r.user_data = (!value.is_empty()).then_some(value);
+                }
+                "disableApiTermination" => {
+                    r.disable_api_termination = parse_bool("disableApiTermination", &value)?;
+                }
+                // The instance's check is its primary interface's, as on AWS.
+                "sourceDestCheck" => {
+                    let check = parse_bool("sourceDestCheck", &value)?;
+                    let mut eni = tx
+                        .doc_list::<EniRecord>()?
+                        .into_iter()
+                        .find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0)
+                        .ok_or_else(|| Error::internal(format!("instance {id} has no primary interface")))?;
+                    eni.source_dest_check = check;
+                    tx.doc_put(&eni)?;
+                }
+                "disableApiStop" => r.options.disable_api_stop = parse_bool("disableApiStop", &value)?,
+                "ebsOptimized" => r.options.ebs_optimized = parse_bool("ebsOptimized", &value)?,
+                // Corral's guests always have these; turning them off is not something it can do.
+                "enaSupport" => {
+                    if !parse_bool("enaSupport", &value)? {
+                        return Err(Error::new(ErrorCode::Unsupported, "ENA support cannot be turned off on Corral's instances."));
+                    }
+                }
+                "sriovNetSupport" => {
+                    if value != "simple" {
+                        return Err(Error::invalid_value("sriovNetSupport", &value, "The only value supported is simple."));
+                    }
+                }
+                "kernel" | "ramdisk" => {
+                    return Err(Error::new(
+                        ErrorCode::Unsupported,
+                        format!("The {attr} attribute applies to paravirtual instances, which Corral does not run."),
+                    ))
+                }
+                "instanceInitiatedShutdownBehavior" => {
+                    if value != "stop" && value != "terminate" {
+                        return Err(Error::new(
+                            ErrorCode::InvalidParameterValue,
+                            format!("Value ({value}) for parameter instanceInitiatedShutdownBehavior is invalid."),
+                        ));
+                    }
+                    r.shutdown_behavior = value;
+                }
+                other => {
+                    return Err(Error::new(
+                        ErrorCode::InvalidParameterValue,
+                        format!("Value ({other}) for parameter attribute is invalid. Modifying it is not supported."),
+                    ))
+                }
+            }
+            if req.dry_run {
+                return Err(Error::dry_run());
+            }
+            tx.instance_update(&r)?;
+            Ok(())
+        })?;
+        // The source/destination check is enforced on the host.
+        self.kick_host();
+        Ok(())
+    }
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid_value(name, v, "Expected true or false.")),
+    }
+}
+
+
+/// The settings RunInstances asks for, checked against the instance type.
+pub(super) fn launch_options(req: &rq::RunInstances, itype: &InstanceTypeInfo) -> Result<InstanceOptions> {
+    let mut o = InstanceOptions { disable_api_stop: req.disable_api_stop.unwrap_or(false), ..InstanceOptions::default() };
+    o.ebs_optimized = req.ebs_optimized.unwrap_or(false);
+    if let Some(credits) = req.credit_specification.as_ref().and_then(|c| c.cpu_credits.as_deref()) {
+        if !itype.burstable {
+            return Err(Error::combination(format!(
+                "The requested configuration is not supported: CreditSpecification is only for burstable performance instances, not {}.",
+                itype.name
+            )));
+        }
+        o.cpu_credits = check_credits(credits)?.to_string();
+    }
+    if req.monitoring.as_ref().and_then(|m| m.enabled).unwrap_or(false) {
+        o.monitoring = "enabled".into();
+    }
+    Ok(o)
+}
+
+fn check_credits(v: &str) -> Result<&str> {
+    match v {
+        "standard" | "unlimited" => Ok(v),
+        _ => Err(Error::invalid_value("CpuCredits", v, "Valid values are standard and unlimited.")),
+    }
+}
+
+/// The CPU credit option of a burstable instance: what it was given, else its family's
+/// default (`standard` for T2, `unlimited` for T3 and later), as on AWS.
+pub fn cpu_credits(r: &InstanceRecord) -> String {
+    if !r.options.cpu_credits.is_empty() {
+        return r.options.cpu_credits.clone();
+    }
+    if r.instance_type.starts_with("t2.") { "standard" } else { "unlimited" }.to_string()
+}
+
+impl Control {
+    /// The source/destination check of an instance (its primary interface's).
+    pub fn instance_source_dest_check(&self, id: &str) -> Result<bool> {
+        let enis = self.store.read(|tx| tx.doc_list::<EniRecord>())?;
+        Ok(enis.iter().find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0).is_none_or(|e| e.source_dest_check))
+    }
+}
+
+fn burstable(r: &InstanceRecord) -> bool {
+    instance_type(&r.instance_type).is_some_and(|t| t.burstable)
+}
+
+impl Control {
+    /// DescribeInstanceCreditSpecifications: the burstable instances named (all of them when
+    /// none is named), with their CPU credit option.
+    pub fn instance_credit_describe(
+        &self,
+        req: &rq::DescribeInstanceCreditSpecifications,
+    ) -> Result<(Vec<(String, String)>, Option<String>)> {
+        filter::check(&req.filters, &["instance-id"], false)?;
+        check_ids(&req.instance_ids)?;
+        if !req.instance_ids.is_empty() && req.max_results.is_some() {
+            return Err(Error::combination("The parameter instanceIdSet cannot be used with the parameter maxResults"));
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let all = self.store.read(|tx| tx.instance_list())?;
+        let missing: Vec<&str> = req
+            .instance_ids
+            .iter()
+            .filter(|id| !all.iter().any(|r| &r.instance_id == *id && r.state != InstanceState::Terminated))
+            .map(String::as_str)
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
+        }
+        let items: Vec<(String, String)> = all
+            .iter()
+            .filter(|r| r.state != InstanceState::Terminated && burstable(r))
+            .filter(|r| req.instance_ids.is_empty() || req.instance_ids.contains(&r.instance_id))
+            .filter(|r| filter::matches(&req.filters, &[], |n| if n == "instance-id" { vec![r.instance_id.clone()] } else { vec![] }))
+            .map(|r| (r.instance_id.clone(), cpu_credits(r)))
+            .collect();
+        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+    }
+
+    /// ModifyInstanceCreditSpecification: each instance succeeds or fails on its own, as on
+    /// AWS. Returns (succeeded ids, failed (id, code, message)).
+    pub fn instance_credit_modify(
+        &self,
+        req: &rq::ModifyInstanceCreditSpecification,
+    ) -> Result<(Vec<String>, Vec<(String, String, String)>)> {
+        if req.instance_credit_specifications.is_empty() {
+            return Err(Error::missing("InstanceCreditSpecification"));
+        }
+        let mut specs = Vec::new();
+        for s in &req.instance_credit_specifications {
+            let id = s.instance_id.clone().ok_or_else(|| Error::missing("InstanceCreditSpecification.N.InstanceId"))?;
+            let credits = s.cpu_credits.as_deref().ok_or_else(|| Error::missing("InstanceCreditSpecification.N.CpuCredits"))?;
+            check_ids(std::slice::from_ref(&id))?;
+            specs.push((id, check_credits(credits)?.to_string()));
+        }
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        self.store.transaction(|tx| {
+            let (mut ok, mut failed) = (Vec::new(), Vec::new());
+            for (id, credits) in &specs {
+                match tx.instance_get(id)?.filter(|r| r.state != InstanceState::Terminated) {
+                    None => failed.push((id.clone(), "InvalidInstanceID.NotFound".into(), format!("The instance ID '{id}' does not exist"))),
+                    Some(r) if !burstable(&r) => failed.push((
+                        id.clone(),
+                        "InvalidInstanceType".into(),
+                        format!("The instance type {} does not support credit specifications.", r.instance_type),
+                    )),
+                    Some(mut r) => {
+                        r.options.cpu_credits = credits.clone();
+                        tx.instance_update(&r)?;
+                        ok.push(id.clone());
+                    }
+                }
+            }
+            Ok((ok, failed))
+        })
+    }
+
+    /// MonitorInstances and UnmonitorInstances: (id, new monitoring state) for each.
+    pub fn instance_monitoring_set(&self, ids: &[String], enabled: bool, dry_run: bool) -> Result<Vec<(String, String)>> {
+        if ids.is_empty() {
+            return Err(Error::missing("InstanceId"));
+        }
+        check_ids(ids)?;
+        self.store.transaction(|tx| {
+            let mut records = Vec::new();
+            let mut missing = Vec::new();
+            for id in ids {
+                match tx.instance_get(id)?.filter(|r| r.state != InstanceState::Terminated) {
+                    Some(r) => records.push(r),
+                    None => missing.push(id.as_str()),
+                }
+            }
+            if !missing.is_empty() {
+                return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
+            }
+            if dry_run {
+                return Err(Error::dry_run());
+            }
+            let state = if enabled { "enabled" } else { "disabled" };
+            for r in &mut records {
+                r.options.monitoring = state.into();
+                tx.instance_update(r)?;
+            }
+            Ok(records.iter().map(|r| (r.instance_id.clone(), state.to_string())).collect())
+        })
+    }
+}
