@@ -136,6 +136,7 @@ requests!(
     ModifyInstanceCreditSpecification,
     MonitorInstances,
     UnmonitorInstances,
+    DescribeNetworkAcls,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -405,6 +406,10 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::MonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, true, r.dry_run)?),
         R::UnmonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, false, r.dry_run)?),
+        R::DescribeNetworkAcls(r) => {
+            let (items, next) = c.network_acl_describe(&r)?;
+            views::network_acl::network_acls(&items, c.account_id(), next)
+        }
         R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
         R::DescribeNetworkInterfaces(r) => {
             let (items, next) = c.eni_describe(&r)?;

@@ -16,6 +16,7 @@ mod host;
 pub mod image;
 pub mod instance;
 pub mod keypair;
+pub mod network_acl;
 pub mod reconcile;
 pub mod region;
 pub mod security_group;
@@ -122,6 +123,7 @@ impl Control {
             host_computed: std::sync::Mutex::new(None),
         });
         control.default_vpc_ensure()?;
+        control.network_acls_ensure()?;
         Ok(control)
     }
 

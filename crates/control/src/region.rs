@@ -158,7 +158,8 @@ impl Control {
                 })
             })
             .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 100))
+        // AWS pages the catalogue by 100 even when MaxResults is not given.
+        filter::page(items, req.max_results.or(Some(100)), req.next_token.as_deref(), (5, 100))
     }
 }
 

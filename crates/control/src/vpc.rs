@@ -64,6 +64,7 @@ impl Control {
                 })?;
             }
             tx.doc_put(&crate::security_group::default_group(&vpc.vpc_id))?;
+            tx.doc_put(&crate::network_acl::default_acl(&vpc.vpc_id))?;
             tx.meta_set(DEFAULT_VPC_KEY, &vpc.vpc_id)?;
             Ok(vpc.vpc_id)
         })
@@ -96,6 +97,7 @@ impl Control {
             tx.doc_put(&vpc)?;
             tx.doc_put(&crate::security_group::default_group(&vpc.vpc_id))?;
             tx.doc_put(&crate::gateway::main_table(&vpc))?;
+            tx.doc_put(&crate::network_acl::default_acl(&vpc.vpc_id))?;
             tag::insert(tx, &vpc.vpc_id, "vpc", &tags)
         })?;
         Ok(Vpc { rec: vpc, tags })
@@ -164,6 +166,7 @@ impl Control {
                 tx.doc_delete::<RouteTableRecord>(&t.route_table_id)?;
                 tx.tag_delete_all(&t.route_table_id)?;
             }
+            crate::network_acl::delete_for_vpc(tx, id)?;
             tx.doc_delete::<VpcRecord>(&vpc.vpc_id)?;
             tx.tag_delete_all(id)?;
             if tx.meta_get(DEFAULT_VPC_KEY)?.as_deref() == Some(id) {

@@ -295,6 +295,7 @@ request!(ModifyInstanceCreditSpecification {
     instance_credit_specifications: Vec<InstanceCreditSpecificationRequest>,
 });
 request!(MonitorInstances { instance_ids: Vec<String> });
+request!(DescribeNetworkAcls { network_acl_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(UnmonitorInstances { instance_ids: Vec<String> });
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]

@@ -20,7 +20,7 @@ pub use image::{ImageBlockDevice, ImageRecord};
 pub use instance::{Desired, InstanceOptions, InstanceRecord, MetadataOptions};
 pub use keypair::KeyPairRecord;
 pub use network::{
-    AddressRecord, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,
+    AclEntry, AddressRecord, EniRecord, NetworkAclRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,
     SgRule, SubnetRecord, VpcRecord,
 };
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};

@@ -126,6 +126,38 @@ impl Doc for RouteTableRecord {
     }
 }
 
+/// A network ACL entry: a numbered rule evaluated in order, first match wins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AclEntry {
+    pub rule_number: i64,
+    /// "-1" for all, or a protocol number.
+    pub protocol: String,
+    /// "allow" or "deny".
+    pub rule_action: String,
+    pub egress: bool,
+    pub cidr_block: String,
+}
+
+/// A network ACL. Every VPC has its default one (allow all, as on AWS), associated with every
+/// subnet that no other ACL claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkAclRecord {
+    pub network_acl_id: String,
+    pub vpc_id: String,
+    pub is_default: bool,
+    pub entries: Vec<AclEntry>,
+}
+
+impl Doc for NetworkAclRecord {
+    const KIND: &'static str = "network-acl";
+    fn id(&self) -> &str {
+        &self.network_acl_id
+    }
+    fn parent(&self) -> Option<&str> {
+        Some(&self.vpc_id)
+    }
+}
+
 /// An elastic IP address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressRecord {

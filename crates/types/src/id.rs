@@ -27,6 +27,8 @@ pub enum IdKind {
     Allocation,
     Association,
     Request,
+    NetworkAcl,
+    NetworkAclAssociation,
 }
 
 /// Where the store keeps a kind's records, so one existence check serves every kind.
@@ -88,6 +90,8 @@ kinds! {
     Allocation: "eipalloc", "allocation", "InvalidAllocationID.NotFound", "InvalidAllocationID.Malformed", Some("elastic-ip"), Record::Doc("address");
     Association: "eipassoc", "association", "InvalidAssociationID.NotFound", "InvalidAssociationID.Malformed", None, Record::None;
     Request: "req", "request", "InvalidRequestID.NotFound", "InvalidRequestID.Malformed", None, Record::None;
+    NetworkAcl: "acl", "network ACL", "InvalidNetworkAclID.NotFound", "InvalidNetworkAclID.Malformed", Some("network-acl"), Record::Doc("network-acl");
+    NetworkAclAssociation: "aclassoc", "association", "InvalidAssociationID.NotFound", "InvalidAssociationID.Malformed", None, Record::None;
 }
 
 impl IdKind {

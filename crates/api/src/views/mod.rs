@@ -6,6 +6,7 @@ pub mod image;
 pub mod instance;
 pub mod keypair;
 pub mod network;
+pub mod network_acl;
 pub mod region;
 pub mod storage;
 pub mod tag;
