@@ -137,6 +137,18 @@ requests!(
     MonitorInstances,
     UnmonitorInstances,
     DescribeNetworkAcls,
+    ReplaceRoute,
+    ReplaceRouteTableAssociation,
+    UpdateSecurityGroupRuleDescriptionsIngress,
+    UpdateSecurityGroupRuleDescriptionsEgress,
+    ModifySecurityGroupRules,
+    DescribeAddressesAttribute,
+    ModifyAddressAttribute,
+    ResetAddressAttribute,
+    EnableImageDeprecation,
+    DisableImageDeprecation,
+    GetInstanceUefiData,
+    DescribeInstanceTypeOfferings,
 );
 
 fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
@@ -406,6 +418,53 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::MonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, true, r.dry_run)?),
         R::UnmonitorInstances(r) => views::instance::monitorings(&c.instance_monitoring_set(&r.instance_ids, false, r.dry_run)?),
+        R::UpdateSecurityGroupRuleDescriptionsIngress(r) => {
+            c.security_group_rule_descriptions_update(&r, Direction::Ingress)?;
+            serde_json::json!({"Return": true})
+        }
+        R::UpdateSecurityGroupRuleDescriptionsEgress(r) => {
+            c.security_group_rule_descriptions_update(&r, Direction::Egress)?;
+            serde_json::json!({"Return": true})
+        }
+        R::ModifySecurityGroupRules(r) => {
+            c.security_group_rules_modify(&r)?;
+            serde_json::json!({"Return": true})
+        }
+        R::DescribeAddressesAttribute(r) => {
+            let (items, next) = c.address_attribute_describe(&r)?;
+            views::network::address_attributes(&items, next)
+        }
+        R::ModifyAddressAttribute(r) => {
+            let a = c.address_attribute_set(r.allocation_id.as_deref(), r.domain_name.as_deref(), r.dry_run)?;
+            serde_json::json!({ "Address": views::network::address_attribute(&a) })
+        }
+        R::ResetAddressAttribute(r) => {
+            let a = c.address_attribute_reset(&r)?;
+            serde_json::json!({ "Address": views::network::address_attribute(&a) })
+        }
+        R::EnableImageDeprecation(r) => {
+            c.image_deprecation_enable(&r)?;
+            serde_json::json!({"Return": true})
+        }
+        R::DisableImageDeprecation(r) => {
+            c.image_deprecation_disable(&r)?;
+            serde_json::json!({"Return": true})
+        }
+        R::GetInstanceUefiData(r) => {
+            let id = c.instance_uefi_data(&r)?;
+            serde_json::json!({"InstanceId": id, "UefiData": ""})
+        }
+        R::DescribeInstanceTypeOfferings(r) => {
+            let (items, next) = c.instance_type_offerings(&r)?;
+            views::region::instance_type_offerings(&items, next)
+        }
+        R::ReplaceRoute(r) => {
+            c.route_replace(&r)?;
+            serde_json::json!({})
+        }
+        R::ReplaceRouteTableAssociation(r) => {
+            serde_json::json!({"NewAssociationId": c.route_table_association_replace(&r)?, "AssociationState": {"State": "associated"}})
+        }
         R::DescribeNetworkAcls(r) => {
             let (items, next) = c.network_acl_describe(&r)?;
             views::network_acl::network_acls(&items, c.account_id(), next)

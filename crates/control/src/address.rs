@@ -56,6 +56,7 @@ impl Control {
                 eni_id: None,
                 instance_id: None,
                 private_ip: None,
+                ptr_record: None,
             };
             tx.doc_put(&rec)?;
             tag::insert(tx, &rec.allocation_id, "elastic-ip", &tags)?;

@@ -8,7 +8,7 @@ use corral_ec2_query::requests as rq;
 use corral_store::{
     InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SubnetRecord, TagRecord, Tx, VpcRecord,
 };
-use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
+use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 
 pub struct InternetGateway {
     pub rec: InternetGatewayRecord,
@@ -201,119 +201,6 @@ impl Control {
             tx.tag_delete_all(id)?;
             Ok(())
         })
-    }
-
-    pub fn route_create(&self, req: &rq::CreateRoute) -> Result<()> {
-        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
-        let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
-        let cidr: Cidr = dest.parse().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?;
-        let gw = req.gateway_id.as_deref().ok_or_else(|| {
-            Error::new(
-                ErrorCode::MissingParameter,
-                "The request must contain exactly one of gatewayId, natGatewayId, networkInterfaceId, vpcPeeringConnectionId or instanceId",
-            )
-        })?;
-        self.store.transaction(|tx| {
-            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, gw)?;
-            if g.vpc_id.as_deref() != Some(&t.vpc_id) {
-                return Err(Error::new(
-                    ErrorCode::InvalidParameterValue,
-                    format!("route table {id} and network gateway {gw} belong to different networks"),
-                ));
-            }
-            if t.routes.iter().any(|r| r.destination == cidr.to_string()) {
-                return Err(Error::new(ErrorCode::RouteAlreadyExists, format!("The route identified by {cidr} already exists.")));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            t.routes.push(RouteRecord { destination: cidr.to_string(), gateway_id: gw.to_string(), origin: "CreateRoute".into() });
-            tx.doc_put(&t)?;
-            Ok(())
-        })?;
-        self.kick_host();
-        Ok(())
-    }
-
-    pub fn route_delete(&self, req: &rq::DeleteRoute) -> Result<()> {
-        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
-        let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
-        self.store.transaction(|tx| {
-            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let pos = t.routes.iter().position(|r| r.destination == dest && r.gateway_id != "local").ok_or_else(|| {
-                Error::new(ErrorCode::InvalidRouteNotFound, format!("no route with destination-cidr-block {dest} in route table {id}"))
-            })?;
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            t.routes.remove(pos);
-            tx.doc_put(&t)?;
-            Ok(())
-        })?;
-        self.kick_host();
-        Ok(())
-    }
-
-    pub fn route_table_associate(&self, req: &rq::AssociateRouteTable) -> Result<String> {
-        let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
-        let subnet_id = req.subnet_id.as_deref().ok_or_else(|| Error::missing("SubnetId"))?;
-        let out = self.store.transaction(|tx| {
-            let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let s: SubnetRecord = get(tx, IdKind::Subnet, subnet_id)?;
-            if s.vpc_id != t.vpc_id {
-                return Err(Error::new(
-                    ErrorCode::InvalidParameterValue,
-                    format!("Route table {id} and subnet {subnet_id} belong to different networks"),
-                ));
-            }
-            let taken = tx
-                .doc_list_by_parent::<RouteTableRecord>(&t.vpc_id)?
-                .iter()
-                .any(|o| o.associations.iter().any(|a| a.subnet_id.as_deref() == Some(subnet_id)));
-            if taken {
-                return Err(Error::new(
-                    ErrorCode::ResourceAlreadyAssociated,
-                    format!("the specified association for route table {id} conflicts with an existing association"),
-                ));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            let assoc = ResourceId::generate(IdKind::RouteTableAssociation).into_string();
-            t.associations.push(RouteTableAssociationRecord {
-                association_id: assoc.clone(),
-                subnet_id: Some(subnet_id.to_string()),
-                main: false,
-            });
-            tx.doc_put(&t)?;
-            Ok(assoc)
-        })?;
-        self.kick_host();
-        Ok(out)
-    }
-
-    pub fn route_table_disassociate(&self, req: &rq::DisassociateRouteTable) -> Result<()> {
-        let assoc = req.association_id.as_deref().ok_or_else(|| Error::missing("AssociationId"))?;
-        parse_id(IdKind::RouteTableAssociation, assoc)?;
-        self.store.transaction(|tx| {
-            let mut t = tx
-                .doc_list::<RouteTableRecord>()?
-                .into_iter()
-                .find(|t| t.associations.iter().any(|a| a.association_id == assoc))
-                .ok_or_else(|| Error::not_found(IdKind::RouteTableAssociation, assoc))?;
-            if t.associations.iter().any(|a| a.association_id == assoc && a.main) {
-                return Err(Error::new(ErrorCode::InvalidParameterValue, "The main route table association cannot be removed."));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            t.associations.retain(|a| a.association_id != assoc);
-            tx.doc_put(&t)?;
-            Ok(())
-        })?;
-        self.kick_host();
-        Ok(())
     }
 
     pub fn route_table_describe(&self, req: &rq::DescribeRouteTables) -> Result<(Vec<RouteTable>, Option<String>)> {

@@ -89,6 +89,7 @@ impl Control {
                 is_public: false,
                 block_devices: vec![root_mapping(&snap)],
                 launch_users: vec![],
+                deprecation_time: None,
             };
             let old = tx.image_get_by_name(&img.name)?;
             let id = tx.image_upsert_by_name(&rec)?;
@@ -137,6 +138,7 @@ impl Control {
                 is_public: false,
                 block_devices: vec![root_mapping(&snap)],
                 launch_users: vec![],
+                deprecation_time: None,
             };
             if !tx.image_insert(&rec)? {
                 return Err(Error::new(ErrorCode::InvalidAmiNameDuplicate, format!("AMI name {name} is already in use by another AMI")));
@@ -180,7 +182,7 @@ impl Control {
         Ok(snap)
     }
 
-    fn image_load(tx: &corral_store::Tx<'_>, id: &str) -> Result<ImageRecord> {
+    pub(crate) fn image_load(tx: &corral_store::Tx<'_>, id: &str) -> Result<ImageRecord> {
         if ResourceId::parse(IdKind::Image, id).is_none() {
             return Err(Error::malformed(IdKind::Image, id));
         }
@@ -246,6 +248,7 @@ impl Control {
                 is_public: false,
                 block_devices: vec![],
                 launch_users: vec![],
+                deprecation_time: None,
             };
             tx.image_insert(&rec)?;
             tag::insert(tx, &image_id, "image", &image_tags)?;
@@ -456,6 +459,7 @@ impl Control {
                 is_public: false,
                 block_devices: mappings,
                 launch_users: vec![],
+                deprecation_time: None,
             };
             tx.image_insert(&rec)?;
             tag::insert(tx, &rec.image_id, "image", &tags)?;
@@ -546,6 +550,7 @@ impl Control {
                 is_public: false,
                 block_devices: mappings,
                 launch_users: vec![],
+                deprecation_time: None,
                 ..src.clone()
             };
             tx.image_insert(&rec)?;

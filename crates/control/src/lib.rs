@@ -7,6 +7,7 @@
 
 pub mod account;
 pub mod address;
+pub mod address_attribute;
 mod chain;
 pub mod cloud;
 pub mod eni;
@@ -14,12 +15,15 @@ pub mod filter;
 pub mod gateway;
 mod host;
 pub mod image;
+mod image_deprecation;
 pub mod instance;
 pub mod keypair;
 pub mod network_acl;
 pub mod reconcile;
 pub mod region;
+mod route;
 pub mod security_group;
+mod security_group_rule;
 pub mod snapshot;
 pub mod tag;
 pub mod volume;

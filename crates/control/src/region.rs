@@ -167,3 +167,39 @@ impl Control {
 pub fn endpoint(region: &str) -> String {
     format!("ec2.{region}.amazonaws.com")
 }
+
+/// One row of DescribeInstanceTypeOfferings: (instance type, location type, location).
+pub type Offering = (&'static str, &'static str, String);
+
+impl Control {
+    /// Every type of the catalogue is offered in the region and each of its zones.
+    pub fn instance_type_offerings(&self, req: &rq::DescribeInstanceTypeOfferings) -> Result<(Vec<Offering>, Option<String>)> {
+        filter::check(&req.filters, &["instance-type", "location"], false)?;
+        let location_type: &'static str = match req.location_type.as_deref().unwrap_or("region") {
+            "region" => "region",
+            "availability-zone" => "availability-zone",
+            "availability-zone-id" => "availability-zone-id",
+            other => return Err(Error::invalid_value("LocationType", other, "Valid values are region, availability-zone and availability-zone-id.")),
+        };
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        let locations: Vec<String> = match location_type {
+            "region" => vec![self.config.region.clone()],
+            "availability-zone" => region::zones(&self.config.region).into_iter().map(|z| z.name).collect(),
+            _ => region::zones(&self.config.region).into_iter().map(|z| z.zone_id).collect(),
+        };
+        let items: Vec<Offering> = locations
+            .iter()
+            .flat_map(|l| INSTANCE_TYPES.iter().map(move |t| (t.name, location_type, l.clone())))
+            .filter(|(t, _, l)| {
+                filter::matches(&req.filters, &[], |n| match n {
+                    "instance-type" => vec![t.to_string()],
+                    "location" => vec![l.clone()],
+                    _ => vec![],
+                })
+            })
+            .collect();
+        filter::page(items, req.max_results.or(Some(1000)), req.next_token.as_deref(), (5, 1000))
+    }
+}

@@ -57,24 +57,31 @@ fn rule(egress: bool, proto: &str, from: i64, to: i64, cidr: Option<String>, gro
     }
 }
 
-fn same_rule(a: &SgRule, b: &SgRule) -> bool {
+pub(crate) fn same_rule(a: &SgRule, b: &SgRule) -> bool {
     (a.is_egress, &a.ip_protocol, a.from_port, a.to_port, &a.cidr_ipv4, &a.referenced_group_id)
         == (b.is_egress, &b.ip_protocol, b.from_port, b.to_port, &b.cidr_ipv4, &b.referenced_group_id)
 }
 
 /// EC2 accepts protocol names or numbers; -1 and "all" mean every protocol.
-fn normalise_protocol(p: &str) -> Result<String> {
+pub(crate) fn normalise_protocol(p: &str) -> Result<String> {
     Ok(match p.to_ascii_lowercase().as_str() {
         "-1" | "all" => "-1".into(),
-        "tcp" | "6" => "tcp".into(),
-        "udp" | "17" => "udp".into(),
-        "icmp" | "1" => "icmp".into(),
-        n if n.parse::<u8>().is_ok() => n.into(),
+        "tcp" => "tcp".into(),
+        "udp" => "udp".into(),
+        "icmp" => "icmp".into(),
+        // Numbers are read as numbers (`006` is TCP) and written canonically, so a rule is
+        // enforced as what it is stored as.
+        n if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && n.parse::<u8>().is_ok() => match n.parse::<u8>().unwrap_or(0) {
+            6 => "tcp".into(),
+            17 => "udp".into(),
+            1 => "icmp".into(),
+            other => other.to_string(),
+        },
         _ => return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Invalid value '{p}' for IP protocol. Unknown protocol."))),
     })
 }
 
-fn ports(proto: &str, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
+pub(crate) fn ports(proto: &str, from: Option<i64>, to: Option<i64>) -> Result<(i64, i64)> {
     match proto {
         "tcp" | "udp" => {
             let (f, t) = match (from, to) {
@@ -122,7 +129,7 @@ impl Control {
     }
 
     /// A group by id, or by name in the default VPC.
-    fn group_lookup(&self, tx: &Tx<'_>, id: Option<&str>, name: Option<&str>) -> Result<SecurityGroupRecord> {
+    pub(crate) fn group_lookup(&self, tx: &Tx<'_>, id: Option<&str>, name: Option<&str>) -> Result<SecurityGroupRecord> {
         match (id, name) {
             (Some(id), _) => get(tx, IdKind::SecurityGroup, id),
             (None, Some(name)) => {
@@ -271,7 +278,7 @@ impl Control {
     }
 
     /// The rules a change names, in the group's VPC.
-    fn rules_of(&self, tx: &Tx<'_>, g: &SecurityGroupRecord, req: &rq::SecurityGroupRulesChange, egress: bool) -> Result<Vec<SgRule>> {
+    pub(crate) fn rules_of(&self, tx: &Tx<'_>, g: &SecurityGroupRecord, req: &rq::SecurityGroupRulesChange, egress: bool) -> Result<Vec<SgRule>> {
         let mut perms = req.ip_permissions.clone();
         if req.ip_protocol.is_some() || req.cidr_ip.is_some() || req.source_security_group_name.is_some() {
             if !perms.is_empty() {

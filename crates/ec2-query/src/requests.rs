@@ -295,6 +295,15 @@ request!(ModifyInstanceCreditSpecification {
     instance_credit_specifications: Vec<InstanceCreditSpecificationRequest>,
 });
 request!(MonitorInstances { instance_ids: Vec<String> });
+request!(EnableImageDeprecation { image_id: Option<String>, deprecate_at: Option<String> });
+request!(DisableImageDeprecation { image_id: Option<String> });
+request!(GetInstanceUefiData { instance_id: Option<String> });
+request!(DescribeInstanceTypeOfferings {
+    location_type: Option<String>,
+    filters: Vec<Filter>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
 request!(DescribeNetworkAcls { network_acl_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(UnmonitorInstances { instance_ids: Vec<String> });
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -380,6 +389,44 @@ pub type AuthorizeSecurityGroupEgress = SecurityGroupRulesChange;
 pub type RevokeSecurityGroupIngress = SecurityGroupRulesChange;
 pub type RevokeSecurityGroupEgress = SecurityGroupRulesChange;
 
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SecurityGroupRuleDescription {
+    pub security_group_rule_id: Option<String>,
+    pub description: Option<String>,
+}
+
+request!(UpdateSecurityGroupRuleDescriptions {
+    group_id: Option<String>,
+    group_name: Option<String>,
+    ip_permissions: Vec<IpPermission>,
+    security_group_rule_descriptions: Vec<SecurityGroupRuleDescription>,
+});
+pub type UpdateSecurityGroupRuleDescriptionsIngress = UpdateSecurityGroupRuleDescriptions;
+pub type UpdateSecurityGroupRuleDescriptionsEgress = UpdateSecurityGroupRuleDescriptions;
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SecurityGroupRuleRequest {
+    pub ip_protocol: Option<String>,
+    pub from_port: Option<i64>,
+    pub to_port: Option<i64>,
+    pub cidr_ipv4: Option<String>,
+    pub cidr_ipv6: Option<String>,
+    pub prefix_list_id: Option<String>,
+    pub referenced_group_id: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct SecurityGroupRuleUpdate {
+    pub security_group_rule_id: Option<String>,
+    pub security_group_rule: Option<SecurityGroupRuleRequest>,
+}
+
+request!(ModifySecurityGroupRules { group_id: Option<String>, security_group_rules: Vec<SecurityGroupRuleUpdate> });
+
 request!(DescribeSecurityGroupRules {
     security_group_rule_ids: Vec<String>,
     filters: Vec<Filter>,
@@ -409,6 +456,8 @@ request!(CreateRoute { route_table_id: Option<String>, destination_cidr_block: O
 request!(DeleteRoute { route_table_id: Option<String>, destination_cidr_block: Option<String> });
 request!(AssociateRouteTable { route_table_id: Option<String>, subnet_id: Option<String> });
 request!(DisassociateRouteTable { association_id: Option<String> });
+request!(ReplaceRoute { route_table_id: Option<String>, destination_cidr_block: Option<String>, gateway_id: Option<String> });
+request!(ReplaceRouteTableAssociation { association_id: Option<String>, route_table_id: Option<String> });
 request!(DescribeRouteTables { route_table_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(AllocateAddress { domain: Option<String>, address: Option<String>, tag_specifications: Vec<TagSpecification> });
 request!(AssociateAddress {
@@ -421,6 +470,14 @@ request!(AssociateAddress {
 });
 request!(DisassociateAddress { association_id: Option<String>, public_ip: Option<String> });
 request!(ReleaseAddress { allocation_id: Option<String>, public_ip: Option<String> });
+request!(DescribeAddressesAttribute {
+    allocation_ids: Vec<String>,
+    attribute: Option<String>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+});
+request!(ModifyAddressAttribute { allocation_id: Option<String>, domain_name: Option<String> });
+request!(ResetAddressAttribute { allocation_id: Option<String>, attribute: Option<String> });
 request!(DescribeAddresses { allocation_ids: Vec<String>, public_ips: Vec<String>, filters: Vec<Filter> });
 
 request!(DescribeInstances { instance_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });

@@ -24,6 +24,8 @@ pub struct ImageRecord {
     pub block_devices: Vec<ImageBlockDevice>,
     /// Account ids allowed to launch it besides its owner.
     pub launch_users: Vec<String>,
+    /// When it is (or was) deprecated (EnableImageDeprecation), as EC2 formats times.
+    pub deprecation_time: Option<String>,
 }
 
 /// One entry of an image's block device mapping.
@@ -44,7 +46,7 @@ impl ImageRecord {
     }
 }
 
-const COLS: &str = "image_id, name, description, owner_id, state, created_at, base_disk, kernel, initrd, cmdline, size_bytes, recipe_hash, root_device_name, is_public, block_devices, launch_users";
+const COLS: &str = "image_id, name, description, owner_id, state, created_at, base_disk, kernel, initrd, cmdline, size_bytes, recipe_hash, root_device_name, is_public, block_devices, launch_users, deprecation_time";
 
 fn json_col<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
@@ -73,6 +75,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
         is_public: r.get(13)?,
         block_devices: json_col(r, 14)?,
         launch_users: json_col(r, 15)?,
+        deprecation_time: r.get(16)?,
     })
 }
 
@@ -99,7 +102,7 @@ impl Tx<'_> {
             return Ok(existing.image_id);
         }
         self.tx.execute(
-            &format!("INSERT INTO images({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)"),
+            &format!("INSERT INTO images({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
             params![
                 img.image_id,
                 img.name,
@@ -116,7 +119,8 @@ impl Tx<'_> {
                 img.root_device_name,
                 img.is_public,
                 to_json(&img.block_devices),
-                to_json(&img.launch_users)
+                to_json(&img.launch_users),
+                img.deprecation_time
             ],
         )?;
         Ok(img.image_id.clone())
@@ -142,8 +146,16 @@ impl Tx<'_> {
     /// Updates the mutable attributes of an image.
     pub fn image_update(&self, img: &ImageRecord) -> Result<()> {
         self.tx.execute(
-            "UPDATE images SET description=?2, state=?3, is_public=?4, launch_users=?5, block_devices=?6 WHERE image_id=?1",
-            params![img.image_id, img.description, img.state, img.is_public, to_json(&img.launch_users), to_json(&img.block_devices)],
+            "UPDATE images SET description=?2, state=?3, is_public=?4, launch_users=?5, block_devices=?6, deprecation_time=?7 WHERE image_id=?1",
+            params![
+                img.image_id,
+                img.description,
+                img.state,
+                img.is_public,
+                to_json(&img.launch_users),
+                to_json(&img.block_devices),
+                img.deprecation_time
+            ],
         )?;
         Ok(())
     }

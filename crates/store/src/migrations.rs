@@ -113,6 +113,7 @@ const MIGRATIONS: &[&str] = &[
     // credits, monitoring), as JSON with AWS's defaults for missing fields.
     r#"
     ALTER TABLE instances ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE images ADD COLUMN deprecation_time TEXT;
     "#,
 ];
 

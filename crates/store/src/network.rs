@@ -167,6 +167,9 @@ pub struct AddressRecord {
     pub eni_id: Option<String>,
     pub instance_id: Option<String>,
     pub private_ip: Option<String>,
+    /// The reverse DNS name set with ModifyAddressAttribute (None: the default one).
+    #[serde(default)]
+    pub ptr_record: Option<String>,
 }
 
 impl Doc for AddressRecord {

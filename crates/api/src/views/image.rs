@@ -79,6 +79,7 @@ pub fn describe(images: &[Image], next: Option<String>) -> Value {
                 "SriovNetSupport": "simple",
                 "BootMode": "legacy-bios",
                 "Tags": super::tags(&i.tags),
+                "DeprecationTime": r.deprecation_time,
             })
         })
         .collect();

@@ -365,3 +365,11 @@ fn association(e: &EniRecord, owner: &str, region: &str) -> Option<Value> {
         "IpOwnerId": if e.public_ip_allocation.is_some() { owner.to_string() } else { "amazon".to_string() },
     }))
 }
+
+pub fn address_attribute((allocation_id, ip, ptr): &corral_control::address_attribute::AddressAttribute) -> Value {
+    json!({"AllocationId": allocation_id, "PublicIp": ip, "PtrRecord": ptr})
+}
+
+pub fn address_attributes(items: &[corral_control::address_attribute::AddressAttribute], next: Option<String>) -> Value {
+    super::with_next(json!({ "Addresses": items.iter().map(address_attribute).collect::<Vec<_>>() }), next)
+}

@@ -83,3 +83,9 @@ pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Valu
         .collect();
     super::with_next(json!({ "InstanceTypes": items }), next)
 }
+
+pub fn instance_type_offerings(items: &[corral_control::region::Offering], next: Option<String>) -> Value {
+    let v: Vec<Value> =
+        items.iter().map(|(t, lt, l)| json!({"InstanceType": t, "LocationType": lt, "Location": l})).collect();
+    super::with_next(json!({ "InstanceTypeOfferings": v }), next)
+}

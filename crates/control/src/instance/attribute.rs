@@ -247,6 +247,17 @@ pub fn cpu_credits(r: &InstanceRecord) -> String {
 }
 
 impl Control {
+    /// GetInstanceUefiData: Corral's instances boot legacy BIOS or directly, so the variable
+    /// store of an existing instance is empty. Returns the instance id.
+    pub fn instance_uefi_data(&self, req: &rq::GetInstanceUefiData) -> Result<String> {
+        let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
+        let r = self.instance_get(id)?;
+        if req.dry_run {
+            return Err(Error::dry_run());
+        }
+        Ok(r.instance_id)
+    }
+
     /// The source/destination check of an instance (its primary interface's).
     pub fn instance_source_dest_check(&self, id: &str) -> Result<bool> {
         let enis = self.store.read(|tx| tx.doc_list::<EniRecord>())?;
