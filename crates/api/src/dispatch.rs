@@ -488,6 +488,20 @@ mod tests {
         }
     }
 
+    /// README.md lists the served actions between markers; it must list exactly these.
+    #[test]
+    fn readme_lists_the_dispatch_table() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("<!-- actions:begin").expect("README has the actions:begin marker");
+        let end = readme.find("<!-- actions:end -->").expect("README has the actions:end marker");
+        let block = &readme[start..end];
+        let listed: Vec<&str> =
+            block.lines().skip(1).flat_map(|l| l.split(',')).map(|a| a.trim().trim_end_matches('.')).filter(|a| !a.is_empty()).collect();
+        let mut served: Vec<&str> = ACTIONS.to_vec();
+        served.sort_unstable();
+        assert_eq!(listed, served, "README.md's action list drifted from the dispatch table; put this between the markers:\n{}.", served.join(", "));
+    }
+
     #[test]
     fn model_operations_not_served_are_unsupported_and_others_invalid() {
         let e = Ec2Request::parse("DescribeFleets", &[]).unwrap_err();
