@@ -1,9 +1,10 @@
 //! End to end on real QEMU with networking: a `corral-minimal` guest launched with a key pair,
-//! a security group and user-data. SSH into it with the key; user-data's marker is there; the
-//! listener user-data started on port 8080 is dropped until an ingress rule allows it,
-//! answers after, and is dropped again after revoke, with the instance running throughout;
-//! its metadata service refuses IMDSv1 once tokens are required. Everything runs inside
-//! network namespaces the test makes (the "host" that reaches public IPs is one of them).
+//! a security group and user-data. SSH into it with the key; `admin` has passwordless sudo (on
+//! corral-debian-12 too); user-data's marker is there; the listener user-data started on port
+//! 8080 is dropped until an ingress rule allows it, answers after, and is dropped again after
+//! revoke, with the instance running throughout; its metadata service refuses IMDSv1 once
+//! tokens are required. Everything runs inside network namespaces the test makes (the "host"
+//! that reaches public IPs is one of them).
 
 mod common;
 
@@ -18,6 +19,10 @@ printf '#!/bin/sh\\necho hello-from-8080\\n' > /var/tmp/hello.sh
 chmod 755 /var/tmp/hello.sh
 nc -ll -p 8080 -e /var/tmp/hello.sh &
 ";
+
+/// Run over SSH as the login user: fails unless sudo works without a password (`-n`: never
+/// prompt), then prints root's uid.
+const SUDO_CHECK: &str = "sudo -n true && sudo -n id -u";
 
 /// Connects from the test's host namespace to `ip:port` and reads what the server says.
 /// Ok(text) when it answers, Err("timeout") when packets are dropped, Err(other) otherwise.
@@ -74,6 +79,9 @@ async fn ssh_user_data_and_live_security_groups() {
     // SSH with the key pair; user-data ran.
     let log = ssh(&net.host_ns, &key, &public, "cat /var/log/user-data.log").await.expect("ssh as admin with the key pair");
     assert!(log.contains("corral-e2e-user-data-ran"), "user-data's marker: {log}");
+    // The login user becomes root without a password, as on every EC2 image.
+    let root = ssh(&net.host_ns, &key, &public, SUDO_CHECK).await.expect("passwordless sudo for admin on corral-minimal");
+    assert_eq!(root.trim(), "0", "sudo -n id -u: {root}");
 
     // 8080: dropped, then allowed, then dropped again, live.
     assert_eq!(probe(&net.host_ns, &public, 8080).await, Err("timeout".into()), "no rule: packets dropped");
@@ -217,7 +225,7 @@ async fn groups_and_vpcs_isolate_instances() {
 }
 
 /// corral-debian-12 takes the key pair and user-data through its unmodified cloud-init (Ec2
-/// data source), and `admin` logs in with the key.
+/// data source), and `admin` logs in with the key and has passwordless sudo.
 #[tokio::test(flavor = "multi_thread")]
 async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     if skip() {
@@ -254,6 +262,8 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     assert!(marker.contains("debian-user-data-ran"));
     let hostname = ssh(&net.host_ns, &key, &public, "hostname").await.unwrap();
     assert!(hostname.trim().starts_with("ip-172-31-"), "cloud-init set the EC2 host name: {hostname}");
+    let root = ssh(&net.host_ns, &key, &public, SUDO_CHECK).await.expect("passwordless sudo for admin on corral-debian-12");
+    assert_eq!(root.trim(), "0", "sudo -n id -u: {root}");
     let size = ssh(&net.host_ns, &key, &public, "df -B1 --output=size / | tail -1").await.unwrap();
     let size: u64 = size.trim().parse().unwrap_or(0);
     assert!(size > 5 << 30, "the root file system was grown to the 6 GiB volume: {size} bytes");

@@ -319,9 +319,9 @@ async fn corral_minimal_configures_network_metadata_ssh_and_user_data_once() {
 
     // admin becomes root without a password: Debian's sudo, setuid, with the NOPASSWD drop-in.
     let t = Instant::now();
-    let out = env.ssh("sudo -n true && sudo -n id -u && sudo -n -l").await;
+    let out = env.ssh("out=$(sudo -n true 2>&1) && echo \"sudo -n true: ok [$out]\" && sudo -n id -u && sudo -n -l").await;
     eprintln!("[images] sudo over ssh took {:?}:\n{out}", t.elapsed());
-    assert_eq!(out.lines().next(), Some("0"), "{out}");
+    assert_eq!(out.lines().take(2).collect::<Vec<_>>(), ["sudo -n true: ok []", "0"], "succeeds, says nothing:\n{out}");
     assert!(out.contains("(ALL) NOPASSWD: ALL"), "{out}");
 
     // The listener user-data started answers from the namespace.
