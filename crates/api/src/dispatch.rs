@@ -5,6 +5,7 @@ use crate::views;
 use corral_control::security_group::Direction;
 use corral_control::Control;
 use corral_ec2_query::requests as rq;
+use corral_ec2_query::schema::Schema;
 use corral_ec2_query::{decode, encode, Model};
 use corral_types::{Error, ErrorCode};
 use serde_json::Value;
@@ -25,7 +26,7 @@ macro_rules! requests {
             /// Corral does not serve is `UnsupportedOperation`, naming it.
             pub fn parse(action: &str, params: &[(String, String)]) -> Result<Ec2Request, Error> {
                 match action {
-                    $(stringify!($name) => Ok(Ec2Request::$name(typed(decode(action, params)?)?)),)*
+                    $(stringify!($name) => Ok(Ec2Request::$name(typed(stringify!($name), decode(action, params)?)?)),)*
                     _ if Model::get().has_operation(action) => Err(Error::new(
                         ErrorCode::Unsupported,
                         format!("The operation {action} is not supported by Corral."),
@@ -46,6 +47,14 @@ macro_rules! requests {
 
         /// The actions served, for documentation and tests.
         pub const ACTIONS: &[&str] = &[$(stringify!($name)),*];
+
+        /// The members an action's request struct reads.
+        pub fn schema(action: &str) -> Option<&'static Schema> {
+            match action {
+                $(stringify!($name) => Some(schema_of::<rq::$name>(stringify!($name))),)*
+                _ => None,
+            }
+        }
     };
 }
 
@@ -151,14 +160,54 @@ requests!(
     DescribeInstanceTypeOfferings,
 );
 
-fn typed<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, Error> {
+/// The request struct of `action`, from its decoded form. A member the struct does not read
+/// is refused (unless its value asks for nothing), so no parameter is silently ignored.
+fn typed<T: serde::de::DeserializeOwned>(action: &'static str, v: Value) -> Result<T, Error> {
+    refuse_unhandled(action, &v, schema_of::<T>(action))?;
     serde_json::from_value(v).map_err(|e| Error::new(ErrorCode::InvalidParameterValue, format!("Invalid parameter: {e}")))
+}
+
+/// The refusal [`Ec2Request::parse`] gives a decoded request of `action` for members its
+/// struct does not read (for tests that walk the model).
+pub fn check_handled(action: &str, v: &Value) -> Result<(), Error> {
+    let schema = schema(action).ok_or_else(|| Error::new(ErrorCode::InvalidAction, format!("{action} is not served")))?;
+    refuse_unhandled(action, v, schema)
+}
+
+fn refuse_unhandled(action: &str, v: &Value, schema: &Schema) -> Result<(), Error> {
+    match corral_ec2_query::schema::unhandled(v, schema).first() {
+        Some((path, _)) => {
+            Err(Error::new(ErrorCode::Unsupported, format!("The parameter {path} of {action} is not supported by Corral.")))
+        }
+        None => Ok(()),
+    }
+}
+
+/// Each action's schema, worked out once.
+fn schema_of<T: serde::de::DeserializeOwned>(action: &'static str) -> &'static Schema {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static CACHE: OnceLock<Mutex<HashMap<&'static str, &'static Schema>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(|p| p.into_inner());
+    cache.entry(action).or_insert_with(|| Box::leak(Box::new(Schema::of::<T>())))
 }
 
 /// Runs `action` and renders its XML response.
 pub async fn dispatch(control: &Control, action: &str, params: &[(String, String)], request_id: &str) -> Result<String, Error> {
     let req = Ec2Request::parse(action, params)?;
+    // ClientToken retries get the first answer again (RunInstances keeps its own).
+    let token = params.iter().find(|(k, _)| k == "ClientToken").map(|(_, v)| v.as_str()).filter(|t| !t.is_empty());
+    let kept = token.filter(|_| action != "RunInstances").map(|t| (t, corral_control::idempotency::request_digest(params)));
+    if let Some((t, digest)) = &kept {
+        if let Some(response) = control.idempotent_replay(action, t, digest)? {
+            let body: Value = serde_json::from_str(&response).map_err(|e| Error::internal(format!("kept response of {action}: {e}")))?;
+            return encode(action, request_id, &body).map_err(|e| Error::internal(format!("rendering {action}: {e}")));
+        }
+    }
     let body = run(control, req).await?;
+    if let Some((t, digest)) = &kept {
+        control.idempotent_keep(action, t, digest, &body.to_string())?;
+    }
     encode(action, request_id, &body).map_err(|e| Error::internal(format!("rendering {action}: {e}")))
 }
 
@@ -257,13 +306,13 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::DeleteSecurityGroup(r) => serde_json::json!({"Return": true, "GroupId": c.security_group_delete(&r)?}),
         R::AuthorizeSecurityGroupIngress(r) => {
-            views::network::authorized(&c.security_group_authorize(&r, Direction::Ingress)?, c.account_id(), c.region())
+            views::network::authorized(&c.security_group_authorize(&r.into(), Direction::Ingress)?, c.account_id(), c.region())
         }
         R::AuthorizeSecurityGroupEgress(r) => {
-            views::network::authorized(&c.security_group_authorize(&r, Direction::Egress)?, c.account_id(), c.region())
+            views::network::authorized(&c.security_group_authorize(&r.into(), Direction::Egress)?, c.account_id(), c.region())
         }
-        R::RevokeSecurityGroupIngress(r) => views::network::revoked(&c.security_group_revoke(&r, Direction::Ingress)?),
-        R::RevokeSecurityGroupEgress(r) => views::network::revoked(&c.security_group_revoke(&r, Direction::Egress)?),
+        R::RevokeSecurityGroupIngress(r) => views::network::revoked(&c.security_group_revoke(&r.into(), Direction::Ingress)?),
+        R::RevokeSecurityGroupEgress(r) => views::network::revoked(&c.security_group_revoke(&r.into(), Direction::Egress)?),
         R::DescribeSecurityGroupRules(r) => {
             let (items, next) = c.security_group_rules_describe(&r)?;
             views::network::rules(&items, c.account_id(), c.region(), next)

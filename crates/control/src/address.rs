@@ -3,7 +3,7 @@
 //! answers is the data path's business: only when the subnet routes to an attached internet
 //! gateway and the security groups allow it.
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{AddressRecord, EniRecord, TagRecord, Tx};
@@ -163,6 +163,9 @@ impl Control {
     }
 
     pub fn address_release(&self, req: &rq::ReleaseAddress) -> Result<()> {
+        if let Some(g) = req.network_border_group.as_deref().filter(|g| *g != self.region()) {
+            return Err(Error::invalid_value("NetworkBorderGroup", g, "The address's network border group is its region."));
+        }
         self.store.transaction(|tx| {
             let addr = self.address_find(tx, req.allocation_id.as_deref(), req.public_ip.as_deref())?;
             if addr.association_id.is_some() {

@@ -2,7 +2,7 @@
 //! DescribeAddressesAttribute, set with ModifyAddressAttribute, put back with
 //! ResetAddressAttribute. Without one set, an address has EC2's default name.
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::{filter, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::AddressRecord;

@@ -1,7 +1,7 @@
 //! Network interfaces: the primary interface RunInstances creates for each instance (subnet,
 //! private IP, MAC, DNS name, security groups), and DescribeNetworkInterfaces.
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::{filter, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{EniRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx};

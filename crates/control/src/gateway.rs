@@ -2,7 +2,7 @@
 //! table (its own association, else the VPC's main table) has a route to an attached gateway;
 //! only then do its instances' public and elastic IPs answer, as on AWS.
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{

@@ -381,7 +381,8 @@ impl Control {
     pub fn image_register(&self, req: &rq::RegisterImage) -> Result<String> {
         let name = req.name.as_deref().ok_or_else(|| Error::missing("Name"))?;
         check_image_name(name)?;
-        if req.image_location.is_some() {
+        // Terraform's aws_ami sends an empty ImageLocation.
+        if req.image_location.as_deref().is_some_and(|l| !l.is_empty()) {
             return Err(Error::new(ErrorCode::Unsupported, "Instance-store (S3) images are not supported; register a snapshot."));
         }
         if let Some(a) = req.architecture.as_deref() {
@@ -505,9 +506,7 @@ impl Control {
         let region = req.source_region.as_deref().ok_or_else(|| Error::missing("SourceRegion"))?;
         let name = req.name.as_deref().ok_or_else(|| Error::missing("Name"))?;
         check_image_name(name)?;
-        if region != self.config.region {
-            return Err(Error::invalid_value("SourceRegion", region, &format!("This cloud has one region, {}.", self.config.region)));
-        }
+        crate::region::same_region("SourceRegion", region, self.region())?;
         if req.encrypted == Some(true) {
             return Err(Error::new(ErrorCode::Unsupported, "Encrypted images are not supported here."));
         }

@@ -203,3 +203,15 @@ impl Control {
         filter::page(items, req.max_results.or(Some(1000)), req.next_token.as_deref(), (5, 1000))
     }
 }
+
+/// Copies between regions are not built yet: a region other than this one is refused, with
+/// `UnsupportedOperation` when it is a region at all.
+pub(crate) fn same_region(param: &str, given: &str, this: &str) -> Result<()> {
+    if given == this {
+        Ok(())
+    } else if region::aws_region(given).is_some() {
+        Err(Error::new(ErrorCode::Unsupported, format!("Copying between regions ({given} to {this}) is not supported yet.")))
+    } else {
+        Err(Error::invalid_value(param, given, "Not a region."))
+    }
+}

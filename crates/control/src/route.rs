@@ -2,7 +2,7 @@
 //! Associate, Replace and DisassociateRouteTable. Routes lead to internet gateways (the only
 //! target Corral has so far); the host follows every change (see `gateway.rs`).
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SubnetRecord, Tx};

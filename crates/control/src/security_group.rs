@@ -3,7 +3,7 @@
 //! DescribeSecurityGroups. Every rule change bumps the group's generation, which the data
 //! path uses to apply only newer rule sets.
 
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{EniRecord, SecurityGroupRecord, SgRule, TagRecord, Tx, VpcRecord};
@@ -389,6 +389,10 @@ impl Control {
                         .ok_or_else(|| Error::not_found(IdKind::SecurityGroupRule, id))?;
                     gone.push(r.clone());
                 }
+            } else if req.ip_permissions.iter().any(|p| !p.ipv6_ranges.is_empty() || !p.prefix_list_ids.is_empty()) {
+                // No IPv6 or prefix-list rule can exist here, so there is none to revoke (the
+                // answer Terraform's aws_security_group expects for the default ::/0 egress).
+                return Err(Error::new(ErrorCode::InvalidPermissionNotFound, "The specified rule does not exist in this security group."));
             } else {
                 for r in self.rules_of(tx, &g, req, egress)? {
                     let found = g.rules.iter().find(|e| same_rule(e, &r)).ok_or_else(|| {

@@ -4,7 +4,7 @@
 //! path applies it at once.
 
 use crate::security_group::{normalise_protocol, ports, same_rule, Direction};
-use crate::vpc::{get, parse_id};
+use crate::lookup::{get, parse_id};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::SecurityGroupRecord;

@@ -223,8 +223,9 @@ impl Control {
     pub fn snapshot_copy(&self, req: &rq::CopySnapshot) -> Result<Snapshot> {
         let source = check_snapshot_id(req.source_snapshot_id.as_deref())?;
         let region = req.source_region.as_deref().ok_or_else(|| Error::missing("SourceRegion"))?;
-        if region != self.config.region {
-            return Err(Error::invalid_value("SourceRegion", region, &format!("This cloud has one region, {}.", self.config.region)));
+        crate::region::same_region("SourceRegion", region, self.region())?;
+        if let Some(d) = req.destination_region.as_deref() {
+            crate::region::same_region("DestinationRegion", d, self.region())?;
         }
         if req.encrypted == Some(true) {
             return Err(Error::new(ErrorCode::Unsupported, "Encrypted snapshots are not supported here."));

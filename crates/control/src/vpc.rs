@@ -1,10 +1,11 @@
 //! VPCs and subnets, and the default VPC every account starts with (172.31.0.0/16, one
 //! default subnet per availability zone, a default security group), as on AWS.
 
+use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{
-    Doc, EniRecord, InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx, VpcRecord,
+    InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, VpcRecord,
 };
 use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
 
@@ -16,20 +17,6 @@ pub struct Vpc {
     pub tags: Vec<TagRecord>,
 }
 
-pub struct Subnet {
-    pub rec: SubnetRecord,
-    pub tags: Vec<TagRecord>,
-    pub available_ips: u64,
-}
-
-pub(crate) fn parse_id(kind: IdKind, id: &str) -> Result<()> {
-    ResourceId::parse(kind, id).map(|_| ()).ok_or_else(|| Error::malformed(kind, id))
-}
-
-pub(crate) fn get<T: Doc>(tx: &Tx<'_>, kind: IdKind, id: &str) -> Result<T> {
-    parse_id(kind, id)?;
-    tx.doc_get::<T>(id)?.ok_or_else(|| Error::not_found(kind, id))
-}
 
 impl Control {
     /// Creates the default VPC once; later calls find it.
@@ -61,6 +48,8 @@ impl Control {
                     default_for_az: true,
                     map_public_ip_on_launch: true,
                     state: "available".into(),
+                    private_dns_hostname_type: "ip-name".into(),
+                    enable_resource_name_dns_a_record: false,
                 })?;
             }
             tx.doc_put(&crate::security_group::default_group(&vpc.vpc_id))?;
@@ -180,8 +169,11 @@ impl Control {
         let id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
         let support = req.enable_dns_support.as_ref().and_then(|v| v.value);
         let hostnames = req.enable_dns_hostnames.as_ref().and_then(|v| v.value);
-        if support.is_some() == hostnames.is_some() {
-            return Err(Error::combination("Exactly one of EnableDnsSupport and EnableDnsHostnames must be given."));
+        let metrics = req.enable_network_address_usage_metrics.as_ref().and_then(|v| v.value);
+        if [support.is_some(), hostnames.is_some(), metrics.is_some()].iter().filter(|x| **x).count() != 1 {
+            return Err(Error::combination(
+                "Exactly one of EnableDnsSupport, EnableDnsHostnames and EnableNetworkAddressUsageMetrics must be given.",
+            ));
         }
         self.store.transaction(|tx| {
             let mut vpc: VpcRecord = get(tx, IdKind::Vpc, id)?;
@@ -190,6 +182,9 @@ impl Control {
             }
             if let Some(h) = hostnames {
                 vpc.enable_dns_hostnames = h;
+            }
+            if let Some(m) = metrics {
+                vpc.enable_network_address_usage_metrics = m;
             }
             tx.doc_put(&vpc)?;
             Ok(())
@@ -208,137 +203,6 @@ impl Control {
         }
         Ok((vpc, attr))
     }
-
-    pub fn subnet_create(&self, req: &rq::CreateSubnet) -> Result<Subnet> {
-        let vpc_id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
-        let cidr_s = req.cidr_block.as_deref().ok_or_else(|| Error::missing("CidrBlock"))?;
-        let cidr = Cidr::parse_strict(cidr_s).ok_or_else(|| {
-            Error::new(
-                ErrorCode::InvalidParameterValue,
-                format!("Value ({cidr_s}) for parameter cidrBlock is invalid. This is not a valid CIDR block."),
-            )
-        })?;
-        let zones = self.config.zones();
-        let zone = match req.availability_zone.as_deref() {
-            Some(z) if zones.iter().any(|x| x == z) => z.to_string(),
-            Some(z) => return Err(Error::new(ErrorCode::InvalidParameterValue, format!("Value ({z}) for parameter availabilityZone is invalid. Subnets can currently only be created in the following availability zones: {}.", zones.join(", ")))),
-            None => zones[0].clone(),
-        };
-        let tags = tag::from_specifications(&req.tag_specifications, "subnet", &["subnet"])?;
-        let (rec, tags) = self.store.transaction(|tx| {
-            let vpc: VpcRecord = get(tx, IdKind::Vpc, vpc_id)?;
-            let vpc_cidr: Cidr = vpc.cidr.parse().map_err(|_| Error::internal(format!("vpc {vpc_id} has cidr {}", vpc.cidr)))?;
-            if !vpc_cidr.contains_cidr(&cidr) || !(16..=28).contains(&cidr.prefix()) {
-                return Err(Error::new(ErrorCode::InvalidSubnetRange, format!("The CIDR '{cidr_s}' is invalid.")));
-            }
-            for s in tx.doc_list_by_parent::<SubnetRecord>(vpc_id)? {
-                if s.cidr.parse::<Cidr>().is_ok_and(|c| c.overlaps(&cidr)) {
-                    return Err(Error::new(ErrorCode::InvalidSubnetConflict, format!("The CIDR '{cidr_s}' conflicts with another subnet")));
-                }
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            let rec = SubnetRecord {
-                subnet_id: ResourceId::generate(IdKind::Subnet).into_string(),
-                vpc_id: vpc_id.to_string(),
-                cidr: cidr.to_string(),
-                availability_zone: zone.clone(),
-                default_for_az: false,
-                map_public_ip_on_launch: false,
-                state: "available".into(),
-            };
-            tx.doc_put(&rec)?;
-            let t = tag::insert(tx, &rec.subnet_id, "subnet", &tags)?;
-            Ok((rec, t))
-        })?;
-        let available_ips = cidr.usable_hosts().count() as u64;
-        Ok(Subnet { rec, tags, available_ips })
-    }
-
-    pub fn subnet_describe(&self, req: &rq::DescribeSubnets) -> Result<(Vec<Subnet>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "subnet-id",
-            "vpc-id",
-            "cidr",
-            "cidr-block",
-            "cidrBlock",
-            "availability-zone",
-            "availabilityZone",
-            "default-for-az",
-            "defaultForAz",
-            "map-public-ip-on-launch",
-            "state",
-            "owner-id",
-        ];
-        filter::check(&req.filters, NAMES, true)?;
-        for id in &req.subnet_ids {
-            parse_id(IdKind::Subnet, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags, enis) =
-            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SubnetRecord>()?, tx.tag_map()?, tx.doc_list::<EniRecord>()?)))?;
-        if let Some(missing) = req.subnet_ids.iter().find(|id| !all.iter().any(|s| &s.subnet_id == *id)) {
-            return Err(Error::not_found(IdKind::Subnet, missing));
-        }
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|s| req.subnet_ids.is_empty() || req.subnet_ids.contains(&s.subnet_id))
-            .map(|rec| {
-                let t = tags.get(&rec.subnet_id).cloned().unwrap_or_default();
-                let total = rec.cidr.parse::<Cidr>().map(|c| c.usable_hosts().count() as u64).unwrap_or(0);
-                let used = enis.iter().filter(|e| e.subnet_id == rec.subnet_id).count() as u64;
-                Subnet { rec, tags: t, available_ips: total.saturating_sub(used) }
-            })
-            .filter(|s| {
-                filter::matches(&req.filters, &s.tags, |n| match n {
-                    "subnet-id" => vec![s.rec.subnet_id.clone()],
-                    "vpc-id" => vec![s.rec.vpc_id.clone()],
-                    "cidr" | "cidr-block" | "cidrBlock" => vec![s.rec.cidr.clone()],
-                    "availability-zone" | "availabilityZone" => vec![s.rec.availability_zone.clone()],
-                    "default-for-az" | "defaultForAz" => vec![s.rec.default_for_az.to_string()],
-                    "map-public-ip-on-launch" => vec![s.rec.map_public_ip_on_launch.to_string()],
-                    "state" => vec![s.rec.state.clone()],
-                    "owner-id" => vec![account.clone()],
-                    _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
-    }
-
-    pub fn subnet_delete(&self, req: &rq::DeleteSubnet) -> Result<()> {
-        let id = req.subnet_id.as_deref().ok_or_else(|| Error::missing("SubnetId"))?;
-        self.store.transaction(|tx| {
-            let _: SubnetRecord = get(tx, IdKind::Subnet, id)?;
-            if !tx.doc_list_by_parent::<EniRecord>(id)?.is_empty() {
-                return Err(Error::new(
-                    ErrorCode::DependencyViolation,
-                    format!("The subnet '{id}' has dependencies and cannot be deleted."),
-                ));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            tx.doc_delete::<SubnetRecord>(id)?;
-            tx.tag_delete_all(id)?;
-            Ok(())
-        })
-    }
-
-    pub fn subnet_attribute_modify(&self, req: &rq::ModifySubnetAttribute) -> Result<()> {
-        let id = req.subnet_id.as_deref().ok_or_else(|| Error::missing("SubnetId"))?;
-        let v = req.map_public_ip_on_launch.as_ref().and_then(|v| v.value).ok_or_else(|| Error::missing("MapPublicIpOnLaunch"))?;
-        self.store.transaction(|tx| {
-            let mut s: SubnetRecord = get(tx, IdKind::Subnet, id)?;
-            s.map_public_ip_on_launch = v;
-            tx.doc_put(&s)?;
-            Ok(())
-        })
-    }
 }
 
 fn new_vpc(cidr: &str, is_default: bool) -> VpcRecord {
@@ -351,5 +215,6 @@ fn new_vpc(cidr: &str, is_default: bool) -> VpcRecord {
         enable_dns_hostnames: is_default,
         instance_tenancy: "default".into(),
         created_at: crate::now_iso(),
+        enable_network_address_usage_metrics: false,
     }
 }

@@ -12,6 +12,7 @@ pub mod decode;
 pub mod encode;
 pub mod model;
 pub mod requests;
+pub mod schema;
 pub mod xml;
 
 pub use decode::decode;

@@ -44,6 +44,14 @@ pub struct Page {
 }
 
 macro_rules! request {
+    // The few actions whose model has no DryRun member.
+    (no_dry_run $name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
+        #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+        #[serde(rename_all = "PascalCase", default)]
+        pub struct $name {
+            $(pub $field: $ty,)*
+        }
+    };
     ($name:ident { $($field:ident : $ty:ty),* $(,)? }) => {
         #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
         #[serde(rename_all = "PascalCase", default)]
@@ -146,6 +154,9 @@ request!(CopySnapshot {
     source_region: Option<String>,
     description: Option<String>,
     destination_region: Option<String>,
+    // botocore fills this in (a URL presigned for the source region); the caller is already
+    // authenticated here, so it is read and not needed.
+    presigned_url: Option<String>,
     encrypted: Option<bool>,
     tag_specifications: Vec<TagSpecification>,
 });
@@ -337,10 +348,11 @@ pub struct IpPermission {
 request!(CreateVpc { cidr_block: Option<String>, instance_tenancy: Option<String>, tag_specifications: Vec<TagSpecification> });
 request!(DescribeVpcs { vpc_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DeleteVpc { vpc_id: Option<String> });
-request!(ModifyVpcAttribute {
+request!(no_dry_run ModifyVpcAttribute {
     vpc_id: Option<String>,
     enable_dns_support: Option<AttributeValue<bool>>,
     enable_dns_hostnames: Option<AttributeValue<bool>>,
+    enable_network_address_usage_metrics: Option<AttributeValue<bool>>,
 });
 request!(DescribeVpcAttribute { vpc_id: Option<String>, attribute: Option<String> });
 request!(CreateSubnet {
@@ -351,7 +363,17 @@ request!(CreateSubnet {
 });
 request!(DescribeSubnets { subnet_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DeleteSubnet { subnet_id: Option<String> });
-request!(ModifySubnetAttribute { subnet_id: Option<String>, map_public_ip_on_launch: Option<AttributeValue<bool>> });
+request!(no_dry_run ModifySubnetAttribute {
+    subnet_id: Option<String>,
+    map_public_ip_on_launch: Option<AttributeValue<bool>>,
+    assign_ipv6_address_on_creation: Option<AttributeValue<bool>>,
+    map_customer_owned_ip_on_launch: Option<AttributeValue<bool>>,
+    enable_dns64: Option<AttributeValue<bool>>,
+    private_dns_hostname_type_on_launch: Option<String>,
+    enable_resource_name_dns_a_record_on_launch: Option<AttributeValue<bool>>,
+    // PascalCase of this name is the model's EnableResourceNameDnsAAAARecordOnLaunch.
+    enable_resource_name_dns_a_a_a_a_record_on_launch: Option<AttributeValue<bool>>,
+});
 request!(CreateSecurityGroup {
     group_name: Option<String>,
     description: Option<String>,
@@ -384,10 +406,43 @@ pub struct SecurityGroupRulesChange {
     pub tag_specifications: Vec<TagSpecification>,
 }
 
-pub type AuthorizeSecurityGroupIngress = SecurityGroupRulesChange;
-pub type AuthorizeSecurityGroupEgress = SecurityGroupRulesChange;
-pub type RevokeSecurityGroupIngress = SecurityGroupRulesChange;
-pub type RevokeSecurityGroupEgress = SecurityGroupRulesChange;
+/// The four rule-change actions, each with exactly the members its model has, all read as a
+/// [`SecurityGroupRulesChange`].
+macro_rules! rules_change {
+    ($($name:ident { $($field:ident : $ty:ty),* $(,)? })*) => {
+        $(
+            request!($name { $($field: $ty),* });
+            impl From<$name> for SecurityGroupRulesChange {
+                fn from(r: $name) -> Self {
+                    SecurityGroupRulesChange { dry_run: r.dry_run, $($field: r.$field,)* ..Default::default() }
+                }
+            }
+        )*
+    };
+}
+
+rules_change! {
+    AuthorizeSecurityGroupIngress {
+        group_id: Option<String>, group_name: Option<String>, ip_permissions: Vec<IpPermission>, ip_protocol: Option<String>,
+        from_port: Option<i64>, to_port: Option<i64>, cidr_ip: Option<String>, source_security_group_name: Option<String>,
+        tag_specifications: Vec<TagSpecification>,
+    }
+    AuthorizeSecurityGroupEgress {
+        group_id: Option<String>, ip_permissions: Vec<IpPermission>, ip_protocol: Option<String>, from_port: Option<i64>,
+        to_port: Option<i64>, cidr_ip: Option<String>, source_security_group_name: Option<String>,
+        tag_specifications: Vec<TagSpecification>,
+    }
+    RevokeSecurityGroupIngress {
+        group_id: Option<String>, group_name: Option<String>, ip_permissions: Vec<IpPermission>, ip_protocol: Option<String>,
+        from_port: Option<i64>, to_port: Option<i64>, cidr_ip: Option<String>, source_security_group_name: Option<String>,
+        security_group_rule_ids: Vec<String>,
+    }
+    RevokeSecurityGroupEgress {
+        group_id: Option<String>, ip_permissions: Vec<IpPermission>, ip_protocol: Option<String>, from_port: Option<i64>,
+        to_port: Option<i64>, cidr_ip: Option<String>, source_security_group_name: Option<String>,
+        security_group_rule_ids: Vec<String>,
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase", default)]
@@ -450,7 +505,7 @@ request!(DescribeInternetGateways {
     max_results: Option<i64>,
     next_token: Option<String>,
 });
-request!(CreateRouteTable { vpc_id: Option<String>, tag_specifications: Vec<TagSpecification> });
+request!(CreateRouteTable { vpc_id: Option<String>, tag_specifications: Vec<TagSpecification>, client_token: Option<String> });
 request!(DeleteRouteTable { route_table_id: Option<String> });
 request!(CreateRoute { route_table_id: Option<String>, destination_cidr_block: Option<String>, gateway_id: Option<String> });
 request!(DeleteRoute { route_table_id: Option<String>, destination_cidr_block: Option<String> });
@@ -469,7 +524,7 @@ request!(AssociateAddress {
     allow_reassociation: Option<bool>,
 });
 request!(DisassociateAddress { association_id: Option<String>, public_ip: Option<String> });
-request!(ReleaseAddress { allocation_id: Option<String>, public_ip: Option<String> });
+request!(ReleaseAddress { allocation_id: Option<String>, public_ip: Option<String>, network_border_group: Option<String> });
 request!(DescribeAddressesAttribute {
     allocation_ids: Vec<String>,
     attribute: Option<String>,

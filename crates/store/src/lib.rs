@@ -6,6 +6,7 @@
 
 mod account;
 mod doc;
+mod idempotency;
 mod image;
 mod instance;
 mod keypair;

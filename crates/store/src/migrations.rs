@@ -109,11 +109,18 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX docs_by_seq ON docs(seq);
     "#,
-    // 6: instance settings beside the state (stop protection, source/destination check, CPU
+    // 6: responses kept for ClientToken retries; instance settings beside the state (stop protection, source/destination check, CPU
     // credits, monitoring), as JSON with AWS's defaults for missing fields.
     r#"
     ALTER TABLE instances ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE images ADD COLUMN deprecation_time TEXT;
+    CREATE TABLE idempotent_responses (
+        action TEXT NOT NULL,
+        token TEXT NOT NULL,
+        request_hash TEXT NOT NULL,
+        response TEXT NOT NULL,
+        PRIMARY KEY (action, token)
+    );
     "#,
 ];
 

@@ -14,6 +14,8 @@ pub struct VpcRecord {
     pub enable_dns_hostnames: bool,
     pub instance_tenancy: String,
     pub created_at: String,
+    #[serde(default)]
+    pub enable_network_address_usage_metrics: bool,
 }
 
 impl Doc for VpcRecord {
@@ -32,6 +34,15 @@ pub struct SubnetRecord {
     pub default_for_az: bool,
     pub map_public_ip_on_launch: bool,
     pub state: String,
+    /// How instances launched here are named: "ip-name" or "resource-name".
+    #[serde(default = "ip_name")]
+    pub private_dns_hostname_type: String,
+    #[serde(default)]
+    pub enable_resource_name_dns_a_record: bool,
+}
+
+fn ip_name() -> String {
+    "ip-name".into()
 }
 
 impl Doc for SubnetRecord {

@@ -3,7 +3,8 @@
 use corral_control::eni::NetworkInterface;
 use corral_control::filter::Tagged;
 use corral_control::security_group::{RuleChange, SecurityGroup};
-use corral_control::vpc::{Subnet, Vpc};
+use corral_control::subnet::Subnet;
+use corral_control::vpc::Vpc;
 use corral_store::{EniRecord, SgRule, VpcRecord};
 use serde_json::{json, Value};
 
@@ -36,7 +37,7 @@ pub fn vpc_attribute(v: &VpcRecord, attr: &str) -> Value {
     match attr {
         "enableDnsSupport" => out["EnableDnsSupport"] = json!({"Value": v.enable_dns_support}),
         "enableDnsHostnames" => out["EnableDnsHostnames"] = json!({"Value": v.enable_dns_hostnames}),
-        _ => out["EnableNetworkAddressUsageMetrics"] = json!({"Value": false}),
+        _ => out["EnableNetworkAddressUsageMetrics"] = json!({"Value": v.enable_network_address_usage_metrics}),
     }
     out
 }
@@ -60,7 +61,11 @@ pub fn subnet(s: &Subnet, owner: &str, region: &str) -> Value {
         "Ipv6Native": false,
         "OwnerId": owner,
         "SubnetArn": format!("arn:aws:ec2:{region}:{owner}:subnet/{}", r.subnet_id),
-        "PrivateDnsNameOptionsOnLaunch": {"HostnameType": "ip-name", "EnableResourceNameDnsARecord": false, "EnableResourceNameDnsAAAARecord": false},
+        "PrivateDnsNameOptionsOnLaunch": {
+            "HostnameType": r.private_dns_hostname_type,
+            "EnableResourceNameDnsARecord": r.enable_resource_name_dns_a_record,
+            "EnableResourceNameDnsAAAARecord": false,
+        },
         "Tags": super::tags(&s.tags),
     })
 }

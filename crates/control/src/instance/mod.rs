@@ -514,7 +514,7 @@ impl Control {
             .find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0)
             .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Instance {id} has no network interface.")))?;
         for g in groups {
-            let rec: SecurityGroupRecord = crate::vpc::get(tx, IdKind::SecurityGroup, g)?;
+            let rec: SecurityGroupRecord = crate::lookup::get(tx, IdKind::SecurityGroup, g)?;
             if rec.vpc_id != eni.vpc_id {
                 return Err(Error::new(
                     ErrorCode::InvalidParameter,
