@@ -33,6 +33,7 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidAddressNotFound => "InvalidAddress.NotFound".into(),
         InvalidInstanceType => "InvalidInstanceType".into(),
         TagLimitExceeded => "TagLimitExceeded".into(),
+        LimitExceeded(code) => code.into(),
         InvalidPaginationToken => "InvalidPaginationToken".into(),
         InvalidUserDataMalformed => "InvalidUserData.Malformed".into(),
         InvalidId => "InvalidID".into(),
@@ -104,6 +105,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         | InvalidAddressNotFound
         | InvalidInstanceType
         | TagLimitExceeded
+        | LimitExceeded(_)
         | InvalidPaginationToken
         | InvalidUserDataMalformed
         | InvalidId

@@ -69,6 +69,12 @@ pub struct ServeArgs {
     /// them). Default: the host's own. Tests name a namespace they made.
     #[arg(long, env = "CORRAL_HOST_NETNS")]
     pub host_netns: Option<String>,
+    /// Changes one of AWS's default quotas, `NAME=N` (repeatable, or comma-separated in
+    /// CORRAL_LIMITS): elastic-ips, vpcs, subnets-per-vpc, internet-gateways,
+    /// route-tables-per-vpc, routes-per-table, security-groups, rules-per-group,
+    /// tags-per-resource.
+    #[arg(long = "limit", env = "CORRAL_LIMITS", value_delimiter = ',')]
+    pub limits: Vec<String>,
     /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
     #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
     pub stop_timeout_secs: u64,
@@ -131,7 +137,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.hypervisor == Hypervisor::Qemu && regions.len() > 1 {
         anyhow::bail!("serving several regions on one QEMU host is not built yet; use --hypervisor sim or one --region");
     }
-    let config = ControlConfig { region: args.region.clone(), regions: regions.clone(), host, max_instances, public_pool };
+    let quotas = corral_control::quota::Quotas::parse(&args.limits).map_err(|e| anyhow::anyhow!(e))?;
+    let config = ControlConfig { region: args.region.clone(), regions: regions.clone(), host, max_instances, public_pool, quotas };
     let control = Control::new(store, agent, storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();
     let factory = sim_regions(state_dir.clone(), account_id.clone(), config);

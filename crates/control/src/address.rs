@@ -11,9 +11,6 @@ use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
-/// Elastic IPs one account may hold, as AWS's default quota.
-pub const MAX_ELASTIC_IPS: usize = 5;
-
 pub struct Address {
     pub rec: AddressRecord,
     pub tags: Vec<TagRecord>,
@@ -42,9 +39,7 @@ impl Control {
         let tags = tag::from_specifications(&req.tag_specifications, "elastic-ip", &["elastic-ip"])?;
         let pool = self.config.public_pool;
         self.store.transaction(|tx| {
-            if tx.doc_list::<AddressRecord>()?.len() >= MAX_ELASTIC_IPS {
-                return Err(Error::new(ErrorCode::AddressLimitExceeded, "The maximum number of addresses has been reached."));
-            }
+            self.config.quotas.check("elastic-ips", tx.doc_list::<AddressRecord>()?.len() + 1)?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }

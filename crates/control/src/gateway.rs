@@ -25,7 +25,13 @@ pub(crate) fn main_table(vpc: &VpcRecord) -> RouteTableRecord {
     RouteTableRecord {
         route_table_id: ResourceId::generate(IdKind::RouteTable).into_string(),
         vpc_id: vpc.vpc_id.clone(),
-        routes: vec![RouteRecord { destination: vpc.cidr.clone(), gateway_id: "local".into(), origin: "CreateRouteTable".into() }],
+        routes: vec![RouteRecord {
+            destination: vpc.cidr.clone(),
+            gateway_id: "local".into(),
+            network_interface_id: None,
+            instance_id: None,
+            origin: "CreateRouteTable".into(),
+        }],
         associations: vec![RouteTableAssociationRecord {
             association_id: ResourceId::generate(IdKind::RouteTableAssociation).into_string(),
             subnet_id: None,
@@ -62,6 +68,7 @@ impl Control {
         }
         let rec = InternetGatewayRecord { igw_id: ResourceId::generate(IdKind::InternetGateway).into_string(), vpc_id: None };
         let tags = self.store.transaction(|tx| {
+            self.config.quotas.check("internet-gateways", tx.doc_list::<InternetGatewayRecord>()?.len() + 1)?;
             tx.doc_put(&rec)?;
             tag::insert(tx, &rec.igw_id, "internet-gateway", &tags)
         })?;
@@ -176,6 +183,7 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
+            self.config.quotas.check("route-tables-per-vpc", tx.doc_list_by_parent::<RouteTableRecord>(vpc_id)?.len() + 1)?;
             let mut rec = main_table(&vpc);
             rec.associations.clear();
             tx.doc_put(&rec)?;
@@ -212,6 +220,8 @@ impl Control {
             "association.route-table-association-id",
             "route.destination-cidr-block",
             "route.gateway-id",
+            "route.network-interface-id",
+            "route.instance-id",
             "route.origin",
             "owner-id",
         ];
@@ -243,7 +253,9 @@ impl Control {
                     "association.subnet-id" => r.associations.iter().filter_map(|a| a.subnet_id.clone()).collect(),
                     "association.route-table-association-id" => r.associations.iter().map(|a| a.association_id.clone()).collect(),
                     "route.destination-cidr-block" => r.routes.iter().map(|x| x.destination.clone()).collect(),
-                    "route.gateway-id" => r.routes.iter().map(|x| x.gateway_id.clone()).collect(),
+                    "route.gateway-id" => r.routes.iter().map(|x| x.gateway_id.clone()).filter(|g| !g.is_empty()).collect(),
+                    "route.network-interface-id" => r.routes.iter().filter_map(|x| x.network_interface_id.clone()).collect(),
+                    "route.instance-id" => r.routes.iter().filter_map(|x| x.instance_id.clone()).collect(),
                     "route.origin" => r.routes.iter().map(|x| x.origin.clone()).collect(),
                     "owner-id" => vec![account.clone()],
                     _ => vec![],

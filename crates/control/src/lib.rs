@@ -22,6 +22,7 @@ pub mod keypair;
 mod lookup;
 pub mod network_acl;
 pub mod reconcile;
+pub mod quota;
 pub mod region;
 mod route;
 pub mod security_group;
@@ -70,6 +71,8 @@ pub struct ControlConfig {
     pub max_instances: usize,
     /// Where public and elastic IPs come from.
     pub public_pool: corral_types::Cidr,
+    /// AWS's quotas, as the operator set them.
+    pub quotas: quota::Quotas,
 }
 
 /// The default public pool: 198.18.0.0/15, the range RFC 2544 sets aside for benchmarks, so it

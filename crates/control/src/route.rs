@@ -5,28 +5,66 @@
 use crate::lookup::{get, parse_id};
 use crate::Control;
 use corral_ec2_query::requests as rq;
-use corral_store::{InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SubnetRecord, Tx};
+use corral_store::{EniRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SubnetRecord, Tx};
 use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
 
-/// The destination and target of a CreateRoute or ReplaceRoute, checked: an attached internet
-/// gateway of the table's own VPC.
-fn route_target(tx: &Tx<'_>, t: &RouteTableRecord, dest: Option<&str>, gw: Option<&str>) -> Result<(Cidr, String)> {
+/// Where a route leads: an internet gateway, or an interface (of an instance) that forwards.
+struct Target {
+    gateway_id: String,
+    network_interface_id: Option<String>,
+    instance_id: Option<String>,
+}
+
+/// The destination and target of a CreateRoute or ReplaceRoute, checked: exactly one of an
+/// attached internet gateway of the table's VPC, an interface in that VPC, or an instance
+/// there (its primary interface).
+fn route_target(
+    tx: &Tx<'_>,
+    t: &RouteTableRecord,
+    dest: Option<&str>,
+    gw: Option<&str>,
+    eni: Option<&str>,
+    instance: Option<&str>,
+) -> Result<(Cidr, Target)> {
     let dest = dest.ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
     let cidr: Cidr = dest.parse().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?;
-    let gw = gw.ok_or_else(|| {
-        Error::new(
+    let other_network = |what: &str| {
+        Error::new(ErrorCode::InvalidParameterValue, format!("route table {} and {what} belong to different networks", t.route_table_id))
+    };
+    match (gw, eni, instance) {
+        (Some(gw), None, None) => {
+            let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, gw)?;
+            if g.vpc_id.as_deref() != Some(&t.vpc_id) {
+                return Err(other_network(&format!("network gateway {gw}")));
+            }
+            Ok((cidr, Target { gateway_id: gw.to_string(), network_interface_id: None, instance_id: None }))
+        }
+        (None, Some(eni), None) => {
+            let e: EniRecord = get(tx, IdKind::NetworkInterface, eni)?;
+            let s: SubnetRecord = get(tx, IdKind::Subnet, &e.subnet_id)?;
+            if s.vpc_id != t.vpc_id {
+                return Err(other_network(&format!("network interface {eni}")));
+            }
+            Ok((cidr, Target { gateway_id: String::new(), network_interface_id: Some(eni.to_string()), instance_id: e.instance_id }))
+        }
+        (None, None, Some(instance)) => {
+            parse_id(IdKind::Instance, instance)?;
+            let e = tx
+                .doc_list::<EniRecord>()?
+                .into_iter()
+                .find(|e| e.instance_id.as_deref() == Some(instance) && e.device_index == 0)
+                .ok_or_else(|| Error::not_found(IdKind::Instance, instance))?;
+            let s: SubnetRecord = get(tx, IdKind::Subnet, &e.subnet_id)?;
+            if s.vpc_id != t.vpc_id {
+                return Err(other_network(&format!("instance {instance}")));
+            }
+            Ok((cidr, Target { gateway_id: String::new(), network_interface_id: Some(e.eni_id), instance_id: Some(instance.to_string()) }))
+        }
+        _ => Err(Error::new(
             ErrorCode::MissingParameter,
             "The request must contain exactly one of gatewayId, natGatewayId, networkInterfaceId, vpcPeeringConnectionId or instanceId",
-        )
-    })?;
-    let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, gw)?;
-    if g.vpc_id.as_deref() != Some(&t.vpc_id) {
-        return Err(Error::new(
-            ErrorCode::InvalidParameterValue,
-            format!("route table {} and network gateway {gw} belong to different networks", t.route_table_id),
-        ));
+        )),
     }
-    Ok((cidr, gw.to_string()))
 }
 
 /// A route table's association and its table.
@@ -43,14 +81,28 @@ impl Control {
         let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
         self.store.transaction(|tx| {
             let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let (cidr, gw) = route_target(tx, &t, req.destination_cidr_block.as_deref(), req.gateway_id.as_deref())?;
+            let (cidr, to) = route_target(
+                tx,
+                &t,
+                req.destination_cidr_block.as_deref(),
+                req.gateway_id.as_deref(),
+                req.network_interface_id.as_deref(),
+                req.instance_id.as_deref(),
+            )?;
             if t.routes.iter().any(|r| r.destination == cidr.to_string()) {
                 return Err(Error::new(ErrorCode::RouteAlreadyExists, format!("The route identified by {cidr} already exists.")));
             }
             if req.dry_run {
                 return Err(Error::dry_run());
             }
-            t.routes.push(RouteRecord { destination: cidr.to_string(), gateway_id: gw, origin: "CreateRoute".into() });
+            self.config.quotas.check("routes-per-table", t.routes.iter().filter(|r| r.gateway_id != "local").count() + 1)?;
+            t.routes.push(RouteRecord {
+                destination: cidr.to_string(),
+                gateway_id: to.gateway_id,
+                network_interface_id: to.network_interface_id,
+                instance_id: to.instance_id,
+                origin: "CreateRoute".into(),
+            });
             tx.doc_put(&t)?;
             Ok(())
         })?;
@@ -139,7 +191,14 @@ impl Control {
         let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
         self.store.transaction(|tx| {
             let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let (cidr, gw) = route_target(tx, &t, req.destination_cidr_block.as_deref(), req.gateway_id.as_deref())?;
+            let (cidr, to) = route_target(
+                tx,
+                &t,
+                req.destination_cidr_block.as_deref(),
+                req.gateway_id.as_deref(),
+                req.network_interface_id.as_deref(),
+                req.instance_id.as_deref(),
+            )?;
             let dest = cidr.to_string();
             let route = t.routes.iter_mut().find(|r| r.destination == dest && r.gateway_id != "local").ok_or_else(|| {
                 Error::new(ErrorCode::InvalidParameterValue, format!("There is no route defined for '{dest}' in the route table."))
@@ -147,7 +206,9 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
-            route.gateway_id = gw;
+            route.gateway_id = to.gateway_id;
+            route.network_interface_id = to.network_interface_id;
+            route.instance_id = to.instance_id;
             route.origin = "CreateRoute".into();
             tx.doc_put(&t)?;
             Ok(())

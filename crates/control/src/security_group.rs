@@ -166,6 +166,7 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
+            self.config.quotas.check("security-groups", tx.doc_list::<SecurityGroupRecord>()?.len() + 1)?;
             let rec = SecurityGroupRecord {
                 group_id: ResourceId::generate(IdKind::SecurityGroup).into_string(),
                 group_name: name.into(),
@@ -366,6 +367,7 @@ impl Control {
                 return Err(Error::dry_run());
             }
             g.rules.extend(new.iter().cloned());
+            self.config.quotas.check("rules-per-group", g.rules.iter().filter(|r| r.is_egress == egress).count())?;
             g.generation += 1;
             tx.doc_put(&g)?;
             Ok(RuleChange { group_id: g.group_id, rules: new })

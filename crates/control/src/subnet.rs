@@ -44,6 +44,7 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
+            self.config.quotas.check("subnets-per-vpc", tx.doc_list_by_parent::<SubnetRecord>(vpc_id)?.len() + 1)?;
             let rec = SubnetRecord {
                 subnet_id: ResourceId::generate(IdKind::Subnet).into_string(),
                 vpc_id: vpc_id.to_string(),

@@ -102,7 +102,7 @@ impl Control {
             for (id, rt) in targets {
                 insert(tx, &id, rt, &pairs)?;
                 let n = tx.tag_list_for(&id)?.len();
-                if n > limits::TAGS_PER_RESOURCE {
+                if n > self.config.quotas.get("tags-per-resource") as usize {
                     return Err(Error::new(
                         ErrorCode::TagLimitExceeded,
                         format!("The maximum number of tags for resource {id} has been reached."),

@@ -35,7 +35,13 @@ impl Control {
             };
             tx.doc_put(&igw)?;
             let mut main = crate::gateway::main_table(&vpc);
-            main.routes.push(RouteRecord { destination: "0.0.0.0/0".into(), gateway_id: igw.igw_id.clone(), origin: "CreateRoute".into() });
+            main.routes.push(RouteRecord {
+                destination: "0.0.0.0/0".into(),
+                gateway_id: igw.igw_id.clone(),
+                network_interface_id: None,
+                instance_id: None,
+                origin: "CreateRoute".into(),
+            });
             tx.doc_put(&main)?;
             for (i, zone) in zones.iter().enumerate() {
                 // AWS's default subnets: 172.31.0.0/20, 172.31.16.0/20, 172.31.32.0/20, ...
@@ -83,6 +89,9 @@ impl Control {
             vpc.instance_tenancy = t.clone();
         }
         let tags = self.store.transaction(|tx| {
+            let quotas = &self.config.quotas;
+            quotas.check("vpcs", tx.doc_list::<VpcRecord>()?.len() + 1)?;
+            quotas.check("security-groups", tx.doc_list::<SecurityGroupRecord>()?.len() + 1)?;
             tx.doc_put(&vpc)?;
             tx.doc_put(&crate::security_group::default_group(&vpc.vpc_id))?;
             tx.doc_put(&crate::gateway::main_table(&vpc))?;

@@ -507,11 +507,23 @@ request!(DescribeInternetGateways {
 });
 request!(CreateRouteTable { vpc_id: Option<String>, tag_specifications: Vec<TagSpecification>, client_token: Option<String> });
 request!(DeleteRouteTable { route_table_id: Option<String> });
-request!(CreateRoute { route_table_id: Option<String>, destination_cidr_block: Option<String>, gateway_id: Option<String> });
+request!(CreateRoute {
+    route_table_id: Option<String>,
+    destination_cidr_block: Option<String>,
+    gateway_id: Option<String>,
+    network_interface_id: Option<String>,
+    instance_id: Option<String>,
+});
 request!(DeleteRoute { route_table_id: Option<String>, destination_cidr_block: Option<String> });
 request!(AssociateRouteTable { route_table_id: Option<String>, subnet_id: Option<String> });
 request!(DisassociateRouteTable { association_id: Option<String> });
-request!(ReplaceRoute { route_table_id: Option<String>, destination_cidr_block: Option<String>, gateway_id: Option<String> });
+request!(ReplaceRoute {
+    route_table_id: Option<String>,
+    destination_cidr_block: Option<String>,
+    gateway_id: Option<String>,
+    network_interface_id: Option<String>,
+    instance_id: Option<String>,
+});
 request!(ReplaceRouteTableAssociation { association_id: Option<String>, route_table_id: Option<String> });
 request!(DescribeRouteTables { route_table_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(AllocateAddress { domain: Option<String>, address: Option<String>, tag_specifications: Vec<TagSpecification> });

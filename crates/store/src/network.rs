@@ -106,8 +106,13 @@ impl Doc for InternetGatewayRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouteRecord {
     pub destination: String,
-    /// "local" or an internet gateway id.
+    /// "local" or an internet gateway id; empty when the route leads to an interface.
     pub gateway_id: String,
+    /// The interface (and its instance) the route leads to, for routes through an instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_interface_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_id: Option<String>,
     /// CreateRouteTable, CreateRoute.
     pub origin: String,
 }

@@ -22,6 +22,7 @@ pub struct TestContextBuilder {
     max_instances: usize,
     images: bool,
     regions: Vec<String>,
+    limits: Vec<String>,
 }
 
 pub struct TestContext {
@@ -48,7 +49,7 @@ impl Drop for TestContext {
 
 impl TestContext {
     pub fn builder() -> TestContextBuilder {
-        TestContextBuilder { auto_advance: true, db: None, max_instances: 1000, images: true, regions: vec![] }
+        TestContextBuilder { auto_advance: true, db: None, max_instances: 1000, images: true, regions: vec![], limits: vec![] }
     }
 
     pub async fn new() -> TestContext {
@@ -84,6 +85,12 @@ impl TestContextBuilder {
         self
     }
 
+    /// Quotas other than AWS's defaults (`NAME=N`, as `corral serve --limit`).
+    pub fn limit(mut self, setting: &str) -> Self {
+        self.limits.push(setting.to_string());
+        self
+    }
+
     pub fn max_instances(mut self, n: usize) -> Self {
         self.max_instances = n;
         self
@@ -110,6 +117,7 @@ impl TestContextBuilder {
             host: "sim".into(),
             max_instances: self.max_instances,
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
+            quotas: corral_control::quota::Quotas::parse(&self.limits).expect("limits"),
         };
         let control = Control::new(
             store,

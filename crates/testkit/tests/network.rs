@@ -355,3 +355,30 @@ async fn desired_host_state_follows_the_store() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn network_acls_page_exactly_once() {
+    let ctx = corral_testkit::TestContext::builder().limit("vpcs=20").build().await;
+    for i in 1..=11 {
+        ctx.call("CreateVpc", &[("CidrBlock", &format!("10.{i}.0.0/16"))]).await.ok();
+    }
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let mut p = vec![("MaxResults", "5".to_string())];
+        if let Some(t) = &token {
+            p.push(("NextToken", t.clone()));
+        }
+        let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = ctx.call("DescribeNetworkAcls", &p).await;
+        let ids: Vec<String> = r.ok().texts("networkAclId").into_iter().collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+        assert!(ids.len() <= 5);
+        seen.extend(ids);
+        token = r.text("nextToken");
+        if token.is_none() {
+            break;
+        }
+    }
+    let unique: std::collections::BTreeSet<_> = seen.iter().collect();
+    assert_eq!((seen.len(), unique.len()), (12, 12));
+}

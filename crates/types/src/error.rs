@@ -38,6 +38,8 @@ pub enum ErrorCode {
     InvalidAddressNotFound,
     InvalidInstanceType,
     TagLimitExceeded,
+    /// A quota AWS enforces, with AWS's code for it (`VpcLimitExceeded`, ...).
+    LimitExceeded(&'static str),
     InvalidPaginationToken,
     InvalidUserDataMalformed,
     // ids

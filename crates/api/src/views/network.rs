@@ -301,7 +301,10 @@ pub fn route_table(t: &corral_control::gateway::RouteTable, owner: &str) -> Valu
         "PropagatingVgws": [],
         "Routes": r.routes.iter().map(|x| json!({
             "DestinationCidrBlock": x.destination,
-            "GatewayId": x.gateway_id,
+            "GatewayId": (!x.gateway_id.is_empty()).then_some(&x.gateway_id),
+            "NetworkInterfaceId": x.network_interface_id,
+            "InstanceId": x.instance_id,
+            "InstanceOwnerId": x.instance_id.as_ref().map(|_| owner),
             "Origin": x.origin,
             "State": "active",
         })).collect::<Vec<_>>(),

@@ -1,0 +1,238 @@
+"""Runs tests/ansible/playbook.yml (amazon.aws, as bundled in the `ansible` PyPI package,
+unmodified) against a `corral serve --hypervisor sim` of its own.
+
+The server is started the way tests/conformance/conftest.py starts one: a temporary state
+directory, `--listen 127.0.0.1:0`, `--images minimal`, the endpoint read from
+`<state-dir>/endpoint` and the credentials from `corral credentials --env`. It is killed by its
+PID at the end. The playbook runs with those credentials in its environment, with no Ansible
+configuration from the home directory or the caller's environment, and under a deadline; a
+failed run fails the test with the playbook's output and the tail of the server's log.
+
+The binary is target/debug/corral (`cargo build -p corral-cli`), or CORRAL_BIN.
+"""
+
+import json
+import os
+import random
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+PLAYBOOK = HERE / "playbook.yml"
+SERVER_START_TIMEOUT_S = 60.0  # a cold debug build opens its store and registers images
+PLAYBOOK_DEADLINE_S = float(os.environ.get("CORRAL_ANSIBLE_DEADLINE_S", "240"))
+OUTPUT_TAIL_CHARS = 20000
+
+
+def _parse_env_lines(text: str) -> dict:
+    env = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export "):]
+        if "=" not in line:
+            continue
+        name, value = line.split("=", 1)
+        parts = shlex.split(value)
+        env[name] = parts[0] if parts else ""
+    return env
+
+
+def _tail(path: Path, chars: int = 4000) -> str:
+    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
+
+
+class CorralServer:
+    """A `corral serve --hypervisor sim` process owned by this test."""
+
+    def __init__(self, base: Path):
+        self.binary = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "target" / "debug" / "corral"))
+        self.state_dir = base / "state"
+        self.state_dir.mkdir()
+        self.log_path = base / "corral-serve.log"
+        self.account_id = "".join(random.choice("0123456789") for _ in range(12))
+        self.proc = None
+        self.log = None
+
+    def start(self) -> dict:
+        """Starts the server; returns the AWS_* variables `corral credentials --env` prints."""
+        if not os.access(self.binary, os.X_OK):
+            pytest.fail(
+                f"corral binary not found at {self.binary}: build it with "
+                "`cargo build -p corral-cli` or set CORRAL_BIN",
+                pytrace=False,
+            )
+        env = dict(os.environ)
+        env["CORRAL_ACCOUNT_ID"] = self.account_id
+        env["NO_COLOR"] = "1"  # a plain log, for the tail a failure shows
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [
+                self.binary, "serve",
+                "--hypervisor", "sim",
+                "--listen", "127.0.0.1:0",
+                "--state-dir", str(self.state_dir),
+                "--images", "minimal",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(self.state_dir.parent),
+        )
+        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
+        endpoint_file = self.state_dir / "endpoint"
+        creds = None
+        last_error = "endpoint file not written yet"
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                self._fail(f"corral serve exited with status {self.proc.returncode}")
+            if creds is None and endpoint_file.exists():
+                first_line = endpoint_file.read_text().splitlines()[:1]
+                if first_line and first_line[0].startswith("http"):
+                    creds = self._credentials()
+            if creds is not None:
+                try:
+                    _ec2_client(creds).describe_regions()
+                    return creds
+                except Exception as err:  # not answering yet
+                    last_error = repr(err)
+            time.sleep(0.05)
+        self._fail(f"corral serve did not answer DescribeRegions within {SERVER_START_TIMEOUT_S}s ({last_error})")
+
+    def _credentials(self) -> dict:
+        out = subprocess.run(
+            [self.binary, "credentials", "--env", "--state-dir", str(self.state_dir)],
+            capture_output=True, text=True, timeout=30,
+        )
+        if out.returncode != 0:
+            self._fail(f"corral credentials failed: {out.stderr}")
+        env = _parse_env_lines(out.stdout)
+        missing = [k for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                               "AWS_DEFAULT_REGION") if not env.get(k)]
+        if missing:
+            self._fail(f"corral credentials --env printed no {', '.join(missing)}:\n{out.stdout}")
+        return env
+
+    def _fail(self, why: str):
+        self.stop()
+        pytest.fail(f"{why}\n--- {self.log_path} (tail) ---\n{_tail(self.log_path)}", pytrace=False)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=15)
+        if self.log is not None and not self.log.closed:
+            self.log.close()
+
+
+def _ec2_client(creds: dict):
+    return boto3.session.Session(
+        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
+        region_name=creds["AWS_DEFAULT_REGION"],
+    ).client("ec2", endpoint_url=creds["AWS_ENDPOINT_URL"],
+             config=Config(retries={"mode": "standard", "max_attempts": 1}))
+
+
+@pytest.fixture
+def corral(tmp_path):
+    server = CorralServer(tmp_path)
+    creds = server.start()
+    yield server, creds
+    server.stop()
+
+
+def _ansible_env(creds: dict, base: Path) -> dict:
+    """The caller's environment without any ANSIBLE_* or AWS_* settings (so no configuration,
+    collections path or profile of theirs is used), plus Corral's credentials and a private
+    ANSIBLE_HOME and ANSIBLE_CONFIG."""
+    home = base / "ansible-home"
+    (home / "tmp").mkdir(parents=True)
+    config = base / "ansible.cfg"
+    config.write_text("[defaults]\n")  # empty: no ./ansible.cfg, ~/.ansible.cfg or /etc/ansible
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ANSIBLE_", "AWS_", "BOTO_"))}
+    env.update(creds)
+    env.update({
+        "AWS_REGION": creds["AWS_DEFAULT_REGION"],
+        # No shared config or credentials files: only what the module_defaults pass.
+        "AWS_CONFIG_FILE": str(base / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(base / "no-aws-credentials"),
+        "ANSIBLE_CONFIG": str(config),
+        "ANSIBLE_HOME": str(home),
+        "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_HOST_KEY_CHECKING": "False",
+        "ANSIBLE_RETRY_FILES_ENABLED": "False",
+        "ANSIBLE_PIPELINING": "True",  # one process per task, no module file copied and removed
+        "ANSIBLE_NOCOLOR": "1",
+        "ANSIBLE_FORCE_COLOR": "0",
+        "ANSIBLE_PYTHON_INTERPRETER": sys.executable,  # the Python that has boto3
+        "ANSIBLE_INVENTORY_UNPARSED_WARNING": "False",
+        "ANSIBLE_LOCALHOST_WARNING": "False",
+        "ANSIBLE_DEPRECATION_WARNINGS": "False",
+        "PYTHONUNBUFFERED": "1",
+    })
+    return env
+
+
+def _bundled_amazon_aws(env: dict) -> None:
+    """The amazon.aws that Ansible resolves is the one the `ansible` package bundles."""
+    try:
+        import ansible_collections.amazon.aws as bundled  # the `ansible` PyPI package
+    except ImportError:
+        pytest.fail("the `ansible` package (with its bundled amazon.aws) is not installed: "
+                    "python3 -m pip install ansible (scripts/install-deps.sh does)", pytrace=False)
+    bundled_root = Path(list(bundled.__path__)[0]).resolve().parents[1]  # .../site-packages/ansible_collections
+    out = subprocess.run(
+        [sys.executable, "-m", "ansible", "galaxy", "collection", "list", "amazon.aws", "--format", "json"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )
+    assert out.returncode == 0, f"ansible-galaxy collection list failed:\n{out.stdout}\n{out.stderr}"
+    found = {path: cols for path, cols in json.loads(out.stdout).items() if "amazon.aws" in cols}
+    assert [Path(p).resolve() for p in found] == [bundled_root], (
+        f"amazon.aws should come only from the ansible package's bundle ({bundled_root}); found {found}"
+    )
+
+
+def test_playbook_builds_and_tears_down_a_vpc_deployment(corral, tmp_path):
+    server, creds = corral
+    env = _ansible_env(creds, tmp_path)
+    _bundled_amazon_aws(env)
+    extra = shlex.split(os.environ.get("CORRAL_ANSIBLE_ARGS", ""))  # e.g. -vvv
+    cmd = [sys.executable, "-m", "ansible", "playbook", str(PLAYBOOK), *extra]
+    log_path = tmp_path / "ansible-playbook.log"
+    started = time.monotonic()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                cwd=str(tmp_path), start_new_session=True)
+        try:
+            rc = proc.wait(timeout=PLAYBOOK_DEADLINE_S)
+            timed_out = False
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the playbook and its modules
+            proc.wait(timeout=15)
+            rc, timed_out = proc.returncode, True
+    elapsed = time.monotonic() - started
+    output = log_path.read_text(errors="replace")
+    if timed_out or rc != 0:
+        why = (f"ansible-playbook ran past its {PLAYBOOK_DEADLINE_S:.0f}s deadline" if timed_out
+               else f"ansible-playbook exited with status {rc} after {elapsed:.1f}s")
+        pytest.fail(
+            f"{why}\n--- {log_path} (tail) ---\n{output[-OUTPUT_TAIL_CHARS:]}"
+            f"\n--- {server.log_path} (tail) ---\n{_tail(server.log_path)}",
+            pytrace=False,
+        )
+    assert "failed=0" in output and "unreachable=0" in output, output[-OUTPUT_TAIL_CHARS:]
+    print(f"playbook passed in {elapsed:.1f}s")
