@@ -4,6 +4,7 @@
 
 mod doctor;
 mod images;
+mod regions;
 mod serve;
 
 use clap::{Parser, Subcommand};

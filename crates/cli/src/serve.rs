@@ -2,13 +2,9 @@
 
 use crate::StateArgs;
 use anyhow::Context;
-use corral_agent::qemu::{QemuAgent, QemuConfig};
-use corral_agent::sim::SimAgent;
-use corral_agent_api::Agent;
 use corral_control::{Control, ControlConfig, Seed};
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Hypervisor {
@@ -105,43 +101,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     };
     let (account_id, _key) = corral_control::bootstrap(&store, &seed).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
 
-    let (agent, storage, max_instances): (Arc<dyn Agent>, Arc<dyn corral_agent_api::Storage>, usize) = match args.hypervisor {
-        Hypervisor::Sim => {
-            let sim = Arc::new(SimAgent::new(true));
-            (sim.clone(), sim, corral_control::limits::MAX_INSTANCES_SIM)
-        }
-        Hypervisor::Qemu => {
-            let mut config = QemuConfig::new(state_dir.join("vms"), state_dir.join(crate::POOL_DIR));
-            config.stop_timeout = Duration::from_secs(args.stop_timeout_secs);
-            let mut net = corral_net::NetConfig::new(state_dir.join("net"));
-            net.ns_prefix = args.netns_prefix.clone();
-            net.region = args.region.clone();
-            net.public_pool =
-                args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
-            net.host_netns = args.host_netns.clone();
-            config.net = Some(net);
-            warn_if_private(state_dir);
-            let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent: {e}"))?;
-            if agent.accel().as_str() == "tcg" {
-                tracing::warn!("no hardware KVM on this host: guests run under TCG (software emulation), several times slower");
-            }
-            let agent = Arc::new(agent);
-            (agent.clone(), agent, corral_control::limits::MAX_INSTANCES_QEMU)
-        }
-    };
-    let host = agent.host_info().await.map(|h| h.hostname).unwrap_or_else(|_| "localhost".into());
-    let public_pool: corral_types::Cidr =
-        args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
     let spec = args.regions.clone().unwrap_or_else(|| if args.hypervisor == Hypervisor::Sim { "all".into() } else { String::new() });
     let regions = corral_control::cloud::served_regions(&args.region, &spec).map_err(|e| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message)))?;
-    if args.hypervisor == Hypervisor::Qemu && regions.len() > 1 {
-        anyhow::bail!("serving several regions on one QEMU host is not built yet; use --hypervisor sim or one --region");
-    }
     let quotas = corral_control::quota::Quotas::parse(&args.limits).map_err(|e| anyhow::anyhow!(e))?;
-    let config = ControlConfig { region: args.region.clone(), regions: regions.clone(), host, max_instances, public_pool, quotas };
-    let control = Control::new(store, agent, storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hosts = Arc::new(crate::regions::Hosts::new(&args, &regions)?);
+    if args.hypervisor == Hypervisor::Qemu {
+        warn_if_private(state_dir);
+    }
+    let home = hosts.open(&args.region, state_dir).await?;
+    let config = ControlConfig {
+        region: args.region.clone(),
+        regions: regions.clone(),
+        host: home.host.clone(),
+        max_instances: home.max_instances,
+        public_pool: home.public_pool,
+        quotas,
+    };
+    let control = Control::new(store, home.agent, home.storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();
-    let factory = sim_regions(state_dir.clone(), account_id.clone(), config);
+    let factory = crate::regions::factory(hosts, state_dir.clone(), account_id.clone(), config);
     let cloud = corral_control::Cloud::new(control.clone(), regions.clone(), factory);
 
     let listener = tokio::net::TcpListener::bind(&args.listen).await.with_context(|| format!("binding {}", args.listen))?;
@@ -177,34 +155,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the other regions of a simulated cloud on first use: each its own store
-/// (`STATE_DIR/regions/NAME/corral.db`) with the home region's account, its own simulated
-/// hypervisor, and the default images registered.
-fn sim_regions(state_dir: std::path::PathBuf, account_id: String, home: ControlConfig) -> corral_control::RegionFactory {
-    Arc::new(move |region: String| {
-        let (state_dir, account_id, home) = (state_dir.clone(), account_id.clone(), home.clone());
-        Box::pin(async move {
-            let fail = |what: &str, e: &dyn std::fmt::Display| corral_types::Error::internal(format!("opening region {region}: {what}: {e}"));
-            let dir = state_dir.join("regions").join(&region);
-            std::fs::create_dir_all(&dir).map_err(|e| fail("creating its directory", &e))?;
-            let store = Arc::new(corral_store::Store::open(&dir.join("corral.db")).map_err(|e| fail("opening its store", &e))?);
-            corral_control::account::region_bootstrap(&store, &account_id)?;
-            let sim = Arc::new(SimAgent::new(true));
-            let config = ControlConfig { region: region.clone(), ..home };
-            let control = Control::new(store, sim.clone(), sim, config)?;
-            control.spawn_reconciler();
-            for name in corral_images::DEFAULT_IMAGES {
-                crate::images::ensure(&control, name, true).await.map_err(|e| fail("registering its images", &e))?;
-            }
-            Ok(control)
-        })
-    })
-}
-
 /// dnsmasq drops to `nobody` and re-reads its host files from the state directory on every
 /// change: a directory others cannot traverse makes it restart on every change instead, and
 /// has been seen to leave guests without a lease. Say so rather than fail silently.
-fn warn_if_private(dir: &Path) {
+pub(crate) fn warn_if_private(dir: &Path) {
     use std::os::unix::fs::PermissionsExt;
     let private = std::path::absolute(dir)
         .map(|d| d.ancestors().any(|a| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 == 0).unwrap_or(false)))

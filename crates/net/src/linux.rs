@@ -61,9 +61,15 @@ impl LinuxNet {
         self.config.state_dir.join(ns)
     }
 
+    /// Whether a namespace (or its state directory) is this driver's: `<prefix>vpc-…`, so a
+    /// driver whose prefix extends this one's (another region's, `corral-usw2-`) is not.
+    fn owns(&self, name: &str) -> bool {
+        name.strip_prefix(self.config.ns_prefix.as_str()).is_some_and(|rest| rest.starts_with("vpc-"))
+    }
+
     /// Namespaces on this host that belong to this driver (by prefix).
     pub async fn owned_namespaces(&self) -> Result<Vec<String>, NetError> {
-        Ok(host::netns_list().await?.into_iter().filter(|n| n.starts_with(&self.config.ns_prefix)).collect())
+        Ok(host::netns_list().await?.into_iter().filter(|n| self.owns(n)).collect())
     }
 
     /// The pid of the dnsmasq serving a namespace, if it runs (verified).
@@ -93,7 +99,7 @@ impl LinuxNet {
         if let Ok(entries) = std::fs::read_dir(&self.config.state_dir) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&self.config.ns_prefix) && !wanted.contains(&name) {
+                if self.owns(&name) && !wanted.contains(&name) {
                     if let Ok(Some(pid)) = dnsmasq::stop(&e.path()).await {
                         report.removed.push(format!("dnsmasq {pid} of {name}"));
                     }

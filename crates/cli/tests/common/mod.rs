@@ -94,6 +94,11 @@ pub fn start_server(state_dir: &Path, net: &TestNet) -> Server {
 
 /// `images`: which default images `serve` builds and registers (`minimal` or `all`).
 pub fn start_server_with(state_dir: &Path, net: &TestNet, images: &str) -> Server {
+    start_server_args(state_dir, net, images, &[])
+}
+
+/// Like [`start_server_with`], with more `corral serve` arguments.
+pub fn start_server_args(state_dir: &Path, net: &TestNet, images: &str, extra: &[&str]) -> Server {
     let _ = std::fs::remove_file(state_dir.join("endpoint"));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
     let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
@@ -102,6 +107,7 @@ pub fn start_server_with(state_dir: &Path, net: &TestNet, images: &str) -> Serve
         .arg("--state-dir")
         .arg(state_dir)
         .args(["--netns-prefix", &net.prefix, "--host-netns", &net.host_ns])
+        .args(extra)
         .env("CORRAL_ACCOUNT_ID", "210987654321")
         .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
         .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
@@ -210,11 +216,20 @@ impl Cloud {
 
     /// Like [`Cloud::start`], with the storage pool on a tmpfs of `pool_mib` MiB when given.
     pub fn start_with_pool(images: &str, pool_mib: Option<u32>) -> Cloud {
+        Cloud::start_full(images, pool_mib, &[])
+    }
+
+    /// Like [`Cloud::start`], with more `corral serve` arguments.
+    pub fn start_args(images: &str, extra: &[&str]) -> Cloud {
+        Cloud::start_full(images, None, extra)
+    }
+
+    fn start_full(images: &str, pool_mib: Option<u32>, extra: &[&str]) -> Cloud {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().to_path_buf();
         let pool_mount = pool_mib.map(|mib| SmallMount::new(&state.join("pool"), mib));
         let net = TestNet::new(&state);
-        let server = start_server_with(&state, &net, images);
+        let server = start_server_args(&state, &net, images, extra);
         Cloud { c: server.client.clone(), server, net, state, pool_mount, _dir: dir }
     }
 
