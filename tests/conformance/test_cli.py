@@ -146,3 +146,37 @@ def test_cli_auto_pagination(aws, launch):
                    "--filters", f"Name=tag:clipage,Values={marker}",
                    "--query", "Reservations[].Instances[].InstanceId")
     assert sorted(ids) == sorted(made)
+
+
+# Every Describe Corral serves that the aws CLI can call with no options at all (as a new
+# user's first command would); the CLI v1 fills in paging members such as MaxResults=1000.
+DESCRIBE_WITH_NO_OPTIONS = [
+    "describe-regions", "describe-availability-zones", "describe-account-attributes", "describe-instance-types",
+    "describe-images", "describe-key-pairs", "describe-instances", "describe-instance-status", "describe-tags",
+    "describe-vpcs", "describe-subnets", "describe-security-groups", "describe-security-group-rules",
+    "describe-network-interfaces", "describe-internet-gateways", "describe-route-tables", "describe-addresses",
+    "describe-volumes", "describe-volumes-modifications", "describe-snapshots", "describe-volume-status",
+    "describe-network-acls", "describe-instance-credit-specifications", "describe-instance-type-offerings",
+    "describe-addresses-attribute",
+]
+
+
+@pytest.mark.parametrize("command", DESCRIBE_WITH_NO_OPTIONS)
+def test_every_describe_with_no_options(aws, command):
+    out = aws.json("ec2", command)
+    assert isinstance(out, dict), out
+
+
+def test_the_no_options_list_covers_every_served_describe():
+    # The served actions are listed in README.md from the dispatch table.
+    import re
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    block = readme[readme.index("<!-- actions:begin"):readme.index("<!-- actions:end")]
+    served = {a.strip(" .\n") for a in block.split("\n", 1)[1].split(",")}
+    kebab = lambda name: re.sub(r"(?<!^)(?=[A-Z])", "-", name).lower()
+    describes = {kebab(a) for a in served if a.startswith("Describe")}
+    # Those need an id or attribute name to mean anything, as on AWS.
+    need_args = {"describe-instance-attribute", "describe-vpc-attribute", "describe-image-attribute",
+                 "describe-volume-attribute", "describe-snapshot-attribute"}
+    assert describes - need_args == set(DESCRIBE_WITH_NO_OPTIONS), describes ^ set(DESCRIBE_WITH_NO_OPTIONS)

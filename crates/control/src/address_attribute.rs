@@ -31,7 +31,8 @@ impl Control {
     }
 
     pub fn address_attribute_describe(&self, req: &rq::DescribeAddressesAttribute) -> Result<(Vec<AddressAttribute>, Option<String>)> {
-        check_attribute(req.attribute.as_deref())?;
+        // Optional here: domain-name is the only attribute.
+        check_attribute(req.attribute.as_deref().or(Some("domain-name")))?;
         for id in &req.allocation_ids {
             parse_id(IdKind::Allocation, id)?;
         }
