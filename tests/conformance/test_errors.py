@@ -261,3 +261,32 @@ def test_starting_a_terminated_instance_is_incorrect_state(ec2, launch, wait):
         ec2.start_instances(InstanceIds=[instance])
     with expect_error("IncorrectInstanceState"):
         ec2.stop_instances(InstanceIds=[instance])
+
+
+@pytest.mark.parametrize("call,arg,prefix,code", [
+    ("describe_instances", "InstanceIds", "i", "InvalidInstanceID.NotFound"),
+    ("describe_vpcs", "VpcIds", "vpc", "InvalidVpcID.NotFound"),
+    ("describe_subnets", "SubnetIds", "subnet", "InvalidSubnetID.NotFound"),
+    ("describe_security_groups", "GroupIds", "sg", "InvalidGroup.NotFound"),
+    ("describe_internet_gateways", "InternetGatewayIds", "igw", "InvalidInternetGatewayID.NotFound"),
+    ("describe_route_tables", "RouteTableIds", "rtb", "InvalidRouteTableID.NotFound"),
+    ("describe_network_interfaces", "NetworkInterfaceIds", "eni", "InvalidNetworkInterfaceID.NotFound"),
+    ("describe_addresses", "AllocationIds", "eipalloc", "InvalidAllocationID.NotFound"),
+    ("describe_volumes", "VolumeIds", "vol", "InvalidVolume.NotFound"),
+    ("describe_snapshots", "SnapshotIds", "snap", "InvalidSnapshot.NotFound"),
+    ("describe_images", "ImageIds", "ami", "InvalidAMIID.NotFound"),
+    ("describe_security_group_rules", "SecurityGroupRuleIds", "sgr", "InvalidSecurityGroupRuleId.NotFound"),
+])
+def test_not_found_names_every_unknown_id(ec2, call, arg, prefix, code):
+    ids = [f"{prefix}-0123456789abcdef0", f"{prefix}-0123456789abcdef1"]
+    with expect_error(code) as err:
+        getattr(ec2, call)(**{arg: ids})
+    assert all(i in str(err.value) for i in ids), str(err.value)
+
+
+@pytest.mark.parametrize("prefix,length", [("vpc", 8), ("vpc", 17)])
+def test_both_id_lengths_are_well_formed(ec2, prefix, length):
+    with expect_error("InvalidVpcID.NotFound"):
+        ec2.describe_vpcs(VpcIds=[f"{prefix}-" + "1" * length])
+    with expect_error("InvalidVpcID.Malformed"):
+        ec2.describe_vpcs(VpcIds=[f"{prefix}-" + "1" * (length + 1)])

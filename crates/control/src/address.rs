@@ -194,9 +194,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<AddressRecord>()?, tx.tag_map()?)))?;
-        if let Some(m) = req.allocation_ids.iter().find(|id| !all.iter().any(|a| &a.allocation_id == *id)) {
-            return Err(Error::not_found(IdKind::Allocation, m));
-        }
+        crate::lookup::require_all(IdKind::Allocation, &req.allocation_ids, &all, |a| &a.allocation_id)?;
         if let Some(m) = req.public_ips.iter().find(|ip| !all.iter().any(|a| &a.public_ip == *ip)) {
             return Err(Error::new(ErrorCode::InvalidAddressNotFound, format!("Address '{m}' not found.")));
         }

@@ -220,9 +220,7 @@ impl Control {
         }
         let (all, tags, groups) =
             self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<EniRecord>()?, tx.tag_map()?, tx.doc_list::<SecurityGroupRecord>()?)))?;
-        if let Some(missing) = req.network_interface_ids.iter().find(|id| !all.iter().any(|e| &e.eni_id == *id)) {
-            return Err(Error::not_found(IdKind::NetworkInterface, missing));
-        }
+        crate::lookup::require_all(IdKind::NetworkInterface, &req.network_interface_ids, &all, |e| &e.eni_id)?;
         let account = self.account_id.clone();
         let items = all
             .into_iter()

@@ -151,9 +151,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<InternetGatewayRecord>()?, tx.tag_map()?)))?;
-        if let Some(m) = req.internet_gateway_ids.iter().find(|id| !all.iter().any(|g| &g.igw_id == *id)) {
-            return Err(Error::not_found(IdKind::InternetGateway, m));
-        }
+        crate::lookup::require_all(IdKind::InternetGateway, &req.internet_gateway_ids, &all, |g| &g.igw_id)?;
         let account = self.account_id.clone();
         let items = all
             .into_iter()
@@ -233,9 +231,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<RouteTableRecord>()?, tx.tag_map()?)))?;
-        if let Some(m) = req.route_table_ids.iter().find(|id| !all.iter().any(|t| &t.route_table_id == *id)) {
-            return Err(Error::not_found(IdKind::RouteTable, m));
-        }
+        crate::lookup::require_all(IdKind::RouteTable, &req.route_table_ids, &all, |t| &t.route_table_id)?;
         let account = self.account_id.clone();
         let items = all
             .into_iter()

@@ -207,9 +207,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SecurityGroupRecord>()?, tx.tag_map()?)))?;
-        if let Some(missing) = req.group_ids.iter().find(|id| !all.iter().any(|g| &g.group_id == *id)) {
-            return Err(Error::not_found(IdKind::SecurityGroup, missing));
-        }
+        crate::lookup::require_all(IdKind::SecurityGroup, &req.group_ids, &all, |g| &g.group_id)?;
         if let Some(missing) = req.group_names.iter().find(|n| !all.iter().any(|g| &g.group_name == *n)) {
             return Err(Error::new(ErrorCode::NotFound(IdKind::SecurityGroup), format!("The security group '{missing}' does not exist")));
         }

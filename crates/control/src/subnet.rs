@@ -88,9 +88,7 @@ impl Control {
         }
         let (all, tags, enis) =
             self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SubnetRecord>()?, tx.tag_map()?, tx.doc_list::<EniRecord>()?)))?;
-        if let Some(missing) = req.subnet_ids.iter().find(|id| !all.iter().any(|s| &s.subnet_id == *id)) {
-            return Err(Error::not_found(IdKind::Subnet, missing));
-        }
+        crate::lookup::require_all(IdKind::Subnet, &req.subnet_ids, &all, |s| &s.subnet_id)?;
         let account = self.account_id.clone();
         let items = all
             .into_iter()

@@ -116,9 +116,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<VpcRecord>()?, tx.tag_map()?)))?;
-        if let Some(missing) = req.vpc_ids.iter().find(|id| !all.iter().any(|v| &v.vpc_id == *id)) {
-            return Err(Error::not_found(IdKind::Vpc, missing));
-        }
+        crate::lookup::require_all(IdKind::Vpc, &req.vpc_ids, &all, |v| &v.vpc_id)?;
         let account = self.account_id.clone();
         let items = all
             .into_iter()
