@@ -80,6 +80,24 @@ fn info(name: &str) -> &'static QuotaInfo {
 mod tests {
     use super::*;
 
+    /// README.md's quota table is this table.
+    #[test]
+    fn readme_lists_every_quota() {
+        let readme = include_str!("../../../README.md");
+        let rows: Vec<(String, String, String)> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("**Quotas**"))
+            .filter(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+                (cells[1].trim_matches('`').to_string(), cells[2].to_string(), cells[3].to_string())
+            })
+            .collect();
+        let want: Vec<(String, String, String)> =
+            QUOTAS.iter().map(|q| (q.name.to_string(), q.default.to_string(), q.code.to_string())).collect();
+        assert_eq!(rows[..want.len().min(rows.len())], want[..], "README.md's quota table drifted from QUOTAS");
+    }
+
     #[test]
     fn defaults_settings_and_errors() {
         let q = Quotas::parse(&["vpcs=2, elastic-ips=1".into(), "rules-per-group=3".into()]).unwrap();
