@@ -22,6 +22,16 @@ pub struct VpcSpec {
     /// Every group a port here belongs to, and every group a rule here names (a group with no
     /// local member may still be referenced: its `remote_members` fill its set).
     pub groups: Vec<GroupSpec>,
+    /// Routes through an instance (a NAT instance, a router): traffic for `destination` goes
+    /// to that port, whose instance forwards it (its source/destination check off).
+    pub routes: Vec<PortRoute>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortRoute {
+    pub destination: Ipv4Net,
+    /// A port of this VPC on this host.
+    pub eni_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +69,9 @@ pub struct PortSpec {
     /// Security group ids, at least one (a port in no group passes nothing).
     pub groups: Vec<String>,
     pub link: PortLink,
+    /// EC2's source/destination check: when off, the port may send packets from any address
+    /// (its MAC still checked), so its instance can forward traffic that is not its own.
+    pub source_dest_check: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

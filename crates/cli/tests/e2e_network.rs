@@ -270,3 +270,62 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     c.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
     wait_state(&c, &id, "terminated", Duration::from_secs(120)).await;
 }
+
+/// A route through an instance (CreateRoute with InstanceId) takes the VPC's traffic for a
+/// network to that instance; its answers from an address that is not its own reach the
+/// client only once ModifyInstanceAttribute turns its source/destination check off.
+#[tokio::test(flavor = "multi_thread")]
+async fn source_dest_check_off_lets_an_instance_forward() {
+    if skip() {
+        return;
+    }
+    let cloud = Cloud::start("minimal");
+    let (c, net) = (cloud.c.clone(), &cloud.net);
+    let image = cloud.image("corral-minimal").await;
+    let key = cloud.key_pair("e2e").await;
+    let sg = c.call("CreateSecurityGroup", &[("GroupName", "fwd"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "8081").await;
+    // The "router" holds 10.99.0.5, an address no instance has, and answers on 8081 there.
+    let router_ud = base64::engine::general_purpose::STANDARD.encode(
+        "#!/bin/sh\nip addr add 10.99.0.5/32 dev lo\nprintf '#!/bin/sh\\necho behind-the-router\\n' > /var/tmp/r.sh\nchmod 755 /var/tmp/r.sh\nnc -ll -p 8081 -e /var/tmp/r.sh &\n",
+    );
+    let router = launch(&c, &[("ImageId", &image), ("KeyName", "e2e"), ("SecurityGroupId.1", &sg), ("UserData", &router_ud)]).await;
+    let client = launch(&c, &[("ImageId", &image), ("KeyName", "e2e"), ("SecurityGroupId.1", &sg)]).await;
+    for id in [&router, &client] {
+        wait_state(&c, id, "running", BOOT_DEADLINE).await;
+        wait_markers(&c, id, 1).await;
+    }
+    let public = c.call("DescribeInstances", &[("InstanceId.1", &client)]).await.ok().text("ipAddress").expect("public IP");
+    let vpc = c.call("DescribeInstances", &[("InstanceId.1", &router)]).await.ok().text("vpcId").expect("vpc");
+    let main = c
+        .call("DescribeRouteTables", &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc), ("Filter.2.Name", "association.main"), ("Filter.2.Value.1", "true")])
+        .await
+        .ok()
+        .text("routeTableId")
+        .expect("main table");
+    c.call("CreateRoute", &[("RouteTableId", &main), ("DestinationCidrBlock", "10.99.0.0/24"), ("InstanceId", &router)]).await.ok();
+
+    let ask = "nc -w 3 10.99.0.5 8081 </dev/null; echo done";
+    // Check on (the default): the router's answers, from 10.99.0.5, are dropped.
+    let out = ssh(&net.host_ns, &key, &public, ask).await.expect("ssh into the client");
+    assert!(!out.contains("behind-the-router"), "answers passed with the check on: {out}");
+    c.call("ModifyInstanceAttribute", &[("InstanceId", &router), ("SourceDestCheck.Value", "false")]).await.ok();
+    let answer = wait_for("the router's answers to pass", Duration::from_secs(30), || async {
+        ssh(&net.host_ns, &key, &public, ask).await.ok().filter(|o| o.contains("behind-the-router"))
+    })
+    .await;
+    assert!(answer.contains("behind-the-router"));
+    // Back on: dropped again.
+    c.call("ModifyInstanceAttribute", &[("InstanceId", &router), ("SourceDestCheck.Value", "true")]).await.ok();
+    wait_for("the router's answers to be dropped again", Duration::from_secs(30), || async {
+        ssh(&net.host_ns, &key, &public, ask).await.ok().filter(|o| !o.contains("behind-the-router"))
+    })
+    .await;
+    for id in [&router, &client] {
+        c.call("TerminateInstances", &[("InstanceId.1", id)]).await.ok();
+    }
+    for id in [&router, &client] {
+        wait_state(&c, id, "terminated", Duration::from_secs(60)).await;
+    }
+}

@@ -5,9 +5,9 @@
 
 use crate::Control;
 use corral_agent_api::metadata::{GroupRef, InstanceView, InterfaceView, MetadataOptions, PublicKey};
-use corral_agent_api::net::{self, DesiredNet, GroupSpec, Ipv4Net, PortLink, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
+use corral_agent_api::net::{self, DesiredNet, GroupSpec, Ipv4Net, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
 use corral_agent_api::DesiredHost;
-use corral_store::{EniRecord, InstanceRecord, SecurityGroupRecord, SgRule, SubnetRecord, Tx, VpcRecord};
+use corral_store::{EniRecord, InstanceRecord, RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, Tx, VpcRecord};
 use corral_types::{Error, InstanceState, Result};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -98,6 +98,7 @@ impl Control {
                     public_ip: if routed { e.public_ip.as_deref().map(ip).transpose()? } else { None },
                     groups: e.groups.clone(),
                     link: PortLink::Tap,
+                    source_dest_check: e.source_dest_check,
                 });
                 if e.device_index == 0 {
                     views.push(self.instance_view(&lookups, inst, e, &vpc, &subnets, &groups)?);
@@ -112,7 +113,26 @@ impl Control {
                     remote_members: vec![],
                 });
             }
-            vpcs.push(VpcSpec { vpc_id, cidr: cidr(&vpc.cidr)?, subnets: subnet_specs, ports: port_specs, groups: group_specs });
+            // Routes through an instance of this VPC on this host. They apply to the whole VPC
+            // namespace, not only to the subnets of their route table.
+            let mut routes = Vec::new();
+            for t in tx.doc_list_by_parent::<RouteTableRecord>(&vpc_id)? {
+                for r in &t.routes {
+                    if let Some(eni) = r.network_interface_id.as_ref().filter(|e| port_specs.iter().any(|p| &p.eni_id == *e)) {
+                        routes.push(PortRoute { destination: cidr(&r.destination)?, eni_id: eni.clone() });
+                    }
+                }
+            }
+            routes.sort_by(|a, b| (a.destination.addr(), a.destination.prefix_len()).cmp(&(b.destination.addr(), b.destination.prefix_len())));
+            routes.dedup_by(|a, b| a.destination == b.destination);
+            vpcs.push(VpcSpec {
+                vpc_id,
+                cidr: cidr(&vpc.cidr)?,
+                subnets: subnet_specs,
+                ports: port_specs,
+                groups: group_specs,
+                routes,
+            });
         }
         Ok(DesiredHost { net: DesiredNet { vpcs }, instances: views })
     }

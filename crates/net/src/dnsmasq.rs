@@ -201,8 +201,10 @@ mod tests {
                 public_ip: None,
                 groups: vec![],
                 link: PortLink::Tap,
+                source_dest_check: true,
             }],
             groups: vec![],
+            routes: vec![],
         }
     }
 

@@ -103,9 +103,11 @@ mod tests {
                         public_ip: None,
                         groups: vec![],
                         link: PortLink::Tap,
+                        source_dest_check: true,
                     })
                     .collect(),
                 groups: vec![],
+                routes: vec![],
             }],
         }
     }

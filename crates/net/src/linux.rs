@@ -246,12 +246,23 @@ impl LinuxNet {
         // 6. Host link (needs a /31) and routes.
         let link = self.ensure_host_link(ns, &present).await?;
         let routes = host::routes(Some(ns)).await?;
+        // Routes through an instance: (destination as `ip route` prints it, port, its IP).
+        let forwarded: Vec<(String, String, String)> = vpc
+            .routes
+            .iter()
+            .filter_map(|r| {
+                let (ifn, p) = ports.iter().find(|(_, p)| p.eni_id == r.eni_id)?;
+                let dst = if r.destination.prefix_len() == 32 { r.destination.addr().to_string() } else { r.destination.to_string() };
+                Some((dst, ifn.clone(), p.ip.to_string()))
+            })
+            .collect();
         let mut batch = Vec::new();
         for r in &routes {
             let Some(dev) = &r.dev else { continue };
             let stale_port = dev.starts_with(PORT_PREFIX)
                 && r.protocol.as_deref() != Some("kernel")
-                && !ports.iter().any(|(ifn, p)| ifn == dev && r.dst == p.ip.to_string());
+                && !ports.iter().any(|(ifn, p)| ifn == dev && r.dst == p.ip.to_string())
+                && !forwarded.iter().any(|(dst, ifn, _)| ifn == dev && r.dst == *dst);
             let stale_public = dev == UPLINK_IFNAME && r.gateway.is_some() && !all_public.iter().any(|ip| r.dst == ip.to_string());
             if stale_port || stale_public {
                 batch.push(format!("route del {} dev {dev}", r.dst));
@@ -260,6 +271,11 @@ impl LinuxNet {
         for (ifn, p) in &ports {
             if !routes.iter().any(|r| r.dst == p.ip.to_string() && r.dev.as_deref() == Some(ifn)) {
                 batch.push(format!("route replace {}/32 dev {ifn}", p.ip));
+            }
+        }
+        for (dst, ifn, via) in &forwarded {
+            if !routes.iter().any(|r| r.dst == *dst && r.dev.as_deref() == Some(ifn.as_str()) && r.gateway.as_deref() == Some(via.as_str())) {
+                batch.push(format!("route replace {dst} via {via} dev {ifn} onlink"));
             }
         }
         for ip in all_public {

@@ -10,6 +10,8 @@
 //!  prerouting  port-guard (priority raw, before conntrack): a packet from a port must carry
 //!                      the port's MAC and IP (set `port-addrs`), DHCP discovery excepted;
 //!                      nothing but IPv4 from a port. Spoofed packets never reach conntrack.
+//!                      A port whose source/destination check is off (set `port-forwarders`)
+//!                      must carry its MAC only: its instance forwards others' packets.
 //!  prerouting  nat-pre public IP -> private IP (map `public-dnat`) for traffic from the host link
 //!  input       local-in policy drop: DHCP, DNS to the VPC's .2, metadata 169.254.169.254:80
 //!                      and ping, from ports only
@@ -179,6 +181,12 @@ pub fn ruleset(vpc: &VpcSpec) -> String {
         "\tset port-addrs {{\n\t\ttype ifname . ether_addr . ipv4_addr\n{}\t}}\n",
         elements(ports.iter().map(|(ifn, p)| format!("\"{ifn}\" . {} . {}", mac_to_string(&p.mac), p.ip)))
     );
+    // Ports whose source/destination check is off: their MAC is checked, not their source IP.
+    let _ = write!(
+        w,
+        "\tset port-forwarders {{\n\t\ttype ifname . ether_addr\n{}\t}}\n",
+        elements(ports.iter().filter(|(_, p)| !p.source_dest_check).map(|(ifn, p)| format!("\"{ifn}\" . {}", mac_to_string(&p.mac))))
+    );
     for (g, ips) in &members {
         let _ = write!(w, "\tset {g}-members {{\n\t\ttype ipv4_addr\n{}\t}}\n", elements(ips.iter().map(|ip| ip.to_string())));
     }
@@ -237,6 +245,7 @@ pub fn ruleset(vpc: &VpcSpec) -> String {
         "\tchain port-guard {{\n\t\ttype filter hook prerouting priority raw; policy accept;\n\
          \t\tiifname {any_port} meta nfproto != ipv4 drop\n\
          \t\tiifname {any_port} ip saddr 0.0.0.0 udp sport 68 udp dport 67 accept\n\
+         \t\tiifname {any_port} iifname . ether saddr @port-forwarders accept\n\
          \t\tiifname {any_port} iifname . ether saddr . ip saddr != @port-addrs drop\n\t}}\n"
     );
     let _ = write!(

@@ -50,7 +50,7 @@ impl NetConfig {
 }
 
 pub use corral_agent_api::net::{
-    mac_to_string, parse_mac, private_dns_name, DesiredNet, GroupSpec, NetReport, PortLink, PortSpec, Protocol, RuleSpec, SubnetSpec,
+    mac_to_string, parse_mac, private_dns_name, DesiredNet, GroupSpec, NetReport, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec,
     VpcReport, VpcSpec,
 };
 
@@ -192,6 +192,14 @@ pub fn validate(desired: &DesiredNet, config: &NetConfig) -> Result<(), NetError
                     }
                 }
             }
+            for r in &vpc.routes {
+                if !vpc.ports.iter().any(|p| p.eni_id == r.eni_id) {
+                    return Err(NetError::Invalid(format!("route to {} names {}, not a port of {}", r.destination, r.eni_id, vpc.vpc_id)));
+                }
+                if r.destination.network() != r.destination {
+                    return Err(NetError::Invalid(format!("route destination {} has host bits set", r.destination)));
+                }
+            }
         }
         Ok(())
     }
@@ -253,8 +261,10 @@ mod validate_tests {
                     public_ip: Some(Ipv4Addr::new(198, 51, 100, 5)),
                     groups: vec!["sg-1".into()],
                     link: PortLink::Tap,
+                    source_dest_check: true,
                 }],
                 groups: vec![GroupSpec { group_id: "sg-1".into(), ingress: vec![], egress: vec![], remote_members: vec![] }],
+                routes: vec![],
             }],
         }
     }

@@ -343,3 +343,45 @@ async fn teardown_and_crash_reconcile_leave_nothing() {
     assert!(left.is_empty(), "{left:?}");
     assert!(!alive(pid1) || second.dnsmasq_pid(&ns("vpc-1")).is_none());
 }
+
+/// A route through an instance takes traffic for its destination to that instance's port;
+/// its answers (from addresses not its own) pass only while its source/destination check is
+/// off, as on EC2.
+#[tokio::test]
+async fn routes_through_an_instance_and_its_source_dest_check() {
+    let Some(mut lab) = lab("routes_through_an_instance_and_its_source_dest_check") else { return };
+    let d = lab.driver();
+    let (ga, gb) = (lab.guest("a"), lab.guest("b"));
+    let a = port(&ga, 0xa, 5, &["sg-a"]);
+    let mut b = port(&gb, 0xb, 6, &["sg-b"]);
+    let groups = vec![group("sg-a", vec![]), group("sg-b", vec![tcp_from_cidr(8080, "10.0.0.0/16")])];
+    let behind = Ipv4Addr::new(10, 99, 0, 5);
+    let route = corral_net::PortRoute { destination: net("10.99.0.0/24"), eni_id: b.eni_id.clone() };
+    let with = |b: &corral_net::PortSpec, routes: Vec<corral_net::PortRoute>| {
+        let mut v = vpc("vpc-1", vec![a.clone(), b.clone()], groups.clone());
+        v.routes = routes;
+        desired(vec![v])
+    };
+    apply(&d, &with(&b, vec![route.clone()])).await;
+    lab.dhcp(&ga).await;
+    lab.dhcp(&gb).await;
+    // B holds an address that is not its instance's (a network behind a router).
+    let (ok, out) = lab.sh(&gb, &["ip", "addr", "add", "10.99.0.5/32", "dev", "lo"]).await;
+    assert!(ok, "{out}");
+    lab.listen(&gb, 8080).await;
+
+    // The check on: B gets the connection but its answers, from 10.99.0.5, are dropped.
+    assert_eq!(lab.probe(&ga, behind, 8080, SHORT).await, "timeout");
+    // Off: they pass.
+    b.source_dest_check = false;
+    apply(&d, &with(&b, vec![route.clone()])).await;
+    assert_eq!(lab.probe(&ga, behind, 8080, Duration::from_secs(3)).await, "open");
+    // B still cannot claim another MAC, and its own address still works.
+    assert_eq!(lab.probe(&ga, Ipv4Addr::new(10, 0, 1, 6), 8080, Duration::from_secs(3)).await, "open");
+    // Without the route nothing leads there.
+    apply(&d, &with(&b, vec![])).await;
+    assert_ne!(lab.probe(&ga, behind, 8080, SHORT).await, "open");
+    // And the route comes back with the next apply.
+    apply(&d, &with(&b, vec![route])).await;
+    assert_eq!(lab.probe(&ga, behind, 8080, Duration::from_secs(3)).await, "open");
+}

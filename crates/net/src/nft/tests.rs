@@ -17,6 +17,7 @@ fn port(eni: &str, last: u8, groups: &[&str]) -> PortSpec {
         public_ip: None,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         link: PortLink::Tap,
+        source_dest_check: true,
     }
 }
 
@@ -56,6 +57,7 @@ fn vpc() -> VpcSpec {
                 remote_members: vec![Ipv4Addr::new(10, 0, 9, 9)],
             },
         ],
+        routes: vec![],
     }
 }
 

@@ -260,6 +260,7 @@ pub fn port(guest: &str, eni_hex: u32, last: u8, groups: &[&str]) -> PortSpec {
         public_ip: None,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         link: PortLink::Veth { peer_netns: guest.into(), peer_ifname: "eth0".into() },
+        source_dest_check: true,
     }
 }
 
@@ -270,6 +271,7 @@ pub fn vpc(id: &str, ports: Vec<PortSpec>, groups: Vec<GroupSpec>) -> VpcSpec {
         subnets: vec![SubnetSpec { subnet_id: "subnet-1".into(), cidr: net("10.0.1.0/24"), routes_to_igw: false }],
         ports,
         groups,
+        routes: vec![],
     }
 }
 
