@@ -329,3 +329,53 @@ async fn source_dest_check_off_lets_an_instance_forward() {
         wait_state(&c, id, "terminated", Duration::from_secs(60)).await;
     }
 }
+
+/// A new instance type and new user-data, set while the instance is stopped, are what the
+/// guest gets at its next start: its memory, and what the metadata service serves.
+#[tokio::test(flavor = "multi_thread")]
+async fn type_and_user_data_changes_reach_the_guest_at_the_next_start() {
+    if skip() {
+        return;
+    }
+    let cloud = Cloud::start("minimal");
+    let (c, net) = (cloud.c.clone(), &cloud.net);
+    let image = cloud.image("corral-minimal").await;
+    let key = cloud.key_pair("e2e").await;
+    let sg = c.call("CreateSecurityGroup", &[("GroupName", "resize"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
+    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+    let first = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho first-user-data\n");
+    let params = [
+        ("MinCount", "1"),
+        ("MaxCount", "1"),
+        ("InstanceType", "t3.nano"),
+        ("ImageId", image.as_str()),
+        ("KeyName", "e2e"),
+        ("SecurityGroupId.1", sg.as_str()),
+        ("UserData", first.as_str()),
+    ];
+    let id = c.call("RunInstances", &params).await.ok().text("instanceId").unwrap();
+    wait_state(&c, &id, "running", BOOT_DEADLINE).await;
+    wait_markers(&c, &id, 1).await;
+    let public = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await.ok().text("ipAddress").expect("public IP");
+    let mem_kib = |s: String| s.split_whitespace().nth(1).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let facts = "grep MemTotal /proc/meminfo; wget -q -O - http://169.254.169.254/latest/user-data";
+    let before = ssh(&net.host_ns, &key, &public, facts).await.expect("ssh");
+    assert!(before.contains("first-user-data"), "{before}");
+    let before_kib = mem_kib(before.lines().next().unwrap_or_default().to_string());
+    assert!(before_kib > 0 && before_kib <= 512 * 1024, "t3.nano has 512 MiB: {before}");
+
+    c.call("StopInstances", &[("InstanceId.1", &id)]).await.ok();
+    wait_state(&c, &id, "stopped", Duration::from_secs(120)).await;
+    let second = base64::engine::general_purpose::STANDARD.encode(b"#!/bin/sh\necho second-user-data\n");
+    c.call("ModifyInstanceAttribute", &[("InstanceId", &id), ("InstanceType.Value", "t3.small")]).await.ok();
+    c.call("ModifyInstanceAttribute", &[("InstanceId", &id), ("UserData.Value", &second)]).await.ok();
+    c.call("StartInstances", &[("InstanceId.1", &id)]).await.ok();
+    wait_state(&c, &id, "running", BOOT_DEADLINE).await;
+    let public = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await.ok().text("ipAddress").expect("public IP");
+    let after = wait_for("ssh after the start", Duration::from_secs(90), || async { ssh(&net.host_ns, &key, &public, facts).await.ok() }).await;
+    assert!(after.contains("second-user-data"), "the metadata service serves the new user-data: {after}");
+    let after_kib = mem_kib(after.lines().next().unwrap_or_default().to_string());
+    assert!(after_kib > 1536 * 1024, "t3.small has 2 GiB: {after}");
+    c.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
+    wait_state(&c, &id, "terminated", Duration::from_secs(60)).await;
+}
