@@ -50,4 +50,9 @@ if ! python3 -c 'import boto3, awscli, pytest' 2>/dev/null || ! command -v aws >
   log "installing awscli, boto3 and pytest from PyPI"
   python3 -m pip install -q awscli boto3 pytest >&2
 fi
+# Ansible (the `ansible` package bundles the amazon.aws collection) for tests/ansible.
+if ! python3 -c 'import ansible, ansible_collections.amazon.aws' 2>/dev/null; then
+  log "installing ansible from PyPI"
+  python3 -m pip install -q ansible >&2
+fi
 log "done"

@@ -9,6 +9,10 @@ configuration from the home directory or the caller's environment, and under a d
 failed run fails the test with the playbook's output and the tail of the server's log.
 
 The binary is target/debug/corral (`cargo build -p corral-cli`), or CORRAL_BIN.
+CORRAL_ANSIBLE_ARGS adds ansible-playbook arguments (e.g. -vvv); CORRAL_ANSIBLE_DEADLINE_S sets
+the playbook's deadline (240 s; a run takes about 75-95 s on two busy cores, most of it Ansible
+starting a Python with boto3 for each of some 50 module tasks, and fixed sleeps in
+ec2_vpc_route_table and ec2_security_group).
 """
 
 import json
@@ -173,6 +177,7 @@ def _ansible_env(creds: dict, base: Path) -> dict:
         "ANSIBLE_CONFIG": str(config),
         "ANSIBLE_HOME": str(home),
         "ANSIBLE_LOCAL_TEMP": str(home / "tmp"),
+        "ANSIBLE_REMOTE_TEMP": str(home / "tmp"),  # "remote" is this host: not ~/.ansible/tmp
         "ANSIBLE_HOST_KEY_CHECKING": "False",
         "ANSIBLE_RETRY_FILES_ENABLED": "False",
         "ANSIBLE_PIPELINING": "True",  # one process per task, no module file copied and removed
@@ -185,6 +190,36 @@ def _ansible_env(creds: dict, base: Path) -> dict:
         "PYTHONUNBUFFERED": "1",
     })
     return env
+
+
+def _descendants(pid: int) -> list:
+    """The processes under `pid` (read from /proc), at any depth."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
+
+
+def _kill_tree(pid: int) -> None:
+    """Kills ansible-playbook and everything under it by PID. Its workers call setsid, so they
+    are not in its process group; they are found as its descendants before anything dies."""
+    for victim in [pid, *_descendants(pid)]:
+        try:
+            os.kill(victim, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def _bundled_amazon_aws(env: dict) -> None:
@@ -215,13 +250,12 @@ def test_playbook_builds_and_tears_down_a_vpc_deployment(corral, tmp_path):
     log_path = tmp_path / "ansible-playbook.log"
     started = time.monotonic()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                cwd=str(tmp_path), start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(tmp_path))
         try:
             rc = proc.wait(timeout=PLAYBOOK_DEADLINE_S)
             timed_out = False
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # its own session: the playbook and its modules
+            _kill_tree(proc.pid)
             proc.wait(timeout=15)
             rc, timed_out = proc.returncode, True
     elapsed = time.monotonic() - started
