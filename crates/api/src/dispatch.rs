@@ -3,6 +3,7 @@
 
 use crate::views;
 use corral_control::security_group::Direction;
+use corral_control::filter::Rendered;
 use corral_control::Control;
 use corral_ec2_query::requests as rq;
 use corral_ec2_query::schema::Schema;
@@ -218,7 +219,8 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::DescribeAvailabilityZones(r) => views::region::zones(&c.zones_describe(&r)?),
         R::DescribeAccountAttributes(r) => views::region::account_attributes(&c.account_attributes(&r)?),
         R::DescribeInstanceTypes(r) => {
-            let (types, next) = c.instance_types_describe(&r)?;
+            let rendered = Rendered { shape: "InstanceTypeInfo", view: &|t: &&corral_types::InstanceTypeInfo| views::region::instance_type(t) };
+            let (types, next) = c.instance_types_describe(&r, &rendered)?;
             views::region::instance_types(&types, next)
         }
         R::DescribeImages(r) => {
@@ -231,11 +233,13 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::DeleteKeyPair(r) => views::keypair::deleted(c.keypair_delete(&r)?),
         R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()),
         R::DescribeInstances(r) => {
-            let (res, next) = c.instance_describe_reservations(&r)?;
+            let (owner, region) = (c.account_id(), c.region());
+            let rendered = Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance(i, owner, region) };
+            let (res, next) = c.instance_describe_reservations(&r, &rendered)?;
             views::instance::describe(&res, c.region(), next)
         }
         R::DescribeInstanceStatus(r) => {
-            let (items, next) = c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run)?;
+            let (items, next) = c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run, None)?;
             views::instance::statuses(&items, r.include_all_instances, next)
         }
         R::StartInstances(r) => views::instance::state_changes("StartingInstances", &c.instance_start(&r)?),

@@ -2,6 +2,7 @@
 //! filter, one of its values for that name matches one of the filter's values (with `*` and
 //! `?` wildcards). Names a resource does not know are refused, as EC2 does.
 
+use corral_ec2_query::filter_path;
 use corral_ec2_query::requests::Filter;
 use corral_store::TagRecord;
 use corral_types::{wildcard, Error, ErrorCode, IdKind, ResourceId, Result};
@@ -9,13 +10,39 @@ use std::collections::HashMap;
 
 /// Refuses filter names outside `allowed` (tag filters are always allowed when `taggable`).
 pub fn check(filters: &[Filter], allowed: &[&str], taggable: bool) -> Result<()> {
+    check_rendered(filters, allowed, taggable, None)
+}
+
+/// [`check`], also allowing every name that stands for a member of the response item's
+/// model shape `shape` (answered from the rendered item, see [`Rendered`]).
+pub fn check_rendered(filters: &[Filter], allowed: &[&str], taggable: bool, shape: Option<&str>) -> Result<()> {
     for f in filters {
         let tag_filter = f.name.starts_with("tag:") || f.name == "tag-key" || f.name == "tag-value";
-        if !(allowed.contains(&f.name.as_str()) || (taggable && tag_filter)) {
+        let member = shape.is_some_and(|s| filter_path::resolve(s, &f.name).is_some());
+        if !(allowed.contains(&f.name.as_str()) || (taggable && tag_filter) || member) {
             return Err(Error::new(ErrorCode::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
         }
     }
     Ok(())
+}
+
+/// Filters answered from what the API renders: the response item's model shape and the view
+/// that renders one item. A filter name the Describe has no line for is looked up as a member
+/// path of the shape (`corral_ec2_query::filter_path`) and read from the rendered item, so
+/// every member a view renders can be filtered on.
+pub struct Rendered<'a, R> {
+    pub shape: &'static str,
+    pub view: &'a dyn Fn(&R) -> serde_json::Value,
+}
+
+impl<R> Rendered<'_, R> {
+    /// The item's values for filter `name`, from its rendering.
+    pub fn values(&self, item: &R, name: &str) -> Vec<String> {
+        match filter_path::resolve(self.shape, name) {
+            Some(path) => filter_path::values_at(&(self.view)(item), &path),
+            None => vec![],
+        }
+    }
 }
 
 /// `values(name)` gives the resource's values for a non-tag filter name.

@@ -116,7 +116,12 @@ impl Control {
         Ok(all.into_iter().filter(|(a, _)| req.attribute_names.contains(a)).collect())
     }
 
-    pub fn instance_types_describe(&self, req: &rq::DescribeInstanceTypes) -> Result<(Vec<&'static InstanceTypeInfo>, Option<String>)> {
+    /// `rendered` answers the filters the catalogue has no line for, from each type's view.
+    pub fn instance_types_describe(
+        &self,
+        req: &rq::DescribeInstanceTypes,
+        rendered: &filter::Rendered<'_, &'static InstanceTypeInfo>,
+    ) -> Result<(Vec<&'static InstanceTypeInfo>, Option<String>)> {
         const NAMES: &[&str] = &[
             "instance-type",
             "vcpu-info.default-vcpus",
@@ -126,9 +131,8 @@ impl Control {
             "burstable-performance-supported",
             "processor-info.supported-architecture",
             "supported-virtualization-type",
-            "hypervisor",
         ];
-        filter::check(&req.filters, NAMES, false)?;
+        filter::check_rendered(&req.filters, NAMES, false, Some(rendered.shape))?;
         if req.dry_run {
             return Err(Error::dry_run());
         }
@@ -153,8 +157,7 @@ impl Control {
                     "burstable-performance-supported" => vec![t.burstable.to_string()],
                     "processor-info.supported-architecture" => vec!["x86_64".into()],
                     "supported-virtualization-type" => vec!["hvm".into()],
-                    "hypervisor" => vec!["kvm".into()],
-                    _ => vec![],
+                    other => rendered.values(t, other),
                 })
             })
             .collect();

@@ -10,6 +10,7 @@
 
 pub mod decode;
 pub mod encode;
+pub mod filter_path;
 pub mod model;
 pub mod requests;
 pub mod schema;

@@ -46,9 +46,12 @@ pub fn account_attributes(attrs: &[(String, Vec<String>)]) -> Value {
 }
 
 pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Value {
-    let items: Vec<Value> = types
-        .iter()
-        .map(|t| {
+    let items: Vec<Value> = types.iter().map(|t| instance_type(t)).collect();
+    super::with_next(json!({ "InstanceTypes": items }), next)
+}
+
+/// One entry of DescribeInstanceTypes.
+pub fn instance_type(t: &InstanceTypeInfo) -> Value {
             let threads = if t.vcpus > 1 { 2 } else { 1 };
             json!({
                 "InstanceType": t.name,
@@ -57,7 +60,7 @@ pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Valu
                 "SupportedUsageClasses": ["on-demand"],
                 "SupportedRootDeviceTypes": ["ebs"],
                 "SupportedVirtualizationTypes": ["hvm"],
-                "BareMetal": false,
+                "BareMetal": t.name.ends_with(".metal") || t.name.contains(".metal-"),
                 "Hypervisor": "nitro",
                 "ProcessorInfo": {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.5},
                 "VCpuInfo": {"DefaultVCpus": t.vcpus, "DefaultCores": t.vcpus / threads, "DefaultThreadsPerCore": threads},
@@ -79,9 +82,6 @@ pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Valu
                 "AutoRecoverySupported": true,
                 "SupportedBootModes": ["legacy-bios"],
             })
-        })
-        .collect();
-    super::with_next(json!({ "InstanceTypes": items }), next)
 }
 
 pub fn instance_type_offerings(items: &[corral_control::region::Offering], next: Option<String>) -> Value {

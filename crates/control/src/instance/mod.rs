@@ -242,7 +242,8 @@ impl Control {
         Ok(Reservation { reservation_id: reservation_id.to_string(), owner_id: self.account_id.clone(), instances })
     }
 
-    /// Instances matching ids and filters, in launch order, paginated.
+    /// Instances matching ids and filters, in launch order, paginated. `rendered` answers the
+    /// filters that have no line here from each instance's view.
     pub fn instance_describe(
         &self,
         ids: &[String],
@@ -250,8 +251,9 @@ impl Control {
         max_results: Option<i64>,
         next_token: Option<&str>,
         dry_run: bool,
+        rendered: Option<&filter::Rendered<'_, Instance>>,
     ) -> Result<(Vec<Instance>, Option<String>)> {
-        filter::check(filters, INSTANCE_FILTERS, true)?;
+        filter::check_rendered(filters, INSTANCE_FILTERS, true, rendered.map(|r| r.shape))?;
         check_ids(ids)?;
         if !ids.is_empty() && max_results.is_some() {
             return Err(Error::combination("The parameter instancesSet cannot be used with the parameter maxResults"));
@@ -306,16 +308,26 @@ impl Control {
                     "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
                     "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
                     "ip-address" | "network-interface.association.public-ip" => i.enis.iter().filter_map(|e| e.public_ip.clone()).collect(),
-                    _ => vec![],
+                    other => rendered.map(|v| v.values(i, other)).unwrap_or_default(),
                 })
             })
             .collect();
         filter::page(items, max_results, next_token, (5, 1000))
     }
 
-    pub fn instance_describe_reservations(&self, req: &rq::DescribeInstances) -> Result<(Vec<Reservation>, Option<String>)> {
-        let (items, next) =
-            self.instance_describe(&req.instance_ids, &req.filters, req.max_results, req.next_token.as_deref(), req.dry_run)?;
+    pub fn instance_describe_reservations(
+        &self,
+        req: &rq::DescribeInstances,
+        rendered: &filter::Rendered<'_, Instance>,
+    ) -> Result<(Vec<Reservation>, Option<String>)> {
+        let (items, next) = self.instance_describe(
+            &req.instance_ids,
+            &req.filters,
+            req.max_results,
+            req.next_token.as_deref(),
+            req.dry_run,
+            Some(rendered),
+        )?;
         let mut out: Vec<Reservation> = Vec::new();
         for i in items {
             match out.last_mut() {

@@ -1,0 +1,153 @@
+//! EC2 filter names are, for the most part, the response members they test, written in
+//! kebab case: `metadata-options.http-tokens` is `MetadataOptions.HttpTokens` of an
+//! `Instance`, `network-interface.attachment.device-index` is
+//! `NetworkInterfaces[].Attachment.DeviceIndex`. This module finds, in botocore's model, the
+//! member path a filter name stands for in a response item's shape, and reads that path's
+//! values from a rendered item (a JSON value keyed by member names, as views produce). So a
+//! Describe whose view renders a member answers the filter on it, with no line of its own.
+//!
+//! The match is exact where it can be: a segment is a member's kebab name, or its plural
+//! (`network-interface` for `NetworkInterfaces`), or several members deep at once
+//! (`monitoring-state` for `Monitoring.State`); failing those, a member whose kebab name ends
+//! with the segment, when exactly one does (`launch-index` for `AmiLaunchIndex`). A name that
+//! resolves to nothing is not a filter of that shape.
+
+use crate::model::{Model, Shape, ShapeKind};
+use serde_json::Value;
+
+/// `PrivateIpAddresses` → `private-ip-addresses`.
+pub fn kebab(name: &str) -> String {
+    let mut out = String::with_capacity(name.len() + 4);
+    let chars: Vec<char> = name.chars().collect();
+    for (i, c) in chars.iter().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            let prev_lower = chars[i - 1].is_ascii_lowercase() || chars[i - 1].is_ascii_digit();
+            let next_lower = chars.get(i + 1).is_some_and(|n| n.is_ascii_lowercase());
+            if prev_lower || (next_lower && chars[i - 1].is_ascii_uppercase()) {
+                out.push('-');
+            }
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
+}
+
+fn element(mut shape: Shape<'_>) -> Shape<'_> {
+    while shape.kind() == ShapeKind::List {
+        match shape.list_member() {
+            Some((item, _)) => shape = item,
+            None => break,
+        }
+    }
+    shape
+}
+
+/// The member path `filter` stands for in items of shape `item_shape`, if any.
+pub fn resolve(item_shape: &str, filter: &str) -> Option<Vec<String>> {
+    let shape = Model::get().shape(item_shape)?;
+    let words: Vec<&str> = filter.split('.').collect();
+    resolve_in(shape, &words)
+}
+
+fn resolve_in(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
+    let Some((first, rest)) = segments.split_first() else { return Some(vec![]) };
+    let shape = element(shape);
+    if shape.kind() != ShapeKind::Structure {
+        return None;
+    }
+    let members: Vec<_> = shape.members().collect();
+    // A segment naming one member (or its plural).
+    for m in &members {
+        let k = kebab(m.name);
+        if k == *first || k == format!("{first}s") || k == format!("{first}-set") || k == format!("{first}es") {
+            if let Some(mut tail) = resolve_in(m.shape(), rest) {
+                tail.insert(0, m.name.to_string());
+                return Some(tail);
+            }
+        }
+    }
+    // A segment naming several members deep (`monitoring-state`).
+    for m in &members {
+        let k = kebab(m.name);
+        for prefix in [k.clone(), k.trim_end_matches('s').to_string()] {
+            if let Some(inner) = first.strip_prefix(&format!("{prefix}-")) {
+                let mut more = vec![inner];
+                more.extend_from_slice(rest);
+                if let Some(mut tail) = resolve_in(m.shape(), &more) {
+                    tail.insert(0, m.name.to_string());
+                    return Some(tail);
+                }
+            }
+        }
+    }
+    // Last: the one member whose name ends with the segment.
+    let suffix = format!("-{first}");
+    let ends: Vec<_> = members.iter().filter(|m| kebab(m.name).ends_with(&suffix)).collect();
+    if let [m] = ends[..] {
+        if let Some(mut tail) = resolve_in(m.shape(), rest) {
+            tail.insert(0, m.name.to_string());
+            return Some(tail);
+        }
+    }
+    None
+}
+
+/// The values at `path` in a rendered item, through lists, as EC2's filters compare them
+/// (booleans and numbers as text).
+pub fn values_at(item: &Value, path: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    collect(item, path, &mut out);
+    out
+}
+
+fn collect(v: &Value, path: &[String], out: &mut Vec<String>) {
+    match v {
+        Value::Array(items) => items.iter().for_each(|i| collect(i, path, out)),
+        _ => match path.split_first() {
+            Some((first, rest)) => {
+                if let Some(next) = v.get(first) {
+                    collect(next, rest, out);
+                }
+            }
+            None => match v {
+                Value::String(s) => out.push(s.clone()),
+                Value::Bool(b) => out.push(b.to_string()),
+                Value::Number(n) => out.push(n.to_string()),
+                _ => {}
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn r(shape: &str, f: &str) -> Option<String> {
+        resolve(shape, f).map(|p| p.join("."))
+    }
+
+    #[test]
+    fn filter_names_find_their_members() {
+        assert_eq!(kebab("PrivateIpAddresses"), "private-ip-addresses");
+        assert_eq!(kebab("VCpuInfo"), "v-cpu-info");
+        assert_eq!(kebab("EbsOptimized"), "ebs-optimized");
+        assert_eq!(r("Instance", "metadata-options.http-tokens").as_deref(), Some("MetadataOptions.HttpTokens"));
+        assert_eq!(r("Instance", "network-interface.attachment.device-index").as_deref(), Some("NetworkInterfaces.Attachment.DeviceIndex"));
+        assert_eq!(r("Instance", "monitoring-state").as_deref(), Some("Monitoring.State"));
+        assert_eq!(r("Instance", "hypervisor").as_deref(), Some("Hypervisor"));
+        assert_eq!(r("Instance", "launch-index").as_deref(), Some("AmiLaunchIndex"));
+        assert_eq!(r("Instance", "no-such-thing"), None);
+        assert_eq!(r("InstanceTypeInfo", "bare-metal").as_deref(), Some("BareMetal"));
+        assert_eq!(r("InstanceTypeInfo", "network-info.ena-support").as_deref(), Some("NetworkInfo.EnaSupport"));
+    }
+
+    #[test]
+    fn values_are_read_through_lists() {
+        let item = json!({"NetworkInterfaces": [{"Attachment": {"DeviceIndex": 0}}, {"Attachment": {"DeviceIndex": 1}}], "EbsOptimized": false});
+        let p = resolve("Instance", "network-interface.attachment.device-index").unwrap();
+        assert_eq!(values_at(&item, &p), vec!["0", "1"]);
+        assert_eq!(values_at(&item, &["EbsOptimized".to_string()]), vec!["false"]);
+    }
+}
