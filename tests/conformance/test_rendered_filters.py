@@ -33,3 +33,38 @@ def test_instance_type_filters_on_rendered_members(ec2):
     none = ec2.describe_instance_types(Filters=[{"Name": "network-info.ena-support", "Values": ["unsupported"]},
                                                 {"Name": "instance-type", "Values": ["t3.micro"]}])["InstanceTypes"]
     assert none == []
+
+
+def test_network_filters_on_rendered_members(ec2, zones):
+    default_vpc = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]
+    # Subnets: AvailabilityZoneId, and a nested member of the launch options.
+    zone_id = ec2.describe_availability_zones(ZoneNames=[zones[0]])["AvailabilityZones"][0]["ZoneId"]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "availability-zone-id", "Values": [zone_id]},
+                                            {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["Subnets"]
+    assert [s["AvailabilityZone"] for s in subnets] == [zones[0]]
+    hostname = ec2.describe_subnets(Filters=[{"Name": "private-dns-name-options-on-launch.hostname-type", "Values": ["ip-name"]},
+                                             {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["Subnets"]
+    assert len(hostname) == len(zones)
+    assert ec2.describe_subnets(Filters=[{"Name": "private-dns-name-options-on-launch.hostname-type", "Values": ["resource-name"]},
+                                         {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["Subnets"] == []
+    # VPCs: the CIDR association's state.
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "cidr-block-association.state", "Values": ["associated"]},
+                                      {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["Vpcs"]
+    assert [v["VpcId"] for v in vpcs] == [default_vpc["VpcId"]]
+    # Route tables: a route's state.
+    tables = ec2.describe_route_tables(Filters=[{"Name": "route.state", "Values": ["active"]},
+                                                {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["RouteTables"]
+    assert tables and all(t["VpcId"] == default_vpc["VpcId"] for t in tables)
+    assert ec2.describe_route_tables(Filters=[{"Name": "route.state", "Values": ["blackhole"]},
+                                              {"Name": "vpc-id", "Values": [default_vpc["VpcId"]]}])["RouteTables"] == []
+
+
+def test_instance_placement_filters(ec2, launch, zones):
+    iid = instance_ids(launch(Placement={"AvailabilityZone": zones[0]}))[0]
+    zone_id = ec2.describe_availability_zones(ZoneNames=[zones[0]])["AvailabilityZones"][0]["ZoneId"]
+    mine = [{"Name": "instance-id", "Values": [iid]}]
+    assert _ids(ec2.describe_instances(Filters=mine + [{"Name": "availability-zone-id", "Values": [zone_id]}])) == {iid}
+    assert _ids(ec2.describe_instances(Filters=mine + [{"Name": "tenancy", "Values": ["default"]}])) == {iid}
+    assert _ids(ec2.describe_instances(Filters=mine + [{"Name": "tenancy", "Values": ["dedicated"]}])) == set()
+    vol = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    assert _ids(ec2.describe_instances(Filters=[{"Name": "block-device-mapping.volume-id", "Values": [vol]}])) == {iid}

@@ -272,7 +272,9 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::CreateVpc(r) => serde_json::json!({"Vpc": views::network::vpc(&c.vpc_create(&r)?, c.account_id())}),
         R::DescribeVpcs(r) => {
-            let (items, next) = c.vpc_describe(&r)?;
+            let owner = c.account_id();
+            let rendered = Rendered { shape: "Vpc", view: &|v: &corral_control::vpc::Vpc| views::network::vpc(v, owner) };
+            let (items, next) = c.vpc_describe(&r, &rendered)?;
             views::network::vpcs(&items, c.account_id(), next)
         }
         R::DeleteVpc(r) => {
@@ -289,7 +291,9 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::CreateSubnet(r) => serde_json::json!({"Subnet": views::network::subnet(&c.subnet_create(&r)?, c.account_id(), c.region())}),
         R::DescribeSubnets(r) => {
-            let (items, next) = c.subnet_describe(&r)?;
+            let (owner, region) = (c.account_id(), c.region());
+            let rendered = Rendered { shape: "Subnet", view: &|s: &corral_control::subnet::Subnet| views::network::subnet(s, owner, region) };
+            let (items, next) = c.subnet_describe(&r, &rendered)?;
             views::network::subnets(&items, c.account_id(), c.region(), next)
         }
         R::DeleteSubnet(r) => {
@@ -364,7 +368,9 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             serde_json::json!({})
         }
         R::DescribeRouteTables(r) => {
-            let (items, next) = c.route_table_describe(&r)?;
+            let owner = c.account_id();
+            let rendered = Rendered { shape: "RouteTable", view: &|t: &corral_control::gateway::RouteTable| views::network::route_table(t, owner) };
+            let (items, next) = c.route_table_describe(&r, &rendered)?;
             views::network::route_tables(&items, c.account_id(), next)
         }
         R::AllocateAddress(r) => {
@@ -522,9 +528,15 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             let (items, next) = c.network_acl_describe(&r)?;
             views::network_acl::network_acls(&items, c.account_id(), next)
         }
-        R::DescribeAddresses(r) => views::network::addresses(&c.address_describe(&r)?, c.account_id(), c.region()),
+        R::DescribeAddresses(r) => {
+            let (owner, region) = (c.account_id(), c.region());
+            let rendered = Rendered { shape: "Address", view: &|a: &corral_control::address::Address| views::network::address(a, owner, region) };
+            views::network::addresses(&c.address_describe(&r, &rendered)?, owner, region)
+        }
         R::DescribeNetworkInterfaces(r) => {
-            let (items, next) = c.eni_describe(&r)?;
+            let (owner, region) = (c.account_id(), c.region());
+            let rendered = Rendered { shape: "NetworkInterface", view: &|n: &corral_control::eni::NetworkInterface| views::network::interface(n, owner, region) };
+            let (items, next) = c.eni_describe(&r, &rendered)?;
             views::network::interfaces(&items, c.account_id(), c.region(), next)
         }
     })

@@ -175,7 +175,7 @@ impl Control {
         })
     }
 
-    pub fn address_describe(&self, req: &rq::DescribeAddresses) -> Result<Vec<Address>> {
+    pub fn address_describe(&self, req: &rq::DescribeAddresses, rendered: &filter::Rendered<'_, Address>) -> Result<Vec<Address>> {
         const NAMES: &[&str] = &[
             "allocation-id",
             "association-id",
@@ -186,7 +186,7 @@ impl Control {
             "domain",
             "network-interface-owner-id",
         ];
-        filter::check(&req.filters, NAMES, true)?;
+        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
         for id in &req.allocation_ids {
             parse_id(IdKind::Allocation, id)?;
         }
@@ -218,7 +218,7 @@ impl Control {
                     "public-ip" => vec![r.public_ip.clone()],
                     "domain" => vec!["vpc".into()],
                     "network-interface-owner-id" => r.eni_id.iter().map(|_| account.clone()).collect(),
-                    _ => vec![],
+                    other => rendered.values(a, other),
                 })
             })
             .collect())

@@ -189,7 +189,11 @@ impl Control {
         Ok(rec)
     }
 
-    pub fn eni_describe(&self, req: &rq::DescribeNetworkInterfaces) -> Result<(Vec<NetworkInterface>, Option<String>)> {
+    pub fn eni_describe(
+        &self,
+        req: &rq::DescribeNetworkInterfaces,
+        rendered: &filter::Rendered<'_, NetworkInterface>,
+    ) -> Result<(Vec<NetworkInterface>, Option<String>)> {
         const NAMES: &[&str] = &[
             "network-interface-id",
             "subnet-id",
@@ -211,7 +215,7 @@ impl Control {
             "association.public-ip",
             "association.allocation-id",
         ];
-        filter::check(&req.filters, NAMES, true)?;
+        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
         for id in &req.network_interface_ids {
             parse_id(IdKind::NetworkInterface, id)?;
         }
@@ -251,7 +255,7 @@ impl Control {
                     "source-dest-check" => vec![e.source_dest_check.to_string()],
                     "association.public-ip" => e.public_ip.iter().cloned().collect(),
                     "association.allocation-id" => e.public_ip_allocation.iter().cloned().collect(),
-                    _ => vec![],
+                    other => rendered.values(n, other),
                 })
             })
             .collect();

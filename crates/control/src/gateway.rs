@@ -209,7 +209,11 @@ impl Control {
         })
     }
 
-    pub fn route_table_describe(&self, req: &rq::DescribeRouteTables) -> Result<(Vec<RouteTable>, Option<String>)> {
+    pub fn route_table_describe(
+        &self,
+        req: &rq::DescribeRouteTables,
+        rendered: &filter::Rendered<'_, RouteTable>,
+    ) -> Result<(Vec<RouteTable>, Option<String>)> {
         const NAMES: &[&str] = &[
             "route-table-id",
             "vpc-id",
@@ -223,7 +227,7 @@ impl Control {
             "route.origin",
             "owner-id",
         ];
-        filter::check(&req.filters, NAMES, true)?;
+        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
         for id in &req.route_table_ids {
             parse_id(IdKind::RouteTable, id)?;
         }
@@ -254,7 +258,7 @@ impl Control {
                     "route.instance-id" => r.routes.iter().filter_map(|x| x.instance_id.clone()).collect(),
                     "route.origin" => r.routes.iter().map(|x| x.origin.clone()).collect(),
                     "owner-id" => vec![account.clone()],
-                    _ => vec![],
+                    other => rendered.values(t, other),
                 })
             })
             .collect();

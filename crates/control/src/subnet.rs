@@ -64,7 +64,11 @@ impl Control {
         Ok(Subnet { rec, tags, available_ips })
     }
 
-    pub fn subnet_describe(&self, req: &rq::DescribeSubnets) -> Result<(Vec<Subnet>, Option<String>)> {
+    pub fn subnet_describe(
+        &self,
+        req: &rq::DescribeSubnets,
+        rendered: &filter::Rendered<'_, Subnet>,
+    ) -> Result<(Vec<Subnet>, Option<String>)> {
         const NAMES: &[&str] = &[
             "subnet-id",
             "vpc-id",
@@ -79,7 +83,7 @@ impl Control {
             "state",
             "owner-id",
         ];
-        filter::check(&req.filters, NAMES, true)?;
+        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
         for id in &req.subnet_ids {
             parse_id(IdKind::Subnet, id)?;
         }
@@ -109,7 +113,7 @@ impl Control {
                     "map-public-ip-on-launch" => vec![s.rec.map_public_ip_on_launch.to_string()],
                     "state" => vec![s.rec.state.clone()],
                     "owner-id" => vec![account.clone()],
-                    _ => vec![],
+                    other => rendered.values(s, other),
                 })
             })
             .collect();

@@ -101,13 +101,14 @@ impl Control {
         Ok(Vpc { rec: vpc, tags })
     }
 
-    pub fn vpc_describe(&self, req: &rq::DescribeVpcs) -> Result<(Vec<Vpc>, Option<String>)> {
-        filter::check(
+    pub fn vpc_describe(&self, req: &rq::DescribeVpcs, rendered: &filter::Rendered<'_, Vpc>) -> Result<(Vec<Vpc>, Option<String>)> {
+        filter::check_rendered(
             &req.filters,
             // `isDefault` (Terraform's aws_vpc data source) and `cidr-block` (Ansible's
             // ec2_vpc_net) are aliases AWS accepts.
             &["vpc-id", "cidr", "cidr-block", "cidr-block-association.cidr-block", "is-default", "isDefault", "state", "owner-id", "dhcp-options-id"],
             true,
+            Some(rendered.shape),
         )?;
         for id in &req.vpc_ids {
             parse_id(IdKind::Vpc, id)?;
@@ -133,7 +134,7 @@ impl Control {
                     "state" => vec![v.rec.state.clone()],
                     "owner-id" => vec![account.clone()],
                     "dhcp-options-id" => vec!["default".into()],
-                    _ => vec![],
+                    other => rendered.values(v, other),
                 })
             })
             .collect();

@@ -42,14 +42,48 @@ fn element(mut shape: Shape<'_>) -> Shape<'_> {
     shape
 }
 
+/// Filter names that are not their member's name.
+const ALIASES: &[(&str, &str, &str)] = &[
+    ("Instance", "dns-name", "PublicDnsName"),
+    ("Instance", "reason", "StateTransitionReason"),
+    ("Instance", "availability-zone-id", "Placement.AvailabilityZoneId"),
+];
+
 /// The member path `filter` stands for in items of shape `item_shape`, if any.
 pub fn resolve(item_shape: &str, filter: &str) -> Option<Vec<String>> {
+    if let Some((_, _, path)) = ALIASES.iter().find(|(s, f, _)| *s == item_shape && *f == filter) {
+        return Some(path.split('.').map(str::to_string).collect());
+    }
     let shape = Model::get().shape(item_shape)?;
     let words: Vec<&str> = filter.split('.').collect();
     resolve_in(shape, &words)
 }
 
 fn resolve_in(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
+    let mut path = resolve_segments(shape, segments)?;
+    // A path ending on a structure (`CidrBlockState`) means its member of the segment's last
+    // word (`state`: CidrBlockState.State).
+    if let Some(word) = segments.last().and_then(|l| l.rsplit('-').next()) {
+        if let Some(end) = shape_of(shape, &path) {
+            let end = element(end);
+            if end.kind() == ShapeKind::Structure {
+                let m = end.members().find(|m| kebab(m.name) == word)?;
+                path.push(m.name.to_string());
+            }
+        }
+    }
+    Some(path)
+}
+
+/// The shape a member path leads to.
+fn shape_of<'m>(mut shape: Shape<'m>, path: &[String]) -> Option<Shape<'m>> {
+    for p in path {
+        shape = element(shape).member(p)?.shape();
+    }
+    Some(shape)
+}
+
+fn resolve_segments(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
     let Some((first, rest)) = segments.split_first() else { return Some(vec![]) };
     let shape = element(shape);
     if shape.kind() != ShapeKind::Structure {
@@ -80,7 +114,7 @@ fn resolve_in(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
             }
         }
     }
-    // Last: the one member whose name ends with the segment.
+    // Then: the one member whose name ends with the segment.
     let suffix = format!("-{first}");
     let ends: Vec<_> = members.iter().filter(|m| kebab(m.name).ends_with(&suffix)).collect();
     if let [m] = ends[..] {
@@ -89,7 +123,30 @@ fn resolve_in(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
             return Some(tail);
         }
     }
+    // Last: the one structure member the whole rest resolves in (`block-device-mapping.
+    // volume-id` is BlockDeviceMappings.Ebs.VolumeId, `tenancy` Placement.Tenancy).
+    let inner: Vec<(String, Vec<String>)> = members
+        .iter()
+        .filter(|m| m.shape().kind() == ShapeKind::Structure)
+        .filter_map(|m| resolve_direct(m.shape(), segments).map(|tail| (m.name.to_string(), tail)))
+        .collect();
+    if let [(name, tail)] = &inner[..] {
+        let mut path = vec![name.clone()];
+        path.extend(tail.iter().cloned());
+        return Some(path);
+    }
     None
+}
+
+/// [`resolve_in`] without the skip-a-level rule (so skipping stays one level deep).
+fn resolve_direct(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
+    let (first, rest) = segments.split_first()?;
+    let shape = element(shape);
+    shape.members().find(|m| kebab(m.name) == *first).and_then(|m| {
+        let mut tail = resolve_in(m.shape(), rest)?;
+        tail.insert(0, m.name.to_string());
+        Some(tail)
+    })
 }
 
 /// The values at `path` in a rendered item, through lists, as EC2's filters compare them
@@ -141,6 +198,10 @@ mod tests {
         assert_eq!(r("Instance", "no-such-thing"), None);
         assert_eq!(r("InstanceTypeInfo", "bare-metal").as_deref(), Some("BareMetal"));
         assert_eq!(r("InstanceTypeInfo", "network-info.ena-support").as_deref(), Some("NetworkInfo.EnaSupport"));
+        assert_eq!(r("Instance", "block-device-mapping.volume-id").as_deref(), Some("BlockDeviceMappings.Ebs.VolumeId"));
+        assert_eq!(r("Instance", "tenancy").as_deref(), Some("Placement.Tenancy"));
+        assert_eq!(r("Instance", "dns-name").as_deref(), Some("PublicDnsName"));
+        assert_eq!(r("Vpc", "cidr-block-association.state").as_deref(), Some("CidrBlockAssociationSet.CidrBlockState.State"));
     }
 
     #[test]

@@ -34,7 +34,12 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "ProductCodes": [],
         "InstanceType": r.instance_type,
         "LaunchTime": r.launch_time,
-        "Placement": {"AvailabilityZone": r.availability_zone, "GroupName": "", "Tenancy": "default"},
+        "Placement": {
+            "AvailabilityZone": r.availability_zone,
+            "AvailabilityZoneId": corral_types::region::zone_id(&r.availability_zone),
+            "GroupName": "",
+            "Tenancy": "default",
+        },
         "Monitoring": {"State": r.options.monitoring},
         "Architecture": "x86_64",
         "RootDeviceType": "ebs",

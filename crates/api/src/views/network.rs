@@ -256,24 +256,24 @@ pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, re
     v
 }
 
+/// One network interface as DescribeNetworkInterfaces shows it.
+pub fn interface(n: &NetworkInterface, owner: &str, region: &str) -> Value {
+    let e = &n.rec;
+    let mut v = interface_base(e, &n.groups, owner, region);
+    v["AvailabilityZone"] = json!(e.availability_zone);
+    v["RequesterManaged"] = json!(false);
+    v["TagSet"] = super::tags(&n.tags);
+    if let Some(i) = &e.instance_id {
+        let mut a = attachment(e);
+        a["InstanceId"] = json!(i);
+        a["InstanceOwnerId"] = json!(owner);
+        v["Attachment"] = a;
+    }
+    v
+}
+
 pub fn interfaces(items: &[NetworkInterface], owner: &str, region: &str, next: Option<String>) -> Value {
-    let out: Vec<Value> = items
-        .iter()
-        .map(|n| {
-            let e = &n.rec;
-            let mut v = interface_base(e, &n.groups, owner, region);
-            v["AvailabilityZone"] = json!(e.availability_zone);
-            v["RequesterManaged"] = json!(false);
-            v["TagSet"] = super::tags(&n.tags);
-            if let Some(i) = &e.instance_id {
-                let mut a = attachment(e);
-                a["InstanceId"] = json!(i);
-                a["InstanceOwnerId"] = json!(owner);
-                v["Attachment"] = a;
-            }
-            v
-        })
-        .collect();
+    let out: Vec<Value> = items.iter().map(|n| interface(n, owner, region)).collect();
     super::with_next(json!({"NetworkInterfaces": out}), next)
 }
 
@@ -328,35 +328,35 @@ pub fn route_tables(items: &[corral_control::gateway::RouteTable], owner: &str, 
     super::with_next(json!({"RouteTables": items.iter().map(|t| route_table(t, owner)).collect::<Vec<_>>()}), next)
 }
 
+/// One Elastic IP as DescribeAddresses shows it.
+pub fn address(a: &corral_control::address::Address, owner: &str, region: &str) -> Value {
+    let r = &a.rec;
+    let mut v = json!({
+        "AllocationId": r.allocation_id,
+        "PublicIp": r.public_ip,
+        "Domain": "vpc",
+        "PublicIpv4Pool": "amazon",
+        "NetworkBorderGroup": region,
+        "Tags": super::tags(&a.tags),
+    });
+    if let Some(x) = &r.association_id {
+        v["AssociationId"] = json!(x);
+    }
+    if let Some(x) = &r.instance_id {
+        v["InstanceId"] = json!(x);
+    }
+    if let Some(x) = &r.eni_id {
+        v["NetworkInterfaceId"] = json!(x);
+        v["NetworkInterfaceOwnerId"] = json!(owner);
+    }
+    if let Some(x) = &r.private_ip {
+        v["PrivateIpAddress"] = json!(x);
+    }
+    v
+}
+
 pub fn addresses(items: &[corral_control::address::Address], owner: &str, region: &str) -> Value {
-    let out: Vec<Value> = items
-        .iter()
-        .map(|a| {
-            let r = &a.rec;
-            let mut v = json!({
-                "AllocationId": r.allocation_id,
-                "PublicIp": r.public_ip,
-                "Domain": "vpc",
-                "PublicIpv4Pool": "amazon",
-                "NetworkBorderGroup": region,
-                "Tags": super::tags(&a.tags),
-            });
-            if let Some(x) = &r.association_id {
-                v["AssociationId"] = json!(x);
-            }
-            if let Some(x) = &r.instance_id {
-                v["InstanceId"] = json!(x);
-            }
-            if let Some(x) = &r.eni_id {
-                v["NetworkInterfaceId"] = json!(x);
-                v["NetworkInterfaceOwnerId"] = json!(owner);
-            }
-            if let Some(x) = &r.private_ip {
-                v["PrivateIpAddress"] = json!(x);
-            }
-            v
-        })
-        .collect();
+    let out: Vec<Value> = items.iter().map(|a| address(a, owner, region)).collect();
     json!({"Addresses": out})
 }
 
