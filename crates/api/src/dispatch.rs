@@ -2,8 +2,8 @@
 //! variant, which one `match` routes to the control plane and then to a view.
 
 use crate::views;
-use corral_control::security_group::Direction;
 use corral_control::filter::Rendered;
+use corral_control::security_group::Direction;
 use corral_control::Control;
 use corral_ec2_query::requests as rq;
 use corral_ec2_query::schema::Schema;
@@ -177,9 +177,7 @@ pub fn check_handled(action: &str, v: &Value) -> Result<(), Error> {
 
 fn refuse_unhandled(action: &str, v: &Value, schema: &Schema) -> Result<(), Error> {
     match corral_ec2_query::schema::unhandled(v, schema).first() {
-        Some((path, _)) => {
-            Err(Error::new(ErrorCode::Unsupported, format!("The parameter {path} of {action} is not supported by Corral.")))
-        }
+        Some((path, _)) => Err(Error::new(ErrorCode::Unsupported, format!("The parameter {path} of {action} is not supported by Corral."))),
         None => Ok(()),
     }
 }
@@ -219,7 +217,8 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::DescribeAvailabilityZones(r) => views::region::zones(&c.zones_describe(&r)?),
         R::DescribeAccountAttributes(r) => views::region::account_attributes(&c.account_attributes(&r)?),
         R::DescribeInstanceTypes(r) => {
-            let rendered = Rendered { shape: "InstanceTypeInfo", view: &|t: &&corral_types::InstanceTypeInfo| views::region::instance_type(t) };
+            let rendered =
+                Rendered { shape: "InstanceTypeInfo", view: &|t: &&corral_types::InstanceTypeInfo| views::region::instance_type(t) };
             let (types, next) = c.instance_types_describe(&r, &rendered)?;
             views::region::instance_types(&types, next)
         }
@@ -234,12 +233,14 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()),
         R::DescribeInstances(r) => {
             let (owner, region) = (c.account_id(), c.region());
-            let rendered = Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance(i, owner, region) };
+            let rendered =
+                Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance(i, owner, region) };
             let (res, next) = c.instance_describe_reservations(&r, &rendered)?;
             views::instance::describe(&res, c.region(), next)
         }
         R::DescribeInstanceStatus(r) => {
-            let (items, next) = c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run, None)?;
+            let (items, next) =
+                c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run, None)?;
             views::instance::statuses(&items, r.include_all_instances, next)
         }
         R::StartInstances(r) => views::instance::state_changes("StartingInstances", &c.instance_start(&r)?),
@@ -292,7 +293,8 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::CreateSubnet(r) => serde_json::json!({"Subnet": views::network::subnet(&c.subnet_create(&r)?, c.account_id(), c.region())}),
         R::DescribeSubnets(r) => {
             let (owner, region) = (c.account_id(), c.region());
-            let rendered = Rendered { shape: "Subnet", view: &|s: &corral_control::subnet::Subnet| views::network::subnet(s, owner, region) };
+            let rendered =
+                Rendered { shape: "Subnet", view: &|s: &corral_control::subnet::Subnet| views::network::subnet(s, owner, region) };
             let (items, next) = c.subnet_describe(&r, &rendered)?;
             views::network::subnets(&items, c.account_id(), c.region(), next)
         }
@@ -369,7 +371,8 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::DescribeRouteTables(r) => {
             let owner = c.account_id();
-            let rendered = Rendered { shape: "RouteTable", view: &|t: &corral_control::gateway::RouteTable| views::network::route_table(t, owner) };
+            let rendered =
+                Rendered { shape: "RouteTable", view: &|t: &corral_control::gateway::RouteTable| views::network::route_table(t, owner) };
             let (items, next) = c.route_table_describe(&r, &rendered)?;
             views::network::route_tables(&items, c.account_id(), next)
         }
@@ -530,12 +533,16 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::DescribeAddresses(r) => {
             let (owner, region) = (c.account_id(), c.region());
-            let rendered = Rendered { shape: "Address", view: &|a: &corral_control::address::Address| views::network::address(a, owner, region) };
+            let rendered =
+                Rendered { shape: "Address", view: &|a: &corral_control::address::Address| views::network::address(a, owner, region) };
             views::network::addresses(&c.address_describe(&r, &rendered)?, owner, region)
         }
         R::DescribeNetworkInterfaces(r) => {
             let (owner, region) = (c.account_id(), c.region());
-            let rendered = Rendered { shape: "NetworkInterface", view: &|n: &corral_control::eni::NetworkInterface| views::network::interface(n, owner, region) };
+            let rendered = Rendered {
+                shape: "NetworkInterface",
+                view: &|n: &corral_control::eni::NetworkInterface| views::network::interface(n, owner, region),
+            };
             let (items, next) = c.eni_describe(&r, &rendered)?;
             views::network::interfaces(&items, c.account_id(), c.region(), next)
         }
@@ -564,7 +571,12 @@ mod tests {
             block.lines().skip(1).flat_map(|l| l.split(',')).map(|a| a.trim().trim_end_matches('.')).filter(|a| !a.is_empty()).collect();
         let mut served: Vec<&str> = ACTIONS.to_vec();
         served.sort_unstable();
-        assert_eq!(listed, served, "README.md's action list drifted from the dispatch table; put this between the markers:\n{}.", served.join(", "));
+        assert_eq!(
+            listed,
+            served,
+            "README.md's action list drifted from the dispatch table; put this between the markers:\n{}.",
+            served.join(", ")
+        );
     }
 
     #[test]

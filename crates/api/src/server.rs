@@ -88,22 +88,17 @@ async fn serve(
         RegionStatus::NotEnabled => Err(corral_auth::sigv4::AuthError::RegionNotEnabled { region: region.to_string() }),
         RegionStatus::Unknown => Err(corral_auth::sigv4::invalid_region(region)),
     };
-    let verified = corral_auth::sigv4::verify(&signed, chrono::Utc::now(), lookup, regions)
-        .map_err(|e| (action.clone(), error::from_auth(&e)))?;
+    let verified =
+        corral_auth::sigv4::verify(&signed, chrono::Utc::now(), lookup, regions).map_err(|e| (action.clone(), error::from_auth(&e)))?;
 
     let Some(action_name) = action.clone() else {
         return Err((None, Error::new(ErrorCode::MissingAction, "The request must contain the parameter Action")));
     };
     if verified.service == "sts" || action_name == "GetCallerIdentity" {
-        return crate::sts::handle(home, &verified, &action_name, request_id)
-            .map(|b| (action.clone(), b))
-            .map_err(|e| (action.clone(), e));
+        return crate::sts::handle(home, &verified, &action_name, request_id).map(|b| (action.clone(), b)).map_err(|e| (action.clone(), e));
     }
     let rest: Vec<(String, String)> =
         params.into_iter().filter(|(k, _)| k != "Action" && k != "Version" && !k.starts_with("X-Amz-") && k != "AWSAccessKeyId").collect();
     let control = state.cloud.region(&verified.region).await.map_err(|e| (action.clone(), e))?;
-    crate::dispatch::dispatch(&control, &action_name, &rest, request_id)
-        .await
-        .map(|b| (action.clone(), b))
-        .map_err(|e| (action.clone(), e))
+    crate::dispatch::dispatch(&control, &action_name, &rest, request_id).await.map(|b| (action.clone(), b)).map_err(|e| (action.clone(), e))
 }

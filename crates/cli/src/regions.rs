@@ -129,19 +129,15 @@ pub fn factory(hosts: Arc<Hosts>, state_dir: std::path::PathBuf, account_id: Str
     Arc::new(move |region: String| {
         let (hosts, state_dir, account_id, home) = (hosts.clone(), state_dir.clone(), account_id.clone(), home.clone());
         Box::pin(async move {
-            let fail = |what: &str, e: &dyn std::fmt::Display| corral_types::Error::internal(format!("opening region {region}: {what}: {e}"));
+            let fail =
+                |what: &str, e: &dyn std::fmt::Display| corral_types::Error::internal(format!("opening region {region}: {what}: {e}"));
             let dir = state_dir.join("regions").join(&region);
             std::fs::create_dir_all(&dir).map_err(|e| fail("creating its directory", &e))?;
             let store = Arc::new(corral_store::Store::open(&dir.join("corral.db")).map_err(|e| fail("opening its store", &e))?);
             corral_control::account::region_bootstrap(&store, &account_id)?;
             let h = hosts.open(&region, &dir).await.map_err(|e| fail("starting its host", &e))?;
-            let config = ControlConfig {
-                region: region.clone(),
-                host: h.host,
-                max_instances: h.max_instances,
-                public_pool: h.public_pool,
-                ..home
-            };
+            let config =
+                ControlConfig { region: region.clone(), host: h.host, max_instances: h.max_instances, public_pool: h.public_pool, ..home };
             let control = Control::new(store, h.agent, h.storage, config)?;
             control.spawn_reconciler();
             let sim = hosts.hypervisor == Hypervisor::Sim;

@@ -102,7 +102,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let (account_id, _key) = corral_control::bootstrap(&store, &seed).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
 
     let spec = args.regions.clone().unwrap_or_else(|| if args.hypervisor == Hypervisor::Sim { "all".into() } else { String::new() });
-    let regions = corral_control::cloud::served_regions(&args.region, &spec).map_err(|e| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message)))?;
+    let regions =
+        corral_control::cloud::served_regions(&args.region, &spec).map_err(|e| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message)))?;
     let quotas = corral_control::quota::Quotas::parse(&args.limits).map_err(|e| anyhow::anyhow!(e))?;
     let hosts = Arc::new(crate::regions::Hosts::new(&args, &regions)?);
     if args.hypervisor == Hypervisor::Qemu {

@@ -299,7 +299,10 @@ async fn source_dest_check_off_lets_an_instance_forward() {
     let public = c.call("DescribeInstances", &[("InstanceId.1", &client)]).await.ok().text("ipAddress").expect("public IP");
     let vpc = c.call("DescribeInstances", &[("InstanceId.1", &router)]).await.ok().text("vpcId").expect("vpc");
     let main = c
-        .call("DescribeRouteTables", &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc), ("Filter.2.Name", "association.main"), ("Filter.2.Value.1", "true")])
+        .call(
+            "DescribeRouteTables",
+            &[("Filter.1.Name", "vpc-id"), ("Filter.1.Value.1", &vpc), ("Filter.2.Name", "association.main"), ("Filter.2.Value.1", "true")],
+        )
         .await
         .ok()
         .text("routeTableId")
@@ -372,7 +375,8 @@ async fn type_and_user_data_changes_reach_the_guest_at_the_next_start() {
     c.call("StartInstances", &[("InstanceId.1", &id)]).await.ok();
     wait_state(&c, &id, "running", BOOT_DEADLINE).await;
     let public = c.call("DescribeInstances", &[("InstanceId.1", &id)]).await.ok().text("ipAddress").expect("public IP");
-    let after = wait_for("ssh after the start", Duration::from_secs(90), || async { ssh(&net.host_ns, &key, &public, facts).await.ok() }).await;
+    let after =
+        wait_for("ssh after the start", Duration::from_secs(90), || async { ssh(&net.host_ns, &key, &public, facts).await.ok() }).await;
     assert!(after.contains("second-user-data"), "the metadata service serves the new user-data: {after}");
     let after_kib = mem_kib(after.lines().next().unwrap_or_default().to_string());
     assert!(after_kib > 1536 * 1024, "t3.small has 2 GiB: {after}");

@@ -64,7 +64,10 @@ impl Control {
         if let Some(name) = domain_name {
             let ok = !name.is_empty()
                 && name.len() <= 253
-                && name.trim_end_matches('.').split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
+                && name
+                    .trim_end_matches('.')
+                    .split('.')
+                    .all(|l| !l.is_empty() && l.len() <= 63 && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'));
             if !ok {
                 return Err(Error::invalid_value("DomainName", name, "Not a valid domain name."));
             }

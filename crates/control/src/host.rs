@@ -123,16 +123,11 @@ impl Control {
                     }
                 }
             }
-            routes.sort_by(|a, b| (a.destination.addr(), a.destination.prefix_len()).cmp(&(b.destination.addr(), b.destination.prefix_len())));
-            routes.dedup_by(|a, b| a.destination == b.destination);
-            vpcs.push(VpcSpec {
-                vpc_id,
-                cidr: cidr(&vpc.cidr)?,
-                subnets: subnet_specs,
-                ports: port_specs,
-                groups: group_specs,
-                routes,
+            routes.sort_by(|a, b| {
+                (a.destination.addr(), a.destination.prefix_len()).cmp(&(b.destination.addr(), b.destination.prefix_len()))
             });
+            routes.dedup_by(|a, b| a.destination == b.destination);
+            vpcs.push(VpcSpec { vpc_id, cidr: cidr(&vpc.cidr)?, subnets: subnet_specs, ports: port_specs, groups: group_specs, routes });
         }
         Ok(DesiredHost { net: DesiredNet { vpcs }, instances: views })
     }

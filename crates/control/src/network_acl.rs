@@ -92,9 +92,8 @@ impl Control {
             bounds: (5, 1000),
         };
         q.check()?;
-        let (acls, subnets, tags) = self.store.read(|tx| {
-            Ok::<_, Error>((tx.doc_list::<NetworkAclRecord>()?, tx.doc_list::<SubnetRecord>()?, tx.tag_map()?))
-        })?;
+        let (acls, subnets, tags) =
+            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<NetworkAclRecord>()?, tx.doc_list::<SubnetRecord>()?, tx.tag_map()?)))?;
         let account = self.account_id.clone();
         let associations = |acl: &NetworkAclRecord| -> Vec<(String, String)> {
             if !acl.is_default {

@@ -45,7 +45,10 @@ impl Quotas {
         for s in settings.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()) {
             let (name, value) = s.split_once('=').ok_or_else(|| format!("--limit {s}: expected NAME=N"))?;
             let info = QUOTAS.iter().find(|i| i.name == name.trim()).ok_or_else(|| {
-                format!("--limit {s}: no limit named {name}; the names are {}", QUOTAS.iter().map(|i| i.name).collect::<Vec<_>>().join(", "))
+                format!(
+                    "--limit {s}: no limit named {name}; the names are {}",
+                    QUOTAS.iter().map(|i| i.name).collect::<Vec<_>>().join(", ")
+                )
             })?;
             let n = value.trim().parse::<u64>().map_err(|_| format!("--limit {s}: {value} is not a number"))?;
             q.set.insert(info.name, n);

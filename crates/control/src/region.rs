@@ -57,7 +57,18 @@ impl Control {
     pub fn zones_describe(&self, req: &rq::DescribeAvailabilityZones) -> Result<Vec<Zone>> {
         filter::check(
             &req.filters,
-            &["zone-name", "zone-id", "region-name", "state", "zone-type", "group-name", "opt-in-status", "message", "parent-zone-name", "parent-zone-id"],
+            &[
+                "zone-name",
+                "zone-id",
+                "region-name",
+                "state",
+                "zone-type",
+                "group-name",
+                "opt-in-status",
+                "message",
+                "parent-zone-name",
+                "parent-zone-id",
+            ],
             false,
         )?;
         if req.dry_run {
@@ -182,7 +193,13 @@ impl Control {
             "region" => "region",
             "availability-zone" => "availability-zone",
             "availability-zone-id" => "availability-zone-id",
-            other => return Err(Error::invalid_value("LocationType", other, "Valid values are region, availability-zone and availability-zone-id.")),
+            other => {
+                return Err(Error::invalid_value(
+                    "LocationType",
+                    other,
+                    "Valid values are region, availability-zone and availability-zone-id.",
+                ))
+            }
         };
         if req.dry_run {
             return Err(Error::dry_run());

@@ -185,7 +185,6 @@ impl Control {
         Ok(())
     }
 
-
     /// ReplaceRoute: the route to a destination gets another target.
     pub fn route_replace(&self, req: &rq::ReplaceRoute) -> Result<()> {
         let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;

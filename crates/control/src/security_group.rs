@@ -277,7 +277,13 @@ impl Control {
     }
 
     /// The rules a change names, in the group's VPC.
-    pub(crate) fn rules_of(&self, tx: &Tx<'_>, g: &SecurityGroupRecord, req: &rq::SecurityGroupRulesChange, egress: bool) -> Result<Vec<SgRule>> {
+    pub(crate) fn rules_of(
+        &self,
+        tx: &Tx<'_>,
+        g: &SecurityGroupRecord,
+        req: &rq::SecurityGroupRulesChange,
+        egress: bool,
+    ) -> Result<Vec<SgRule>> {
         let mut perms = req.ip_permissions.clone();
         if req.ip_protocol.is_some() || req.cidr_ip.is_some() || req.source_security_group_name.is_some() {
             if !perms.is_empty() {
@@ -427,12 +433,8 @@ impl Control {
         let (groups, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SecurityGroupRecord>()?, tx.tag_map()?)))?;
         let all: Vec<(String, SgRule)> =
             groups.into_iter().flat_map(|g| g.rules.into_iter().map(move |r| (g.group_id.clone(), r))).collect();
-        let missing: Vec<&str> = req
-            .security_group_rule_ids
-            .iter()
-            .filter(|id| !all.iter().any(|(_, r)| &r.rule_id == *id))
-            .map(String::as_str)
-            .collect();
+        let missing: Vec<&str> =
+            req.security_group_rule_ids.iter().filter(|id| !all.iter().any(|(_, r)| &r.rule_id == *id)).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(Error::not_found(IdKind::SecurityGroupRule, &missing.join(", ")));
         }

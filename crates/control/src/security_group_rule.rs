@@ -3,8 +3,8 @@
 //! whole content, keeping its id). A content change bumps the group's generation, so the data
 //! path applies it at once.
 
-use crate::security_group::{normalise_protocol, ports, same_rule, Direction};
 use crate::lookup::{get, parse_id};
+use crate::security_group::{normalise_protocol, ports, same_rule, Direction};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::SecurityGroupRecord;

@@ -165,7 +165,10 @@ impl Control {
         ];
         for (name, v) in ipv6_only {
             if v == Some(true) {
-                return Err(Error::new(ErrorCode::InvalidParameterValue, format!("{name} needs an IPv6 CIDR block; subnet {id} has none.")));
+                return Err(Error::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("{name} needs an IPv6 CIDR block; subnet {id} has none."),
+                ));
             }
         }
         if flag(&req.map_customer_owned_ip_on_launch) == Some(true) {

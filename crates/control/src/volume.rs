@@ -409,12 +409,10 @@ impl Control {
         let zone = match (req.availability_zone.as_deref(), req.availability_zone_id.as_deref()) {
             (Some(_), Some(_)) => return Err(Error::combination("Only one of AvailabilityZone and AvailabilityZoneId may be given.")),
             (Some(z), None) => z.to_string(),
-            (None, Some(zid)) => {
-                match corral_types::region::zone_by_id(&self.config.region, zid) {
-                    Some(z) => z,
-                    None => return Err(Error::new(ErrorCode::InvalidZoneNotFound, format!("The zone ID '{zid}' does not exist."))),
-                }
-            }
+            (None, Some(zid)) => match corral_types::region::zone_by_id(&self.config.region, zid) {
+                Some(z) => z,
+                None => return Err(Error::new(ErrorCode::InvalidZoneNotFound, format!("The zone ID '{zid}' does not exist."))),
+            },
             (None, None) => return Err(Error::missing("AvailabilityZone")),
         };
         let zone = zone.as_str();

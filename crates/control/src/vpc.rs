@@ -4,9 +4,7 @@
 use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
-use corral_store::{
-    InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, VpcRecord,
-};
+use corral_store::{InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, VpcRecord};
 use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
 
 pub const DEFAULT_VPC_CIDR: &str = "172.31.0.0/16";
@@ -16,7 +14,6 @@ pub struct Vpc {
     pub rec: VpcRecord,
     pub tags: Vec<TagRecord>,
 }
-
 
 impl Control {
     /// Creates the default VPC once; later calls find it.
@@ -106,7 +103,17 @@ impl Control {
             &req.filters,
             // `isDefault` (Terraform's aws_vpc data source) and `cidr-block` (Ansible's
             // ec2_vpc_net) are aliases AWS accepts.
-            &["vpc-id", "cidr", "cidr-block", "cidr-block-association.cidr-block", "is-default", "isDefault", "state", "owner-id", "dhcp-options-id"],
+            &[
+                "vpc-id",
+                "cidr",
+                "cidr-block",
+                "cidr-block-association.cidr-block",
+                "is-default",
+                "isDefault",
+                "state",
+                "owner-id",
+                "dhcp-options-id",
+            ],
             true,
             Some(rendered.shape),
         )?;

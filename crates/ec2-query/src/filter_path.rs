@@ -206,7 +206,8 @@ mod tests {
 
     #[test]
     fn values_are_read_through_lists() {
-        let item = json!({"NetworkInterfaces": [{"Attachment": {"DeviceIndex": 0}}, {"Attachment": {"DeviceIndex": 1}}], "EbsOptimized": false});
+        let item =
+            json!({"NetworkInterfaces": [{"Attachment": {"DeviceIndex": 0}}, {"Attachment": {"DeviceIndex": 1}}], "EbsOptimized": false});
         let p = resolve("Instance", "network-interface.attachment.device-index").unwrap();
         assert_eq!(values_at(&item, &p), vec!["0", "1"]);
         assert_eq!(values_at(&item, &["EbsOptimized".to_string()]), vec!["false"]);

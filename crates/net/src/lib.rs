@@ -69,8 +69,8 @@ pub use corral_exec::ExecError;
 pub use fake::FakeNet;
 pub use linux::LinuxNet;
 pub use spec::{
-    mac_to_string, parse_mac, private_dns_name, validate, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink, PortRoute, PortSpec, Protocol,
-    RuleSpec, SubnetSpec, VpcReport, VpcSpec,
+    mac_to_string, parse_mac, private_dns_name, validate, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink, PortRoute, PortSpec,
+    Protocol, RuleSpec, SubnetSpec, VpcReport, VpcSpec,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -274,7 +274,8 @@ impl LinuxNet {
             }
         }
         for (dst, ifn, via) in &forwarded {
-            if !routes.iter().any(|r| r.dst == *dst && r.dev.as_deref() == Some(ifn.as_str()) && r.gateway.as_deref() == Some(via.as_str())) {
+            if !routes.iter().any(|r| r.dst == *dst && r.dev.as_deref() == Some(ifn.as_str()) && r.gateway.as_deref() == Some(via.as_str()))
+            {
                 batch.push(format!("route replace {dst} via {via} dev {ifn} onlink"));
             }
         }

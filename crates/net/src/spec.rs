@@ -50,8 +50,8 @@ impl NetConfig {
 }
 
 pub use corral_agent_api::net::{
-    mac_to_string, parse_mac, private_dns_name, DesiredNet, GroupSpec, NetReport, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec,
-    VpcReport, VpcSpec,
+    mac_to_string, parse_mac, private_dns_name, DesiredNet, GroupSpec, NetReport, PortLink, PortRoute, PortSpec, Protocol, RuleSpec,
+    SubnetSpec, VpcReport, VpcSpec,
 };
 
 /// Ids end up in interface names, nftables identifiers and file names: only letters, digits

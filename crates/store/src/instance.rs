@@ -71,12 +71,7 @@ pub struct InstanceOptions {
 
 impl Default for InstanceOptions {
     fn default() -> Self {
-        InstanceOptions {
-            disable_api_stop: false,
-            ebs_optimized: false,
-            cpu_credits: String::new(),
-            monitoring: "disabled".into(),
-        }
+        InstanceOptions { disable_api_stop: false, ebs_optimized: false, cpu_credits: String::new(), monitoring: "disabled".into() }
     }
 }
 

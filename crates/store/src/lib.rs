@@ -21,8 +21,8 @@ pub use image::{ImageBlockDevice, ImageRecord};
 pub use instance::{Desired, InstanceOptions, InstanceRecord, MetadataOptions};
 pub use keypair::KeyPairRecord;
 pub use network::{
-    AclEntry, AddressRecord, EniRecord, NetworkAclRecord, InternetGatewayRecord, RouteRecord, RouteTableAssociationRecord, RouteTableRecord, SecurityGroupRecord,
-    SgRule, SubnetRecord, VpcRecord,
+    AclEntry, AddressRecord, EniRecord, InternetGatewayRecord, NetworkAclRecord, RouteRecord, RouteTableAssociationRecord,
+    RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord,
 };
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use tag::TagRecord;

@@ -119,13 +119,7 @@ impl TestContextBuilder {
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
             quotas: corral_control::quota::Quotas::parse(&self.limits).expect("limits"),
         };
-        let control = Control::new(
-            store,
-            agent.clone(),
-            agent.clone(),
-            config.clone(),
-        )
-        .expect("control");
+        let control = Control::new(store, agent.clone(), agent.clone(), config.clone()).expect("control");
         let mut images = Vec::new();
         if self.images {
             for name in ["corral-minimal", "corral-debian-12"] {
@@ -153,7 +147,17 @@ impl TestContextBuilder {
         let server = tokio::spawn(async move {
             axum::serve(listener, app).await.expect("serve");
         });
-        TestContext { addr, control, cloud, agent, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), images, _dir: dir, server, reconciler }
+        TestContext {
+            addr,
+            control,
+            cloud,
+            agent,
+            client: Client::new(addr, ACCESS_KEY, SECRET_KEY),
+            images,
+            _dir: dir,
+            server,
+            reconciler,
+        }
     }
 }
 

@@ -43,7 +43,9 @@ async fn quotas_hold_with_aws_codes() {
     let sg = ctx.call("CreateSecurityGroup", &[("GroupName", "a"), ("GroupDescription", "a"), ("VpcId", &vpc)]).await;
     let sg = sg.ok().text("groupId").expect("group");
     ctx.call("CreateSecurityGroup", &[("GroupName", "b"), ("GroupDescription", "b"), ("VpcId", &vpc)]).await.ok();
-    ctx.call("CreateSecurityGroup", &[("GroupName", "c"), ("GroupDescription", "c"), ("VpcId", &vpc)]).await.err("SecurityGroupLimitExceeded");
+    ctx.call("CreateSecurityGroup", &[("GroupName", "c"), ("GroupDescription", "c"), ("VpcId", &vpc)])
+        .await
+        .err("SecurityGroupLimitExceeded");
 
     let rule = |port: &'static str| {
         vec![

@@ -42,7 +42,10 @@ async fn two_regions_see_nothing_of_each_other() {
 
     // Instances too: launched in one, unknown in the other.
     let run = ctx
-        .call("RunInstances", &[("ImageId", &ctx.image("corral-minimal")), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.nano")])
+        .call(
+            "RunInstances",
+            &[("ImageId", &ctx.image("corral-minimal")), ("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.nano")],
+        )
         .await;
     let id = run.ok().text("instanceId").expect("instance id");
     west.call("DescribeInstances", &[("InstanceId.1", &id)]).await.err("InvalidInstanceID.NotFound");
@@ -60,7 +63,9 @@ async fn describe_regions_lists_served_and_with_all_regions_every_aws_region() {
     assert_eq!(names.len(), corral_types::region::AWS_REGIONS.len() + 1);
     let i = names.iter().position(|n| n == "eu-west-1").expect("eu-west-1 listed");
     assert_eq!(all.texts("optInStatus")[i], "not-opted-in");
-    let f = ctx.call("DescribeRegions", &[("AllRegions", "true"), ("Filter.1.Name", "opt-in-status"), ("Filter.1.Value.1", "not-opted-in")]).await;
+    let f = ctx
+        .call("DescribeRegions", &[("AllRegions", "true"), ("Filter.1.Name", "opt-in-status"), ("Filter.1.Value.1", "not-opted-in")])
+        .await;
     assert_eq!(f.ok().texts("regionName").len(), corral_types::region::AWS_REGIONS.len() - 2);
     ctx.call("DescribeRegions", &[("RegionName.1", "eu-west-1")]).await.err("InvalidParameterValue");
 }

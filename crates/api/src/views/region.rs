@@ -52,40 +52,39 @@ pub fn instance_types(types: &[&InstanceTypeInfo], next: Option<String>) -> Valu
 
 /// One entry of DescribeInstanceTypes.
 pub fn instance_type(t: &InstanceTypeInfo) -> Value {
-            let threads = if t.vcpus > 1 { 2 } else { 1 };
-            json!({
-                "InstanceType": t.name,
-                "CurrentGeneration": t.current_generation,
-                "FreeTierEligible": t.free_tier,
-                "SupportedUsageClasses": ["on-demand"],
-                "SupportedRootDeviceTypes": ["ebs"],
-                "SupportedVirtualizationTypes": ["hvm"],
-                "BareMetal": t.name.ends_with(".metal") || t.name.contains(".metal-"),
-                "Hypervisor": "nitro",
-                "ProcessorInfo": {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.5},
-                "VCpuInfo": {"DefaultVCpus": t.vcpus, "DefaultCores": t.vcpus / threads, "DefaultThreadsPerCore": threads},
-                "MemoryInfo": {"SizeInMiB": t.memory_mib},
-                "InstanceStorageSupported": false,
-                "EbsInfo": {"EbsOptimizedSupport": "default", "EncryptionSupport": "supported", "NvmeSupport": "required"},
-                "NetworkInfo": {
-                    "NetworkPerformance": "Up to 5 Gigabit",
-                    "MaximumNetworkInterfaces": 2,
-                    "Ipv4AddressesPerInterface": 2,
-                    "Ipv6AddressesPerInterface": 0,
-                    "Ipv6Supported": false,
-                    "EnaSupport": "required",
-                },
-                "PlacementGroupInfo": {"SupportedStrategies": ["partition", "spread"]},
-                "HibernationSupported": false,
-                "BurstablePerformanceSupported": t.burstable,
-                "DedicatedHostsSupported": false,
-                "AutoRecoverySupported": true,
-                "SupportedBootModes": ["legacy-bios"],
-            })
+    let threads = if t.vcpus > 1 { 2 } else { 1 };
+    json!({
+        "InstanceType": t.name,
+        "CurrentGeneration": t.current_generation,
+        "FreeTierEligible": t.free_tier,
+        "SupportedUsageClasses": ["on-demand"],
+        "SupportedRootDeviceTypes": ["ebs"],
+        "SupportedVirtualizationTypes": ["hvm"],
+        "BareMetal": t.name.ends_with(".metal") || t.name.contains(".metal-"),
+        "Hypervisor": "nitro",
+        "ProcessorInfo": {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.5},
+        "VCpuInfo": {"DefaultVCpus": t.vcpus, "DefaultCores": t.vcpus / threads, "DefaultThreadsPerCore": threads},
+        "MemoryInfo": {"SizeInMiB": t.memory_mib},
+        "InstanceStorageSupported": false,
+        "EbsInfo": {"EbsOptimizedSupport": "default", "EncryptionSupport": "supported", "NvmeSupport": "required"},
+        "NetworkInfo": {
+            "NetworkPerformance": "Up to 5 Gigabit",
+            "MaximumNetworkInterfaces": 2,
+            "Ipv4AddressesPerInterface": 2,
+            "Ipv6AddressesPerInterface": 0,
+            "Ipv6Supported": false,
+            "EnaSupport": "required",
+        },
+        "PlacementGroupInfo": {"SupportedStrategies": ["partition", "spread"]},
+        "HibernationSupported": false,
+        "BurstablePerformanceSupported": t.burstable,
+        "DedicatedHostsSupported": false,
+        "AutoRecoverySupported": true,
+        "SupportedBootModes": ["legacy-bios"],
+    })
 }
 
 pub fn instance_type_offerings(items: &[corral_control::region::Offering], next: Option<String>) -> Value {
-    let v: Vec<Value> =
-        items.iter().map(|(t, lt, l)| json!({"InstanceType": t, "LocationType": lt, "Location": l})).collect();
+    let v: Vec<Value> = items.iter().map(|(t, lt, l)| json!({"InstanceType": t, "LocationType": lt, "Location": l})).collect();
     super::with_next(json!({ "InstanceTypeOfferings": v }), next)
 }

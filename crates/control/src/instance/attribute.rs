@@ -2,9 +2,9 @@
 //! credit specifications of burstable types, and detailed monitoring.
 
 use super::{check_ids, check_user_data};
+use crate::filter;
 use crate::Control;
 use corral_ec2_query::requests as rq;
-use crate::filter;
 use corral_store::{EniRecord, InstanceOptions, InstanceRecord, VolumeRecord};
 use corral_types::instance_type::{instance_type, InstanceTypeInfo};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, Result};
@@ -210,6 +210,10 @@ fn parse_bool(name: &str, v: &str) -> Result<bool> {
     }
 }
 
+/// (instance id, CPU credit option).
+pub type CreditSpecification = (String, String);
+/// (instance id, error code, message) of an instance ModifyInstanceCreditSpecification failed for.
+pub type CreditFailure = (String, String, String);
 
 /// The settings RunInstances asks for, checked against the instance type.
 pub(super) fn launch_options(req: &rq::RunInstances, itype: &InstanceTypeInfo) -> Result<InstanceOptions> {
@@ -275,7 +279,7 @@ impl Control {
     pub fn instance_credit_describe(
         &self,
         req: &rq::DescribeInstanceCreditSpecifications,
-    ) -> Result<(Vec<(String, String)>, Option<String>)> {
+    ) -> Result<(Vec<CreditSpecification>, Option<String>)> {
         filter::check(&req.filters, &["instance-id"], false)?;
         check_ids(&req.instance_ids)?;
         if !req.instance_ids.is_empty() && req.max_results.is_some() {
@@ -294,7 +298,7 @@ impl Control {
         if !missing.is_empty() {
             return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
         }
-        let items: Vec<(String, String)> = all
+        let items: Vec<CreditSpecification> = all
             .iter()
             .filter(|r| r.state != InstanceState::Terminated && burstable(r))
             .filter(|r| req.instance_ids.is_empty() || req.instance_ids.contains(&r.instance_id))
@@ -306,10 +310,7 @@ impl Control {
 
     /// ModifyInstanceCreditSpecification: each instance succeeds or fails on its own, as on
     /// AWS. Returns (succeeded ids, failed (id, code, message)).
-    pub fn instance_credit_modify(
-        &self,
-        req: &rq::ModifyInstanceCreditSpecification,
-    ) -> Result<(Vec<String>, Vec<(String, String, String)>)> {
+    pub fn instance_credit_modify(&self, req: &rq::ModifyInstanceCreditSpecification) -> Result<(Vec<String>, Vec<CreditFailure>)> {
         if req.instance_credit_specifications.is_empty() {
             return Err(Error::missing("InstanceCreditSpecification"));
         }
@@ -327,7 +328,9 @@ impl Control {
             let (mut ok, mut failed) = (Vec::new(), Vec::new());
             for (id, credits) in &specs {
                 match tx.instance_get(id)?.filter(|r| r.state != InstanceState::Terminated) {
-                    None => failed.push((id.clone(), "InvalidInstanceID.NotFound".into(), format!("The instance ID '{id}' does not exist"))),
+                    None => {
+                        failed.push((id.clone(), "InvalidInstanceID.NotFound".into(), format!("The instance ID '{id}' does not exist")))
+                    }
                     Some(r) if !burstable(&r) => failed.push((
                         id.clone(),
                         "InvalidInstanceType".into(),
