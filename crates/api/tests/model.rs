@@ -4,22 +4,12 @@
 //!   gives it a value that asks for something, so no parameter is silently ignored.
 
 use corral_api::dispatch::{check_handled, schema, ACTIONS};
+use corral_ec2_query::filter_path::element;
 use corral_ec2_query::model::{Shape, ShapeKind};
 use corral_ec2_query::schema::Schema;
 use corral_ec2_query::Model;
 use corral_types::ErrorCode;
 use serde_json::{json, Value};
-
-/// Through any list to its element.
-fn element(mut shape: Shape<'_>) -> Shape<'_> {
-    while shape.kind() == ShapeKind::List {
-        match shape.list_member() {
-            Some((item, _)) => shape = item,
-            None => break,
-        }
-    }
-    shape
-}
 
 /// The model shape a dotted member path leads to (lists are transparent, as in the schema).
 fn shape_at<'m>(mut shape: Shape<'m>, path: &str) -> Option<Shape<'m>> {

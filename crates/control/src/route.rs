@@ -18,20 +18,13 @@ struct Target {
 /// The destination and target of a CreateRoute or ReplaceRoute, checked: exactly one of an
 /// attached internet gateway of the table's VPC, an interface in that VPC, or an instance
 /// there (its primary interface).
-fn route_target(
-    tx: &Tx<'_>,
-    t: &RouteTableRecord,
-    dest: Option<&str>,
-    gw: Option<&str>,
-    eni: Option<&str>,
-    instance: Option<&str>,
-) -> Result<(Cidr, Target)> {
-    let dest = dest.ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
+fn route_target(tx: &Tx<'_>, t: &RouteTableRecord, req: &rq::CreateRoute) -> Result<(Cidr, Target)> {
+    let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
     let cidr: Cidr = dest.parse().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?;
     let other_network = |what: &str| {
         Error::new(ErrorCode::InvalidParameterValue, format!("route table {} and {what} belong to different networks", t.route_table_id))
     };
-    match (gw, eni, instance) {
+    match (req.gateway_id.as_deref(), req.network_interface_id.as_deref(), req.instance_id.as_deref()) {
         (Some(gw), None, None) => {
             let g: InternetGatewayRecord = get(tx, IdKind::InternetGateway, gw)?;
             if g.vpc_id.as_deref() != Some(&t.vpc_id) {
@@ -81,14 +74,7 @@ impl Control {
         let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
         self.store.transaction(|tx| {
             let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let (cidr, to) = route_target(
-                tx,
-                &t,
-                req.destination_cidr_block.as_deref(),
-                req.gateway_id.as_deref(),
-                req.network_interface_id.as_deref(),
-                req.instance_id.as_deref(),
-            )?;
+            let (cidr, to) = route_target(tx, &t, req)?;
             if t.routes.iter().any(|r| r.destination == cidr.to_string()) {
                 return Err(Error::new(ErrorCode::RouteAlreadyExists, format!("The route identified by {cidr} already exists.")));
             }
@@ -190,14 +176,7 @@ impl Control {
         let id = req.route_table_id.as_deref().ok_or_else(|| Error::missing("RouteTableId"))?;
         self.store.transaction(|tx| {
             let mut t: RouteTableRecord = get(tx, IdKind::RouteTable, id)?;
-            let (cidr, to) = route_target(
-                tx,
-                &t,
-                req.destination_cidr_block.as_deref(),
-                req.gateway_id.as_deref(),
-                req.network_interface_id.as_deref(),
-                req.instance_id.as_deref(),
-            )?;
+            let (cidr, to) = route_target(tx, &t, req)?;
             let dest = cidr.to_string();
             let route = t.routes.iter_mut().find(|r| r.destination == dest && r.gateway_id != "local").ok_or_else(|| {
                 Error::new(ErrorCode::InvalidParameterValue, format!("There is no route defined for '{dest}' in the route table."))

@@ -32,7 +32,8 @@ pub fn kebab(name: &str) -> String {
     out
 }
 
-fn element(mut shape: Shape<'_>) -> Shape<'_> {
+/// Through any list to its element's shape.
+pub fn element(mut shape: Shape<'_>) -> Shape<'_> {
     while shape.kind() == ShapeKind::List {
         match shape.list_member() {
             Some((item, _)) => shape = item,

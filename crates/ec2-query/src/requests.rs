@@ -517,13 +517,8 @@ request!(CreateRoute {
 request!(DeleteRoute { route_table_id: Option<String>, destination_cidr_block: Option<String> });
 request!(AssociateRouteTable { route_table_id: Option<String>, subnet_id: Option<String> });
 request!(DisassociateRouteTable { association_id: Option<String> });
-request!(ReplaceRoute {
-    route_table_id: Option<String>,
-    destination_cidr_block: Option<String>,
-    gateway_id: Option<String>,
-    network_interface_id: Option<String>,
-    instance_id: Option<String>,
-});
+/// ReplaceRoute takes what CreateRoute takes (both models have these members).
+pub type ReplaceRoute = CreateRoute;
 request!(ReplaceRouteTableAssociation { association_id: Option<String>, route_table_id: Option<String> });
 request!(DescribeRouteTables { route_table_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(AllocateAddress { domain: Option<String>, address: Option<String>, tag_specifications: Vec<TagSpecification> });
