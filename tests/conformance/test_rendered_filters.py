@@ -68,3 +68,11 @@ def test_instance_placement_filters(ec2, launch, zones):
     assert _ids(ec2.describe_instances(Filters=mine + [{"Name": "tenancy", "Values": ["dedicated"]}])) == set()
     vol = ec2.describe_instances(InstanceIds=[iid])["Reservations"][0]["Instances"][0]["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     assert _ids(ec2.describe_instances(Filters=[{"Name": "block-device-mapping.volume-id", "Values": [vol]}])) == {iid}
+
+
+def test_image_filters_on_rendered_members(ec2, image):
+    mine = [{"Name": "image-id", "Values": [image["ImageId"]]}]
+    by = lambda name, value: [i["ImageId"] for i in ec2.describe_images(Filters=mine + [{"Name": name, "Values": [value]}])["Images"]]
+    assert by("ena-support", "true") == [image["ImageId"]]
+    assert by("ena-support", "false") == []
+    assert by("sriov-net-support", "simple") == [image["ImageId"]]

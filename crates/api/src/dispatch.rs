@@ -223,7 +223,8 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             views::region::instance_types(&types, next)
         }
         R::DescribeImages(r) => {
-            let (images, next) = c.image_describe(&r)?;
+            let rendered = Rendered { shape: "Image", view: &|i: &corral_store::ImageRecord| views::image::image(i, &[]) };
+            let (images, next) = c.image_describe(&r, &rendered)?;
             views::image::describe(&images, next)
         }
         R::CreateKeyPair(r) => views::keypair::created(&c.keypair_create(&r)?),

@@ -120,7 +120,12 @@ pub struct Query<'a> {
 impl Query<'_> {
     /// The checks that come before reading anything: filter names, id syntax, DryRun.
     pub fn check(&self) -> Result<()> {
-        check(self.filters, self.names, true)?;
+        self.check_with(None)
+    }
+
+    /// [`Query::check`], also allowing the filters the response shape `shape` answers.
+    pub fn check_with(&self, shape: Option<&str>) -> Result<()> {
+        check_rendered(self.filters, self.names, true, shape)?;
         for id in self.ids {
             if ResourceId::parse(self.kind, id).is_none() {
                 return Err(Error::malformed(self.kind, id));
@@ -144,6 +149,28 @@ impl Query<'_> {
         keep: impl Fn(&R) -> bool,
         values: impl Fn(&R, &str) -> Vec<String>,
     ) -> Result<(Vec<Tagged<R>>, Option<String>)> {
+        self.select_with(all, tags, id_of, keep, values, None)
+    }
+
+    /// [`Query::select`], answering the filters `values` has no line for from `rendered`.
+    pub fn select_with<R>(
+        &self,
+        all: Vec<R>,
+        tags: &HashMap<String, Vec<TagRecord>>,
+        id_of: impl Fn(&R) -> &str,
+        keep: impl Fn(&R) -> bool,
+        values: impl Fn(&R, &str) -> Vec<String>,
+        rendered: Option<&Rendered<'_, R>>,
+    ) -> Result<(Vec<Tagged<R>>, Option<String>)> {
+        let values = |r: &R, name: &str| {
+            let v = values(r, name);
+            match rendered {
+                Some(rd) if v.is_empty() && filter_path::resolve(rd.shape, name).is_some() && !self.names.contains(&name) => {
+                    rd.values(r, name)
+                }
+                _ => v,
+            }
+        };
         let missing: Vec<&str> = self.ids.iter().filter(|id| !all.iter().any(|r| id_of(r) == id.as_str())).map(String::as_str).collect();
         if !missing.is_empty() {
             return Err(Error::not_found(self.kind, &missing.join(", ")));

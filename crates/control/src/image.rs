@@ -646,7 +646,12 @@ impl Control {
         })
     }
 
-    pub fn image_describe(&self, req: &rq::DescribeImages) -> Result<(Vec<Image>, Option<String>)> {
+    /// `rendered` answers the filters without a line here from each image's view.
+    pub fn image_describe(
+        &self,
+        req: &rq::DescribeImages,
+        rendered: &filter::Rendered<'_, ImageRecord>,
+    ) -> Result<(Vec<Image>, Option<String>)> {
         const NAMES: &[&str] = &[
             "image-id",
             "name",
@@ -681,7 +686,7 @@ impl Control {
             next_token: req.next_token.as_deref(),
             bounds: (5, 1000),
         };
-        q.check()?;
+        q.check_with(Some(rendered.shape))?;
         let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.image_list()?, tx.tag_map()?)))?;
         let account = self.account_id.clone();
         let keep = |i: &ImageRecord| {
@@ -691,7 +696,7 @@ impl Control {
                     (u == "self" && i.owner_id == account) || (u == "all" && i.is_public) || i.launch_users.contains(u) || *u == i.owner_id
                 })
         };
-        let (items, next) = q.select(
+        let (items, next) = q.select_with(
             all,
             &tags,
             |i| &i.image_id,
@@ -720,6 +725,7 @@ impl Control {
                 "creation-date" => vec![i.created_at.clone()],
                 _ => vec![],
             },
+            Some(rendered),
         )?;
         Ok((items.into_iter().map(|(rec, tags)| Image { rec, tags }).collect(), next))
     }

@@ -52,36 +52,35 @@ pub fn attribute(r: &ImageRecord, attribute: &str) -> Value {
 }
 
 pub fn describe(images: &[Image], next: Option<String>) -> Value {
-    let items: Vec<Value> = images
-        .iter()
-        .map(|i| {
-            let r = &i.rec;
-            json!({
-                "ImageId": r.image_id,
-                "ImageLocation": format!("{}/{}", r.owner_id, r.name),
-                "State": r.state,
-                "OwnerId": r.owner_id,
-                "CreationDate": r.created_at,
-                "Public": r.is_public,
-                "ProductCodes": [],
-                "Architecture": "x86_64",
-                "ImageType": "machine",
-                "PlatformDetails": "Linux/UNIX",
-                "UsageOperation": "RunInstances",
-                "Name": r.name,
-                "Description": r.description,
-                "RootDeviceType": "ebs",
-                "RootDeviceName": r.root_device_name,
-                "BlockDeviceMappings": mappings(r),
-                "VirtualizationType": "hvm",
-                "Hypervisor": "xen",
-                "EnaSupport": true,
-                "SriovNetSupport": "simple",
-                "BootMode": "legacy-bios",
-                "Tags": super::tags(&i.tags),
-                "DeprecationTime": r.deprecation_time,
-            })
-        })
-        .collect();
+    let items: Vec<Value> = images.iter().map(|i| image(&i.rec, &i.tags)).collect();
     super::with_next(json!({ "Images": items }), next)
+}
+
+/// One image as DescribeImages shows it.
+pub fn image(r: &ImageRecord, tags: &[corral_store::TagRecord]) -> Value {
+    json!({
+        "ImageId": r.image_id,
+        "ImageLocation": format!("{}/{}", r.owner_id, r.name),
+        "State": r.state,
+        "OwnerId": r.owner_id,
+        "CreationDate": r.created_at,
+        "Public": r.is_public,
+        "ProductCodes": [],
+        "Architecture": "x86_64",
+        "ImageType": "machine",
+        "PlatformDetails": "Linux/UNIX",
+        "UsageOperation": "RunInstances",
+        "Name": r.name,
+        "Description": r.description,
+        "RootDeviceType": "ebs",
+        "RootDeviceName": r.root_device_name,
+        "BlockDeviceMappings": mappings(r),
+        "VirtualizationType": "hvm",
+        "Hypervisor": "xen",
+        "EnaSupport": true,
+        "SriovNetSupport": "simple",
+        "BootMode": "legacy-bios",
+        "Tags": super::tags(tags),
+        "DeprecationTime": r.deprecation_time,
+    })
 }
