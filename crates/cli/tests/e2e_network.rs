@@ -3,8 +3,10 @@
 //! corral-debian-12 too); user-data's marker is there; the listener user-data started on port
 //! 8080 is dropped until an ingress rule allows it, answers after, and is dropped again after
 //! revoke, with the instance running throughout; its metadata service refuses IMDSv1 once
-//! tokens are required. Everything runs inside network namespaces the test makes (the "host"
-//! that reaches public IPs is one of them).
+//! tokens are required. Also: groups and same-CIDR VPCs isolate instances; a route through an
+//! instance carries traffic only while its source/destination check is off; a new type and
+//! new user-data set while stopped reach the guest at its next start. Everything runs inside
+//! network namespaces the test makes (the "host" that reaches public IPs is one of them).
 
 mod common;
 
