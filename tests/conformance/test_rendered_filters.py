@@ -76,3 +76,44 @@ def test_image_filters_on_rendered_members(ec2, image):
     assert by("ena-support", "true") == [image["ImageId"]]
     assert by("ena-support", "false") == []
     assert by("sriov-net-support", "simple") == [image["ImageId"]]
+
+
+def test_instance_status_filters_and_running_only_before_the_page(ec2, launch, wait):
+    iid = instance_ids(launch())[0]
+    wait("instance_running", [iid])
+    got = ec2.describe_instance_status(Filters=[{"Name": "instance-status.status", "Values": ["ok"]}])["InstanceStatuses"]
+    assert iid in [s["InstanceId"] for s in got]
+    none = ec2.describe_instance_status(InstanceIds=[iid], Filters=[{"Name": "instance-status.status", "Values": ["impaired"]}])
+    assert none["InstanceStatuses"] == []
+    ec2.stop_instances(InstanceIds=[iid])
+    wait("instance_stopped", [iid])
+    # Without IncludeAllInstances a stopped instance is not listed, and pages count only the
+    # listed ones.
+    assert iid not in [s["InstanceId"] for s in ec2.describe_instance_status()["InstanceStatuses"]]
+    seen = [s["InstanceId"] for s in ec2.describe_instance_status(IncludeAllInstances=True, InstanceIds=[iid])["InstanceStatuses"]]
+    assert seen == [iid]
+    page = ec2.describe_instance_status(MaxResults=5)
+    assert all(s["InstanceState"]["Name"] == "running" for s in page["InstanceStatuses"])
+
+
+def test_security_group_rule_filters_by_group_name_and_user(ec2, account_id, run_id):
+    vpc = ec2.create_vpc(CidrBlock="10.233.0.0/16")["Vpc"]["VpcId"]
+    made = []
+    try:
+        a = ec2.create_security_group(GroupName=f"a-{run_id}", Description="a", VpcId=vpc)["GroupId"]
+        made.append(a)
+        b = ec2.create_security_group(GroupName=f"b-{run_id}", Description="b", VpcId=vpc)["GroupId"]
+        made.append(b)
+        ec2.authorize_security_group_ingress(GroupId=a, IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "UserIdGroupPairs": [{"GroupId": b}]}])
+        f = lambda name, value: [g["GroupId"] for g in ec2.describe_security_groups(
+            Filters=[{"Name": name, "Values": [value]}, {"Name": "vpc-id", "Values": [vpc]}])["SecurityGroups"]]
+        assert f("ip-permission.group-name", f"b-{run_id}") == [a]
+        # The VPC's default group references itself, so it has the account as a user too.
+        by_user = f("ip-permission.user-id", account_id)
+        assert a in by_user and b not in by_user
+        assert f("ip-permission.ipv6-cidr", "::/0") == []
+    finally:
+        for g in made:  # a first: its rule names b
+            ec2.delete_security_group(GroupId=g)
+        ec2.delete_vpc(VpcId=vpc)

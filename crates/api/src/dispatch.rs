@@ -240,9 +240,9 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             views::instance::describe(&res, c.region(), next)
         }
         R::DescribeInstanceStatus(r) => {
-            let (items, next) =
-                c.instance_describe(&r.instance_ids, &r.filters, r.max_results, r.next_token.as_deref(), r.dry_run, None)?;
-            views::instance::statuses(&items, r.include_all_instances, next)
+            let rendered = Rendered { shape: "InstanceStatus", view: &views::instance::status };
+            let (items, next) = c.instance_status_describe(&r, &rendered)?;
+            views::instance::statuses(&items, next)
         }
         R::StartInstances(r) => views::instance::state_changes("StartingInstances", &c.instance_start(&r)?),
         R::StopInstances(r) => views::instance::state_changes("StoppingInstances", &c.instance_stop(&r)?),

@@ -9,6 +9,7 @@
 //! running VMs read is left until one stops. The work runs in the background, one pass at a
 //! time, after deletes and whenever a VM stops.
 
+use crate::layer::{collect_layers, layer_id};
 use crate::Control;
 use corral_agent_api::LayerId;
 use corral_store::{LayerRecord, SnapshotRecord, VolumeRecord};
@@ -56,8 +57,8 @@ impl Control {
         loop {
             let _disks = self.disk_lock.lock().await;
             let Some(step) = self.store.read(next_step)? else { return Ok(dropped) };
-            let child = layer(&step.child)?;
-            let below = step.below.as_deref().map(layer).transpose()?;
+            let child = layer_id(&step.child)?;
+            let below = step.below.as_deref().map(layer_id).transpose()?;
             let done = match &step.live {
                 Some((instance, volume)) => self.agent.vm_disk_rebase(instance, volume, &child, below.as_ref()).await,
                 None => self.storage.layer_rebase(&child, below.as_ref()).await,
@@ -72,16 +73,12 @@ impl Control {
                     c.backing = step.below.clone();
                     tx.doc_put(&c)?;
                 }
-                crate::volume::collect_layers(tx)
+                collect_layers(tx)
             })?;
             dropped += doomed.len();
             self.layers_delete(doomed).await;
         }
     }
-}
-
-fn layer(s: &str) -> Result<LayerId> {
-    LayerId::parse(s).ok_or_else(|| Error::internal(format!("store holds a malformed layer id {s:?}")))
 }
 
 /// The next layer that can be dropped, and how.

@@ -198,6 +198,14 @@ impl Control {
             "egress.ip-permission.to-port",
             "egress.ip-permission.cidr",
             "egress.ip-permission.group-id",
+            "ip-permission.group-name",
+            "ip-permission.user-id",
+            "ip-permission.ipv6-cidr",
+            "ip-permission.prefix-list-id",
+            "egress.ip-permission.group-name",
+            "egress.ip-permission.user-id",
+            "egress.ip-permission.ipv6-cidr",
+            "egress.ip-permission.prefix-list-id",
         ];
         filter::check(&req.filters, NAMES, true)?;
         for id in &req.group_ids {
@@ -212,6 +220,7 @@ impl Control {
             return Err(Error::new(ErrorCode::NotFound(IdKind::SecurityGroup), format!("The security group '{missing}' does not exist")));
         }
         let account = self.account_id.clone();
+        let names: std::collections::HashMap<String, String> = all.iter().map(|g| (g.group_id.clone(), g.group_name.clone())).collect();
         let items = all
             .into_iter()
             .filter(|g| req.group_ids.is_empty() || req.group_ids.contains(&g.group_id))
@@ -230,6 +239,9 @@ impl Control {
                             "to-port" => Some(r.to_port.to_string()),
                             "cidr" => r.cidr_ipv4.clone(),
                             "group-id" => r.referenced_group_id.clone(),
+                            "group-name" => r.referenced_group_id.as_ref().and_then(|g| names.get(g).cloned()),
+                            "user-id" => r.referenced_group_id.as_ref().map(|_| account.clone()),
+                            // No IPv6 or prefix-list rule exists here: these match nothing.
                             _ => None,
                         })
                         .collect()

@@ -1,15 +1,17 @@
-//! Snapshots: CreateSnapshot, DescribeSnapshots, DeleteSnapshot, CopySnapshot.
+//! Snapshots: CreateSnapshot, DescribeSnapshots, DeleteSnapshot, CopySnapshot. Their
+//! attributes are in `snapshot_attribute.rs`; settling snapshots a restart interrupted is in
+//! `storage_recover.rs`.
 //!
 //! Taking a snapshot copies nothing: the volume's top layer is frozen and becomes the
 //! snapshot's, and the volume gets a new empty top layer on it (through QMP when a running
 //! VM writes to the volume, so the snapshot is crash-consistent, as on EC2). A copy of a
 //! snapshot names the same frozen layer.
 
-use crate::volume::collect_layers;
+use crate::layer::collect_layers;
 use crate::{filter, tag, Control};
 use corral_agent_api::LayerId;
 use corral_ec2_query::requests as rq;
-use corral_store::{LayerRecord, SnapshotRecord, TagRecord, VolumeRecord};
+use corral_store::{LayerRecord, SnapshotRecord, TagRecord, Tx, VolumeRecord};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, ResourceId, Result};
 
 #[derive(Debug, Clone)]
@@ -18,7 +20,7 @@ pub struct Snapshot {
     pub tags: Vec<TagRecord>,
 }
 
-fn check_snapshot_id(id: Option<&str>) -> Result<&str> {
+pub(crate) fn check_snapshot_id(id: Option<&str>) -> Result<&str> {
     let id = id.ok_or_else(|| Error::missing("SnapshotId"))?;
     if ResourceId::parse(IdKind::Snapshot, id).is_none() {
         return Err(Error::malformed(IdKind::Snapshot, id));
@@ -137,6 +139,17 @@ impl Control {
             tx.doc_put(&s)?;
             Ok(s)
         })
+    }
+
+    pub(crate) fn snapshot_usable(&self, tx: &Tx<'_>, id: &str) -> Result<SnapshotRecord> {
+        if ResourceId::parse(IdKind::Snapshot, id).is_none() {
+            return Err(Error::malformed(IdKind::Snapshot, id));
+        }
+        let s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
+        if s.state != "completed" || s.layer.is_none() {
+            return Err(Error::new(ErrorCode::IncorrectState, format!("Snapshot '{id}' is not completed (state: {}).", s.state)));
+        }
+        Ok(s)
     }
 
     pub fn snapshot_describe(&self, req: &rq::DescribeSnapshots) -> Result<(Vec<Snapshot>, Option<String>)> {
@@ -274,180 +287,4 @@ pub fn progress(s: &SnapshotRecord) -> String {
         "completed" => "100%".into(),
         _ => "0%".into(),
     }
-}
-
-impl Control {
-    async fn layer_exists(&self, layer: &LayerId) -> Result<bool> {
-        self.storage.layer_size(layer).await.map(|s| s.is_some()).map_err(|e| Error::internal(format!("reading layer {layer}: {e}")))
-    }
-
-    /// Whether the host step of a pending snapshot happened: the volume's new top layer exists
-    /// and, when a running VM has the volume, that VM writes to it. Asking the VM to take the
-    /// same snapshot again answers that (it is a no-op once taken, and takes it now if its
-    /// layer was never made); a new top layer the VM does not write to is deleted.
-    async fn snapshot_step_happened(&self, volume_id: &str, top: &LayerId) -> Result<bool> {
-        let running_on = self.store.read(|tx| {
-            let Some(v) = tx.doc_get::<VolumeRecord>(volume_id)? else { return Ok::<_, Error>(None) };
-            let Some(a) = v.attachment else { return Ok(None) };
-            Ok(tx.instance_get(&a.instance_id)?.filter(|i| i.state == InstanceState::Running).map(|i| i.instance_id))
-        })?;
-        let Some(instance_id) = running_on else { return self.layer_exists(top).await };
-        match self.agent.vm_disk_snapshot(&instance_id, volume_id, top).await {
-            Ok(()) => Ok(true),
-            Err(corral_agent_api::AgentError::WrongState { .. } | corral_agent_api::AgentError::NoSuchVm(_)) => {
-                self.layer_exists(top).await
-            }
-            Err(e) => {
-                tracing::warn!(volume = volume_id, layer = %top, error = %e, "a snapshot's new layer is not in use; deleting it");
-                self.storage.layer_delete(top).await.map_err(|e| Error::internal(format!("deleting layer {top}: {e}")))?;
-                Ok(false)
-            }
-        }
-    }
-
-    /// At start, before the first reconcile pass: finishes or undoes the storage steps a crash
-    /// interrupted between their two transactions.
-    /// - A pending snapshot whose new top layer exists happened on the host (a running VM may
-    ///   already write to that layer): it completes. Otherwise it ends in `error`.
-    /// - A volume still `creating` whose layer exists becomes available; else it goes.
-    /// - An attachment still `attaching` or `detaching` is settled by asking the agent to
-    ///   detach (idempotent): the volume ends available, as if the call had failed.
-    pub async fn storage_recover(&self) -> Result<()> {
-        let (snapshots, volumes) =
-            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SnapshotRecord>()?, tx.doc_list::<VolumeRecord>()?)))?;
-        for s in snapshots.into_iter().filter(|s| s.state == "pending") {
-            let top = s.pending_top.as_deref().and_then(LayerId::parse);
-            let happened = match &top {
-                Some(t) => self.snapshot_step_happened(&s.volume_id, t).await?,
-                None => false,
-            };
-            self.store.transaction(|tx| {
-                let Some(mut snap) = tx.doc_get::<SnapshotRecord>(&s.snapshot_id)? else { return Ok::<_, Error>(()) };
-                let vol = tx.doc_get::<VolumeRecord>(&snap.volume_id)?;
-                match (happened, top.as_ref(), vol) {
-                    (true, Some(t), Some(mut v)) => {
-                        tx.doc_put(&LayerRecord {
-                            layer_id: t.to_string(),
-                            backing: Some(v.layer.clone()),
-                            created_at: snap.started_at.clone(),
-                        })?;
-                        snap.layer = Some(v.layer.clone());
-                        snap.state = "completed".into();
-                        snap.completed_at = Some(crate::now_iso());
-                        v.layer = t.to_string();
-                        tx.doc_put(&v)?;
-                    }
-                    _ => {
-                        snap.state = "error".into();
-                        snap.state_message = Some("Corral stopped while the snapshot was being taken.".into());
-                    }
-                }
-                snap.pending_top = None;
-                tx.doc_put(&snap)?;
-                tracing::warn!(snapshot = %snap.snapshot_id, state = %snap.state, "settled a snapshot interrupted by a restart");
-                Ok(())
-            })?;
-        }
-        for v in volumes {
-            let transient = v.attachment.as_ref().filter(|a| a.state == "attaching" || a.state == "detaching").cloned();
-            if let Some(a) = transient {
-                if let Err(e) = self.agent.vm_disk_detach(&a.instance_id, &v.volume_id, true).await {
-                    tracing::debug!(volume = %v.volume_id, error = %e, "detach while recovering (the VM may not run)");
-                }
-                self.store.transaction(|tx| {
-                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(()) };
-                    cur.attachment = None;
-                    cur.state = "available".into();
-                    tx.doc_put(&cur)?;
-                    Ok(())
-                })?;
-                tracing::warn!(volume = %v.volume_id, "settled an attachment interrupted by a restart");
-            }
-            if v.state == "creating" {
-                let layer = LayerId::parse(&v.layer);
-                let exists = match &layer {
-                    Some(l) => self.layer_exists(l).await?,
-                    None => false,
-                };
-                let doomed = self.store.transaction(|tx| {
-                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(vec![]) };
-                    if exists {
-                        cur.state = "available".into();
-                        tx.doc_put(&cur)?;
-                        Ok(vec![])
-                    } else {
-                        tx.doc_delete::<VolumeRecord>(&v.volume_id)?;
-                        tx.tag_delete_all(&v.volume_id)?;
-                        collect_layers(tx)
-                    }
-                })?;
-                self.layers_delete(doomed).await;
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Control {
-    pub fn snapshot_attribute(&self, req: &rq::DescribeSnapshotAttribute) -> Result<(SnapshotRecord, String)> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        let attribute = snapshot_attribute_name(req.attribute.as_deref())?;
-        let s = self.store.read(|tx| tx.doc_get::<SnapshotRecord>(id))?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        Ok((s, attribute))
-    }
-
-    /// createVolumePermission: `group all` makes the snapshot public; user ids share it.
-    pub fn snapshot_attribute_modify(&self, req: &rq::ModifySnapshotAttribute) -> Result<()> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        if let Some(a) = req.attribute.as_deref() {
-            if a != "createVolumePermission" {
-                return Err(Error::invalid_value("Attribute", a, "Only createVolumePermission can be modified."));
-            }
-        }
-        let (adds, removes) = crate::image::permission_changes(
-            req.create_volume_permission.as_ref().map(|p| (&p.add[..], &p.remove[..])),
-            &req.user_ids,
-            &req.group_names,
-            req.operation_type.as_deref(),
-        )?;
-        if adds.is_empty() && removes.is_empty() {
-            return Err(Error::missing("CreateVolumePermission"));
-        }
-        self.store.transaction(|tx| {
-            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-            if s.owner_id != self.account_id {
-                return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {id}.")));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            crate::image::apply_permissions(&mut s.public, &mut s.volume_users, &adds, &removes);
-            Ok(tx.doc_put(&s)?)
-        })
-    }
-
-    pub fn snapshot_attribute_reset(&self, req: &rq::ResetSnapshotAttribute) -> Result<()> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        snapshot_attribute_name(req.attribute.as_deref())?;
-        self.store.transaction(|tx| {
-            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            s.public = false;
-            s.volume_users.clear();
-            Ok(tx.doc_put(&s)?)
-        })
-    }
-}
-
-fn snapshot_attribute_name(a: Option<&str>) -> Result<String> {
-    let a = a.ok_or_else(|| Error::missing("Attribute"))?;
-    if a != "createVolumePermission" && a != "productCodes" {
-        return Err(Error::invalid_value("Attribute", a, "Valid attributes are createVolumePermission and productCodes."));
-    }
-    Ok(a.to_string())
 }

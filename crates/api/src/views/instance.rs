@@ -110,28 +110,27 @@ pub fn state_changes(member: &str, changes: &[StateChange]) -> Value {
     json!({ member: items })
 }
 
-pub fn statuses(items: &[Instance], include_all: bool, next: Option<String>) -> Value {
-    let out: Vec<Value> = items
-        .iter()
-        .filter(|i| include_all || i.rec.state == InstanceState::Running)
-        .map(|i| {
-            let (status, detail) = match i.rec.state {
-                InstanceState::Running => ("ok", "passed"),
-                InstanceState::Pending => ("initializing", "initializing"),
-                _ => ("not-applicable", "not-applicable"),
-            };
-            let check = json!({"Status": status, "Details": [{"Name": "reachability", "Status": detail}]});
-            json!({
-                "InstanceId": i.rec.instance_id,
-                "AvailabilityZone": i.rec.availability_zone,
-                "InstanceState": state(i.rec.state),
-                "InstanceStatus": check,
-                "SystemStatus": check,
-                "Events": [],
-            })
-        })
-        .collect();
+pub fn statuses(items: &[Instance], next: Option<String>) -> Value {
+    let out: Vec<Value> = items.iter().map(status).collect();
     super::with_next(json!({ "InstanceStatuses": out }), next)
+}
+
+/// One entry of DescribeInstanceStatus.
+pub fn status(i: &Instance) -> Value {
+    let (status, detail) = match i.rec.state {
+        InstanceState::Running => ("ok", "passed"),
+        InstanceState::Pending => ("initializing", "initializing"),
+        _ => ("not-applicable", "not-applicable"),
+    };
+    let check = json!({"Status": status, "Details": [{"Name": "reachability", "Status": detail}]});
+    json!({
+        "InstanceId": i.rec.instance_id,
+        "AvailabilityZone": i.rec.availability_zone,
+        "InstanceState": state(i.rec.state),
+        "InstanceStatus": check,
+        "SystemStatus": check,
+        "Events": [],
+    })
 }
 
 pub fn console(id: &str, bytes: &[u8], ts: &str) -> Value {

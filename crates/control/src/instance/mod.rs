@@ -315,6 +315,20 @@ impl Control {
         filter::page(items, max_results, next_token, (5, 1000))
     }
 
+    /// DescribeInstanceStatus: without IncludeAllInstances only running instances, as on AWS
+    /// (decided before the page is cut). `rendered` answers the status filters.
+    pub fn instance_status_describe(
+        &self,
+        req: &rq::DescribeInstanceStatus,
+        rendered: &filter::Rendered<'_, Instance>,
+    ) -> Result<(Vec<Instance>, Option<String>)> {
+        let mut filters = req.filters.clone();
+        if !req.include_all_instances {
+            filters.push(rq::Filter { name: "instance-state-name".into(), values: vec!["running".into()] });
+        }
+        self.instance_describe(&req.instance_ids, &filters, req.max_results, req.next_token.as_deref(), req.dry_run, Some(rendered))
+    }
+
     pub fn instance_describe_reservations(
         &self,
         req: &rq::DescribeInstances,
