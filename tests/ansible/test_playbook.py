@@ -1,12 +1,13 @@
 """Runs tests/ansible/playbook.yml (amazon.aws, as bundled in the `ansible` PyPI package,
 unmodified) against a `corral serve --hypervisor sim` of its own.
 
-The server is started the way tests/conformance/conftest.py starts one: a temporary state
-directory, `--listen 127.0.0.1:0`, `--images minimal`, the endpoint read from
-`<state-dir>/endpoint` and the credentials from `corral credentials --env`. It is killed by its
-PID at the end. The playbook runs with those credentials in its environment, with no Ansible
-configuration from the home directory or the caller's environment, and under a deadline; a
-failed run fails the test with the playbook's output and the tail of the server's log.
+The server is started the way tests/conformance/conftest.py starts one, by
+tests/support/corral_server.py: a temporary state directory, `--listen 127.0.0.1:0`,
+`--images minimal`, the endpoint read from `<state-dir>/endpoint` and the credentials from
+`corral credentials --env`. It is killed by its PID at the end. The playbook runs with those
+credentials in its environment, with no Ansible configuration from the home directory or the
+caller's environment, and under a deadline; a failed run fails the test with the playbook's
+output and the tail of the server's log.
 
 The binary is target/debug/corral (`cargo build -p corral-cli`), or CORRAL_BIN.
 CORRAL_ANSIBLE_ARGS adds ansible-playbook arguments (e.g. -vvv); CORRAL_ANSIBLE_DEADLINE_S sets
@@ -17,7 +18,6 @@ ec2_vpc_route_table and ec2_security_group).
 
 import json
 import os
-import random
 import shlex
 import signal
 import subprocess
@@ -25,136 +25,32 @@ import sys
 import time
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 
 HERE = Path(__file__).resolve().parent
-REPO_ROOT = HERE.parents[1]
+# tests/support: the `corral serve --hypervisor sim` this test starts (shared with tests/conformance).
+sys.path.insert(0, str(HERE.parent / "support"))
+from corral_server import CorralBinaryNotFound, CorralServer, CorralServerError  # noqa: E402
+
 PLAYBOOK = HERE / "playbook.yml"
-SERVER_START_TIMEOUT_S = 60.0  # a cold debug build opens its store and registers images
 PLAYBOOK_DEADLINE_S = float(os.environ.get("CORRAL_ANSIBLE_DEADLINE_S", "240"))
 OUTPUT_TAIL_CHARS = 20000
 
 
-def _parse_env_lines(text: str) -> dict:
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export "):]
-        if "=" not in line:
-            continue
-        name, value = line.split("=", 1)
-        parts = shlex.split(value)
-        env[name] = parts[0] if parts else ""
-    return env
-
-
-def _tail(path: Path, chars: int = 4000) -> str:
-    return path.read_text(errors="replace")[-chars:] if path.exists() else ""
-
-
-class CorralServer:
-    """A `corral serve --hypervisor sim` process owned by this test."""
-
-    def __init__(self, base: Path):
-        self.binary = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "target" / "debug" / "corral"))
-        self.state_dir = base / "state"
-        self.state_dir.mkdir()
-        self.log_path = base / "corral-serve.log"
-        self.account_id = "".join(random.choice("0123456789") for _ in range(12))
-        self.proc = None
-        self.log = None
-
-    def start(self) -> dict:
-        """Starts the server; returns the AWS_* variables `corral credentials --env` prints."""
-        if not os.access(self.binary, os.X_OK):
-            pytest.fail(
-                f"corral binary not found at {self.binary}: build it with "
-                "`cargo build -p corral-cli` or set CORRAL_BIN",
-                pytrace=False,
-            )
-        env = dict(os.environ)
-        env["CORRAL_ACCOUNT_ID"] = self.account_id
-        env["NO_COLOR"] = "1"  # a plain log, for the tail a failure shows
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [
-                self.binary, "serve",
-                "--hypervisor", "sim",
-                "--listen", "127.0.0.1:0",
-                "--state-dir", str(self.state_dir),
-                "--images", "minimal",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(self.state_dir.parent),
-        )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        endpoint_file = self.state_dir / "endpoint"
-        creds = None
-        last_error = "endpoint file not written yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._fail(f"corral serve exited with status {self.proc.returncode}")
-            if creds is None and endpoint_file.exists():
-                first_line = endpoint_file.read_text().splitlines()[:1]
-                if first_line and first_line[0].startswith("http"):
-                    creds = self._credentials()
-            if creds is not None:
-                try:
-                    _ec2_client(creds).describe_regions()
-                    return creds
-                except Exception as err:  # not answering yet
-                    last_error = repr(err)
-            time.sleep(0.05)
-        self._fail(f"corral serve did not answer DescribeRegions within {SERVER_START_TIMEOUT_S}s ({last_error})")
-
-    def _credentials(self) -> dict:
-        out = subprocess.run(
-            [self.binary, "credentials", "--env", "--state-dir", str(self.state_dir)],
-            capture_output=True, text=True, timeout=30,
-        )
-        if out.returncode != 0:
-            self._fail(f"corral credentials failed: {out.stderr}")
-        env = _parse_env_lines(out.stdout)
-        missing = [k for k in ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                               "AWS_DEFAULT_REGION") if not env.get(k)]
-        if missing:
-            self._fail(f"corral credentials --env printed no {', '.join(missing)}:\n{out.stdout}")
-        return env
-
-    def _fail(self, why: str):
-        self.stop()
-        pytest.fail(f"{why}\n--- {self.log_path} (tail) ---\n{_tail(self.log_path)}", pytrace=False)
-
-    def stop(self):
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=15)
-        if self.log is not None and not self.log.closed:
-            self.log.close()
-
-
-def _ec2_client(creds: dict):
-    return boto3.session.Session(
-        aws_access_key_id=creds["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=creds["AWS_SECRET_ACCESS_KEY"],
-        region_name=creds["AWS_DEFAULT_REGION"],
-    ).client("ec2", endpoint_url=creds["AWS_ENDPOINT_URL"],
-             config=Config(retries={"mode": "standard", "max_attempts": 1}))
-
-
 @pytest.fixture
 def corral(tmp_path):
-    server = CorralServer(tmp_path)
-    creds = server.start()
+    server = CorralServer(tmp_path, env={"NO_COLOR": "1"})  # a plain log, for the tail a failure shows
+    try:
+        creds = server.start()
+    except CorralBinaryNotFound as err:
+        failure = (f"corral binary not found at {err.binary}: build it with "
+                   "`cargo build -p corral-cli` or set CORRAL_BIN")
+    except CorralServerError as err:
+        failure = str(err)
+    else:
+        failure = None
+    if failure is not None:  # failed outside the except: no chained traceback in the report
+        pytest.fail(failure, pytrace=False)
     yield server, creds
     server.stop()
 
@@ -265,7 +161,7 @@ def test_playbook_builds_and_tears_down_a_vpc_deployment(corral, tmp_path):
                else f"ansible-playbook exited with status {rc} after {elapsed:.1f}s")
         pytest.fail(
             f"{why}\n--- {log_path} (tail) ---\n{output[-OUTPUT_TAIL_CHARS:]}"
-            f"\n--- {server.log_path} (tail) ---\n{_tail(server.log_path)}",
+            f"\n--- {server.log_path} (tail) ---\n{server.log_tail()}",
             pytrace=False,
         )
     assert "failed=0" in output and "unreachable=0" in output, output[-OUTPUT_TAIL_CHARS:]

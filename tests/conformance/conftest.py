@@ -3,9 +3,10 @@
 The endpoint comes from the environment (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
 AWS_SECRET_ACCESS_KEY, AWS_DEFAULT_REGION), so the same tests run against any EC2-compatible
 endpoint. Without AWS_ENDPOINT_URL the session starts its own Corral
-(`corral serve --hypervisor sim --listen 127.0.0.1:0`) in a temporary state directory, reads
-its credentials with `corral credentials --env`, and kills it (by PID) at the end. Its log stays
-in pytest's temporary directory (printed at the end) for failed runs.
+(`corral serve --hypervisor sim --listen 127.0.0.1:0`, see tests/support/corral_server.py) in
+a temporary state directory, reads its credentials with `corral credentials --env`, and kills it
+(by PID) at the end. Its log stays in pytest's temporary directory (printed at the end) for
+failed runs.
 
 Every instance and key pair a test makes is tracked and removed at the end of that test; a
 session-end sweep removes anything left behind carrying this run's tag or name prefix, so the
@@ -13,11 +14,7 @@ suite can run against a shared endpoint.
 """
 
 import os
-import random
-import shlex
-import signal
-import subprocess
-import time
+import sys
 import uuid
 from pathlib import Path
 
@@ -36,8 +33,9 @@ from support import (
     waiter_config,
 )
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SERVER_START_TIMEOUT_S = 60.0  # generous: a cold debug build opens its store and registers images
+# tests/support: the `corral serve --hypervisor sim` this suite starts (shared with tests/ansible).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
+from corral_server import CorralBinaryNotFound, CorralServer, CorralServerError  # noqa: E402
 
 
 def pytest_report_header(config):
@@ -47,110 +45,6 @@ def pytest_report_header(config):
 
 # --------------------------------------------------------------------------------------------
 # The endpoint
-
-
-def _parse_env_lines(text: str) -> dict:
-    env = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export "):]
-        if "=" not in line:
-            continue
-        name, value = line.split("=", 1)
-        parts = shlex.split(value)
-        env[name] = parts[0] if parts else ""
-    return env
-
-
-class _CorralServer:
-    """A `corral serve --hypervisor sim` process owned by this pytest session."""
-
-    def __init__(self, state_dir: Path):
-        self.binary = os.environ.get("CORRAL_BIN", str(REPO_ROOT / "target" / "debug" / "corral"))
-        if not os.access(self.binary, os.X_OK):
-            pytest.exit(
-                f"corral binary not found at {self.binary}: build it with "
-                "`cargo build -p corral-cli` (tests/conformance/run.sh does), set CORRAL_BIN, "
-                "or point AWS_ENDPOINT_URL at a running endpoint",
-                returncode=2,
-            )
-        self.state_dir = state_dir
-        self.log_path = state_dir.parent / "corral-serve.log"
-        # A seeded account id proves the seeding path and lets tests check OwnerId exactly.
-        self.account_id = os.environ.get("CORRAL_ACCOUNT_ID") or "".join(
-            random.choice("0123456789") for _ in range(12)
-        )
-        self.proc = None
-
-    def start(self) -> Endpoint:
-        env = dict(os.environ)
-        env["CORRAL_ACCOUNT_ID"] = self.account_id
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [
-                self.binary, "serve",
-                "--hypervisor", "sim",
-                "--listen", "127.0.0.1:0",
-                "--state-dir", str(self.state_dir),
-                "--images", "minimal",
-            ],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=str(self.state_dir.parent),
-        )
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        endpoint_file = self.state_dir / "endpoint"
-        endpoint = None
-        last_error = "endpoint file not written yet"
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self._fail(f"corral serve exited with status {self.proc.returncode}")
-            if endpoint is None and endpoint_file.exists():
-                first_line = endpoint_file.read_text().splitlines()[:1]
-                if first_line and first_line[0].startswith("http"):
-                    endpoint = self._endpoint()
-            if endpoint is not None:
-                try:
-                    _ec2_client(endpoint).describe_regions()
-                    return endpoint
-                except Exception as err:  # not answering yet
-                    last_error = repr(err)
-            time.sleep(0.05)
-        self._fail(f"corral serve did not answer DescribeRegions within {SERVER_START_TIMEOUT_S}s ({last_error})")
-
-    def _endpoint(self) -> Endpoint:
-        out = subprocess.run(
-            [self.binary, "credentials", "--env", "--state-dir", str(self.state_dir)],
-            capture_output=True, text=True, timeout=30,
-        )
-        if out.returncode != 0:
-            self._fail(f"corral credentials failed: {out.stderr}")
-        env = _parse_env_lines(out.stdout)
-        return Endpoint(
-            url=env["AWS_ENDPOINT_URL"],
-            access_key=env["AWS_ACCESS_KEY_ID"],
-            secret_key=env["AWS_SECRET_ACCESS_KEY"],
-            region=env["AWS_DEFAULT_REGION"],
-            seeded_account_id=self.account_id,
-        )
-
-    def _fail(self, why: str):
-        self.stop()
-        tail = self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
-        pytest.exit(f"{why}\n--- {self.log_path} (tail) ---\n{tail}", returncode=3)
-
-    def stop(self):
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.kill(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.kill(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=15)
-        self.log.close()
 
 
 @pytest.fixture(scope="session")
@@ -165,13 +59,30 @@ def endpoint(tmp_path_factory, request) -> Endpoint:
             pytest.exit("AWS_ENDPOINT_URL is set but AWS_DEFAULT_REGION is not", returncode=2)
         yield Endpoint(url, os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"], region)
         return
-    base = tmp_path_factory.mktemp("corral")
-    state_dir = base / "state"
-    state_dir.mkdir()
-    server = _CorralServer(state_dir)
-    ep = server.start()
+    # A seeded account id proves the seeding path and lets tests check OwnerId exactly.
+    server = CorralServer(
+        tmp_path_factory.mktemp("corral"),
+        account_id=os.environ.get("CORRAL_ACCOUNT_ID") or None,
+    )
+    try:
+        creds = server.start()
+    except CorralBinaryNotFound as err:
+        pytest.exit(
+            f"corral binary not found at {err.binary}: build it with "
+            "`cargo build -p corral-cli` (tests/conformance/run.sh does), set CORRAL_BIN, "
+            "or point AWS_ENDPOINT_URL at a running endpoint",
+            returncode=2,
+        )
+    except CorralServerError as err:
+        pytest.exit(str(err), returncode=3)
     request.config._conformance_server_log = server.log_path
-    yield ep
+    yield Endpoint(
+        url=creds["AWS_ENDPOINT_URL"],
+        access_key=creds["AWS_ACCESS_KEY_ID"],
+        secret_key=creds["AWS_SECRET_ACCESS_KEY"],
+        region=creds["AWS_DEFAULT_REGION"],
+        seeded_account_id=server.account_id,
+    )
     server.stop()
 
 
