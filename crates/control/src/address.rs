@@ -79,9 +79,9 @@ impl Control {
                 (None, Some(iid)) => {
                     parse_id(IdKind::Instance, iid)?;
                     tx.instance_get(iid)?.ok_or_else(|| Error::not_found(IdKind::Instance, iid))?;
-                    tx.doc_list::<EniRecord>()?
+                    tx.eni_list_for_instance(iid)?
                         .into_iter()
-                        .find(|e| e.instance_id.as_deref() == Some(iid) && e.device_index == 0)
+                        .find(|e| e.device_index == 0)
                         .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Instance {iid} has no network interface.")))?
                 }
                 (None, None) => return Err(Error::missing("InstanceId")),

@@ -11,7 +11,6 @@
 
 use crate::layer::{collect_layers, layer_id};
 use crate::Control;
-use corral_agent_api::LayerId;
 use corral_store::{LayerRecord, SnapshotRecord, VolumeRecord};
 use corral_types::{Error, InstanceState, Result};
 use std::collections::{HashMap, HashSet};

@@ -46,6 +46,7 @@ pub(crate) fn disks_of(tx: &Tx<'_>, inst: &InstanceRecord, root_device: &str) ->
     Ok(disks)
 }
 
+/// How a VM sees one volume on `bus`: the volume's top layer and what that layer is on.
 pub(crate) fn disk_spec(tx: &Tx<'_>, v: &VolumeRecord, bus: DiskBus) -> Result<DiskSpec> {
     let layer = tx.doc_get::<LayerRecord>(&v.layer)?.ok_or_else(|| Error::internal(format!("volume {} has no layer", v.volume_id)))?;
     Ok(DiskSpec {

@@ -270,7 +270,7 @@ pub fn group_names(groups: &[SecurityGroupRecord], ids: &[String]) -> Vec<(Strin
 
 /// A stopped instance gives its pool address back (an elastic IP stays).
 pub(crate) fn release_public_ips(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
-    for mut e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+    for mut e in tx.eni_list_for_instance(instance_id)?.into_iter() {
         if e.public_ip.is_some() && e.public_ip_allocation.is_none() {
             e.public_ip = None;
             tx.doc_put(&e)?;
@@ -281,7 +281,7 @@ pub(crate) fn release_public_ips(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
 
 /// A started instance gets a fresh pool address where it had one.
 pub(crate) fn assign_public_ips(tx: &Tx<'_>, instance_id: &str, pool: corral_types::Cidr) -> Result<()> {
-    for mut e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+    for mut e in tx.eni_list_for_instance(instance_id)?.into_iter() {
         if e.auto_public_ip && e.public_ip.is_none() {
             e.public_ip = Some(crate::address::pool_allocate(tx, pool)?.to_string());
             tx.doc_put(&e)?;
@@ -299,7 +299,7 @@ pub(crate) fn release_for_instance(tx: &Tx<'_>, instance_id: &str) -> Result<()>
         a.private_ip = None;
         tx.doc_put(&a)?;
     }
-    for e in tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)) {
+    for e in tx.eni_list_for_instance(instance_id)?.into_iter() {
         if e.delete_on_termination {
             tx.doc_delete::<EniRecord>(&e.eni_id)?;
             tx.tag_delete_all(&e.eni_id)?;

@@ -11,6 +11,7 @@ use corral_agent_api::{AgentError, LayerId};
 use corral_store::{LayerRecord, SnapshotRecord, Tx, VolumeRecord};
 use corral_types::{Error, ErrorCode, Result};
 
+/// A layer id the store holds, parsed.
 pub(crate) fn layer_id(s: &str) -> Result<LayerId> {
     LayerId::parse(s).ok_or_else(|| Error::internal(format!("store holds a malformed layer id {s:?}")))
 }
@@ -20,6 +21,8 @@ pub(crate) fn gib_ceil(bytes: u64) -> u64 {
     bytes.div_ceil(1 << 30).max(1)
 }
 
+/// A failed step on the host as the client sees it: a full storage pool is
+/// InsufficientVolumeCapacity, anything else an internal error whose detail stays in the log.
 pub(crate) fn agent_error(context: &str, e: AgentError) -> Error {
     let text = format!("{e}: {:?}", std::error::Error::source(&e));
     if text.contains("No space left") || text.contains("ENOSPC") {

@@ -369,8 +369,7 @@ pub fn vm_spec(rec: &InstanceRecord, boot: Option<&corral_store::KernelBoot>) ->
 
 /// The interfaces of an instance, primary first.
 fn nics_of(tx: &corral_store::Tx<'_>, instance_id: &str) -> Result<Vec<NicSpec>> {
-    let mut enis: Vec<corral_store::EniRecord> =
-        tx.doc_list::<corral_store::EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref() == Some(instance_id)).collect();
+    let mut enis = tx.eni_list_for_instance(instance_id)?;
     enis.sort_by_key(|e| e.device_index);
     Ok(enis.into_iter().map(|e| NicSpec { eni_id: e.eni_id, vpc_id: e.vpc_id, mac: e.mac }).collect())
 }

@@ -43,9 +43,9 @@ fn route_target(tx: &Tx<'_>, t: &RouteTableRecord, req: &rq::CreateRoute) -> Res
         (None, None, Some(instance)) => {
             parse_id(IdKind::Instance, instance)?;
             let e = tx
-                .doc_list::<EniRecord>()?
+                .eni_list_for_instance(instance)?
                 .into_iter()
-                .find(|e| e.instance_id.as_deref() == Some(instance) && e.device_index == 0)
+                .find(|e| e.device_index == 0)
                 .ok_or_else(|| Error::not_found(IdKind::Instance, instance))?;
             let s: SubnetRecord = get(tx, IdKind::Subnet, &e.subnet_id)?;
             if s.vpc_id != t.vpc_id {

@@ -19,7 +19,7 @@ use corral_ec2_query::requests as rq;
 use corral_store::{LayerRecord, TagRecord, Tx, VolumeRecord};
 use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 
-/// The reconciler asks for the disks of a VM here.
+/// The reconciler reads a VM's disks through this path (they are worked out in `device.rs`).
 pub(crate) use crate::device::disks_of;
 
 /// A volume as the API shows it.

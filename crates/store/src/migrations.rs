@@ -114,6 +114,7 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE instances ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE images ADD COLUMN deprecation_time TEXT;
+    CREATE INDEX docs_by_instance ON docs(kind, json_extract(body, '$.instance_id'));
     CREATE TABLE idempotent_responses (
         action TEXT NOT NULL,
         token TEXT NOT NULL,

@@ -174,6 +174,14 @@ impl Doc for NetworkAclRecord {
     }
 }
 
+impl crate::Tx<'_> {
+    /// The interfaces of an instance, through an index on the instance id (a launch and every
+    /// reconciler pass ask this per instance; decoding every interface made that O(fleet)).
+    pub fn eni_list_for_instance(&self, instance_id: &str) -> crate::Result<Vec<EniRecord>> {
+        self.doc_list_where::<EniRecord>("json_extract(body, '$.instance_id') = ?2", instance_id)
+    }
+}
+
 /// An elastic IP address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AddressRecord {

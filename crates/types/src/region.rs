@@ -107,10 +107,21 @@ pub fn zones(region: &str) -> Vec<Zone> {
         .collect()
 }
 
-/// The zone id of a zone name (`us-east-1a` → `use1-az1`).
+/// The zone id of a zone name (`us-east-1a` → `use1-az1`), without building the region's list
+/// (views ask this for every instance and subnet they render).
 pub fn zone_id(zone: &str) -> Option<String> {
+    let letter = zone.chars().last()?;
     let region = zone.get(..zone.len().checked_sub(1)?)?;
-    zones(region).into_iter().find(|z| z.name == zone).map(|z| z.zone_id)
+    match aws_region(region) {
+        Some(r) => {
+            let n = r.zones.chars().position(|l| l == letter)? + 1;
+            Some(format!("{}-az{n}", short_code(region)?))
+        }
+        None => {
+            let n = "abc".chars().position(|l| l == letter)? + 1;
+            Some(format!("{region}-az{n}"))
+        }
+    }
 }
 
 /// The zone name of a zone id in `region`.

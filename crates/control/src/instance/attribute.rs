@@ -5,7 +5,7 @@ use super::{check_ids, check_user_data};
 use crate::filter;
 use crate::Control;
 use corral_ec2_query::requests as rq;
-use corral_store::{EniRecord, InstanceOptions, InstanceRecord, VolumeRecord};
+use corral_store::{InstanceOptions, InstanceRecord, VolumeRecord};
 use corral_types::instance_type::{instance_type, InstanceTypeInfo};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, Result};
 
@@ -148,9 +148,9 @@ impl Control {
                 "sourceDestCheck" => {
                     let check = parse_bool("sourceDestCheck", &value)?;
                     let mut eni = tx
-                        .doc_list::<EniRecord>()?
+                        .eni_list_for_instance(id)?
                         .into_iter()
-                        .find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0)
+                        .find(|e| e.device_index == 0)
                         .ok_or_else(|| Error::internal(format!("instance {id} has no primary interface")))?;
                     eni.source_dest_check = check;
                     tx.doc_put(&eni)?;
@@ -264,8 +264,8 @@ impl Control {
 
     /// The source/destination check of an instance (its primary interface's).
     pub fn instance_source_dest_check(&self, id: &str) -> Result<bool> {
-        let enis = self.store.read(|tx| tx.doc_list::<EniRecord>())?;
-        Ok(enis.iter().find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0).is_none_or(|e| e.source_dest_check))
+        let enis = self.store.read(|tx| tx.eni_list_for_instance(id))?;
+        Ok(enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check))
     }
 }
 

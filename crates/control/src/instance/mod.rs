@@ -535,9 +535,9 @@ impl Control {
     /// groupSet); the data path applies the change live.
     fn instance_groups_set(&self, tx: &corral_store::Tx<'_>, id: &str, groups: &[String]) -> Result<()> {
         let mut eni = tx
-            .doc_list::<EniRecord>()?
+            .eni_list_for_instance(id)?
             .into_iter()
-            .find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0)
+            .find(|e| e.device_index == 0)
             .ok_or_else(|| Error::new(ErrorCode::InvalidParameterValue, format!("Instance {id} has no network interface.")))?;
         for g in groups {
             let rec: SecurityGroupRecord = crate::lookup::get(tx, IdKind::SecurityGroup, g)?;
@@ -558,7 +558,7 @@ impl Control {
     pub fn instance_groups(&self, id: &str) -> Result<Vec<(String, String)>> {
         self.store.read(|tx| {
             let groups = tx.doc_list::<SecurityGroupRecord>()?;
-            let eni = tx.doc_list::<EniRecord>()?.into_iter().find(|e| e.instance_id.as_deref() == Some(id) && e.device_index == 0);
+            let eni = tx.eni_list_for_instance(id)?.into_iter().find(|e| e.device_index == 0);
             Ok(eni.map(|e| crate::eni::group_names(&groups, &e.groups)).unwrap_or_default())
         })
     }
