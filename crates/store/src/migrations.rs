@@ -109,12 +109,16 @@ const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX docs_by_seq ON docs(seq);
     "#,
-    // 6: responses kept for ClientToken retries; instance settings beside the state (stop protection, source/destination check, CPU
+    // 6: responses kept for ClientToken retries; indexes on the document fields launches look
+    // up (an instance's interfaces, taken addresses, used layers); instance settings beside the state (stop protection, source/destination check, CPU
     // credits, monitoring), as JSON with AWS's defaults for missing fields.
     r#"
     ALTER TABLE instances ADD COLUMN options TEXT NOT NULL DEFAULT '{}';
     ALTER TABLE images ADD COLUMN deprecation_time TEXT;
     CREATE INDEX docs_by_instance ON docs(kind, json_extract(body, '$.instance_id'));
+    CREATE INDEX docs_by_public_ip ON docs(kind, json_extract(body, '$.public_ip'));
+    CREATE INDEX docs_by_private_ip ON docs(kind, parent, json_extract(body, '$.private_ip'));
+    CREATE INDEX docs_by_layer ON docs(kind, json_extract(body, '$.layer'));
     CREATE TABLE idempotent_responses (
         action TEXT NOT NULL,
         token TEXT NOT NULL,
