@@ -112,6 +112,15 @@ async fn ssh_user_data_and_live_security_groups() {
     .await;
 }
 
+/// A security group open on `ports` (TCP, from anywhere); returns its id.
+async fn group_open_on(c: &Client, name: &str, ports: &[&str]) -> String {
+    let sg = c.call("CreateSecurityGroup", &[("GroupName", name), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
+    for port in ports {
+        authorize(c, "AuthorizeSecurityGroupIngress", &sg, port).await;
+    }
+    sg
+}
+
 /// Launches one instance and returns its id.
 async fn launch(c: &Client, params: &[(&str, &str)]) -> String {
     let mut p = vec![("MinCount", "1"), ("MaxCount", "1"), ("InstanceType", "t3.micro")];
@@ -237,8 +246,7 @@ async fn debian_takes_key_pair_and_user_data_through_cloud_init() {
     let (c, net) = (cloud.c.clone(), &cloud.net);
     let image = cloud.image("corral-debian-12").await;
     let key = cloud.key_pair("deb").await;
-    let sg = c.call("CreateSecurityGroup", &[("GroupName", "ssh"), ("GroupDescription", "ssh")]).await.ok().text("groupId").unwrap();
-    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+    let sg = group_open_on(&c, "ssh", &["22"]).await;
     let ud = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho debian-user-data-ran > /var/tmp/corral-marker\n");
     // A root volume bigger than the image: cloud-init grows the file system to it.
     let id = launch(
@@ -285,9 +293,7 @@ async fn source_dest_check_off_lets_an_instance_forward() {
     let (c, net) = (cloud.c.clone(), &cloud.net);
     let image = cloud.image("corral-minimal").await;
     let key = cloud.key_pair("e2e").await;
-    let sg = c.call("CreateSecurityGroup", &[("GroupName", "fwd"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
-    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
-    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "8081").await;
+    let sg = group_open_on(&c, "fwd", &["22", "8081"]).await;
     // The "router" holds 10.99.0.5, an address no instance has, and answers on 8081 there.
     let router_ud = base64::engine::general_purpose::STANDARD.encode(
         "#!/bin/sh\nip addr add 10.99.0.5/32 dev lo\nprintf '#!/bin/sh\\necho behind-the-router\\n' > /var/tmp/r.sh\nchmod 755 /var/tmp/r.sh\nnc -ll -p 8081 -e /var/tmp/r.sh &\n",
@@ -346,8 +352,7 @@ async fn type_and_user_data_changes_reach_the_guest_at_the_next_start() {
     let (c, net) = (cloud.c.clone(), &cloud.net);
     let image = cloud.image("corral-minimal").await;
     let key = cloud.key_pair("e2e").await;
-    let sg = c.call("CreateSecurityGroup", &[("GroupName", "resize"), ("GroupDescription", "e2e")]).await.ok().text("groupId").unwrap();
-    authorize(&c, "AuthorizeSecurityGroupIngress", &sg, "22").await;
+    let sg = group_open_on(&c, "resize", &["22"]).await;
     let first = base64::engine::general_purpose::STANDARD.encode("#!/bin/sh\necho first-user-data\n");
     let params = [
         ("MinCount", "1"),
