@@ -223,7 +223,7 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             views::region::instance_types(&types, next)
         }
         R::DescribeImages(r) => {
-            let rendered = Rendered { shape: "Image", view: &|i: &corral_store::ImageRecord| views::image::image(i, &[]) };
+            let rendered = Rendered { shape: "Image", view: &|i: &corral_control::image::Image| views::image::image(&i.rec, &i.tags) };
             let (images, next) = c.image_describe(&r, &rendered)?;
             views::image::describe(&images, next)
         }

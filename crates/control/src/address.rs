@@ -3,6 +3,7 @@
 //! answers is the data path's business: only when the subnet routes to an attached internet
 //! gateway and the security groups allow it.
 
+use crate::describe::{Describe, FilterLine};
 use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
@@ -15,6 +16,20 @@ pub struct Address {
     pub rec: AddressRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(Address, AddressRecord, IdKind::Allocation, allocation_id);
+
+/// DescribeAddresses' filters besides those its view answers.
+const ADDRESS_FILTERS: &[FilterLine<Address>] = &[
+    ("allocation-id", |a, _| vec![a.rec.allocation_id.clone()]),
+    ("association-id", |a, _| a.rec.association_id.iter().cloned().collect()),
+    ("instance-id", |a, _| a.rec.instance_id.iter().cloned().collect()),
+    ("network-interface-id", |a, _| a.rec.eni_id.iter().cloned().collect()),
+    ("private-ip-address", |a, _| a.rec.private_ip.iter().cloned().collect()),
+    ("public-ip", |a, _| vec![a.rec.public_ip.clone()]),
+    ("domain", |_, _| vec!["vpc".into()]),
+    ("network-interface-owner-id", |a, s| a.rec.eni_id.iter().map(|_| s.account_id.to_string()).collect()),
+];
 
 /// The lowest address of the pool nobody holds.
 pub(crate) fn pool_allocate(tx: &Tx<'_>, pool: Cidr) -> Result<Ipv4Addr> {
@@ -176,51 +191,15 @@ impl Control {
     }
 
     pub fn address_describe(&self, req: &rq::DescribeAddresses, rendered: &filter::Rendered<'_, Address>) -> Result<Vec<Address>> {
-        const NAMES: &[&str] = &[
-            "allocation-id",
-            "association-id",
-            "instance-id",
-            "network-interface-id",
-            "private-ip-address",
-            "public-ip",
-            "domain",
-            "network-interface-owner-id",
-        ];
-        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
-        for id in &req.allocation_ids {
-            parse_id(IdKind::Allocation, id)?;
+        let d = Describe::new(&req.allocation_ids, &req.filters, req.dry_run, None, None);
+        let d = d.table(ADDRESS_FILTERS).rendered(Some(rendered));
+        if !req.public_ips.is_empty() {
+            let taken = self.store.read(|tx| tx.doc_field_values::<AddressRecord>("public_ip", None))?;
+            if let Some(m) = req.public_ips.iter().find(|ip| !taken.contains(ip)) {
+                return Err(Error::new(ErrorCode::InvalidAddressNotFound, format!("Address '{m}' not found.")));
+            }
         }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<AddressRecord>()?, tx.tag_map()?)))?;
-        crate::lookup::require_all(IdKind::Allocation, &req.allocation_ids, &all, |a| &a.allocation_id)?;
-        if let Some(m) = req.public_ips.iter().find(|ip| !all.iter().any(|a| &a.public_ip == *ip)) {
-            return Err(Error::new(ErrorCode::InvalidAddressNotFound, format!("Address '{m}' not found.")));
-        }
-        let account = self.account_id.clone();
-        Ok(all
-            .into_iter()
-            .filter(|a| req.allocation_ids.is_empty() || req.allocation_ids.contains(&a.allocation_id))
-            .filter(|a| req.public_ips.is_empty() || req.public_ips.contains(&a.public_ip))
-            .map(|rec| {
-                let t = tags.get(&rec.allocation_id).cloned().unwrap_or_default();
-                Address { rec, tags: t }
-            })
-            .filter(|a| {
-                let r = &a.rec;
-                filter::matches(&req.filters, &a.tags, |n| match n {
-                    "allocation-id" => vec![r.allocation_id.clone()],
-                    "association-id" => r.association_id.iter().cloned().collect(),
-                    "instance-id" => r.instance_id.iter().cloned().collect(),
-                    "network-interface-id" => r.eni_id.iter().cloned().collect(),
-                    "private-ip-address" => r.private_ip.iter().cloned().collect(),
-                    "public-ip" => vec![r.public_ip.clone()],
-                    "domain" => vec!["vpc".into()],
-                    "network-interface-owner-id" => r.eni_id.iter().map(|_| account.clone()).collect(),
-                    other => rendered.values(a, other),
-                })
-            })
-            .collect())
+        let (items, _) = self.describe(&d, |a| req.public_ips.is_empty() || req.public_ips.contains(&a.rec.public_ip))?;
+        Ok(items)
     }
 }

@@ -2,8 +2,10 @@
 //! DescribeAddressesAttribute, set with ModifyAddressAttribute, put back with
 //! ResetAddressAttribute. Without one set, an address has EC2's default name.
 
-use crate::lookup::{get, parse_id};
-use crate::{filter, Control};
+use crate::lookup::get;
+use crate::address::Address;
+use crate::describe::Describe;
+use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::AddressRecord;
 use corral_types::{Error, IdKind, Result};
@@ -33,24 +35,9 @@ impl Control {
     pub fn address_attribute_describe(&self, req: &rq::DescribeAddressesAttribute) -> Result<(Vec<AddressAttribute>, Option<String>)> {
         // Optional here: domain-name is the only attribute.
         check_attribute(req.attribute.as_deref().or(Some("domain-name")))?;
-        for id in &req.allocation_ids {
-            parse_id(IdKind::Allocation, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let all = self.store.read(|tx| tx.doc_list::<AddressRecord>())?;
-        let missing: Vec<&str> =
-            req.allocation_ids.iter().filter(|id| !all.iter().any(|a| &a.allocation_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Allocation, &missing.join(", ")));
-        }
-        let items: Vec<AddressAttribute> = all
-            .iter()
-            .filter(|a| req.allocation_ids.is_empty() || req.allocation_ids.contains(&a.allocation_id))
-            .map(|a| self.address_attribute(a))
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (1, 1000))
+        let d = Describe::<Address>::new(&req.allocation_ids, &[], req.dry_run, req.max_results, req.next_token.as_deref()).bounds(1, 1000);
+        let (items, next) = self.describe(&d, |_| true)?;
+        Ok((items.iter().map(|a| self.address_attribute(&a.rec)).collect(), next))
     }
 
     pub fn address_attribute_reset(&self, req: &rq::ResetAddressAttribute) -> Result<AddressAttribute> {

@@ -1,7 +1,8 @@
 //! Network interfaces: the primary interface RunInstances creates for each instance (subnet,
 //! private IP, MAC, DNS name, security groups), and DescribeNetworkInterfaces.
 
-use crate::lookup::{get, parse_id};
+use crate::describe::{Describe, Described, FilterLine, TagMap};
+use crate::lookup::get;
 use crate::{filter, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{EniRecord, SecurityGroupRecord, SubnetRecord, TagRecord, Tx};
@@ -194,73 +195,64 @@ impl Control {
         req: &rq::DescribeNetworkInterfaces,
         rendered: &filter::Rendered<'_, NetworkInterface>,
     ) -> Result<(Vec<NetworkInterface>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "network-interface-id",
-            "subnet-id",
-            "vpc-id",
-            "availability-zone",
-            "private-ip-address",
-            "addresses.private-ip-address",
-            "mac-address",
-            "status",
-            "attachment.instance-id",
-            "attachment.device-index",
-            "attachment.status",
-            "group-id",
-            "group-name",
-            "description",
-            "owner-id",
-            "private-dns-name",
-            "source-dest-check",
-            "association.public-ip",
-            "association.allocation-id",
-        ];
-        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
-        for id in &req.network_interface_ids {
-            parse_id(IdKind::NetworkInterface, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags, groups) =
-            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<EniRecord>()?, tx.tag_map()?, tx.doc_list::<SecurityGroupRecord>()?)))?;
-        crate::lookup::require_all(IdKind::NetworkInterface, &req.network_interface_ids, &all, |e| &e.eni_id)?;
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|e| req.network_interface_ids.is_empty() || req.network_interface_ids.contains(&e.eni_id))
-            .map(|rec| {
-                let t = tags.get(&rec.eni_id).cloned().unwrap_or_default();
-                let g = group_names(&groups, &rec.groups);
-                NetworkInterface { rec, tags: t, groups: g }
-            })
-            .filter(|n| {
-                let e = &n.rec;
-                filter::matches(&req.filters, &n.tags, |f| match f {
-                    "network-interface-id" => vec![e.eni_id.clone()],
-                    "subnet-id" => vec![e.subnet_id.clone()],
-                    "vpc-id" => vec![e.vpc_id.clone()],
-                    "availability-zone" => vec![e.availability_zone.clone()],
-                    "private-ip-address" | "addresses.private-ip-address" => vec![e.private_ip.clone()],
-                    "mac-address" => vec![e.mac.clone()],
-                    "status" => vec![e.status.clone()],
-                    "attachment.instance-id" => e.instance_id.iter().cloned().collect(),
-                    "attachment.device-index" => vec![e.device_index.to_string()],
-                    "attachment.status" => vec![if e.instance_id.is_some() { "attached".into() } else { "detached".into() }],
-                    "group-id" => n.groups.iter().map(|(id, _)| id.clone()).collect(),
-                    "group-name" => n.groups.iter().map(|(_, name)| name.clone()).collect(),
-                    "description" => vec![e.description.clone()],
-                    "owner-id" => vec![account.clone()],
-                    "private-dns-name" => vec![e.private_dns_name.clone()],
-                    "source-dest-check" => vec![e.source_dest_check.to_string()],
-                    "association.public-ip" => e.public_ip.iter().cloned().collect(),
-                    "association.allocation-id" => e.public_ip_allocation.iter().cloned().collect(),
-                    other => rendered.values(n, other),
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let d = Describe::new(&req.network_interface_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(ENI_FILTERS).rendered(Some(rendered)), |_| true)
     }
+}
+
+impl Described for NetworkInterface {
+    type Record = EniRecord;
+    const KIND: IdKind = IdKind::NetworkInterface;
+    fn record_id(rec: &EniRecord) -> &str {
+        &rec.eni_id
+    }
+    fn assemble(tx: &Tx<'_>, recs: Vec<EniRecord>, tags: &mut TagMap) -> Result<Vec<NetworkInterface>> {
+        let groups = groups_of(tx, recs.iter().flat_map(|e| e.groups.iter()))?;
+        Ok(recs
+            .into_iter()
+            .map(|rec| NetworkInterface { tags: tags.remove(&rec.eni_id).unwrap_or_default(), groups: group_names(&groups, &rec.groups), rec })
+            .collect())
+    }
+    fn id(&self) -> &str {
+        &self.rec.eni_id
+    }
+    fn tags(&self) -> &[TagRecord] {
+        &self.tags
+    }
+}
+
+/// DescribeNetworkInterfaces' filters besides those its view answers.
+const ENI_FILTERS: &[FilterLine<NetworkInterface>] = &[
+    ("network-interface-id", |n, _| vec![n.rec.eni_id.clone()]),
+    ("subnet-id", |n, _| vec![n.rec.subnet_id.clone()]),
+    ("vpc-id", |n, _| vec![n.rec.vpc_id.clone()]),
+    ("availability-zone", |n, _| vec![n.rec.availability_zone.clone()]),
+    ("private-ip-address", |n, _| vec![n.rec.private_ip.clone()]),
+    ("addresses.private-ip-address", |n, _| vec![n.rec.private_ip.clone()]),
+    ("mac-address", |n, _| vec![n.rec.mac.clone()]),
+    ("status", |n, _| vec![n.rec.status.clone()]),
+    ("attachment.instance-id", |n, _| n.rec.instance_id.iter().cloned().collect()),
+    ("attachment.device-index", |n, _| vec![n.rec.device_index.to_string()]),
+    ("attachment.status", |n, _| vec![if n.rec.instance_id.is_some() { "attached".into() } else { "detached".into() }]),
+    ("group-id", |n, _| n.groups.iter().map(|(id, _)| id.clone()).collect()),
+    ("group-name", |n, _| n.groups.iter().map(|(_, name)| name.clone()).collect()),
+    ("description", |n, _| vec![n.rec.description.clone()]),
+    ("owner-id", |_, s| vec![s.account_id.to_string()]),
+    ("private-dns-name", |n, _| vec![n.rec.private_dns_name.clone()]),
+    ("source-dest-check", |n, _| vec![n.rec.source_dest_check.to_string()]),
+    ("association.public-ip", |n, _| n.rec.public_ip.iter().cloned().collect()),
+    ("association.allocation-id", |n, _| n.rec.public_ip_allocation.iter().cloned().collect()),
+];
+
+/// The security groups with these ids (a page's), for their names.
+pub(crate) fn groups_of<'a>(tx: &Tx<'_>, ids: impl Iterator<Item = &'a String>) -> Result<Vec<SecurityGroupRecord>> {
+    let mut ids: Vec<String> = ids.cloned().collect();
+    ids.sort();
+    ids.dedup();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
+    Ok(<SecurityGroupRecord as corral_store::Listed>::with_ids(tx, &ids)?.into_iter().map(|(_, g)| g).collect())
 }
 
 /// (id, name) pairs for `ids`, in order.

@@ -5,8 +5,7 @@
 use corral_ec2_query::filter_path;
 use corral_ec2_query::requests::Filter;
 use corral_store::TagRecord;
-use corral_types::{wildcard, Error, ErrorCode, IdKind, ResourceId, Result};
-use std::collections::HashMap;
+use corral_types::{wildcard, Error, ErrorCode, Result};
 
 /// Refuses filter names outside `allowed` (tag filters are always allowed when `taggable`).
 pub fn check(filters: &[Filter], allowed: &[&str], taggable: bool) -> Result<()> {
@@ -61,8 +60,9 @@ pub fn matches(filters: &[Filter], tags: &[TagRecord], values: impl Fn(&str) -> 
     })
 }
 
-/// Pagination over a list already in a stable order. The token is the index of the next item,
-/// opaque to clients. `bounds` are the call's smallest accepted and largest returned page.
+/// Pagination over a list already in a stable order, for lists that are not a stored kind
+/// (catalogues, tags, modifications; kinds page through [`crate::describe`]). The token is
+/// the index of the next item, opaque to clients. `bounds` are the call's smallest accepted and largest returned page.
 pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>, bounds: (i64, i64)) -> Result<(Vec<T>, Option<String>)> {
     let start = match next_token {
         None | Some("") => 0usize,
@@ -101,93 +101,6 @@ fn decode_token(t: &str) -> Option<usize> {
 
 /// A resource with its tags.
 pub type Tagged<R> = (R, Vec<TagRecord>);
-
-/// What a Describe call over tagged resources asks for.
-pub struct Query<'a> {
-    /// The resource kind (for malformed and unknown ids).
-    pub kind: IdKind,
-    pub ids: &'a [String],
-    pub filters: &'a [Filter],
-    /// Filter names the resource knows (tag filters are always allowed).
-    pub names: &'a [&'a str],
-    pub dry_run: bool,
-    pub max_results: Option<i64>,
-    pub next_token: Option<&'a str>,
-    /// EC2's bounds on MaxResults for this call.
-    pub bounds: (i64, i64),
-}
-
-impl Query<'_> {
-    /// The checks that come before reading anything: filter names, id syntax, DryRun.
-    pub fn check(&self) -> Result<()> {
-        self.check_with(None)
-    }
-
-    /// [`Query::check`], also allowing the filters the response shape `shape` answers.
-    pub fn check_with(&self, shape: Option<&str>) -> Result<()> {
-        check_rendered(self.filters, self.names, true, shape)?;
-        for id in self.ids {
-            if ResourceId::parse(self.kind, id).is_none() {
-                return Err(Error::malformed(self.kind, id));
-            }
-        }
-        if self.dry_run {
-            return Err(Error::dry_run());
-        }
-        Ok(())
-    }
-
-    /// The common path of a Describe: every id asked for must exist (else the kind's
-    /// NotFound naming the missing ones); then the ids, `keep` and the filters (`values` gives a
-    /// resource's values for a filter name) select, in the given order, and a page is cut.
-    /// Each resource comes with its tags.
-    pub fn select<R>(
-        &self,
-        all: Vec<R>,
-        tags: &HashMap<String, Vec<TagRecord>>,
-        id_of: impl Fn(&R) -> &str,
-        keep: impl Fn(&R) -> bool,
-        values: impl Fn(&R, &str) -> Vec<String>,
-    ) -> Result<(Vec<Tagged<R>>, Option<String>)> {
-        self.select_with(all, tags, id_of, keep, values, None)
-    }
-
-    /// [`Query::select`], answering the filters `values` has no line for from `rendered`.
-    pub fn select_with<R>(
-        &self,
-        all: Vec<R>,
-        tags: &HashMap<String, Vec<TagRecord>>,
-        id_of: impl Fn(&R) -> &str,
-        keep: impl Fn(&R) -> bool,
-        values: impl Fn(&R, &str) -> Vec<String>,
-        rendered: Option<&Rendered<'_, R>>,
-    ) -> Result<(Vec<Tagged<R>>, Option<String>)> {
-        let values = |r: &R, name: &str| {
-            let v = values(r, name);
-            match rendered {
-                Some(rd) if v.is_empty() && filter_path::resolve(rd.shape, name).is_some() && !self.names.contains(&name) => {
-                    rd.values(r, name)
-                }
-                _ => v,
-            }
-        };
-        let missing: Vec<&str> = self.ids.iter().filter(|id| !all.iter().any(|r| id_of(r) == id.as_str())).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(self.kind, &missing.join(", ")));
-        }
-        let items: Vec<Tagged<R>> = all
-            .into_iter()
-            .filter(|r| self.ids.is_empty() || self.ids.iter().any(|id| id == id_of(r)))
-            .filter(|r| keep(r))
-            .map(|r| {
-                let t = tags.get(id_of(&r)).cloned().unwrap_or_default();
-                (r, t)
-            })
-            .filter(|(r, t)| matches(self.filters, t, |n| values(r, n)))
-            .collect();
-        page(items, self.max_results, self.next_token, self.bounds)
-    }
-}
 
 #[cfg(test)]
 mod tests {

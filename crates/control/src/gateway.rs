@@ -2,7 +2,8 @@
 //! table (its own association, else the VPC's main table) has a route to an attached gateway;
 //! only then do its instances' public and elastic IPs answer, as on AWS.
 
-use crate::lookup::{get, parse_id};
+use crate::describe::{Describe, FilterLine};
+use crate::lookup::get;
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{
@@ -19,6 +20,30 @@ pub struct RouteTable {
     pub rec: RouteTableRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(InternetGateway, InternetGatewayRecord, IdKind::InternetGateway, igw_id);
+crate::described_as_tagged!(RouteTable, RouteTableRecord, IdKind::RouteTable, route_table_id);
+
+const IGW_FILTERS: &[FilterLine<InternetGateway>] = &[
+    ("internet-gateway-id", |g, _| vec![g.rec.igw_id.clone()]),
+    ("attachment.vpc-id", |g, _| g.rec.vpc_id.iter().cloned().collect()),
+    ("attachment.state", |g, _| g.rec.vpc_id.iter().map(|_| "available".to_string()).collect()),
+    ("owner-id", |_, s| vec![s.account_id.to_string()]),
+];
+
+const ROUTE_TABLE_FILTERS: &[FilterLine<RouteTable>] = &[
+    ("route-table-id", |t, _| vec![t.rec.route_table_id.clone()]),
+    ("vpc-id", |t, _| vec![t.rec.vpc_id.clone()]),
+    ("association.main", |t, _| t.rec.associations.iter().map(|a| a.main.to_string()).collect()),
+    ("association.subnet-id", |t, _| t.rec.associations.iter().filter_map(|a| a.subnet_id.clone()).collect()),
+    ("association.route-table-association-id", |t, _| t.rec.associations.iter().map(|a| a.association_id.clone()).collect()),
+    ("route.destination-cidr-block", |t, _| t.rec.routes.iter().map(|x| x.destination.clone()).collect()),
+    ("route.gateway-id", |t, _| t.rec.routes.iter().map(|x| x.gateway_id.clone()).filter(|g| !g.is_empty()).collect()),
+    ("route.network-interface-id", |t, _| t.rec.routes.iter().filter_map(|x| x.network_interface_id.clone()).collect()),
+    ("route.instance-id", |t, _| t.rec.routes.iter().filter_map(|x| x.instance_id.clone()).collect()),
+    ("route.origin", |t, _| t.rec.routes.iter().map(|x| x.origin.clone()).collect()),
+    ("owner-id", |_, s| vec![s.account_id.to_string()]),
+];
 
 /// A VPC's main route table with its local route.
 pub(crate) fn main_table(vpc: &VpcRecord) -> RouteTableRecord {
@@ -143,34 +168,8 @@ impl Control {
     }
 
     pub fn igw_describe(&self, req: &rq::DescribeInternetGateways) -> Result<(Vec<InternetGateway>, Option<String>)> {
-        filter::check(&req.filters, &["internet-gateway-id", "attachment.vpc-id", "attachment.state", "owner-id"], true)?;
-        for id in &req.internet_gateway_ids {
-            parse_id(IdKind::InternetGateway, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<InternetGatewayRecord>()?, tx.tag_map()?)))?;
-        crate::lookup::require_all(IdKind::InternetGateway, &req.internet_gateway_ids, &all, |g| &g.igw_id)?;
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|g| req.internet_gateway_ids.is_empty() || req.internet_gateway_ids.contains(&g.igw_id))
-            .map(|rec| {
-                let t = tags.get(&rec.igw_id).cloned().unwrap_or_default();
-                InternetGateway { rec, tags: t }
-            })
-            .filter(|g| {
-                filter::matches(&req.filters, &g.tags, |n| match n {
-                    "internet-gateway-id" => vec![g.rec.igw_id.clone()],
-                    "attachment.vpc-id" => g.rec.vpc_id.iter().cloned().collect(),
-                    "attachment.state" => g.rec.vpc_id.iter().map(|_| "available".to_string()).collect(),
-                    "owner-id" => vec![account.clone()],
-                    _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let d = Describe::new(&req.internet_gateway_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(IGW_FILTERS), |_| true)
     }
 
     pub fn route_table_create(&self, req: &rq::CreateRouteTable) -> Result<RouteTable> {
@@ -214,54 +213,7 @@ impl Control {
         req: &rq::DescribeRouteTables,
         rendered: &filter::Rendered<'_, RouteTable>,
     ) -> Result<(Vec<RouteTable>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "route-table-id",
-            "vpc-id",
-            "association.main",
-            "association.subnet-id",
-            "association.route-table-association-id",
-            "route.destination-cidr-block",
-            "route.gateway-id",
-            "route.network-interface-id",
-            "route.instance-id",
-            "route.origin",
-            "owner-id",
-        ];
-        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
-        for id in &req.route_table_ids {
-            parse_id(IdKind::RouteTable, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<RouteTableRecord>()?, tx.tag_map()?)))?;
-        crate::lookup::require_all(IdKind::RouteTable, &req.route_table_ids, &all, |t| &t.route_table_id)?;
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|t| req.route_table_ids.is_empty() || req.route_table_ids.contains(&t.route_table_id))
-            .map(|rec| {
-                let t = tags.get(&rec.route_table_id).cloned().unwrap_or_default();
-                RouteTable { rec, tags: t }
-            })
-            .filter(|t| {
-                let r = &t.rec;
-                filter::matches(&req.filters, &t.tags, |n| match n {
-                    "route-table-id" => vec![r.route_table_id.clone()],
-                    "vpc-id" => vec![r.vpc_id.clone()],
-                    "association.main" => r.associations.iter().map(|a| a.main.to_string()).collect(),
-                    "association.subnet-id" => r.associations.iter().filter_map(|a| a.subnet_id.clone()).collect(),
-                    "association.route-table-association-id" => r.associations.iter().map(|a| a.association_id.clone()).collect(),
-                    "route.destination-cidr-block" => r.routes.iter().map(|x| x.destination.clone()).collect(),
-                    "route.gateway-id" => r.routes.iter().map(|x| x.gateway_id.clone()).filter(|g| !g.is_empty()).collect(),
-                    "route.network-interface-id" => r.routes.iter().filter_map(|x| x.network_interface_id.clone()).collect(),
-                    "route.instance-id" => r.routes.iter().filter_map(|x| x.instance_id.clone()).collect(),
-                    "route.origin" => r.routes.iter().map(|x| x.origin.clone()).collect(),
-                    "owner-id" => vec![account.clone()],
-                    other => rendered.values(t, other),
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let d = Describe::new(&req.route_table_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(ROUTE_TABLE_FILTERS).rendered(Some(rendered)), |_| true)
     }
 }

@@ -11,6 +11,7 @@
 
 use crate::device::device_bus;
 use crate::layer::collect_layers;
+use crate::describe::{Describe, FilterLine};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{ImageBlockDevice, ImageRecord, SnapshotRecord, TagRecord};
@@ -167,89 +168,51 @@ impl Control {
     }
 
     /// `rendered` answers the filters without a line here from each image's view.
-    pub fn image_describe(
-        &self,
-        req: &rq::DescribeImages,
-        rendered: &filter::Rendered<'_, ImageRecord>,
-    ) -> Result<(Vec<Image>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "image-id",
-            "name",
-            "owner-id",
-            "owner-alias",
-            "state",
-            "architecture",
-            "image-type",
-            "is-public",
-            "root-device-type",
-            "root-device-name",
-            "virtualization-type",
-            "hypervisor",
-            "description",
-            "platform-details",
-            "block-device-mapping.snapshot-id",
-            "block-device-mapping.device-name",
-            "block-device-mapping.volume-size",
-            "block-device-mapping.volume-type",
-            "block-device-mapping.delete-on-termination",
-            "kernel-id",
-            "ramdisk-id",
-            "creation-date",
-        ];
-        let q = filter::Query {
-            kind: IdKind::Image,
-            ids: &req.image_ids,
-            filters: &req.filters,
-            names: NAMES,
-            dry_run: req.dry_run,
-            max_results: req.max_results,
-            next_token: req.next_token.as_deref(),
-            bounds: (5, 1000),
-        };
-        q.check_with(Some(rendered.shape))?;
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.image_list()?, tx.tag_map()?)))?;
-        let account = self.account_id.clone();
-        let keep = |i: &ImageRecord| {
+    pub fn image_describe(&self, req: &rq::DescribeImages, rendered: &filter::Rendered<'_, Image>) -> Result<(Vec<Image>, Option<String>)> {
+        let d = Describe::new(&req.image_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        let account = self.account_id.as_str();
+        self.describe(&d.table(IMAGE_FILTERS).rendered(Some(rendered)), |i| {
+            let i = &i.rec;
             let owner_ok = req.owners.is_empty() || req.owners.iter().any(|o| o == "self" && i.owner_id == account || *o == i.owner_id);
             owner_ok
                 && req.executable_users.iter().all(|u| {
                     (u == "self" && i.owner_id == account) || (u == "all" && i.is_public) || i.launch_users.contains(u) || *u == i.owner_id
                 })
-        };
-        let (items, next) = q.select_with(
-            all,
-            &tags,
-            |i| &i.image_id,
-            keep,
-            |i, n| match n {
-                "image-id" => vec![i.image_id.clone()],
-                "name" => vec![i.name.clone()],
-                "owner-id" => vec![i.owner_id.clone()],
-                "state" => vec![i.state.clone()],
-                "architecture" => vec!["x86_64".into()],
-                "image-type" => vec!["machine".into()],
-                "is-public" => vec![i.is_public.to_string()],
-                "root-device-type" => vec!["ebs".into()],
-                "root-device-name" => vec![i.root_device_name.clone()],
-                "virtualization-type" => vec!["hvm".into()],
-                "hypervisor" => vec!["xen".into()],
-                "description" => vec![i.description.clone()],
-                "platform-details" => vec!["Linux/UNIX".into()],
-                "block-device-mapping.snapshot-id" => i.block_devices.iter().filter_map(|b| b.snapshot_id.clone()).collect(),
-                "block-device-mapping.device-name" => i.block_devices.iter().map(|b| b.device_name.clone()).collect(),
-                "block-device-mapping.volume-size" => i.block_devices.iter().map(|b| b.volume_size_gib.to_string()).collect(),
-                "block-device-mapping.volume-type" => i.block_devices.iter().map(|b| b.volume_type.clone()).collect(),
-                "block-device-mapping.delete-on-termination" => {
-                    i.block_devices.iter().map(|b| b.delete_on_termination.to_string()).collect()
-                }
-                "creation-date" => vec![i.created_at.clone()],
-                _ => vec![],
-            },
-            Some(rendered),
-        )?;
-        Ok((items.into_iter().map(|(rec, tags)| Image { rec, tags }).collect(), next))
+        })
     }
 }
+
+crate::described_as_tagged!(Image, ImageRecord, IdKind::Image, image_id);
+
+fn block_devices(i: &Image, f: impl Fn(&ImageBlockDevice) -> Option<String>) -> Vec<String> {
+    i.rec.block_devices.iter().filter_map(f).collect()
+}
+
+/// DescribeImages' filters besides those its view answers.
+const IMAGE_FILTERS: &[FilterLine<Image>] = &[
+    ("image-id", |i, _| vec![i.rec.image_id.clone()]),
+    ("name", |i, _| vec![i.rec.name.clone()]),
+    ("owner-id", |i, _| vec![i.rec.owner_id.clone()]),
+    ("owner-alias", |_, _| vec![]),
+    ("state", |i, _| vec![i.rec.state.clone()]),
+    ("architecture", |_, _| vec!["x86_64".into()]),
+    ("image-type", |_, _| vec!["machine".into()]),
+    ("is-public", |i, _| vec![i.rec.is_public.to_string()]),
+    ("root-device-type", |_, _| vec!["ebs".into()]),
+    ("root-device-name", |i, _| vec![i.rec.root_device_name.clone()]),
+    ("virtualization-type", |_, _| vec!["hvm".into()]),
+    ("hypervisor", |_, _| vec!["xen".into()]),
+    ("description", |i, _| vec![i.rec.description.clone()]),
+    ("platform-details", |_, _| vec!["Linux/UNIX".into()]),
+    ("block-device-mapping.snapshot-id", |i, _| block_devices(i, |b| b.snapshot_id.clone())),
+    ("block-device-mapping.device-name", |i, _| block_devices(i, |b| Some(b.device_name.clone()))),
+    ("block-device-mapping.volume-size", |i, _| block_devices(i, |b| Some(b.volume_size_gib.to_string()))),
+    ("block-device-mapping.volume-type", |i, _| block_devices(i, |b| Some(b.volume_type.clone()))),
+    ("block-device-mapping.delete-on-termination", |i, _| block_devices(i, |b| Some(b.delete_on_termination.to_string()))),
+    ("kernel-id", |_, _| vec![]),
+    ("ramdisk-id", |_, _| vec![]),
+    ("creation-date", |i, _| vec![i.rec.created_at.clone()]),
+];
 
 /// EC2's rule for AMI names: 3 to 128 characters of letters, digits, spaces and `()[]./-'@_`.
 pub(crate) fn check_image_name(name: &str) -> Result<()> {

@@ -1,6 +1,7 @@
 //! Key pairs: created here (private half returned once, never stored) or imported.
 
-use crate::{filter, tag, Control};
+use crate::describe::{Describe, FilterLine};
+use crate::{tag, Control};
 use corral_auth::keypair::{self as material, KeyType};
 use corral_ec2_query::requests as rq;
 use corral_store::{KeyPairRecord, TagRecord};
@@ -10,6 +11,15 @@ pub struct KeyPair {
     pub rec: KeyPairRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(KeyPair, KeyPairRecord, IdKind::KeyPair, key_pair_id);
+
+const KEY_PAIR_FILTERS: &[FilterLine<KeyPair>] = &[
+    ("key-pair-id", |k, _| vec![k.rec.key_pair_id.clone()]),
+    ("key-name", |k, _| vec![k.rec.key_name.clone()]),
+    ("fingerprint", |k, _| vec![k.rec.fingerprint.clone()]),
+    ("key-type", |k, _| vec![k.rec.key_type.clone()]),
+];
 
 pub struct CreatedKeyPair {
     pub key: KeyPair,
@@ -96,44 +106,19 @@ impl Control {
     }
 
     pub fn keypair_describe(&self, req: &rq::DescribeKeyPairs) -> Result<Vec<KeyPair>> {
-        filter::check(&req.filters, &["key-pair-id", "key-name", "fingerprint", "key-type"], true)?;
-        for id in &req.key_pair_ids {
-            if ResourceId::parse(IdKind::KeyPair, id).is_none() {
-                return Err(Error::malformed(IdKind::KeyPair, id));
-            }
+        let d = Describe::new(&req.key_pair_ids, &req.filters, req.dry_run, None, None).table(KEY_PAIR_FILTERS);
+        if !req.key_names.is_empty() {
+            self.store.read(|tx| {
+                for n in &req.key_names {
+                    if tx.keypair_get_by_name(n)?.is_none() {
+                        return Err(Error::not_found(IdKind::KeyPair, n));
+                    }
+                }
+                Ok(())
+            })?;
         }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.keypair_list()?, tx.tag_map()?)))?;
-        for n in &req.key_names {
-            if !all.iter().any(|k| &k.key_name == n) {
-                return Err(Error::not_found(IdKind::KeyPair, n));
-            }
-        }
-        for id in &req.key_pair_ids {
-            if !all.iter().any(|k| &k.key_pair_id == id) {
-                return Err(Error::new(ErrorCode::NotFound(IdKind::KeyPair), format!("The key pair '{id}' does not exist")));
-            }
-        }
-        Ok(all
-            .into_iter()
-            .filter(|k| req.key_names.is_empty() || req.key_names.contains(&k.key_name))
-            .filter(|k| req.key_pair_ids.is_empty() || req.key_pair_ids.contains(&k.key_pair_id))
-            .map(|k| {
-                let t = tags.get(&k.key_pair_id).cloned().unwrap_or_default();
-                KeyPair { rec: k, tags: t }
-            })
-            .filter(|k| {
-                filter::matches(&req.filters, &k.tags, |n| match n {
-                    "key-pair-id" => vec![k.rec.key_pair_id.clone()],
-                    "key-name" => vec![k.rec.key_name.clone()],
-                    "fingerprint" => vec![k.rec.fingerprint.clone()],
-                    "key-type" => vec![k.rec.key_type.clone()],
-                    _ => vec![],
-                })
-            })
-            .collect())
+        let (items, _) = self.describe(&d, |k| req.key_names.is_empty() || req.key_names.contains(&k.rec.key_name))?;
+        Ok(items)
     }
 
     /// Deletes by name or id; deleting a name that does not exist succeeds, as on EC2.

@@ -3,10 +3,11 @@
 //! custom ACLs exist, the default ACL is every subnet's, so it filters nothing: security
 //! groups are what the data path enforces.
 
-use crate::{filter, Control};
+use crate::describe::{Describe, Described, FilterLine, TagMap};
+use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{AclEntry, NetworkAclRecord, SubnetRecord, TagRecord, Tx, VpcRecord};
-use corral_types::{Error, IdKind, ResourceId, Result};
+use corral_types::{IdKind, ResourceId, Result};
 
 pub struct NetworkAcl {
     pub rec: NetworkAclRecord,
@@ -47,24 +48,62 @@ pub(crate) fn delete_for_vpc(tx: &Tx<'_>, vpc_id: &str) -> Result<()> {
     Ok(())
 }
 
-const FILTERS: &[&str] = &[
-    "association.association-id",
-    "association.network-acl-id",
-    "association.subnet-id",
-    "default",
-    "entry.cidr",
-    "entry.egress",
-    "entry.icmp.code",
-    "entry.icmp.type",
-    "entry.ipv6-cidr",
-    "entry.port-range.from",
-    "entry.port-range.to",
-    "entry.protocol",
-    "entry.rule-action",
-    "entry.rule-number",
-    "network-acl-id",
-    "owner-id",
-    "vpc-id",
+impl Described for NetworkAcl {
+    type Record = NetworkAclRecord;
+    const KIND: IdKind = IdKind::NetworkAcl;
+    fn record_id(rec: &NetworkAclRecord) -> &str {
+        &rec.network_acl_id
+    }
+    /// A default ACL filters every subnet of its VPC.
+    fn assemble(tx: &Tx<'_>, recs: Vec<NetworkAclRecord>, tags: &mut TagMap) -> Result<Vec<NetworkAcl>> {
+        let vpcs: Vec<String> = recs.iter().filter(|a| a.is_default).map(|a| a.vpc_id.clone()).collect();
+        let subnets = tx.doc_list_by_parents::<SubnetRecord>(&vpcs)?;
+        Ok(recs
+            .into_iter()
+            .map(|rec| {
+                let associations = match rec.is_default {
+                    true => subnets
+                        .iter()
+                        .filter(|s| s.vpc_id == rec.vpc_id)
+                        .map(|s| (association_id(&s.subnet_id), s.subnet_id.clone()))
+                        .collect(),
+                    false => vec![],
+                };
+                NetworkAcl { tags: tags.remove(&rec.network_acl_id).unwrap_or_default(), associations, rec }
+            })
+            .collect())
+    }
+    fn id(&self) -> &str {
+        &self.rec.network_acl_id
+    }
+    fn tags(&self) -> &[TagRecord] {
+        &self.tags
+    }
+}
+
+fn entries<T>(a: &NetworkAcl, f: impl Fn(&AclEntry) -> T) -> Vec<T> {
+    a.rec.entries.iter().map(f).collect()
+}
+
+/// DescribeNetworkAcls' filters. No entry has ICMP fields, an IPv6 block or a port range.
+const FILTERS: &[FilterLine<NetworkAcl>] = &[
+    ("association.association-id", |a, _| a.associations.iter().map(|(id, _)| id.clone()).collect()),
+    ("association.network-acl-id", |a, _| a.associations.first().map(|_| a.rec.network_acl_id.clone()).into_iter().collect()),
+    ("association.subnet-id", |a, _| a.associations.iter().map(|(_, s)| s.clone()).collect()),
+    ("default", |a, _| vec![a.rec.is_default.to_string()]),
+    ("entry.cidr", |a, _| entries(a, |e| e.cidr_block.clone())),
+    ("entry.egress", |a, _| entries(a, |e| e.egress.to_string())),
+    ("entry.icmp.code", |_, _| vec![]),
+    ("entry.icmp.type", |_, _| vec![]),
+    ("entry.ipv6-cidr", |_, _| vec![]),
+    ("entry.port-range.from", |_, _| vec![]),
+    ("entry.port-range.to", |_, _| vec![]),
+    ("entry.protocol", |a, _| entries(a, |e| e.protocol.clone())),
+    ("entry.rule-action", |a, _| entries(a, |e| e.rule_action.clone())),
+    ("entry.rule-number", |a, _| entries(a, |e| e.rule_number.to_string())),
+    ("network-acl-id", |a, _| vec![a.rec.network_acl_id.clone()]),
+    ("owner-id", |_, s| vec![s.account_id.to_string()]),
+    ("vpc-id", |a, _| vec![a.rec.vpc_id.clone()]),
 ];
 
 impl Control {
@@ -81,51 +120,7 @@ impl Control {
     }
 
     pub fn network_acl_describe(&self, req: &rq::DescribeNetworkAcls) -> Result<(Vec<NetworkAcl>, Option<String>)> {
-        let q = filter::Query {
-            kind: IdKind::NetworkAcl,
-            ids: &req.network_acl_ids,
-            filters: &req.filters,
-            names: FILTERS,
-            dry_run: req.dry_run,
-            max_results: req.max_results,
-            next_token: req.next_token.as_deref(),
-            bounds: (5, 1000),
-        };
-        q.check()?;
-        let (acls, subnets, tags) =
-            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<NetworkAclRecord>()?, tx.doc_list::<SubnetRecord>()?, tx.tag_map()?)))?;
-        let account = self.account_id.clone();
-        let associations = |acl: &NetworkAclRecord| -> Vec<(String, String)> {
-            if !acl.is_default {
-                return vec![];
-            }
-            subnets.iter().filter(|s| s.vpc_id == acl.vpc_id).map(|s| (association_id(&s.subnet_id), s.subnet_id.clone())).collect()
-        };
-        let (page, next) = q.select(
-            acls,
-            &tags,
-            |a| &a.network_acl_id,
-            |_| true,
-            |a, name| {
-                let entries = a.entries.iter();
-                match name {
-                    "association.association-id" => associations(a).into_iter().map(|(id, _)| id).collect(),
-                    "association.subnet-id" => associations(a).into_iter().map(|(_, s)| s).collect(),
-                    "association.network-acl-id" if a.is_default && !associations(a).is_empty() => vec![a.network_acl_id.clone()],
-                    "default" => vec![a.is_default.to_string()],
-                    "entry.cidr" => entries.map(|e| e.cidr_block.clone()).collect(),
-                    "entry.egress" => entries.map(|e| e.egress.to_string()).collect(),
-                    "entry.protocol" => entries.map(|e| e.protocol.clone()).collect(),
-                    "entry.rule-action" => entries.map(|e| e.rule_action.clone()).collect(),
-                    "entry.rule-number" => entries.map(|e| e.rule_number.to_string()).collect(),
-                    "network-acl-id" => vec![a.network_acl_id.clone()],
-                    "owner-id" => vec![account.clone()],
-                    "vpc-id" => vec![a.vpc_id.clone()],
-                    _ => vec![],
-                }
-            },
-        )?;
-        let items = page.into_iter().map(|(rec, tags)| NetworkAcl { associations: associations(&rec), rec, tags }).collect();
-        Ok((items, next))
+        let d = Describe::new(&req.network_acl_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(FILTERS), |_| true)
     }
 }

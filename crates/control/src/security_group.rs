@@ -3,8 +3,9 @@
 //! DescribeSecurityGroups. Every rule change bumps the group's generation, which the data
 //! path uses to apply only newer rule sets.
 
+use crate::describe::{Describe, Described, FilterLine, TagMap};
 use crate::lookup::{get, parse_id};
-use crate::{filter, tag, Control};
+use crate::{tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{EniRecord, SecurityGroupRecord, SgRule, TagRecord, Tx, VpcRecord};
 use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
@@ -15,7 +16,85 @@ pub type GroupRule = (String, SgRule);
 pub struct SecurityGroup {
     pub rec: SecurityGroupRecord,
     pub tags: Vec<TagRecord>,
+    /// (id, name) of the groups its rules name, when described.
+    pub peers: Vec<(String, String)>,
 }
+
+impl Described for SecurityGroup {
+    type Record = SecurityGroupRecord;
+    const KIND: IdKind = IdKind::SecurityGroup;
+    fn record_id(rec: &SecurityGroupRecord) -> &str {
+        &rec.group_id
+    }
+    fn assemble(tx: &corral_store::Tx<'_>, recs: Vec<SecurityGroupRecord>, tags: &mut TagMap) -> Result<Vec<SecurityGroup>> {
+        let named: Vec<String> = recs.iter().flat_map(|g| g.rules.iter().filter_map(|r| r.referenced_group_id.clone())).collect();
+        let peers: Vec<(String, String)> = if named.is_empty() {
+            vec![]
+        } else {
+            corral_store::Listed::with_ids(tx, &named)?.into_iter().map(|(_, g): (i64, SecurityGroupRecord)| (g.group_id, g.group_name)).collect()
+        };
+        Ok(recs
+            .into_iter()
+            .map(|rec| {
+                let mine = peers.iter().filter(|(id, _)| rec.rules.iter().any(|r| r.referenced_group_id.as_ref() == Some(id))).cloned().collect();
+                SecurityGroup { tags: tags.remove(&rec.group_id).unwrap_or_default(), rec, peers: mine }
+            })
+            .collect())
+    }
+    fn id(&self) -> &str {
+        &self.rec.group_id
+    }
+    fn tags(&self) -> &[TagRecord] {
+        &self.tags
+    }
+}
+
+/// One field of a group's rules in one direction, for the `ip-permission.*` filters. No IPv6
+/// or prefix-list rule exists here: those filters match nothing.
+fn rule_field(g: &SecurityGroup, egress: bool, what: &str) -> Vec<String> {
+    g.rec
+        .rules
+        .iter()
+        .filter(|r| r.is_egress == egress)
+        .filter_map(|r| match what {
+            "protocol" => Some(r.ip_protocol.clone()),
+            "from-port" => Some(r.from_port.to_string()),
+            "to-port" => Some(r.to_port.to_string()),
+            "cidr" => r.cidr_ipv4.clone(),
+            "group-id" => r.referenced_group_id.clone(),
+            "group-name" => r.referenced_group_id.as_ref().and_then(|p| g.peers.iter().find(|(id, _)| id == p).map(|(_, n)| n.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// DescribeSecurityGroups' filters. `owner-id` and `ip-permission.user-id` are the owner's
+/// account, the only account here.
+const GROUP_FILTERS: &[FilterLine<SecurityGroup>] = &[
+    ("group-id", |g, _| vec![g.rec.group_id.clone()]),
+    ("group-name", |g, _| vec![g.rec.group_name.clone()]),
+    ("vpc-id", |g, _| vec![g.rec.vpc_id.clone()]),
+    ("description", |g, _| vec![g.rec.description.clone()]),
+    ("owner-id", |_, s| vec![s.account_id.to_string()]),
+    ("ip-permission.protocol", |g, _| rule_field(g, false, "protocol")),
+    ("ip-permission.from-port", |g, _| rule_field(g, false, "from-port")),
+    ("ip-permission.to-port", |g, _| rule_field(g, false, "to-port")),
+    ("ip-permission.cidr", |g, _| rule_field(g, false, "cidr")),
+    ("ip-permission.group-id", |g, _| rule_field(g, false, "group-id")),
+    ("ip-permission.group-name", |g, _| rule_field(g, false, "group-name")),
+    ("ip-permission.user-id", |g, s| rule_field(g, false, "group-id").into_iter().map(|_| s.account_id.to_string()).collect()),
+    ("ip-permission.ipv6-cidr", |_, _| vec![]),
+    ("ip-permission.prefix-list-id", |_, _| vec![]),
+    ("egress.ip-permission.protocol", |g, _| rule_field(g, true, "protocol")),
+    ("egress.ip-permission.from-port", |g, _| rule_field(g, true, "from-port")),
+    ("egress.ip-permission.to-port", |g, _| rule_field(g, true, "to-port")),
+    ("egress.ip-permission.cidr", |g, _| rule_field(g, true, "cidr")),
+    ("egress.ip-permission.group-id", |g, _| rule_field(g, true, "group-id")),
+    ("egress.ip-permission.group-name", |g, _| rule_field(g, true, "group-name")),
+    ("egress.ip-permission.user-id", |g, s| rule_field(g, true, "group-id").into_iter().map(|_| s.account_id.to_string()).collect()),
+    ("egress.ip-permission.ipv6-cidr", |_, _| vec![]),
+    ("egress.ip-permission.prefix-list-id", |_, _| vec![]),
+];
 
 /// The rules a change adds or removes, and the group it is on.
 pub struct RuleChange {
@@ -177,89 +256,20 @@ impl Control {
             };
             tx.doc_put(&rec)?;
             let tags = tag::insert(tx, &rec.group_id, "security-group", &tags)?;
-            Ok(SecurityGroup { rec, tags })
+            Ok(SecurityGroup { rec, tags, peers: vec![] })
         })
     }
 
     pub fn security_group_describe(&self, req: &rq::DescribeSecurityGroups) -> Result<(Vec<SecurityGroup>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "group-id",
-            "group-name",
-            "vpc-id",
-            "description",
-            "owner-id",
-            "ip-permission.protocol",
-            "ip-permission.from-port",
-            "ip-permission.to-port",
-            "ip-permission.cidr",
-            "ip-permission.group-id",
-            "egress.ip-permission.protocol",
-            "egress.ip-permission.from-port",
-            "egress.ip-permission.to-port",
-            "egress.ip-permission.cidr",
-            "egress.ip-permission.group-id",
-            "ip-permission.group-name",
-            "ip-permission.user-id",
-            "ip-permission.ipv6-cidr",
-            "ip-permission.prefix-list-id",
-            "egress.ip-permission.group-name",
-            "egress.ip-permission.user-id",
-            "egress.ip-permission.ipv6-cidr",
-            "egress.ip-permission.prefix-list-id",
-        ];
-        filter::check(&req.filters, NAMES, true)?;
-        for id in &req.group_ids {
-            parse_id(IdKind::SecurityGroup, id)?;
+        let d = Describe::new(&req.group_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        let d = d.table(GROUP_FILTERS);
+        if !req.group_names.is_empty() {
+            let names = self.store.read(|tx| tx.doc_field_values::<SecurityGroupRecord>("group_name", None))?;
+            if let Some(missing) = req.group_names.iter().find(|n| !names.contains(n)) {
+                return Err(Error::new(ErrorCode::NotFound(IdKind::SecurityGroup), format!("The security group '{missing}' does not exist")));
+            }
         }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SecurityGroupRecord>()?, tx.tag_map()?)))?;
-        crate::lookup::require_all(IdKind::SecurityGroup, &req.group_ids, &all, |g| &g.group_id)?;
-        if let Some(missing) = req.group_names.iter().find(|n| !all.iter().any(|g| &g.group_name == *n)) {
-            return Err(Error::new(ErrorCode::NotFound(IdKind::SecurityGroup), format!("The security group '{missing}' does not exist")));
-        }
-        let account = self.account_id.clone();
-        let names: std::collections::HashMap<String, String> = all.iter().map(|g| (g.group_id.clone(), g.group_name.clone())).collect();
-        let items = all
-            .into_iter()
-            .filter(|g| req.group_ids.is_empty() || req.group_ids.contains(&g.group_id))
-            .filter(|g| req.group_names.is_empty() || req.group_names.contains(&g.group_name))
-            .map(|rec| {
-                let t = tags.get(&rec.group_id).cloned().unwrap_or_default();
-                SecurityGroup { rec, tags: t }
-            })
-            .filter(|g| {
-                let rules = |egress: bool| g.rec.rules.iter().filter(move |r| r.is_egress == egress);
-                let field = |egress: bool, what: &str| -> Vec<String> {
-                    rules(egress)
-                        .filter_map(|r| match what {
-                            "protocol" => Some(r.ip_protocol.clone()),
-                            "from-port" => Some(r.from_port.to_string()),
-                            "to-port" => Some(r.to_port.to_string()),
-                            "cidr" => r.cidr_ipv4.clone(),
-                            "group-id" => r.referenced_group_id.clone(),
-                            "group-name" => r.referenced_group_id.as_ref().and_then(|g| names.get(g).cloned()),
-                            "user-id" => r.referenced_group_id.as_ref().map(|_| account.clone()),
-                            // No IPv6 or prefix-list rule exists here: these match nothing.
-                            _ => None,
-                        })
-                        .collect()
-                };
-                filter::matches(&req.filters, &g.tags, |n| match n {
-                    "group-id" => vec![g.rec.group_id.clone()],
-                    "group-name" => vec![g.rec.group_name.clone()],
-                    "vpc-id" => vec![g.rec.vpc_id.clone()],
-                    "description" => vec![g.rec.description.clone()],
-                    "owner-id" => vec![account.clone()],
-                    n => match n.strip_prefix("egress.ip-permission.") {
-                        Some(what) => field(true, what),
-                        None => n.strip_prefix("ip-permission.").map(|what| field(false, what)).unwrap_or_default(),
-                    },
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        self.describe(&d, |g| req.group_names.is_empty() || req.group_names.contains(&g.rec.group_name))
     }
 
     pub fn security_group_delete(&self, req: &rq::DeleteSecurityGroup) -> Result<String> {
@@ -429,42 +439,5 @@ impl Control {
         })?;
         self.kick_host();
         Ok(out)
-    }
-
-    pub fn security_group_rules_describe(
-        &self,
-        req: &rq::DescribeSecurityGroupRules,
-    ) -> Result<(Vec<filter::Tagged<GroupRule>>, Option<String>)> {
-        filter::check(&req.filters, &["group-id", "security-group-rule-id"], true)?;
-        for id in &req.security_group_rule_ids {
-            parse_id(IdKind::SecurityGroupRule, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (groups, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SecurityGroupRecord>()?, tx.tag_map()?)))?;
-        let all: Vec<(String, SgRule)> =
-            groups.into_iter().flat_map(|g| g.rules.into_iter().map(move |r| (g.group_id.clone(), r))).collect();
-        let missing: Vec<&str> =
-            req.security_group_rule_ids.iter().filter(|id| !all.iter().any(|(_, r)| &r.rule_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::SecurityGroupRule, &missing.join(", ")));
-        }
-        let items = all
-            .into_iter()
-            .filter(|(_, r)| req.security_group_rule_ids.is_empty() || req.security_group_rule_ids.contains(&r.rule_id))
-            .map(|(g, r)| {
-                let t = tags.get(&r.rule_id).cloned().unwrap_or_default();
-                ((g, r), t)
-            })
-            .filter(|((g, r), t)| {
-                filter::matches(&req.filters, t, |n| match n {
-                    "group-id" => vec![g.clone()],
-                    "security-group-rule-id" => vec![r.rule_id.clone()],
-                    _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
     }
 }

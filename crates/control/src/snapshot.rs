@@ -8,7 +8,8 @@
 //! snapshot names the same frozen layer.
 
 use crate::layer::collect_layers;
-use crate::{filter, tag, Control};
+use crate::describe::{Describe, FilterLine};
+use crate::{tag, Control};
 use corral_agent_api::LayerId;
 use corral_ec2_query::requests as rq;
 use corral_store::{LayerRecord, SnapshotRecord, TagRecord, Tx, VolumeRecord};
@@ -19,6 +20,22 @@ pub struct Snapshot {
     pub rec: SnapshotRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(Snapshot, SnapshotRecord, IdKind::Snapshot, snapshot_id);
+
+const SNAPSHOT_FILTERS: &[FilterLine<Snapshot>] = &[
+    ("snapshot-id", |s, _| vec![s.rec.snapshot_id.clone()]),
+    ("volume-id", |s, _| vec![s.rec.volume_id.clone()]),
+    ("status", |s, _| vec![s.rec.state.clone()]),
+    ("owner-id", |s, _| vec![s.rec.owner_id.clone()]),
+    ("owner-alias", |_, _| vec![]),
+    ("description", |s, _| vec![s.rec.description.clone()]),
+    ("volume-size", |s, _| vec![s.rec.volume_size_gib.to_string()]),
+    ("start-time", |s, _| vec![s.rec.started_at.clone()]),
+    ("progress", |s, _| vec![progress(&s.rec)]),
+    ("encrypted", |_, _| vec!["false".into()]),
+    ("storage-tier", |_, _| vec!["standard".into()]),
+];
 
 pub(crate) fn check_snapshot_id(id: Option<&str>) -> Result<&str> {
     let id = id.ok_or_else(|| Error::missing("SnapshotId"))?;
@@ -153,60 +170,15 @@ impl Control {
     }
 
     pub fn snapshot_describe(&self, req: &rq::DescribeSnapshots) -> Result<(Vec<Snapshot>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "snapshot-id",
-            "volume-id",
-            "status",
-            "owner-id",
-            "owner-alias",
-            "description",
-            "volume-size",
-            "start-time",
-            "progress",
-            "encrypted",
-            "storage-tier",
-        ];
-        let q = filter::Query {
-            kind: IdKind::Snapshot,
-            ids: &req.snapshot_ids,
-            filters: &req.filters,
-            names: NAMES,
-            dry_run: req.dry_run,
-            max_results: req.max_results,
-            next_token: req.next_token.as_deref(),
-            bounds: (5, 1000),
-        };
-        q.check()?;
-        if req.max_results.is_some() && !req.snapshot_ids.is_empty() {
-            return Err(Error::combination("The parameter snapshotSet cannot be used with the parameter maxResults"));
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SnapshotRecord>()?, tx.tag_map()?)))?;
-        let account = self.account_id.clone();
-        let keep = |s: &SnapshotRecord| {
+        let d = Describe::new(&req.snapshot_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        d.ids_without_max_results("snapshotSet")?;
+        let account = self.account_id.as_str();
+        self.describe(&d.table(SNAPSHOT_FILTERS), |s| {
+            let s = &s.rec;
             let owner_ok =
                 req.owner_ids.is_empty() || req.owner_ids.iter().any(|o| (o == "self" && s.owner_id == account) || *o == s.owner_id);
             owner_ok && req.restorable_by_user_ids.iter().all(|u| u == "self" || *u == s.owner_id)
-        };
-        let (items, next) = q.select(
-            all,
-            &tags,
-            |s| &s.snapshot_id,
-            keep,
-            |s, n| match n {
-                "snapshot-id" => vec![s.snapshot_id.clone()],
-                "volume-id" => vec![s.volume_id.clone()],
-                "status" => vec![s.state.clone()],
-                "owner-id" => vec![s.owner_id.clone()],
-                "description" => vec![s.description.clone()],
-                "volume-size" => vec![s.volume_size_gib.to_string()],
-                "start-time" => vec![s.started_at.clone()],
-                "progress" => vec![progress(s)],
-                "encrypted" => vec!["false".into()],
-                "storage-tier" => vec!["standard".into()],
-                _ => vec![],
-            },
-        )?;
-        Ok((items.into_iter().map(|(rec, tags)| Snapshot { rec, tags }).collect(), next))
+        })
     }
 
     pub async fn snapshot_delete(&self, req: &rq::DeleteSnapshot) -> Result<()> {

@@ -1,7 +1,8 @@
 //! Subnets: CreateSubnet, DescribeSubnets, DeleteSubnet and every member of
 //! ModifySubnetAttribute.
 
-use crate::lookup::{get, parse_id};
+use crate::describe::{Describe, Described, FilterLine, TagMap};
+use crate::lookup::get;
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{EniRecord, SubnetRecord, TagRecord, VpcRecord};
@@ -12,6 +13,49 @@ pub struct Subnet {
     pub tags: Vec<TagRecord>,
     pub available_ips: u64,
 }
+
+impl Described for Subnet {
+    type Record = SubnetRecord;
+    const KIND: IdKind = IdKind::Subnet;
+    fn record_id(rec: &SubnetRecord) -> &str {
+        &rec.subnet_id
+    }
+    /// Each subnet with its free addresses: its usable hosts less its interfaces.
+    fn assemble(tx: &corral_store::Tx<'_>, recs: Vec<SubnetRecord>, tags: &mut TagMap) -> Result<Vec<Subnet>> {
+        let ids: Vec<String> = recs.iter().map(|r| r.subnet_id.clone()).collect();
+        let enis = tx.doc_list_by_parents::<EniRecord>(&ids)?;
+        Ok(recs
+            .into_iter()
+            .map(|rec| {
+                let total = rec.cidr.parse::<Cidr>().map(|c| c.usable_hosts().count() as u64).unwrap_or(0);
+                let used = enis.iter().filter(|e| e.subnet_id == rec.subnet_id).count() as u64;
+                Subnet { tags: tags.remove(&rec.subnet_id).unwrap_or_default(), rec, available_ips: total.saturating_sub(used) }
+            })
+            .collect())
+    }
+    fn id(&self) -> &str {
+        &self.rec.subnet_id
+    }
+    fn tags(&self) -> &[TagRecord] {
+        &self.tags
+    }
+}
+
+/// DescribeSubnets' filters besides those its view answers, with the camel-case aliases AWS
+/// accepts.
+pub const SUBNET_FILTERS: &[FilterLine<Subnet>] = &[
+    ("subnet-id", |s, _| vec![s.rec.subnet_id.clone()]),
+    ("vpc-id", |s, _| vec![s.rec.vpc_id.clone()]),
+    ("cidr", |s, _| vec![s.rec.cidr.clone()]),
+    ("cidr-block", |s, _| vec![s.rec.cidr.clone()]),
+    ("cidrBlock", |s, _| vec![s.rec.cidr.clone()]),
+    ("availability-zone", |s, _| vec![s.rec.availability_zone.clone()]),
+    ("availabilityZone", |s, _| vec![s.rec.availability_zone.clone()]),
+    ("default-for-az", |s, _| vec![s.rec.default_for_az.to_string()]),
+    ("defaultForAz", |s, _| vec![s.rec.default_for_az.to_string()]),
+    ("map-public-ip-on-launch", |s, _| vec![s.rec.map_public_ip_on_launch.to_string()]),
+    ("state", |s, _| vec![s.rec.state.clone()]),
+];
 
 impl Control {
     pub fn subnet_create(&self, req: &rq::CreateSubnet) -> Result<Subnet> {
@@ -69,55 +113,8 @@ impl Control {
         req: &rq::DescribeSubnets,
         rendered: &filter::Rendered<'_, Subnet>,
     ) -> Result<(Vec<Subnet>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "subnet-id",
-            "vpc-id",
-            "cidr",
-            "cidr-block",
-            "cidrBlock",
-            "availability-zone",
-            "availabilityZone",
-            "default-for-az",
-            "defaultForAz",
-            "map-public-ip-on-launch",
-            "state",
-            "owner-id",
-        ];
-        filter::check_rendered(&req.filters, NAMES, true, Some(rendered.shape))?;
-        for id in &req.subnet_ids {
-            parse_id(IdKind::Subnet, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags, enis) =
-            self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<SubnetRecord>()?, tx.tag_map()?, tx.doc_list::<EniRecord>()?)))?;
-        crate::lookup::require_all(IdKind::Subnet, &req.subnet_ids, &all, |s| &s.subnet_id)?;
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|s| req.subnet_ids.is_empty() || req.subnet_ids.contains(&s.subnet_id))
-            .map(|rec| {
-                let t = tags.get(&rec.subnet_id).cloned().unwrap_or_default();
-                let total = rec.cidr.parse::<Cidr>().map(|c| c.usable_hosts().count() as u64).unwrap_or(0);
-                let used = enis.iter().filter(|e| e.subnet_id == rec.subnet_id).count() as u64;
-                Subnet { rec, tags: t, available_ips: total.saturating_sub(used) }
-            })
-            .filter(|s| {
-                filter::matches(&req.filters, &s.tags, |n| match n {
-                    "subnet-id" => vec![s.rec.subnet_id.clone()],
-                    "vpc-id" => vec![s.rec.vpc_id.clone()],
-                    "cidr" | "cidr-block" | "cidrBlock" => vec![s.rec.cidr.clone()],
-                    "availability-zone" | "availabilityZone" => vec![s.rec.availability_zone.clone()],
-                    "default-for-az" | "defaultForAz" => vec![s.rec.default_for_az.to_string()],
-                    "map-public-ip-on-launch" => vec![s.rec.map_public_ip_on_launch.to_string()],
-                    "state" => vec![s.rec.state.clone()],
-                    "owner-id" => vec![account.clone()],
-                    other => rendered.values(s, other),
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let d = Describe::new(&req.subnet_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(SUBNET_FILTERS).rendered(Some(rendered)), |_| true)
     }
 
     pub fn subnet_delete(&self, req: &rq::DeleteSubnet) -> Result<()> {

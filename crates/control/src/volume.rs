@@ -13,7 +13,8 @@
 
 use crate::layer::{agent_error, collect_layers, layer_id};
 use crate::volume_type::{check_size, volume_performance};
-use crate::{filter, tag, Control};
+use crate::describe::{Describe, FilterLine};
+use crate::{tag, Control};
 use corral_agent_api::LayerId;
 use corral_ec2_query::requests as rq;
 use corral_store::{LayerRecord, TagRecord, Tx, VolumeRecord};
@@ -28,6 +29,29 @@ pub struct Volume {
     pub rec: VolumeRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(Volume, VolumeRecord, IdKind::Volume, volume_id);
+
+fn attachment(v: &Volume, f: impl Fn(&corral_store::VolumeAttachment) -> String) -> Vec<String> {
+    v.rec.attachment.as_ref().map(f).into_iter().collect()
+}
+
+pub(crate) const VOLUME_FILTERS: &[FilterLine<Volume>] = &[
+    ("volume-id", |v, _| vec![v.rec.volume_id.clone()]),
+    ("status", |v, _| vec![v.rec.state.clone()]),
+    ("size", |v, _| vec![v.rec.size_gib.to_string()]),
+    ("availability-zone", |v, _| vec![v.rec.availability_zone.clone()]),
+    ("volume-type", |v, _| vec![v.rec.volume_type.clone()]),
+    ("snapshot-id", |v, _| v.rec.snapshot_id.iter().cloned().collect()),
+    ("create-time", |v, _| vec![v.rec.created_at.clone()]),
+    ("encrypted", |_, _| vec!["false".into()]),
+    ("multi-attach-enabled", |_, _| vec!["false".into()]),
+    ("attachment.instance-id", |v, _| attachment(v, |a| a.instance_id.clone())),
+    ("attachment.status", |v, _| attachment(v, |a| a.state.clone())),
+    ("attachment.device", |v, _| attachment(v, |a| a.device.clone())),
+    ("attachment.attach-time", |v, _| attachment(v, |a| a.attach_time.clone())),
+    ("attachment.delete-on-termination", |v, _| attachment(v, |a| a.delete_on_termination.to_string())),
+];
 
 /// One volume's health as DescribeVolumeStatus shows it: `ok` unless the volume is in error.
 #[derive(Debug, Clone)]
@@ -159,63 +183,9 @@ impl Control {
     }
 
     pub fn volume_describe(&self, req: &rq::DescribeVolumes) -> Result<(Vec<Volume>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "volume-id",
-            "status",
-            "size",
-            "availability-zone",
-            "volume-type",
-            "snapshot-id",
-            "create-time",
-            "encrypted",
-            "multi-attach-enabled",
-            "attachment.instance-id",
-            "attachment.status",
-            "attachment.device",
-            "attachment.attach-time",
-            "attachment.delete-on-termination",
-        ];
-        let q = filter::Query {
-            kind: IdKind::Volume,
-            ids: &req.volume_ids,
-            filters: &req.filters,
-            names: NAMES,
-            dry_run: req.dry_run,
-            max_results: req.max_results,
-            next_token: req.next_token.as_deref(),
-            bounds: (5, 500),
-        };
-        q.check()?;
-        if req.max_results.is_some() && !req.volume_ids.is_empty() {
-            return Err(Error::combination("The parameter volumeSet cannot be used with the parameter maxResults"));
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<VolumeRecord>()?, tx.tag_map()?)))?;
-        let (items, next) = q.select(
-            all,
-            &tags,
-            |v| &v.volume_id,
-            |_| true,
-            |v, n| {
-                let a = v.attachment.as_ref();
-                match n {
-                    "volume-id" => vec![v.volume_id.clone()],
-                    "status" => vec![v.state.clone()],
-                    "size" => vec![v.size_gib.to_string()],
-                    "availability-zone" => vec![v.availability_zone.clone()],
-                    "volume-type" => vec![v.volume_type.clone()],
-                    "snapshot-id" => v.snapshot_id.iter().cloned().collect(),
-                    "create-time" => vec![v.created_at.clone()],
-                    "encrypted" | "multi-attach-enabled" => vec!["false".into()],
-                    "attachment.instance-id" => a.map(|a| a.instance_id.clone()).into_iter().collect(),
-                    "attachment.status" => a.map(|a| a.state.clone()).into_iter().collect(),
-                    "attachment.device" => a.map(|a| a.device.clone()).into_iter().collect(),
-                    "attachment.attach-time" => a.map(|a| a.attach_time.clone()).into_iter().collect(),
-                    "attachment.delete-on-termination" => a.map(|a| a.delete_on_termination.to_string()).into_iter().collect(),
-                    _ => vec![],
-                }
-            },
-        )?;
-        Ok((items.into_iter().map(|(rec, tags)| Volume { rec, tags }).collect(), next))
+        let d = Describe::new(&req.volume_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref()).bounds(5, 500);
+        d.ids_without_max_results("volumeSet")?;
+        self.describe(&d.table(VOLUME_FILTERS), |_| true)
     }
 
     pub async fn volume_delete(&self, req: &rq::DeleteVolume) -> Result<()> {

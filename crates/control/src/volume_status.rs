@@ -4,52 +4,52 @@
 //! and `productCodes`).
 
 use crate::volume::{check_volume_id, VolumeStatus};
-use crate::{filter, Control};
+use crate::describe::{Describe, Described, FilterLine, TagMap};
+use crate::Control;
 use corral_ec2_query::requests as rq;
-use corral_store::VolumeRecord;
+use corral_store::{TagRecord, Tx, VolumeRecord};
 use corral_types::{Error, IdKind, Result};
 
-impl Control {
-    pub fn volume_status(&self, req: &rq::DescribeVolumeStatus) -> Result<(Vec<VolumeStatus>, Option<String>)> {
-        const NAMES: &[&str] = &["availability-zone", "volume-status.status", "volume-status.details-name", "volume-status.details-status"];
-        let q = filter::Query {
-            kind: IdKind::Volume,
-            ids: &req.volume_ids,
-            filters: &req.filters,
-            names: NAMES,
-            dry_run: req.dry_run,
-            max_results: req.max_results,
-            next_token: req.next_token.as_deref(),
-            bounds: (5, 1000),
-        };
-        q.check()?;
-        let all = self.store.read(|tx| tx.doc_list::<VolumeRecord>())?;
-        let statuses: Vec<VolumeStatus> = all
-            .iter()
+impl Described for VolumeStatus {
+    type Record = VolumeRecord;
+    const KIND: IdKind = IdKind::Volume;
+    fn record_id(rec: &VolumeRecord) -> &str {
+        &rec.volume_id
+    }
+    /// A volume in error is impaired, with I/O disabled.
+    fn assemble(_: &Tx<'_>, recs: Vec<VolumeRecord>, _: &mut TagMap) -> Result<Vec<VolumeStatus>> {
+        Ok(recs
+            .into_iter()
             .map(|v| {
                 let failed = v.state == "error";
                 VolumeStatus {
-                    volume_id: v.volume_id.clone(),
-                    availability_zone: v.availability_zone.clone(),
+                    volume_id: v.volume_id,
+                    availability_zone: v.availability_zone,
                     status: if failed { "impaired" } else { "ok" },
                     io_enabled: if failed { "failed" } else { "passed" },
                 }
             })
-            .collect();
-        let (items, next) = q.select(
-            statuses,
-            &Default::default(),
-            |s| &s.volume_id,
-            |_| true,
-            |s, n| match n {
-                "availability-zone" => vec![s.availability_zone.clone()],
-                "volume-status.status" => vec![s.status.into()],
-                "volume-status.details-name" => vec!["io-enabled".into(), "io-performance".into()],
-                "volume-status.details-status" => vec![s.io_enabled.into(), "not-applicable".into()],
-                _ => vec![],
-            },
-        )?;
-        Ok((items.into_iter().map(|(s, _)| s).collect(), next))
+            .collect())
+    }
+    fn id(&self) -> &str {
+        &self.volume_id
+    }
+    fn tags(&self) -> &[TagRecord] {
+        &[]
+    }
+}
+
+const STATUS_FILTERS: &[FilterLine<VolumeStatus>] = &[
+    ("availability-zone", |s, _| vec![s.availability_zone.clone()]),
+    ("volume-status.status", |s, _| vec![s.status.into()]),
+    ("volume-status.details-name", |_, _| vec!["io-enabled".into(), "io-performance".into()]),
+    ("volume-status.details-status", |s, _| vec![s.io_enabled.into(), "not-applicable".into()]),
+];
+
+impl Control {
+    pub fn volume_status(&self, req: &rq::DescribeVolumeStatus) -> Result<(Vec<VolumeStatus>, Option<String>)> {
+        let d = Describe::new(&req.volume_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(STATUS_FILTERS), |_| true)
     }
 
     pub fn volume_attribute(&self, req: &rq::DescribeVolumeAttribute) -> Result<(VolumeRecord, String)> {

@@ -1,7 +1,8 @@
 //! VPCs and subnets, and the default VPC every account starts with (172.31.0.0/16, one
 //! default subnet per availability zone, a default security group), as on AWS.
 
-use crate::lookup::{get, parse_id};
+use crate::describe::{Describe, FilterLine};
+use crate::lookup::get;
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{InternetGatewayRecord, RouteRecord, RouteTableRecord, SecurityGroupRecord, SubnetRecord, TagRecord, VpcRecord};
@@ -14,6 +15,21 @@ pub struct Vpc {
     pub rec: VpcRecord,
     pub tags: Vec<TagRecord>,
 }
+
+crate::described_as_tagged!(Vpc, VpcRecord, IdKind::Vpc, vpc_id);
+
+/// DescribeVpcs' filters besides those its view answers. `isDefault` (Terraform's aws_vpc data
+/// source) and `cidr-block` (Ansible's ec2_vpc_net) are aliases AWS accepts.
+pub const VPC_FILTERS: &[FilterLine<Vpc>] = &[
+    ("vpc-id", |v, _| vec![v.rec.vpc_id.clone()]),
+    ("cidr", |v, _| vec![v.rec.cidr.clone()]),
+    ("cidr-block", |v, _| vec![v.rec.cidr.clone()]),
+    ("cidr-block-association.cidr-block", |v, _| vec![v.rec.cidr.clone()]),
+    ("is-default", |v, _| vec![v.rec.is_default.to_string()]),
+    ("isDefault", |v, _| vec![v.rec.is_default.to_string()]),
+    ("state", |v, _| vec![v.rec.state.clone()]),
+    ("dhcp-options-id", |_, _| vec!["default".into()]),
+];
 
 impl Control {
     /// Creates the default VPC once; later calls find it.
@@ -99,53 +115,8 @@ impl Control {
     }
 
     pub fn vpc_describe(&self, req: &rq::DescribeVpcs, rendered: &filter::Rendered<'_, Vpc>) -> Result<(Vec<Vpc>, Option<String>)> {
-        filter::check_rendered(
-            &req.filters,
-            // `isDefault` (Terraform's aws_vpc data source) and `cidr-block` (Ansible's
-            // ec2_vpc_net) are aliases AWS accepts.
-            &[
-                "vpc-id",
-                "cidr",
-                "cidr-block",
-                "cidr-block-association.cidr-block",
-                "is-default",
-                "isDefault",
-                "state",
-                "owner-id",
-                "dhcp-options-id",
-            ],
-            true,
-            Some(rendered.shape),
-        )?;
-        for id in &req.vpc_ids {
-            parse_id(IdKind::Vpc, id)?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags) = self.store.read(|tx| Ok::<_, Error>((tx.doc_list::<VpcRecord>()?, tx.tag_map()?)))?;
-        crate::lookup::require_all(IdKind::Vpc, &req.vpc_ids, &all, |v| &v.vpc_id)?;
-        let account = self.account_id.clone();
-        let items = all
-            .into_iter()
-            .filter(|v| req.vpc_ids.is_empty() || req.vpc_ids.contains(&v.vpc_id))
-            .map(|rec| {
-                let t = tags.get(&rec.vpc_id).cloned().unwrap_or_default();
-                Vpc { rec, tags: t }
-            })
-            .filter(|v| {
-                filter::matches(&req.filters, &v.tags, |n| match n {
-                    "vpc-id" => vec![v.rec.vpc_id.clone()],
-                    "cidr" | "cidr-block" | "cidr-block-association.cidr-block" => vec![v.rec.cidr.clone()],
-                    "is-default" | "isDefault" => vec![v.rec.is_default.to_string()],
-                    "state" => vec![v.rec.state.clone()],
-                    "owner-id" => vec![account.clone()],
-                    "dhcp-options-id" => vec!["default".into()],
-                    other => rendered.values(v, other),
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        let d = Describe::new(&req.vpc_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        self.describe(&d.table(VPC_FILTERS).rendered(Some(rendered)), |_| true)
     }
 
     pub fn vpc_delete(&self, req: &rq::DeleteVpc) -> Result<()> {

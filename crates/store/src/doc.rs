@@ -62,6 +62,12 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// Documents of a kind whose parent is one of `parents` (a page's children).
+    pub fn doc_list_by_parents<T: Doc>(&self, parents: &[String]) -> Result<Vec<T>> {
+        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
+        self.doc_list_where::<T>("parent IN (SELECT value FROM json_each(?2))", &json)
+    }
+
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
         let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY seq")?;
         let rows = st.query_map([T::KIND, parent], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;

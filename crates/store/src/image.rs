@@ -46,7 +46,7 @@ impl ImageRecord {
     }
 }
 
-const COLS: &str = "image_id, name, description, owner_id, state, created_at, base_disk, kernel, initrd, cmdline, size_bytes, recipe_hash, root_device_name, is_public, block_devices, launch_users, deprecation_time";
+pub(crate) const COLS: &str = "image_id, name, description, owner_id, state, created_at, base_disk, kernel, initrd, cmdline, size_bytes, recipe_hash, root_device_name, is_public, block_devices, launch_users, deprecation_time";
 
 fn json_col<T: serde::de::DeserializeOwned>(r: &Row<'_>, i: usize) -> rusqlite::Result<T> {
     let text: String = r.get(i)?;
@@ -57,7 +57,7 @@ fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<ImageRecord> {
     Ok(ImageRecord {
         image_id: r.get(0)?,
         name: r.get(1)?,

@@ -13,9 +13,9 @@ pub struct KeyPairRecord {
     pub created_at: String,
 }
 
-const COLS: &str = "key_pair_id, key_name, key_type, fingerprint, public_key, created_at";
+pub(crate) const COLS: &str = "key_pair_id, key_name, key_type, fingerprint, public_key, created_at";
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyPairRecord> {
+pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyPairRecord> {
     Ok(KeyPairRecord {
         key_pair_id: r.get(0)?,
         key_name: r.get(1)?,

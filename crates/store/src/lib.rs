@@ -12,6 +12,7 @@ mod instance;
 mod keypair;
 mod migrations;
 mod network;
+mod page;
 mod storage;
 mod tag;
 
@@ -25,6 +26,7 @@ pub use network::{
     RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord,
 };
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
+pub use page::Listed;
 pub use tag::TagRecord;
 
 use rusqlite::Connection;

@@ -61,3 +61,20 @@ impl Tx<'_> {
         Ok(map)
     }
 }
+
+impl Tx<'_> {
+    /// The tags of these resources only, grouped by resource id: a page's tags.
+    pub fn tag_map_for(&self, ids: &[&str]) -> Result<std::collections::HashMap<String, Vec<TagRecord>>> {
+        let json = serde_json::to_string(ids).unwrap_or_else(|_| "[]".into());
+        let mut st = self.tx.prepare_cached(
+            "SELECT resource_id, resource_type, key, value FROM tags
+             WHERE resource_id IN (SELECT value FROM json_each(?1)) ORDER BY resource_id, key",
+        )?;
+        let mut map: std::collections::HashMap<String, Vec<TagRecord>> = std::collections::HashMap::new();
+        for t in st.query_map([json], from_row)? {
+            let t = t?;
+            map.entry(t.resource_id.clone()).or_default().push(t);
+        }
+        Ok(map)
+    }
+}

@@ -2,7 +2,8 @@
 //! credit specifications of burstable types, and detailed monitoring.
 
 use super::{check_ids, check_user_data};
-use crate::filter;
+use super::Instance;
+use crate::describe::{Describe, FilterLine};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{InstanceOptions, InstanceRecord, VolumeRecord};
@@ -280,32 +281,16 @@ impl Control {
         &self,
         req: &rq::DescribeInstanceCreditSpecifications,
     ) -> Result<(Vec<CreditSpecification>, Option<String>)> {
-        filter::check(&req.filters, &["instance-id"], false)?;
-        check_ids(&req.instance_ids)?;
-        if !req.instance_ids.is_empty() && req.max_results.is_some() {
-            return Err(Error::combination("The parameter instanceIdSet cannot be used with the parameter maxResults"));
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let all = self.store.read(|tx| tx.instance_list())?;
-        let missing: Vec<&str> = req
-            .instance_ids
-            .iter()
-            .filter(|id| !all.iter().any(|r| &r.instance_id == *id && r.state != InstanceState::Terminated))
-            .map(String::as_str)
-            .collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
-        }
-        let items: Vec<CreditSpecification> = all
-            .iter()
-            .filter(|r| r.state != InstanceState::Terminated && burstable(r))
-            .filter(|r| req.instance_ids.is_empty() || req.instance_ids.contains(&r.instance_id))
-            .filter(|r| filter::matches(&req.filters, &[], |n| if n == "instance-id" { vec![r.instance_id.clone()] } else { vec![] }))
-            .map(|r| (r.instance_id.clone(), cpu_credits(r)))
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
+        const FILTERS: &[FilterLine<Instance>] = &[("instance-id", |i, _| vec![i.rec.instance_id.clone()])];
+        let d = Describe::new(&req.instance_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        d.ids_without_max_results("instanceIdSet")?;
+        // Ids asked for must exist (not terminated); a listing pages the burstable ones. Ids
+        // and MaxResults do not go together, so the pages hold only burstable instances.
+        let named = !req.instance_ids.is_empty();
+        let (items, next) = self.describe(&d.table(FILTERS).without_tag_filters(), |i| {
+            i.rec.state != InstanceState::Terminated && (named || burstable(&i.rec))
+        })?;
+        Ok((items.iter().filter(|i| burstable(&i.rec)).map(|i| (i.rec.instance_id.clone(), cpu_credits(&i.rec))).collect(), next))
     }
 
     /// ModifyInstanceCreditSpecification: each instance succeeds or fails on its own, as on

@@ -3,9 +3,10 @@
 //! `reconcile.rs`) makes the host follow and moves the EC2 state as the VM really changes.
 
 mod attribute;
+mod describe;
 mod state;
 
-use crate::{filter, limits, tag, Control};
+use crate::{limits, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{Desired, EniRecord, ImageRecord, InstanceRecord, SecurityGroupRecord, TagRecord, VolumeRecord};
 use corral_types::instance_type::{instance_type, FALLBACK_INSTANCE_TYPE};
@@ -26,43 +27,6 @@ pub struct Instance {
     pub volumes: Vec<VolumeRecord>,
 }
 
-/// What describing instances needs besides the instances: loaded once per call.
-struct Related {
-    images: Vec<ImageRecord>,
-    /// Interfaces by instance id.
-    enis: std::collections::HashMap<String, Vec<EniRecord>>,
-    groups: Vec<SecurityGroupRecord>,
-    /// Attached volumes by instance id.
-    volumes: std::collections::HashMap<String, Vec<VolumeRecord>>,
-}
-
-impl Related {
-    fn load(tx: &corral_store::Tx<'_>) -> Result<Related> {
-        let mut enis: std::collections::HashMap<String, Vec<EniRecord>> = std::collections::HashMap::new();
-        for e in tx.doc_list::<EniRecord>()? {
-            if let Some(i) = &e.instance_id {
-                enis.entry(i.clone()).or_default().push(e);
-            }
-        }
-        let mut volumes: std::collections::HashMap<String, Vec<VolumeRecord>> = std::collections::HashMap::new();
-        for v in tx.doc_list::<VolumeRecord>()? {
-            if let Some(a) = &v.attachment {
-                volumes.entry(a.instance_id.clone()).or_default().push(v);
-            }
-        }
-        Ok(Related { images: tx.image_list()?, enis, groups: tx.doc_list()?, volumes })
-    }
-
-    fn instance(&self, rec: InstanceRecord, tags: Vec<TagRecord>) -> Instance {
-        let root_device_name = root_device(&self.images, &rec.image_id);
-        let mut enis: Vec<EniRecord> = self.enis.get(&rec.instance_id).cloned().unwrap_or_default();
-        enis.sort_by_key(|e| e.device_index);
-        let groups = enis.first().map(|e| crate::eni::group_names(&self.groups, &e.groups)).unwrap_or_default();
-        let volumes = sorted_volumes(self.volumes.get(&rec.instance_id).cloned().unwrap_or_default(), &root_device_name);
-        Instance { rec, tags, root_device_name, enis, groups, volumes }
-    }
-}
-
 pub struct Reservation {
     pub reservation_id: String,
     pub owner_id: String,
@@ -75,37 +39,6 @@ pub struct StateChange {
     pub previous: InstanceState,
     pub current: InstanceState,
 }
-
-const INSTANCE_FILTERS: &[&str] = &[
-    "instance-id",
-    "instance-state-name",
-    "instance-state-code",
-    "instance-type",
-    "image-id",
-    "key-name",
-    "availability-zone",
-    "reservation-id",
-    "owner-id",
-    "architecture",
-    "root-device-name",
-    "root-device-type",
-    "launch-time",
-    "client-token",
-    "instance-lifecycle",
-    "virtualization-type",
-    "vpc-id",
-    "subnet-id",
-    "private-ip-address",
-    "network-interface.addresses.private-ip-address",
-    "private-dns-name",
-    "network-interface.network-interface-id",
-    "instance.group-id",
-    "group-id",
-    "instance.group-name",
-    "group-name",
-    "ip-address",
-    "network-interface.association.public-ip",
-];
 
 impl Control {
     pub fn instance_run(&self, req: &rq::RunInstances) -> Result<Reservation> {
@@ -234,127 +167,11 @@ impl Control {
     }
 
     fn reservation_load(&self, tx: &corral_store::Tx<'_>, reservation_id: &str) -> Result<Reservation> {
-        let related = Related::load(tx)?;
-        let mut instances = Vec::new();
-        for rec in tx.instance_list()?.into_iter().filter(|i| i.reservation_id == reservation_id) {
-            let tags = tx.tag_list_for(&rec.instance_id)?;
-            instances.push(related.instance(rec, tags));
-        }
+        let recs: Vec<InstanceRecord> = tx.instance_list()?.into_iter().filter(|i| i.reservation_id == reservation_id).collect();
+        let ids: Vec<&str> = recs.iter().map(|r| r.instance_id.as_str()).collect();
+        let mut tags = tx.tag_map_for(&ids)?;
+        let instances = <Instance as crate::describe::Described>::assemble(tx, recs, &mut tags)?;
         Ok(Reservation { reservation_id: reservation_id.to_string(), owner_id: self.account_id.clone(), instances })
-    }
-
-    /// Instances matching ids and filters, in launch order, paginated. `rendered` answers the
-    /// filters that have no line here from each instance's view.
-    pub fn instance_describe(
-        &self,
-        ids: &[String],
-        filters: &[rq::Filter],
-        max_results: Option<i64>,
-        next_token: Option<&str>,
-        dry_run: bool,
-        rendered: Option<&filter::Rendered<'_, Instance>>,
-    ) -> Result<(Vec<Instance>, Option<String>)> {
-        filter::check_rendered(filters, INSTANCE_FILTERS, true, rendered.map(|r| r.shape))?;
-        check_ids(ids)?;
-        if !ids.is_empty() && max_results.is_some() {
-            return Err(Error::combination("The parameter instancesSet cannot be used with the parameter maxResults"));
-        }
-        if dry_run {
-            return Err(Error::dry_run());
-        }
-        let (all, tags, related) = self.store.read(|tx| Ok::<_, Error>((tx.instance_list()?, tx.tag_map()?, Related::load(tx)?)))?;
-        let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
-        let visible = |i: &InstanceRecord| match &i.terminated_at {
-            Some(t) => chrono::DateTime::parse_from_rfc3339(t).map(|t| t > cutoff).unwrap_or(true),
-            None => true,
-        };
-        let missing: Vec<&str> =
-            ids.iter().filter(|id| !all.iter().any(|i| &i.instance_id == *id && visible(i))).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Instance, &missing.join(", ")));
-        }
-        let account = self.account_id.clone();
-        let items: Vec<Instance> = all
-            .into_iter()
-            .filter(|i| visible(i) && (ids.is_empty() || ids.contains(&i.instance_id)))
-            .map(|rec| {
-                let t = tags.get(&rec.instance_id).cloned().unwrap_or_default();
-                related.instance(rec, t)
-            })
-            .filter(|i| {
-                let r = &i.rec;
-                filter::matches(filters, &i.tags, |n| match n {
-                    "instance-id" => vec![r.instance_id.clone()],
-                    "instance-state-name" => vec![r.state.name().into()],
-                    "instance-state-code" => vec![r.state.code().to_string()],
-                    "instance-type" => vec![r.instance_type.clone()],
-                    "image-id" => vec![r.image_id.clone()],
-                    "key-name" => r.key_name.iter().cloned().collect(),
-                    "availability-zone" => vec![r.availability_zone.clone()],
-                    "reservation-id" => vec![r.reservation_id.clone()],
-                    "owner-id" => vec![account.clone()],
-                    "architecture" => vec!["x86_64".into()],
-                    "root-device-name" => vec![i.root_device_name.clone()],
-                    "root-device-type" => vec!["ebs".into()],
-                    "launch-time" => vec![r.launch_time.clone()],
-                    "client-token" => r.client_token.iter().cloned().collect(),
-                    "virtualization-type" => vec!["hvm".into()],
-                    "vpc-id" => i.enis.iter().map(|e| e.vpc_id.clone()).collect(),
-                    "subnet-id" => i.enis.iter().map(|e| e.subnet_id.clone()).collect(),
-                    "private-ip-address" | "network-interface.addresses.private-ip-address" => {
-                        i.enis.iter().map(|e| e.private_ip.clone()).collect()
-                    }
-                    "private-dns-name" => i.enis.iter().map(|e| e.private_dns_name.clone()).collect(),
-                    "network-interface.network-interface-id" => i.enis.iter().map(|e| e.eni_id.clone()).collect(),
-                    "instance.group-id" | "group-id" => i.groups.iter().map(|(id, _)| id.clone()).collect(),
-                    "instance.group-name" | "group-name" => i.groups.iter().map(|(_, n)| n.clone()).collect(),
-                    "ip-address" | "network-interface.association.public-ip" => i.enis.iter().filter_map(|e| e.public_ip.clone()).collect(),
-                    other => rendered.map(|v| v.values(i, other)).unwrap_or_default(),
-                })
-            })
-            .collect();
-        filter::page(items, max_results, next_token, (5, 1000))
-    }
-
-    /// DescribeInstanceStatus: without IncludeAllInstances only running instances, as on AWS
-    /// (decided before the page is cut). `rendered` answers the status filters.
-    pub fn instance_status_describe(
-        &self,
-        req: &rq::DescribeInstanceStatus,
-        rendered: &filter::Rendered<'_, Instance>,
-    ) -> Result<(Vec<Instance>, Option<String>)> {
-        let mut filters = req.filters.clone();
-        if !req.include_all_instances {
-            filters.push(rq::Filter { name: "instance-state-name".into(), values: vec!["running".into()] });
-        }
-        self.instance_describe(&req.instance_ids, &filters, req.max_results, req.next_token.as_deref(), req.dry_run, Some(rendered))
-    }
-
-    pub fn instance_describe_reservations(
-        &self,
-        req: &rq::DescribeInstances,
-        rendered: &filter::Rendered<'_, Instance>,
-    ) -> Result<(Vec<Reservation>, Option<String>)> {
-        let (items, next) = self.instance_describe(
-            &req.instance_ids,
-            &req.filters,
-            req.max_results,
-            req.next_token.as_deref(),
-            req.dry_run,
-            Some(rendered),
-        )?;
-        let mut out: Vec<Reservation> = Vec::new();
-        for i in items {
-            match out.last_mut() {
-                Some(r) if r.reservation_id == i.rec.reservation_id => r.instances.push(i),
-                _ => out.push(Reservation {
-                    reservation_id: i.rec.reservation_id.clone(),
-                    owner_id: self.account_id.clone(),
-                    instances: vec![i],
-                }),
-            }
-        }
-        Ok((out, next))
     }
 
     /// (instance id, console bytes, timestamp). The last 64 KiB, as EC2 keeps.
