@@ -127,6 +127,7 @@ requests!(
     DescribeVolumesModifications,
     CreateSnapshot,
     DescribeSnapshots,
+    DescribeSnapshotTierStatus,
     DeleteSnapshot,
     CopySnapshot,
     CreateImage,
@@ -418,6 +419,17 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::DescribeSnapshots(r) => {
             let (items, next) = c.snapshot_describe(&r)?;
             views::storage::snapshots(&items, next)
+        }
+        // Through the generic Describe path: the snapshots kind, a view, and the one filter
+        // the view cannot answer (no snapshot is ever archived, so none has a tiering operation).
+        R::DescribeSnapshotTierStatus(r) => {
+            use corral_control::describe::{Describe, FilterLine};
+            use corral_control::snapshot::Snapshot;
+            const FILTERS: &[FilterLine<Snapshot>] = &[("last-tiering-operation", |_, _| vec![])];
+            let rendered = Rendered { shape: "SnapshotTierStatus", view: &views::storage::snapshot_tier_status };
+            let d = Describe::new(&[], &r.filters, r.dry_run, r.max_results, r.next_token.as_deref());
+            let (items, next) = c.describe(&d.table(FILTERS).rendered(Some(&rendered)).bounds(5, 1000), |_| true)?;
+            views::storage::snapshot_tier_statuses(&items, next)
         }
         R::DeleteSnapshot(r) => {
             c.snapshot_delete(&r).await?;

@@ -39,7 +39,12 @@ pub fn code_string(code: ErrorCode) -> String {
         InvalidId => "InvalidID".into(),
         MalformedId(kind) => kind.info().malformed.into(),
         NotFound(kind) => kind.info().not_found.into(),
-        Duplicate(kind) => format!("{}.Duplicate", kind.info().not_found.trim_end_matches(".NotFound")),
+        // The kind's code family: `InvalidKeyPair.NotFound` → `InvalidKeyPair.Duplicate`,
+        // `InvalidPlacementGroup.Unknown` → `InvalidPlacementGroup.Duplicate`.
+        Duplicate(kind) => {
+            let nf = kind.info().not_found;
+            format!("{}.Duplicate", nf.rsplit_once('.').map(|(family, _)| family).unwrap_or(nf))
+        }
         MissingAuthenticationToken => "MissingAuthenticationToken".into(),
         AuthFailure => "AuthFailure".into(),
         SignatureDoesNotMatch => "SignatureDoesNotMatch".into(),

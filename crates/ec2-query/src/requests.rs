@@ -195,6 +195,7 @@ request!(CopyImage {
     tag_specifications: Vec<TagSpecification>,
     client_token: Option<String>,
 });
+request!(DescribeSnapshotTierStatus { filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeVolumeStatus { volume_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeVolumeAttribute { volume_id: Option<String>, attribute: Option<String> });
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]

@@ -111,6 +111,22 @@ pub fn snapshots(items: &[Snapshot], next: Option<String>) -> Value {
     super::with_next(json!({ "Snapshots": items.iter().map(snapshot).collect::<Vec<_>>() }), next)
 }
 
+/// A snapshot's storage tier: every snapshot stays in the standard tier (none is archived).
+pub fn snapshot_tier_status(s: &Snapshot) -> Value {
+    json!({
+        "SnapshotId": s.rec.snapshot_id,
+        "VolumeId": s.rec.volume_id,
+        "Status": s.rec.state,
+        "OwnerId": s.rec.owner_id,
+        "Tags": super::tags(&s.tags),
+        "StorageTier": "standard",
+    })
+}
+
+pub fn snapshot_tier_statuses(items: &[Snapshot], next: Option<String>) -> Value {
+    super::with_next(json!({ "SnapshotTierStatuses": items.iter().map(snapshot_tier_status).collect::<Vec<_>>() }), next)
+}
+
 /// An instance's `BlockDeviceMappings`.
 pub fn instance_mappings(volumes: &[VolumeRecord]) -> Value {
     Value::Array(
