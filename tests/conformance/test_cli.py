@@ -157,7 +157,7 @@ DESCRIBE_WITH_NO_OPTIONS = [
     "describe-network-interfaces", "describe-internet-gateways", "describe-route-tables", "describe-addresses",
     "describe-volumes", "describe-volumes-modifications", "describe-snapshots", "describe-volume-status",
     "describe-network-acls", "describe-instance-credit-specifications", "describe-instance-type-offerings",
-    "describe-addresses-attribute",
+    "describe-addresses-attribute", "describe-placement-groups", "describe-snapshot-tier-status",
 ]
 
 

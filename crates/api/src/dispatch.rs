@@ -148,6 +148,9 @@ requests!(
     MonitorInstances,
     UnmonitorInstances,
     DescribeNetworkAcls,
+    CreatePlacementGroup,
+    DescribePlacementGroups,
+    DeletePlacementGroup,
     ReplaceRoute,
     ReplaceRouteTableAssociation,
     UpdateSecurityGroupRuleDescriptionsIngress,
@@ -539,6 +542,19 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::ReplaceRouteTableAssociation(r) => {
             serde_json::json!({"NewAssociationId": c.route_table_association_replace(&r)?, "AssociationState": {"State": "associated"}})
+        }
+        R::CreatePlacementGroup(r) => {
+            let g = c.placement_group_create(&r)?;
+            serde_json::json!({ "PlacementGroup": views::instance::placement_group(&g, c.region(), c.account_id()) })
+        }
+        R::DescribePlacementGroups(r) => {
+            let groups = c.placement_group_describe(&r)?;
+            let list: Vec<Value> = groups.iter().map(|g| views::instance::placement_group(g, c.region(), c.account_id())).collect();
+            serde_json::json!({ "PlacementGroups": list })
+        }
+        R::DeletePlacementGroup(r) => {
+            c.placement_group_delete(&r)?;
+            serde_json::json!({})
         }
         R::DescribeNetworkAcls(r) => {
             let (items, next) = c.network_acl_describe(&r)?;

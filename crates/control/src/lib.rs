@@ -29,6 +29,7 @@ mod layer;
 mod lookup;
 pub mod network_acl;
 mod permission;
+pub mod placement_group;
 pub mod quota;
 pub mod reconcile;
 pub mod region;

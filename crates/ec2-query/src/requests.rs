@@ -195,6 +195,15 @@ request!(CopyImage {
     tag_specifications: Vec<TagSpecification>,
     client_token: Option<String>,
 });
+request!(CreatePlacementGroup {
+    group_name: Option<String>,
+    strategy: Option<String>,
+    partition_count: Option<i64>,
+    spread_level: Option<String>,
+    tag_specifications: Vec<TagSpecification>,
+});
+request!(DeletePlacementGroup { group_name: Option<String> });
+request!(DescribePlacementGroups { group_names: Vec<String>, group_ids: Vec<String>, filters: Vec<Filter> });
 request!(DescribeSnapshotTierStatus { filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeVolumeStatus { volume_ids: Vec<String>, filters: Vec<Filter>, max_results: Option<i64>, next_token: Option<String> });
 request!(DescribeVolumeAttribute { volume_id: Option<String>, attribute: Option<String> });

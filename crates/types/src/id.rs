@@ -29,6 +29,7 @@ pub enum IdKind {
     Request,
     NetworkAcl,
     NetworkAclAssociation,
+    PlacementGroup,
 }
 
 /// Where the store keeps a kind's records, so one existence check serves every kind.
@@ -92,6 +93,7 @@ kinds! {
     Request: "req", "request", "InvalidRequestID.NotFound", "InvalidRequestID.Malformed", None, Record::None;
     NetworkAcl: "acl", "network ACL", "InvalidNetworkAclID.NotFound", "InvalidNetworkAclID.Malformed", Some("network-acl"), Record::Doc("network-acl");
     NetworkAclAssociation: "aclassoc", "association", "InvalidAssociationID.NotFound", "InvalidAssociationID.Malformed", None, Record::None;
+    PlacementGroup: "pg", "placement group", "InvalidPlacementGroup.Unknown", "InvalidPlacementGroupId.Malformed", Some("placement-group"), Record::Doc("placement-group");
 }
 
 impl IdKind {

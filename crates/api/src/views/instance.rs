@@ -207,3 +207,22 @@ pub fn monitorings(items: &[(String, String)]) -> Value {
     let v: Vec<Value> = items.iter().map(|(id, state)| json!({"InstanceId": id, "Monitoring": {"State": state}})).collect();
     json!({ "InstanceMonitorings": v })
 }
+
+/// A placement group (`PlacementGroup` in the model).
+pub fn placement_group(g: &corral_control::placement_group::PlacementGroup, region: &str, account: &str) -> Value {
+    let mut out = json!({
+        "GroupName": g.rec.group_name,
+        "GroupId": g.rec.group_id,
+        "GroupArn": corral_control::placement_group::arn(g, region, account),
+        "State": "available",
+        "Strategy": g.rec.strategy,
+        "Tags": super::tags(&g.tags),
+    });
+    if let Some(n) = g.rec.partition_count {
+        out["PartitionCount"] = json!(n);
+    }
+    if let Some(l) = &g.rec.spread_level {
+        out["SpreadLevel"] = json!(l);
+    }
+    out
+}
