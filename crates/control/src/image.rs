@@ -210,6 +210,9 @@ const IMAGE_FILTERS: &[FilterLine<Image>] = &[
     ("block-device-mapping.volume-type", |i, _| block_devices(i, |b| Some(b.volume_type.clone()))),
     ("block-device-mapping.delete-on-termination", |i, _| block_devices(i, |b| Some(b.delete_on_termination.to_string()))),
     ("kernel-id", |_, _| vec![]),
+    // Images here are EBS-backed and carry no product codes.
+    ("manifest-location", |_, _| vec![]),
+    ("product-code", |_, _| vec![]),
     ("ramdisk-id", |_, _| vec![]),
     ("creation-date", |i, _| vec![i.rec.created_at.clone()]),
 ];

@@ -64,6 +64,7 @@ impl Control {
                 "state",
                 "zone-type",
                 "group-name",
+                "group-long-name",
                 "opt-in-status",
                 "message",
                 "parent-zone-name",

@@ -35,6 +35,8 @@ const SNAPSHOT_FILTERS: &[FilterLine<Snapshot>] = &[
     ("progress", |s, _| vec![progress(&s.rec)]),
     ("encrypted", |_, _| vec!["false".into()]),
     ("storage-tier", |_, _| vec!["standard".into()]),
+    // Copies here are immediate: no standard or time-based transfer.
+    ("transfer-type", |_, _| vec![]),
 ];
 
 pub(crate) fn check_snapshot_id(id: Option<&str>) -> Result<&str> {

@@ -41,6 +41,11 @@ pub(crate) const VOLUME_FILTERS: &[FilterLine<Volume>] = &[
     ("status", |v, _| vec![v.rec.state.clone()]),
     ("size", |v, _| vec![v.rec.size_gib.to_string()]),
     ("availability-zone", |v, _| vec![v.rec.availability_zone.clone()]),
+    ("availability-zone-id", |v, _| corral_types::region::zone_id(&v.rec.availability_zone).into_iter().collect()),
+    ("fast-restored", |_, _| vec!["false".into()]),
+    // No volume is managed by a service operator.
+    ("operator.managed", |_, _| vec!["false".into()]),
+    ("operator.principal", |_, _| vec![]),
     ("volume-type", |v, _| vec![v.rec.volume_type.clone()]),
     ("snapshot-id", |v, _| v.rec.snapshot_id.iter().cloned().collect()),
     ("create-time", |v, _| vec![v.rec.created_at.clone()]),

@@ -6,10 +6,12 @@
 use crate::layer::{agent_error, layer_id};
 use crate::volume::check_volume_id;
 use crate::volume_type::{check_size, volume_performance};
-use crate::{filter, Control};
+use crate::describe::{Describe, FilterLine};
+use crate::volume::Volume;
+use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{VolumeModification, VolumeRecord};
-use corral_types::{Error, IdKind, InstanceState, Result};
+use corral_types::{Error, InstanceState, Result};
 
 impl Control {
     pub async fn volume_modify(&self, req: &rq::ModifyVolume) -> Result<VolumeRecord> {
@@ -83,46 +85,30 @@ impl Control {
         })
     }
 
+    /// DescribeVolumesModifications: the volumes that were ever modified, with their last
+    /// modification.
     pub fn volume_modifications(&self, req: &rq::DescribeVolumesModifications) -> Result<(Vec<VolumeRecord>, Option<String>)> {
-        const NAMES: &[&str] = &[
-            "volume-id",
-            "modification-state",
-            "target-size",
-            "target-volume-type",
-            "original-size",
-            "original-volume-type",
-            "start-time",
-        ];
-        filter::check(&req.filters, NAMES, false)?;
-        for id in &req.volume_ids {
-            check_volume_id(Some(id))?;
-        }
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        let all = self.store.read(|tx| tx.doc_list::<VolumeRecord>())?;
-        let missing: Vec<&str> = req.volume_ids.iter().filter(|id| !all.iter().any(|v| &v.volume_id == *id)).map(String::as_str).collect();
-        if !missing.is_empty() {
-            return Err(Error::not_found(IdKind::Volume, &missing.join(", ")));
-        }
-        let items: Vec<VolumeRecord> = all
-            .into_iter()
-            .filter(|v| v.modification.is_some())
-            .filter(|v| req.volume_ids.is_empty() || req.volume_ids.contains(&v.volume_id))
-            .filter(|v| {
-                let Some(m) = &v.modification else { return false };
-                filter::matches(&req.filters, &[], |n| match n {
-                    "volume-id" => vec![v.volume_id.clone()],
-                    "modification-state" => vec![m.state.clone()],
-                    "target-size" => vec![m.target_size_gib.to_string()],
-                    "target-volume-type" => vec![m.target_volume_type.clone()],
-                    "original-size" => vec![m.original_size_gib.to_string()],
-                    "original-volume-type" => vec![m.original_volume_type.clone()],
-                    "start-time" => vec![m.start_time.clone()],
-                    _ => vec![],
-                })
-            })
-            .collect();
-        filter::page(items, req.max_results, req.next_token.as_deref(), (5, 500))
+        let d = Describe::new(&req.volume_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref()).bounds(5, 500);
+        let (items, next) = self.describe(&d.table(MODIFICATION_FILTERS).without_tag_filters(), |v| v.rec.modification.is_some())?;
+        Ok((items.into_iter().map(|v| v.rec).collect(), next))
     }
 }
+
+fn modification(v: &Volume, f: impl Fn(&VolumeModification) -> Option<String>) -> Vec<String> {
+    v.rec.modification.as_ref().and_then(f).into_iter().collect()
+}
+
+/// DescribeVolumesModifications' filters. No volume is multi-attach.
+const MODIFICATION_FILTERS: &[FilterLine<Volume>] = &[
+    ("volume-id", |v, _| vec![v.rec.volume_id.clone()]),
+    ("modification-state", |v, _| modification(v, |m| Some(m.state.clone()))),
+    ("target-size", |v, _| modification(v, |m| Some(m.target_size_gib.to_string()))),
+    ("target-volume-type", |v, _| modification(v, |m| Some(m.target_volume_type.clone()))),
+    ("target-iops", |v, _| modification(v, |m| m.target_iops.map(|i| i.to_string()))),
+    ("targetMultiAttachEnabled", |v, _| modification(v, |_| Some("false".into()))),
+    ("original-size", |v, _| modification(v, |m| Some(m.original_size_gib.to_string()))),
+    ("original-volume-type", |v, _| modification(v, |m| Some(m.original_volume_type.clone()))),
+    ("original-iops", |v, _| modification(v, |m| m.original_iops.map(|i| i.to_string()))),
+    ("originalMultiAttachEnabled", |v, _| modification(v, |_| Some("false".into()))),
+    ("start-time", |v, _| modification(v, |m| Some(m.start_time.clone()))),
+];

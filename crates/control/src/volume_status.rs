@@ -44,6 +44,15 @@ const STATUS_FILTERS: &[FilterLine<VolumeStatus>] = &[
     ("volume-status.status", |s, _| vec![s.status.into()]),
     ("volume-status.details-name", |_, _| vec!["io-enabled".into(), "io-performance".into()]),
     ("volume-status.details-status", |s, _| vec![s.io_enabled.into(), "not-applicable".into()]),
+    // No volume here ever has a scheduled event or an action to take.
+    ("action.code", |_, _| vec![]),
+    ("action.description", |_, _| vec![]),
+    ("action.event-id", |_, _| vec![]),
+    ("event.description", |_, _| vec![]),
+    ("event.event-id", |_, _| vec![]),
+    ("event.event-type", |_, _| vec![]),
+    ("event.not-after", |_, _| vec![]),
+    ("event.not-before", |_, _| vec![]),
 ];
 
 impl Control {

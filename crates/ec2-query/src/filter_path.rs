@@ -48,7 +48,19 @@ const ALIASES: &[(&str, &str, &str)] = &[
     ("Instance", "dns-name", "PublicDnsName"),
     ("Instance", "reason", "StateTransitionReason"),
     ("Instance", "availability-zone-id", "Placement.AvailabilityZoneId"),
+    ("InstanceStatus", "instance-status.reachability", "InstanceStatus.Details.Status"),
+    ("InstanceStatus", "system-status.reachability", "SystemStatus.Details.Status"),
 ];
+
+/// Segments that stand for one member where several would match: an interface's `addresses`
+/// are its private IP addresses.
+const SEGMENT_ALIASES: &[(&str, &str)] = &[("addresses", "PrivateIpAddresses")];
+
+/// A kebab name without its dashes: `vcpu-info` and `v-cpu-info` (VCpuInfo), `in-mbps` and
+/// `in-m-bps` (InMBps) are the same words.
+fn squashed(s: &str) -> String {
+    s.replace('-', "")
+}
 
 /// The member path `filter` stands for in items of shape `item_shape`, if any.
 pub fn resolve(item_shape: &str, filter: &str) -> Option<Vec<String>> {
@@ -68,7 +80,8 @@ fn resolve_in(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> {
         if let Some(end) = shape_of(shape, &path) {
             let end = element(end);
             if end.kind() == ShapeKind::Structure {
-                let m = end.members().find(|m| kebab(m.name) == word)?;
+                let whole = segments.last().copied().unwrap_or(word);
+                let m = end.members().find(|m| kebab(m.name) == whole).or_else(|| end.members().find(|m| kebab(m.name) == word))?;
                 path.push(m.name.to_string());
             }
         }
@@ -91,10 +104,19 @@ fn resolve_segments(shape: Shape<'_>, segments: &[&str]) -> Option<Vec<String>> 
         return None;
     }
     let members: Vec<_> = shape.members().collect();
+    if let Some((_, name)) = SEGMENT_ALIASES.iter().find(|(seg, _)| seg == first) {
+        if let Some(m) = members.iter().find(|m| m.name == *name) {
+            if let Some(mut tail) = resolve_in(m.shape(), rest) {
+                tail.insert(0, m.name.to_string());
+                return Some(tail);
+            }
+        }
+    }
     // A segment naming one member (or its plural).
     for m in &members {
-        let k = kebab(m.name);
-        if k == *first || k == format!("{first}s") || k == format!("{first}-set") || k == format!("{first}es") {
+        let k = squashed(&kebab(m.name));
+        let first = squashed(first);
+        if k == first || k == format!("{first}s") || k == format!("{first}set") || k == format!("{first}es") {
             if let Some(mut tail) = resolve_in(m.shape(), rest) {
                 tail.insert(0, m.name.to_string());
                 return Some(tail);
@@ -197,6 +219,16 @@ mod tests {
         assert_eq!(r("Instance", "hypervisor").as_deref(), Some("Hypervisor"));
         assert_eq!(r("Instance", "launch-index").as_deref(), Some("AmiLaunchIndex"));
         assert_eq!(r("Instance", "no-such-thing"), None);
+        assert_eq!(r("InstanceTypeInfo", "vcpu-info.default-cores").as_deref(), Some("VCpuInfo.DefaultCores"));
+        assert_eq!(
+            r("InstanceTypeInfo", "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps").as_deref(),
+            Some("EbsInfo.EbsOptimizedInfo.BaselineThroughputInMBps")
+        );
+        assert_eq!(
+            r("Instance", "network-interface.addresses.primary").as_deref(),
+            Some("NetworkInterfaces.PrivateIpAddresses.Primary")
+        );
+        assert_eq!(r("Instance", "network-interface.ipv6-address").as_deref(), Some("NetworkInterfaces.Ipv6Addresses.Ipv6Address"));
         assert_eq!(r("InstanceTypeInfo", "bare-metal").as_deref(), Some("BareMetal"));
         assert_eq!(r("InstanceTypeInfo", "network-info.ena-support").as_deref(), Some("NetworkInfo.EnaSupport"));
         assert_eq!(r("Instance", "block-device-mapping.volume-id").as_deref(), Some("BlockDeviceMappings.Ebs.VolumeId"));

@@ -63,7 +63,14 @@ pub fn instance_type(t: &InstanceTypeInfo) -> Value {
         "BareMetal": t.name.ends_with(".metal") || t.name.contains(".metal-"),
         "Hypervisor": "nitro",
         "ProcessorInfo": {"SupportedArchitectures": ["x86_64"], "SustainedClockSpeedInGhz": 2.5},
-        "VCpuInfo": {"DefaultVCpus": t.vcpus, "DefaultCores": t.vcpus / threads, "DefaultThreadsPerCore": threads},
+        "VCpuInfo": {
+            "DefaultVCpus": t.vcpus,
+            "DefaultCores": t.vcpus / threads,
+            "DefaultThreadsPerCore": threads,
+            // Any core count up to the default, with or without hyperthreading.
+            "ValidCores": (1..=t.vcpus / threads).collect::<Vec<_>>(),
+            "ValidThreadsPerCore": (1..=threads).collect::<Vec<_>>(),
+        },
         "MemoryInfo": {"SizeInMiB": t.memory_mib},
         "InstanceStorageSupported": false,
         "EbsInfo": {"EbsOptimizedSupport": "default", "EncryptionSupport": "supported", "NvmeSupport": "required"},
