@@ -10,7 +10,6 @@
 //! as [`VmStatus`] reports, each with a generation that grows with every change the agent
 //! observes, so the control plane applies only newer reports.
 
-mod cidr;
 pub mod metadata;
 pub mod net;
 pub mod storage;

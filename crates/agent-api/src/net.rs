@@ -4,7 +4,8 @@
 
 use std::net::Ipv4Addr;
 
-pub use crate::cidr::Ipv4Net;
+/// The workspace's one IPv4 prefix type, for every CIDR of the desired state.
+pub use corral_types::Cidr;
 
 /// Everything that should exist on this host. What is not here is removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -15,7 +16,7 @@ pub struct DesiredNet {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VpcSpec {
     pub vpc_id: String,
-    pub cidr: Ipv4Net,
+    pub cidr: Cidr,
     pub subnets: Vec<SubnetSpec>,
     /// The ports of this VPC on this host. A VPC with none gets no namespace here.
     pub ports: Vec<PortSpec>,
@@ -29,7 +30,7 @@ pub struct VpcSpec {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortRoute {
-    pub destination: Ipv4Net,
+    pub destination: Cidr,
     /// A port of this VPC on this host.
     pub eni_id: String,
 }
@@ -37,7 +38,7 @@ pub struct PortRoute {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubnetSpec {
     pub subnet_id: String,
-    pub cidr: Ipv4Net,
+    pub cidr: Cidr,
     /// The subnet's route table sends 0.0.0.0/0 to an internet gateway attached to the VPC:
     /// only then do its ports' public IPs work.
     pub routes_to_igw: bool,
@@ -115,7 +116,7 @@ pub struct RuleSpec {
     pub from_port: Option<i32>,
     pub to_port: Option<i32>,
     /// Peer CIDRs with their descriptions (they become nftables comments).
-    pub cidrs: Vec<(Ipv4Net, Option<String>)>,
+    pub cidrs: Vec<(Cidr, Option<String>)>,
     /// Peer security groups (matched through their member sets), with descriptions.
     pub groups: Vec<(String, Option<String>)>,
 }

@@ -54,16 +54,19 @@ const LINK_POOL: &str = "100.127.0.0/16";
 /// The `index`th of `count` equal slices of `pool` (the whole pool for one region).
 pub fn slice(pool: Cidr, index: usize, count: usize) -> Option<Cidr> {
     let bits = usize::BITS - count.saturating_sub(1).leading_zeros();
-    let prefix = pool.prefix().checked_add(bits as u8).filter(|p| *p <= 30)?;
+    let prefix = pool.prefix_len().checked_add(bits as u8).filter(|p| *p <= 30)?;
     let step = pool.size() >> bits;
-    let base = u64::from(u32::from(pool.network())) + step * index as u64;
+    let base = u64::from(u32::from(pool.network_addr())) + step * index as u64;
     Cidr::new(std::net::Ipv4Addr::from(u32::try_from(base).ok()?), prefix)
 }
 
 impl Hosts {
     pub fn new(args: &ServeArgs, regions: &[String]) -> anyhow::Result<Hosts> {
-        let public_pool: Cidr =
-            args.public_pool.parse().map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?;
+        let public_pool = args
+            .public_pool
+            .parse::<Cidr>()
+            .map_err(|_| anyhow::anyhow!("--public-pool {} is not an IPv4 CIDR block", args.public_pool))?
+            .network();
         Ok(Hosts {
             hypervisor: args.hypervisor,
             home: args.region.clone(),
@@ -98,9 +101,8 @@ impl Hosts {
                 let mut net = corral_net::NetConfig::new(dir.join("net"));
                 net.ns_prefix = if region == self.home { self.netns_prefix.clone() } else { self.region_prefix(region) };
                 net.region = region.to_string();
-                net.public_pool = public_pool.to_string().parse().map_err(|e| anyhow::anyhow!("public pool {public_pool}: {e:?}"))?;
-                let link_pool = self.slice_of(LINK_POOL.parse().expect("link pool"), region)?;
-                net.link_pool = link_pool.to_string().parse().map_err(|e| anyhow::anyhow!("link pool {link_pool}: {e:?}"))?;
+                net.public_pool = public_pool;
+                net.link_pool = self.slice_of(LINK_POOL.parse().expect("link pool"), region)?;
                 net.host_netns = self.host_netns.clone();
                 config.net = Some(net);
                 let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent of {region}: {e}"))?;
@@ -159,7 +161,7 @@ mod tests {
         assert_eq!(slice(pool, 0, 1).unwrap().to_string(), "198.18.0.0/15");
         assert_eq!(slice(pool, 1, 2).unwrap().to_string(), "198.19.0.0/16");
         assert_eq!(slice(pool, 2, 3).unwrap().to_string(), "198.19.0.0/17");
-        assert_eq!(slice(pool, 34, 35).unwrap().prefix(), 21);
+        assert_eq!(slice(pool, 34, 35).unwrap().prefix_len(), 21);
         assert!(slice("10.0.0.0/30".parse().unwrap(), 1, 2).is_none());
     }
 }

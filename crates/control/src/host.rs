@@ -5,7 +5,7 @@
 
 use crate::Control;
 use corral_agent_api::metadata::{GroupRef, InstanceView, InterfaceView, MetadataOptions, PublicKey};
-use corral_agent_api::net::{self, DesiredNet, GroupSpec, Ipv4Net, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
+use corral_agent_api::net::{self, Cidr, DesiredNet, GroupSpec, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
 use corral_agent_api::DesiredHost;
 use corral_store::{EniRecord, InstanceRecord, RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, Tx, VpcRecord};
 use corral_types::{Error, InstanceState, Result};
@@ -16,7 +16,7 @@ fn bad(what: &str, v: &str) -> Error {
     Error::internal(format!("store holds a bad {what}: {v}"))
 }
 
-fn cidr(s: &str) -> Result<Ipv4Net> {
+fn cidr(s: &str) -> Result<Cidr> {
     s.parse().map_err(|_| bad("CIDR", s))
 }
 

@@ -20,7 +20,7 @@ struct Target {
 /// there (its primary interface).
 fn route_target(tx: &Tx<'_>, t: &RouteTableRecord, req: &rq::CreateRoute) -> Result<(Cidr, Target)> {
     let dest = req.destination_cidr_block.as_deref().ok_or_else(|| Error::missing("DestinationCidrBlock"))?;
-    let cidr: Cidr = dest.parse().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?;
+    let cidr = dest.parse::<Cidr>().map_err(|_| Error::invalid_value("DestinationCidrBlock", dest, "Not a CIDR block."))?.network();
     let other_network = |what: &str| {
         Error::new(ErrorCode::InvalidParameterValue, format!("route table {} and {what} belong to different networks", t.route_table_id))
     };

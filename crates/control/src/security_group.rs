@@ -335,7 +335,7 @@ impl Control {
                 let c = r.cidr_ip.as_deref().ok_or_else(|| Error::missing("CidrIp"))?;
                 let cidr: Cidr =
                     c.parse().map_err(|_| Error::new(ErrorCode::InvalidParameterValue, format!("CIDR block {c} is malformed")))?;
-                out.push(rule(egress, &proto, from, to, Some(cidr.to_string()), None, r.description.clone()));
+                out.push(rule(egress, &proto, from, to, Some(cidr.network().to_string()), None, r.description.clone()));
             }
             for pair in &p.user_id_group_pairs {
                 let other = match (&pair.group_id, &pair.group_name) {

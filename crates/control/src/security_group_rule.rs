@@ -70,7 +70,7 @@ impl Control {
                     (Some(c), None) => {
                         let cidr: Cidr =
                             c.parse().map_err(|_| Error::new(ErrorCode::InvalidParameterValue, format!("CIDR block {c} is malformed")))?;
-                        (Some(cidr.to_string()), None)
+                        (Some(cidr.network().to_string()), None)
                     }
                     (None, Some(other)) => {
                         let o: SecurityGroupRecord = get(tx, IdKind::SecurityGroup, other)?;

@@ -77,7 +77,7 @@ impl Control {
         let (rec, tags) = self.store.transaction(|tx| {
             let vpc: VpcRecord = get(tx, IdKind::Vpc, vpc_id)?;
             let vpc_cidr: Cidr = vpc.cidr.parse().map_err(|_| Error::internal(format!("vpc {vpc_id} has cidr {}", vpc.cidr)))?;
-            if !vpc_cidr.contains_cidr(&cidr) || !(16..=28).contains(&cidr.prefix()) {
+            if !vpc_cidr.contains_cidr(&cidr) || !(16..=28).contains(&cidr.prefix_len()) {
                 return Err(Error::new(ErrorCode::InvalidSubnetRange, format!("The CIDR '{cidr_s}' is invalid.")));
             }
             for s in tx.doc_list_by_parent::<SubnetRecord>(vpc_id)? {

@@ -90,7 +90,7 @@ impl Control {
                 format!("Value ({cidr_s}) for parameter cidrBlock is invalid. This is not a valid CIDR block."),
             )
         })?;
-        if !(16..=28).contains(&cidr.prefix()) {
+        if !(16..=28).contains(&cidr.prefix_len()) {
             return Err(Error::new(ErrorCode::InvalidVpcRange, format!("The CIDR '{cidr_s}' is invalid.")));
         }
         let tags = tag::from_specifications(&req.tag_specifications, "vpc", &["vpc"])?;

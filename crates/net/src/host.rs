@@ -6,7 +6,7 @@ use std::net::Ipv4Addr;
 
 use corral_exec::ExecError;
 
-use crate::cidr::Ipv4Net;
+use crate::Cidr;
 use crate::NetError;
 
 fn exec_err(context: impl Into<String>) -> impl FnOnce(ExecError) -> NetError {
@@ -84,7 +84,7 @@ pub(crate) async fn links(ns: Option<&str>) -> Result<Vec<String>, NetError> {
 }
 
 /// `(ifname, address/len)` of every IPv4 address in a namespace.
-pub(crate) async fn addrs(ns: Option<&str>) -> Result<Vec<(String, Ipv4Net)>, NetError> {
+pub(crate) async fn addrs(ns: Option<&str>) -> Result<Vec<(String, Cidr)>, NetError> {
     let out = ip(ns, &["-j", "-4", "addr", "show"]).await?;
     let mut v = Vec::new();
     for link in json(&out) {
@@ -93,7 +93,7 @@ pub(crate) async fn addrs(ns: Option<&str>) -> Result<Vec<(String, Ipv4Net)>, Ne
             let local = str_field(a, "local").and_then(|s| s.parse::<Ipv4Addr>().ok());
             let len = a.get("prefixlen").and_then(|l| l.as_u64()).and_then(|l| u8::try_from(l).ok());
             if let (Some(local), Some(len)) = (local, len) {
-                if let Some(net) = Ipv4Net::new(local, len) {
+                if let Some(net) = Cidr::new(local, len) {
                     v.push((ifname.clone(), net));
                 }
             }

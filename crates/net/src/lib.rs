@@ -55,7 +55,6 @@
 //!   files dnsmasq reads and its pid file, which is only trusted when `/proc/<pid>/cmdline`
 //!   names our config file.
 
-pub mod cidr;
 mod dnsmasq;
 mod fake;
 mod host;
@@ -64,12 +63,11 @@ pub mod names;
 pub mod nft;
 mod spec;
 
-pub use cidr::Ipv4Net;
 pub use corral_exec::ExecError;
 pub use fake::FakeNet;
 pub use linux::LinuxNet;
 pub use spec::{
-    mac_to_string, parse_mac, private_dns_name, validate, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink, PortRoute, PortSpec,
+    mac_to_string, parse_mac, private_dns_name, validate, Cidr, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink, PortRoute, PortSpec,
     Protocol, RuleSpec, SubnetSpec, VpcReport, VpcSpec,
 };
 

@@ -12,11 +12,11 @@ use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::cidr::Ipv4Net;
 use crate::dnsmasq::{self, Reload};
 use crate::names::{host_link_ifname, netns_name, port_ifname, PORT_PREFIX, UPLINK_IFNAME};
 use crate::nft::{self, dns_ip, nat_pairs, METADATA_IP};
 use crate::spec::{mac_to_string, DesiredNet, NetConfig, NetReport, PortLink, VpcReport, VpcSpec};
+use crate::Cidr;
 use crate::{host, NetDriver, NetError};
 
 pub struct LinuxNet {
@@ -217,17 +217,17 @@ impl LinuxNet {
         }
 
         // 4. Addresses: DNS and metadata on lo, the subnet gateway (/32) on each port.
-        let addrs: HashSet<(String, Ipv4Net)> = host::addrs(Some(ns)).await?.into_iter().collect();
+        let addrs: HashSet<(String, Cidr)> = host::addrs(Some(ns)).await?.into_iter().collect();
         let mut batch = Vec::new();
         for ip in [dns_ip(vpc), METADATA_IP] {
-            let a = Ipv4Net::new(ip, 32).expect("/32");
+            let a = Cidr::new(ip, 32).expect("/32");
             if !addrs.contains(&("lo".to_string(), a)) {
                 batch.push(format!("addr add {a} dev lo"));
             }
         }
         for (ifn, p) in &ports {
             let subnet = vpc.subnets.iter().find(|s| s.subnet_id == p.subnet_id).expect("validated");
-            let gw = Ipv4Net::new(subnet.cidr.network().nth(1).expect("/28 or larger"), 32).expect("/32");
+            let gw = Cidr::new(subnet.cidr.nth(1).expect("/28 or larger"), 32).expect("/32");
             if !addrs.contains(&(ifn.clone(), gw)) {
                 batch.push(format!("addr add {gw} dev {ifn}"));
             }
@@ -353,10 +353,10 @@ impl LinuxNet {
         let used: BTreeSet<Ipv4Addr> = host_addrs
             .iter()
             .filter(|(n, a)| n.starts_with(crate::names::HOST_LINK_PREFIX) && a.prefix_len() == 31)
-            .map(|(_, a)| a.network().addr())
+            .map(|(_, a)| a.network_addr())
             .collect();
         let pool = self.config.link_pool.network();
-        let base = (0..(pool.size() / 2) as u32)
+        let base = (0..pool.size() / 2)
             .filter_map(|i| pool.nth(i * 2))
             .find(|a| !used.contains(a))
             .ok_or_else(|| NetError::Invalid(format!("link pool {} exhausted", self.config.link_pool)))?;

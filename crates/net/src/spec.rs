@@ -5,7 +5,6 @@ use std::collections::HashSet;
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
-use crate::cidr::Ipv4Net;
 use crate::NetError;
 
 /// Host-wide settings of the data path.
@@ -21,9 +20,9 @@ pub struct NetConfig {
     pub region: String,
     /// Addresses public and elastic IPs are drawn from (by the control plane). Only used here
     /// to check what it sends. Default: 198.51.100.0/24 (TEST-NET-2, never routed outward).
-    pub public_pool: Ipv4Net,
+    pub public_pool: Cidr,
     /// One /31 per VPC namespace is taken from it for the host<->namespace veth link.
-    pub link_pool: Ipv4Net,
+    pub link_pool: Cidr,
     /// The host interface towards the outside world. `None` (the default, and always in
     /// tests): no instance has any path out. Not implemented beyond refusing to start.
     pub uplink: Option<String>,
@@ -40,8 +39,8 @@ impl NetConfig {
             ns_prefix: "corral-".into(),
             state_dir: state_dir.into(),
             region: "local-1".into(),
-            public_pool: Ipv4Net::new(Ipv4Addr::new(198, 51, 100, 0), 24).expect("valid"),
-            link_pool: Ipv4Net::new(Ipv4Addr::new(100, 127, 0, 0), 16).expect("valid"),
+            public_pool: Cidr::new(Ipv4Addr::new(198, 51, 100, 0), 24).expect("valid"),
+            link_pool: Cidr::new(Ipv4Addr::new(100, 127, 0, 0), 16).expect("valid"),
             uplink: None,
             host_netns: None,
             mtu: 1450,
@@ -50,7 +49,7 @@ impl NetConfig {
 }
 
 pub use corral_agent_api::net::{
-    mac_to_string, parse_mac, private_dns_name, DesiredNet, GroupSpec, NetReport, PortLink, PortRoute, PortSpec, Protocol, RuleSpec,
+    mac_to_string, parse_mac, private_dns_name, Cidr, DesiredNet, GroupSpec, NetReport, PortLink, PortRoute, PortSpec, Protocol, RuleSpec,
     SubnetSpec, VpcReport, VpcSpec,
 };
 
@@ -130,7 +129,7 @@ pub fn validate(desired: &DesiredNet, config: &NetConfig) -> Result<(), NetError
             }
             for s in &vpc.subnets {
                 check_id("subnet", &s.subnet_id)?;
-                if !vpc.cidr.contains_net(&s.cidr) || s.cidr.prefix_len() > 28 {
+                if !vpc.cidr.contains_cidr(&s.cidr) || s.cidr.prefix_len() > 28 {
                     return Err(NetError::Invalid(format!("subnet {} {} is not a /28 or larger inside {}", s.subnet_id, s.cidr, vpc.cidr)));
                 }
             }
@@ -164,8 +163,7 @@ pub fn validate(desired: &DesiredNet, config: &NetConfig) -> Result<(), NetError
                     .find(|s| s.subnet_id == p.subnet_id)
                     .ok_or_else(|| NetError::Invalid(format!("ENI {} names unknown subnet {}", p.eni_id, p.subnet_id)))?;
                 // EC2 reserves the first four addresses and the last one of every subnet.
-                let net = subnet.cidr.network();
-                let off = u32::from(p.ip).wrapping_sub(u32::from(net.addr()));
+                let off = u32::from(p.ip).wrapping_sub(u32::from(subnet.cidr.network_addr()));
                 if !subnet.cidr.contains(p.ip) || off < 4 || u64::from(off) == subnet.cidr.size() - 1 {
                     return Err(NetError::Invalid(format!("ENI {} address {} is not usable in {}", p.eni_id, p.ip, subnet.cidr)));
                 }
@@ -196,7 +194,7 @@ pub fn validate(desired: &DesiredNet, config: &NetConfig) -> Result<(), NetError
                 if !vpc.ports.iter().any(|p| p.eni_id == r.eni_id) {
                     return Err(NetError::Invalid(format!("route to {} names {}, not a port of {}", r.destination, r.eni_id, vpc.vpc_id)));
                 }
-                if r.destination.network() != r.destination {
+                if !r.destination.is_network() {
                     return Err(NetError::Invalid(format!("route destination {} has host bits set", r.destination)));
                 }
             }

@@ -154,6 +154,40 @@ async fn security_groups_and_rules() {
     ctx.call("DescribeSecurityGroups", &[("GroupId.1", &web)]).await.err("InvalidGroup.NotFound");
 }
 
+/// A security group peer or a route destination given with host bits set is taken as its block
+/// and stored, shown and compared in canonical form (a VPC or subnet CIDR must be canonical).
+#[tokio::test]
+async fn cidrs_with_host_bits_mean_their_block() {
+    let ctx = TestContext::new().await;
+    let vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.9.0.0/16")]).await.ok().text("vpcId").unwrap();
+    ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.9.1.7/24")]).await.err("InvalidParameterValue");
+    let sg = ctx.call("CreateSecurityGroup", &[("GroupName", "hb"), ("GroupDescription", "host bits"), ("VpcId", &vpc)]).await;
+    let sg = sg.ok().text("groupId").unwrap();
+    let allow = |cidr: &'static str| {
+        [
+            ("GroupId", sg.as_str()),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "22"),
+            ("IpPermissions.1.ToPort", "22"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", cidr),
+        ]
+    };
+    ctx.call("AuthorizeSecurityGroupIngress", &allow("10.9.3.77/24")).await.ok();
+    ctx.call("AuthorizeSecurityGroupIngress", &allow("10.9.3.0/24")).await.err("InvalidPermission.Duplicate");
+    let r = ctx.call("DescribeSecurityGroups", &[("GroupId.1", &sg)]).await;
+    assert!(r.ok().body.contains("<cidrIp>10.9.3.0/24</cidrIp>"), "{}", r.body);
+
+    let igw = ctx.call("CreateInternetGateway", &[]).await.ok().text("internetGatewayId").unwrap();
+    ctx.call("AttachInternetGateway", &[("InternetGatewayId", &igw), ("VpcId", &vpc)]).await.ok();
+    let rtb = ctx.call("CreateRouteTable", &[("VpcId", &vpc)]).await.ok().text("routeTableId").unwrap();
+    ctx.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "192.168.5.9/24"), ("GatewayId", &igw)]).await.ok();
+    ctx.call("CreateRoute", &[("RouteTableId", &rtb), ("DestinationCidrBlock", "192.168.5.0/24"), ("GatewayId", &igw)])
+        .await
+        .err("RouteAlreadyExists");
+    let r = ctx.call("DescribeRouteTables", &[("RouteTableId.1", &rtb)]).await;
+    assert_eq!(r.ok().texts("destinationCidrBlock"), vec!["10.9.0.0/16", "192.168.5.0/24"]);
+}
+
 #[tokio::test]
 async fn launch_with_groups_and_interfaces() {
     let ctx = TestContext::new().await;

@@ -11,7 +11,7 @@ pub mod region;
 pub mod state;
 pub mod wildcard;
 
-pub use cidr::Cidr;
+pub use cidr::{Cidr, CidrParseError};
 pub use error::{Error, ErrorCode, Result};
 pub use id::{IdKind, KindInfo, Record, ResourceId, KINDS};
 pub use instance_type::{InstanceTypeInfo, INSTANCE_TYPES};

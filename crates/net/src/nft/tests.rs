@@ -1,8 +1,8 @@
 use super::*;
-use crate::cidr::Ipv4Net;
 use crate::spec::{GroupSpec, PortLink, SubnetSpec};
+use crate::Cidr;
 
-fn net(s: &str) -> Ipv4Net {
+fn net(s: &str) -> Cidr {
     s.parse().unwrap()
 }
 

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use corral_net::{
-    DesiredNet, GroupSpec, Ipv4Net, LinuxNet, NetConfig, NetDriver, PortLink, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec,
+    Cidr, DesiredNet, GroupSpec, LinuxNet, NetConfig, NetDriver, PortLink, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec,
 };
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -222,7 +222,7 @@ where
 
 // ---- spec builders ----
 
-pub fn net(s: &str) -> Ipv4Net {
+pub fn net(s: &str) -> Cidr {
     s.parse().unwrap()
 }
 
