@@ -174,7 +174,8 @@ mod tests {
             assert_eq!(KINDS.iter().filter(|o| o.kind == k.kind).count(), 1, "{:?}", k.kind);
             let id = ResourceId::generate(k.kind);
             assert_eq!(IdKind::of_id(id.as_str()), Some(k.kind), "{id}");
-            assert!(k.not_found.ends_with(".NotFound") && k.malformed.ends_with(".Malformed"));
+            // Placement groups are the one kind whose code says Unknown, as on AWS.
+            assert!((k.not_found.ends_with(".NotFound") || k.not_found.ends_with(".Unknown")) && k.malformed.ends_with(".Malformed"));
         }
         assert_eq!(IdKind::of_id("eni-attach-12345678"), Some(IdKind::Attachment));
         assert_eq!(IdKind::of_id("vpc-nothex"), Some(IdKind::Vpc));
