@@ -271,7 +271,10 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             let (tags, next) = c.tags_describe(&r)?;
             views::tag::describe(&tags, next)
         }
-        R::DescribeInstanceAttribute(r) => views::instance::attribute(c, &r)?,
+        R::DescribeInstanceAttribute(r) => {
+            let (instance, attr) = c.instance_attribute(&r)?;
+            views::instance::attribute(&instance, &attr)
+        }
         R::ModifyInstanceAttribute(r) => {
             c.instance_attribute_modify(&r)?;
             serde_json::json!({})

@@ -8,6 +8,7 @@
 pub mod account;
 pub mod address;
 pub mod address_attribute;
+mod attribute;
 mod chain;
 pub mod cloud;
 pub mod describe;

@@ -3,30 +3,27 @@
 //! user ids share it) and ResetSnapshotAttribute.
 
 use crate::permission::{apply_permissions, permission_changes};
-use crate::snapshot::check_snapshot_id;
+use crate::attribute::{attribute_name, Target};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::SnapshotRecord;
 use corral_types::{Error, ErrorCode, IdKind, Result};
 
+const ATTRIBUTES: &[&str] = &["createVolumePermission", "productCodes"];
+
+fn target(id: Option<&str>, dry_run: bool) -> Target<'_> {
+    Target::new(IdKind::Snapshot, id, "SnapshotId", dry_run)
+}
+
 impl Control {
     pub fn snapshot_attribute(&self, req: &rq::DescribeSnapshotAttribute) -> Result<(SnapshotRecord, String)> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        let attribute = snapshot_attribute_name(req.attribute.as_deref())?;
-        let s = self.store.read(|tx| tx.doc_get::<SnapshotRecord>(id))?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        Ok((s, attribute))
+        self.attribute_read(target(req.snapshot_id.as_deref(), req.dry_run), req.attribute.as_deref(), ATTRIBUTES)
     }
 
     /// createVolumePermission: `group all` makes the snapshot public; user ids share it.
     pub fn snapshot_attribute_modify(&self, req: &rq::ModifySnapshotAttribute) -> Result<()> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
         if let Some(a) = req.attribute.as_deref() {
-            if a != "createVolumePermission" {
-                return Err(Error::invalid_value("Attribute", a, "Only createVolumePermission can be modified."));
-            }
+            attribute_name(Some(a), &["createVolumePermission"])?;
         }
         let (adds, removes) = permission_changes(
             req.create_volume_permission.as_ref().map(|p| (&p.add[..], &p.remove[..])),
@@ -37,38 +34,29 @@ impl Control {
         if adds.is_empty() && removes.is_empty() {
             return Err(Error::missing("CreateVolumePermission"));
         }
-        self.store.transaction(|tx| {
-            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-            if s.owner_id != self.account_id {
-                return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {id}.")));
-            }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
+        self.attribute_write(target(req.snapshot_id.as_deref(), req.dry_run), |_, s: &mut SnapshotRecord| {
+            self.check_snapshot_owner(s)?;
             apply_permissions(&mut s.public, &mut s.volume_users, &adds, &removes);
-            Ok(tx.doc_put(&s)?)
-        })
+            Ok(())
+        })?;
+        Ok(())
     }
 
     pub fn snapshot_attribute_reset(&self, req: &rq::ResetSnapshotAttribute) -> Result<()> {
-        let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        snapshot_attribute_name(req.attribute.as_deref())?;
-        self.store.transaction(|tx| {
-            let mut s = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
+        attribute_name(req.attribute.as_deref(), ATTRIBUTES)?;
+        self.attribute_write(target(req.snapshot_id.as_deref(), req.dry_run), |_, s: &mut SnapshotRecord| {
+            self.check_snapshot_owner(s)?;
             s.public = false;
             s.volume_users.clear();
-            Ok(tx.doc_put(&s)?)
-        })
+            Ok(())
+        })?;
+        Ok(())
     }
-}
 
-fn snapshot_attribute_name(a: Option<&str>) -> Result<String> {
-    let a = a.ok_or_else(|| Error::missing("Attribute"))?;
-    if a != "createVolumePermission" && a != "productCodes" {
-        return Err(Error::invalid_value("Attribute", a, "Valid attributes are createVolumePermission and productCodes."));
+    fn check_snapshot_owner(&self, s: &SnapshotRecord) -> Result<()> {
+        if s.owner_id != self.account_id {
+            return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {}.", s.snapshot_id)));
+        }
+        Ok(())
     }
-    Ok(a.to_string())
 }

@@ -1,6 +1,7 @@
 //! Subnets: CreateSubnet, DescribeSubnets, DeleteSubnet and every member of
 //! ModifySubnetAttribute.
 
+use crate::attribute::Target;
 use crate::describe::{Describe, Described, FilterLine, TagMap};
 use crate::lookup::get;
 use crate::{filter, tag, Control};
@@ -176,8 +177,7 @@ impl Control {
                 return Err(Error::invalid_value("PrivateDnsHostnameTypeOnLaunch", t, "Valid values are ip-name and resource-name."));
             }
         }
-        self.store.transaction(|tx| {
-            let mut s: SubnetRecord = get(tx, IdKind::Subnet, id)?;
+        self.attribute_write(Target::new(IdKind::Subnet, Some(id), "SubnetId", false), |_, s: &mut SubnetRecord| {
             if let Some(v) = flag(&req.map_public_ip_on_launch) {
                 s.map_public_ip_on_launch = v;
             }
@@ -187,8 +187,8 @@ impl Control {
             if let Some(v) = flag(&req.enable_resource_name_dns_a_record_on_launch) {
                 s.enable_resource_name_dns_a_record = v;
             }
-            tx.doc_put(&s)?;
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 }

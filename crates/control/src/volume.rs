@@ -213,9 +213,4 @@ impl Control {
         self.layers_delete(doomed).await;
         Ok(())
     }
-
-    /// The volumes attached to an instance, for DescribeInstances.
-    pub fn volumes_of(&self, instance_id: &str) -> Result<Vec<VolumeRecord>> {
-        Ok(self.store.read(|tx| tx.doc_list_by_parent::<VolumeRecord>(instance_id))?)
-    }
 }

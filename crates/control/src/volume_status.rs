@@ -3,7 +3,8 @@
 //! ModifyVolumeAttribute (`autoEnableIO`, whether I/O resumes by itself on an impaired volume,
 //! and `productCodes`).
 
-use crate::volume::{check_volume_id, VolumeStatus};
+use crate::attribute::Target;
+use crate::volume::VolumeStatus;
 use crate::describe::{Describe, Described, FilterLine, TagMap};
 use crate::Control;
 use corral_ec2_query::requests as rq;
@@ -62,28 +63,17 @@ impl Control {
     }
 
     pub fn volume_attribute(&self, req: &rq::DescribeVolumeAttribute) -> Result<(VolumeRecord, String)> {
-        let id = check_volume_id(req.volume_id.as_deref())?;
-        let attribute = req.attribute.clone().ok_or_else(|| Error::missing("Attribute"))?;
-        if attribute != "autoEnableIO" && attribute != "productCodes" {
-            return Err(Error::invalid_value("Attribute", &attribute, "Valid attributes are autoEnableIO and productCodes."));
-        }
-        let v = self.store.read(|tx| Self::volume_load(tx, id))?;
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        Ok((v, attribute))
+        let t = Target::new(IdKind::Volume, req.volume_id.as_deref(), "VolumeId", req.dry_run);
+        self.attribute_read(t, req.attribute.as_deref(), &["autoEnableIO", "productCodes"])
     }
 
     pub fn volume_attribute_modify(&self, req: &rq::ModifyVolumeAttribute) -> Result<()> {
-        let id = check_volume_id(req.volume_id.as_deref())?;
         let value = req.auto_enable_io.as_ref().and_then(|v| v.value).ok_or_else(|| Error::missing("AutoEnableIO"))?;
-        self.store.transaction(|tx| {
-            let mut v = Self::volume_load(tx, id)?;
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
+        let t = Target::new(IdKind::Volume, req.volume_id.as_deref(), "VolumeId", req.dry_run);
+        self.attribute_write(t, |_, v: &mut VolumeRecord| {
             v.auto_enable_io = value;
-            Ok(tx.doc_put(&v)?)
-        })
+            Ok(())
+        })?;
+        Ok(())
     }
 }

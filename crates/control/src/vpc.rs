@@ -1,6 +1,7 @@
 //! VPCs and subnets, and the default VPC every account starts with (172.31.0.0/16, one
 //! default subnet per availability zone, a default security group), as on AWS.
 
+use crate::attribute::Target;
 use crate::describe::{Describe, FilterLine};
 use crate::lookup::get;
 use crate::{filter, tag, Control};
@@ -161,8 +162,7 @@ impl Control {
                 "Exactly one of EnableDnsSupport, EnableDnsHostnames and EnableNetworkAddressUsageMetrics must be given.",
             ));
         }
-        self.store.transaction(|tx| {
-            let mut vpc: VpcRecord = get(tx, IdKind::Vpc, id)?;
+        self.attribute_write(Target::new(IdKind::Vpc, Some(id), "VpcId", false), |_, vpc: &mut VpcRecord| {
             if let Some(s) = support {
                 vpc.enable_dns_support = s;
             }
@@ -172,22 +172,15 @@ impl Control {
             if let Some(m) = metrics {
                 vpc.enable_network_address_usage_metrics = m;
             }
-            tx.doc_put(&vpc)?;
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     pub fn vpc_attribute(&self, req: &rq::DescribeVpcAttribute) -> Result<(VpcRecord, String)> {
-        let id = req.vpc_id.as_deref().ok_or_else(|| Error::missing("VpcId"))?;
-        let attr = req.attribute.clone().ok_or_else(|| Error::missing("Attribute"))?;
-        if !["enableDnsSupport", "enableDnsHostnames", "enableNetworkAddressUsageMetrics"].contains(&attr.as_str()) {
-            return Err(Error::invalid_value("Attribute", &attr, "Unknown VPC attribute."));
-        }
-        let vpc = self.store.read(|tx| get::<VpcRecord>(tx, IdKind::Vpc, id))?;
-        if req.dry_run {
-            return Err(Error::dry_run());
-        }
-        Ok((vpc, attr))
+        const ATTRIBUTES: &[&str] = &["enableDnsSupport", "enableDnsHostnames", "enableNetworkAddressUsageMetrics"];
+        let t = Target::new(IdKind::Vpc, req.vpc_id.as_deref(), "VpcId", req.dry_run);
+        self.attribute_read(t, req.attribute.as_deref(), ATTRIBUTES)
     }
 }
 

@@ -14,6 +14,7 @@ mod migrations;
 mod network;
 mod page;
 mod storage;
+mod stored;
 mod tag;
 
 pub use account::AccessKey;
@@ -27,6 +28,7 @@ pub use network::{
 };
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use page::Listed;
+pub use stored::Stored;
 pub use tag::TagRecord;
 
 use rusqlite::Connection;

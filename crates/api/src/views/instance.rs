@@ -1,8 +1,7 @@
 //! Instance responses: reservations, state changes, statuses, console output, attributes.
 
-use corral_control::{Control, Instance, Reservation, StateChange};
-use corral_ec2_query::requests as rq;
-use corral_types::{Error, ErrorCode, InstanceState};
+use corral_control::{Instance, Reservation, StateChange};
+use corral_types::InstanceState;
 use serde_json::{json, Value};
 
 fn state(s: InstanceState) -> Value {
@@ -142,50 +141,33 @@ pub fn console(id: &str, bytes: &[u8], ts: &str) -> Value {
     })
 }
 
-pub fn attribute(c: &Control, req: &rq::DescribeInstanceAttribute) -> Result<Value, Error> {
-    let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
-    let attr = req.attribute.as_deref().ok_or_else(|| Error::missing("Attribute"))?;
-    let r = c.instance_get(id)?;
-    if req.dry_run {
-        return Err(Error::dry_run());
-    }
-    let mut v = json!({ "InstanceId": r.instance_id });
+/// DescribeInstanceAttribute's answer: the instance id and the one attribute asked for.
+pub fn attribute(i: &Instance, attr: &str) -> Value {
+    let r = &i.rec;
+    let primary = i.enis.iter().find(|e| e.device_index == 0);
     let (member, value) = match attr {
         "instanceType" => ("InstanceType", json!({"Value": r.instance_type})),
         "userData" => ("UserData", r.user_data.as_ref().map_or(json!({}), |u| json!({"Value": u}))),
         "disableApiTermination" => ("DisableApiTermination", json!({"Value": r.disable_api_termination})),
         "instanceInitiatedShutdownBehavior" => ("InstanceInitiatedShutdownBehavior", json!({"Value": r.shutdown_behavior})),
         "disableApiStop" => ("DisableApiStop", json!({"Value": r.options.disable_api_stop})),
-        "rootDeviceName" => {
-            let root = c
-                .store()
-                .read(|tx| tx.image_get(&r.image_id))?
-                .map(|i| i.root_device_name)
-                .unwrap_or_else(|| corral_control::image::ROOT_DEVICE_NAME.into());
-            ("RootDeviceName", json!({"Value": root}))
-        }
+        "rootDeviceName" => ("RootDeviceName", json!({"Value": i.root_device_name})),
         "kernel" => ("KernelId", json!({})),
         "ramdisk" => ("RamdiskId", json!({})),
-        "blockDeviceMapping" => ("BlockDeviceMappings", super::storage::instance_mappings(&c.volumes_of(&r.instance_id)?)),
+        "blockDeviceMapping" => ("BlockDeviceMappings", super::storage::instance_mappings(&i.volumes)),
         "productCodes" => ("ProductCodes", json!([])),
-        "sourceDestCheck" => ("SourceDestCheck", json!({"Value": c.instance_source_dest_check(&r.instance_id)?})),
-        "groupSet" => {
-            let groups = c.instance_groups(&r.instance_id)?;
-            ("Groups", json!(groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>()))
-        }
+        // The instance's check is its primary interface's.
+        "sourceDestCheck" => ("SourceDestCheck", json!({"Value": primary.is_none_or(|e| e.source_dest_check)})),
+        "groupSet" => ("Groups", json!(i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>())),
         "ebsOptimized" => ("EbsOptimized", json!({"Value": r.options.ebs_optimized})),
         "sriovNetSupport" => ("SriovNetSupport", json!({"Value": "simple"})),
         "enaSupport" => ("EnaSupport", json!({"Value": true})),
-        "enclaveOptions" => ("EnclaveOptions", json!({"Enabled": false})),
-        other => {
-            return Err(Error::new(
-                ErrorCode::InvalidParameterValue,
-                format!("Value ({other}) for parameter attribute is invalid. Unknown attribute."),
-            ))
-        }
+        // The control plane admits only the attributes above.
+        _ => ("EnclaveOptions", json!({"Enabled": false})),
     };
+    let mut v = json!({ "InstanceId": r.instance_id });
     v[member] = value;
-    Ok(v)
+    v
 }
 
 pub fn credit_specifications(items: &[(String, String)], next: Option<String>) -> Value {

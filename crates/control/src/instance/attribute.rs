@@ -3,14 +3,52 @@
 
 use super::{check_ids, check_user_data};
 use super::Instance;
-use crate::describe::{Describe, FilterLine};
+use crate::attribute::Target;
+use crate::describe::{Describe, Described, FilterLine};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{InstanceOptions, InstanceRecord, VolumeRecord};
 use corral_types::instance_type::{instance_type, InstanceTypeInfo};
 use corral_types::{Error, ErrorCode, IdKind, InstanceState, Result};
 
+/// The attributes DescribeInstanceAttribute answers.
+const ATTRIBUTES: &[&str] = &[
+    "instanceType",
+    "userData",
+    "disableApiTermination",
+    "instanceInitiatedShutdownBehavior",
+    "disableApiStop",
+    "rootDeviceName",
+    "kernel",
+    "ramdisk",
+    "blockDeviceMapping",
+    "productCodes",
+    "sourceDestCheck",
+    "groupSet",
+    "ebsOptimized",
+    "sriovNetSupport",
+    "enaSupport",
+    "enclaveOptions",
+];
+
 impl Control {
+    /// DescribeInstanceAttribute: the instance as described (with its interfaces, groups,
+    /// volumes and root device) and the attribute asked for.
+    pub fn instance_attribute(&self, req: &rq::DescribeInstanceAttribute) -> Result<(Instance, String)> {
+        let id = req.instance_id.as_deref();
+        let (rec, attribute) = self.attribute_read::<InstanceRecord>(
+            Target::new(IdKind::Instance, id, "InstanceId", req.dry_run),
+            req.attribute.as_deref(),
+            ATTRIBUTES,
+        )?;
+        let instance = self.store.read(|tx| {
+            let mut tags = tx.tag_map_for(&[rec.instance_id.as_str()])?;
+            Instance::assemble(tx, vec![rec], &mut tags)
+        })?;
+        let instance = instance.into_iter().next().ok_or_else(|| Error::internal("an instance assembled into nothing"))?;
+        Ok((instance, attribute))
+    }
+
     pub fn instance_attribute_modify(&self, req: &rq::ModifyInstanceAttribute) -> Result<()> {
         let id = req.instance_id.as_deref().ok_or_else(|| Error::missing("InstanceId"))?;
         check_ids(&[id.to_string()])?;
@@ -52,11 +90,8 @@ impl Control {
             if !changes.is_empty() || !req.groups.is_empty() {
                 return Err(Error::combination("Only one attribute can be modified at a time."));
             }
-            return self.store.transaction(|tx| {
-                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-                if r.state == InstanceState::Terminated {
-                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-                }
+            self.attribute_write(target(id, req.dry_run), |tx, r: &mut InstanceRecord| {
+                not_terminated(r)?;
                 let mut volumes = tx.doc_list_by_parent::<VolumeRecord>(id)?;
                 for m in &req.block_device_mappings {
                     let device = m.device_name.as_deref().ok_or_else(|| Error::missing("BlockDeviceMapping.N.DeviceName"))?;
@@ -75,29 +110,20 @@ impl Control {
                         }
                     }
                 }
-                if req.dry_run {
-                    return Err(Error::dry_run());
-                }
                 for v in &volumes {
                     tx.doc_put(v)?;
                 }
                 Ok(())
-            });
+            })?;
+            return Ok(());
         }
         if !req.groups.is_empty() {
             if !changes.is_empty() {
                 return Err(Error::combination("Only one attribute can be modified at a time."));
             }
-            self.store.transaction(|tx| {
-                let r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-                if r.state == InstanceState::Terminated {
-                    return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-                }
-                self.instance_groups_set(tx, id, &req.groups)?;
-                if req.dry_run {
-                    return Err(Error::dry_run());
-                }
-                Ok(())
+            self.attribute_write(target(id, req.dry_run), |tx, r: &mut InstanceRecord| {
+                not_terminated(r)?;
+                self.instance_groups_set(tx, id, &req.groups)
             })?;
             self.kick_host();
             return Ok(());
@@ -109,11 +135,8 @@ impl Control {
             return Err(Error::combination("Only one attribute can be modified at a time."));
         }
         let (attr, value) = changes.remove(0);
-        self.store.transaction(|tx| {
-            let mut r = tx.instance_get(id)?.ok_or_else(|| Error::not_found(IdKind::Instance, id))?;
-            if r.state == InstanceState::Terminated {
-                return Err(Error::incorrect_state(id, r.state.name(), "modified"));
-            }
+        self.attribute_write(target(id, req.dry_run), |tx, r: &mut InstanceRecord| {
+            not_terminated(r)?;
             match attr {
                 "instanceType" => {
                     let t = instance_type(&value).ok_or_else(|| {
@@ -191,16 +214,23 @@ impl Control {
                     ))
                 }
             }
-            if req.dry_run {
-                return Err(Error::dry_run());
-            }
-            tx.instance_update(&r)?;
             Ok(())
         })?;
         // The source/destination check is enforced on the host.
         self.kick_host();
         Ok(())
     }
+}
+
+fn target(id: &str, dry_run: bool) -> Target<'_> {
+    Target::new(IdKind::Instance, Some(id), "InstanceId", dry_run)
+}
+
+fn not_terminated(r: &InstanceRecord) -> Result<()> {
+    if r.state == InstanceState::Terminated {
+        return Err(Error::incorrect_state(&r.instance_id, r.state.name(), "modified"));
+    }
+    Ok(())
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool> {
@@ -261,12 +291,6 @@ impl Control {
             return Err(Error::dry_run());
         }
         Ok(r.instance_id)
-    }
-
-    /// The source/destination check of an instance (its primary interface's).
-    pub fn instance_source_dest_check(&self, id: &str) -> Result<bool> {
-        let enis = self.store.read(|tx| tx.eni_list_for_instance(id))?;
-        Ok(enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check))
     }
 }
 

@@ -240,15 +240,6 @@ impl Control {
         Ok(())
     }
 
-    /// (id, name) of the security groups of an instance's primary interface.
-    pub fn instance_groups(&self, id: &str) -> Result<Vec<(String, String)>> {
-        self.store.read(|tx| {
-            let groups = tx.doc_list::<SecurityGroupRecord>()?;
-            let eni = tx.eni_list_for_instance(id)?.into_iter().find(|e| e.device_index == 0);
-            Ok(eni.map(|e| crate::eni::group_names(&groups, &e.groups)).unwrap_or_default())
-        })
-    }
-
     pub fn instance_get(&self, id: &str) -> Result<InstanceRecord> {
         check_ids(&[id.to_string()])?;
         self.store.read(|tx| tx.instance_get(id))?.ok_or_else(|| Error::not_found(IdKind::Instance, id))
