@@ -3,8 +3,10 @@
 //! what a VM does.
 //!
 //! With `auto_advance` (what `corral serve --hypervisor sim` uses) a started VM is running at
-//! once and a stopped one stopped at once. Without it, VMs wait in `Starting`/`Stopping` until
-//! the test calls [`SimAgent::advance`], so tests can observe every intermediate state.
+//! once and a stopped one stopped at once; with [`SimAgent::with_delays`] (`--sim-delays aws`)
+//! they get there after about as long as on EC2. Without either, VMs wait in
+//! `Starting`/`Stopping` until the test calls [`SimAgent::advance`], so tests can observe every
+//! intermediate state. A booted VM's console reads like a Linux boot.
 //! [`SimAgent::fail_next`] injects a failure into the next call of an operation.
 
 use corral_agent_api::{Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmSpec, VmState, VmStatus};
@@ -58,34 +60,60 @@ struct State {
     layers: HashMap<LayerId, SimLayer>,
 }
 
+/// How long a simulated VM takes to boot and to shut down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SimDelays {
+    pub start: std::time::Duration,
+    pub stop: std::time::Duration,
+}
+
+impl SimDelays {
+    /// About what EC2 takes for a small Linux instance.
+    pub const AWS: SimDelays = SimDelays { start: std::time::Duration::from_secs(8), stop: std::time::Duration::from_secs(6) };
+}
+
 pub struct SimAgent {
-    state: Mutex<State>,
+    state: Arc<Mutex<State>>,
     changes: Arc<Notify>,
     auto_advance: bool,
+    delays: Option<SimDelays>,
 }
 
 impl SimAgent {
     pub fn new(auto_advance: bool) -> SimAgent {
         let start = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1);
-        SimAgent { state: Mutex::new(State { generation: start, ..State::default() }), changes: Arc::new(Notify::new()), auto_advance }
+        SimAgent {
+            state: Arc::new(Mutex::new(State { generation: start, ..State::default() })),
+            changes: Arc::new(Notify::new()),
+            auto_advance,
+            delays: None,
+        }
+    }
+
+    /// VMs boot and shut down after these delays (needs a Tokio runtime).
+    pub fn with_delays(delays: SimDelays) -> SimAgent {
+        SimAgent { delays: Some(delays), ..SimAgent::new(false) }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     fn set(&self, st: &mut State, id: &str, to: VmState) {
-        st.generation += 1;
-        let g = st.generation;
-        if let Some(vm) = st.vms.get_mut(id) {
-            if to == VmState::Running && vm.state != VmState::Running {
-                vm.boots += 1;
-                vm.console.extend_from_slice(format!("sim: {id} boot {}\n", vm.boots).as_bytes());
+        set(st, id, to, &self.changes)
+    }
+
+    /// After `after`, moves the VM from `from` on (if it is still there).
+    fn advance_later(&self, id: &str, from: VmState, after: std::time::Duration) {
+        let (state, changes, id) = (Arc::clone(&self.state), Arc::clone(&self.changes), id.to_string());
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            let mut st = lock(&state);
+            if st.vms.get(&id).map(|v| v.state) == Some(from) {
+                let to = if from == VmState::Starting { VmState::Running } else { VmState::Stopped };
+                set(&mut st, &id, to, &changes);
             }
-            vm.state = to;
-            vm.generation = g;
-        }
-        self.changes.notify_one();
+        });
     }
 
     /// Moves a VM one step on: `Starting` → `Running`, `Stopping` → `Stopped`.
@@ -183,6 +211,8 @@ impl Agent for SimAgent {
         self.set(&mut st, &id, VmState::Starting);
         if self.auto_advance {
             self.set(&mut st, &id, VmState::Running);
+        } else if let Some(d) = self.delays {
+            self.advance_later(&id, VmState::Starting, d.start);
         }
         Ok(())
     }
@@ -199,6 +229,9 @@ impl Agent for SimAgent {
                     self.set(&mut st, id, VmState::Stopped);
                 } else {
                     self.set(&mut st, id, VmState::Stopping);
+                    if let Some(d) = self.delays {
+                        self.advance_later(id, VmState::Stopping, d.stop);
+                    }
                 }
                 Ok(())
             }
@@ -320,6 +353,43 @@ impl Agent for SimAgent {
     fn changes(&self) -> Arc<Notify> {
         Arc::clone(&self.changes)
     }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn set(st: &mut State, id: &str, to: VmState, changes: &Notify) {
+    st.generation += 1;
+    let g = st.generation;
+    if let Some(vm) = st.vms.get_mut(id) {
+        if to == VmState::Running && vm.state != VmState::Running {
+            vm.boots += 1;
+            vm.console.extend_from_slice(boot_log(id, &vm.spec, vm.boots).as_bytes());
+        }
+        vm.state = to;
+        vm.generation = g;
+    }
+    changes.notify_one();
+}
+
+/// What a simulated VM's serial console shows when it boots: the lines of a Debian guest's
+/// boot that tools look for (the kernel banner, memory and CPUs, cloud-init, the login prompt).
+fn boot_log(id: &str, spec: &VmSpec, boot: u32) -> String {
+    let host = format!("ip-{}", id.trim_start_matches("i-"));
+    let mut log = String::new();
+    let mut line = |t: f64, text: &str| log.push_str(&format!("[{t:>12.6}] {text}\n"));
+    line(0.0, "Linux version 6.1.0-28-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0) #1 SMP PREEMPT_DYNAMIC Debian 6.1.119-1");
+    line(0.0, "Command line: BOOT_IMAGE=/boot/vmlinuz-6.1.0-28-amd64 root=/dev/nvme0n1p1 ro console=tty0 console=ttyS0,115200");
+    line(0.0, &format!("Memory: {}K/{}K available", spec.memory_mib * 1024 * 95 / 100, spec.memory_mib * 1024));
+    line(0.001, &format!("smp: Brought up 1 node, {} CPUs", spec.vcpus));
+    line(0.412, "EXT4-fs (nvme0n1p1): mounted filesystem with ordered data mode. Quota mode: none.");
+    line(1.107, "systemd[1]: systemd 252.31-1~deb12u1 running in system mode");
+    line(1.388, &format!("systemd[1]: Hostname set to <{host}>."));
+    log.push_str(&format!("Cloud-init v. 22.4.2 running 'init' at boot {boot}. Up 2.91 seconds.\n"));
+    log.push_str("Cloud-init v. 22.4.2 finished. Datasource DataSourceEc2Local.  Up 4.20 seconds\n\n");
+    log.push_str(&format!("Debian GNU/Linux 12 {host} ttyS0\n\n{host} login: \n"));
+    log
 }
 
 fn running(st: &State, id: &str) -> Result<(), AgentError> {

@@ -237,6 +237,7 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::DeleteKeyPair(r) => views::keypair::deleted(c.keypair_delete(&r)?),
         R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()),
         R::DescribeInstances(r) => {
+            c.settle().await;
             let (owner, region) = (c.account_id(), c.region());
             let rendered =
                 Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance(i, owner, region) };
@@ -244,6 +245,7 @@ async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
             views::instance::describe(&res, c.region(), next)
         }
         R::DescribeInstanceStatus(r) => {
+            c.settle().await;
             let rendered = Rendered { shape: "InstanceStatus", view: &views::instance::status };
             let (items, next) = c.instance_status_describe(&r, &rendered)?;
             views::instance::statuses(&items, next)

@@ -81,6 +81,7 @@ pub fn pool_control(state: &StateArgs) -> anyhow::Result<std::sync::Arc<Control>
             max_instances: 0,
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
             quotas: Default::default(),
+            settled_reads: false,
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))

@@ -13,7 +13,7 @@
 //! (`STATE_DIR/regions/NAME/corral.db`) gets the home region's account, and the default
 //! images are registered in them.
 
-use crate::serve::{Hypervisor, ServeArgs};
+use crate::serve::{Hypervisor, ServeArgs, SimDelays};
 use anyhow::Context as _;
 use corral_agent::qemu::{QemuAgent, QemuConfig};
 use corral_agent::sim::SimAgent;
@@ -45,6 +45,7 @@ pub struct Hosts {
     host_netns: Option<String>,
     public_pool: Cidr,
     stop_timeout: Duration,
+    sim_delays: SimDelays,
 }
 
 /// The host link pool of corral-net (`NetConfig`'s default), sliced per region like the
@@ -75,6 +76,7 @@ impl Hosts {
             host_netns: args.host_netns.clone(),
             public_pool,
             stop_timeout: Duration::from_secs(args.stop_timeout_secs),
+            sim_delays: args.sim_delays,
         })
     }
 
@@ -92,7 +94,10 @@ impl Hosts {
         let public_pool = self.slice_of(self.public_pool, region)?;
         let (agent, storage, max_instances): (Arc<dyn Agent>, Arc<dyn Storage>, usize) = match self.hypervisor {
             Hypervisor::Sim => {
-                let sim = Arc::new(SimAgent::new(true));
+                let sim = Arc::new(match self.sim_delays {
+                    SimDelays::None => SimAgent::new(true),
+                    SimDelays::Aws => SimAgent::with_delays(corral_agent::sim::SimDelays::AWS),
+                });
                 (sim.clone(), sim, corral_control::limits::MAX_INSTANCES_SIM)
             }
             Hypervisor::Qemu => {

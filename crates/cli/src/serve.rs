@@ -12,6 +12,15 @@ pub enum Hypervisor {
     Sim,
 }
 
+/// How long the simulated hypervisor's VMs take to change state.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SimDelays {
+    /// None: a launch is running by the next DescribeInstances, a stop stopped.
+    None,
+    /// About as long as EC2 (pending 8 s, stopping 6 s).
+    Aws,
+}
+
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ImageSet {
     /// corral-minimal and corral-debian-12.
@@ -71,6 +80,9 @@ pub struct ServeArgs {
     /// tags-per-resource.
     #[arg(long = "limit", env = "CORRAL_LIMITS", value_delimiter = ',')]
     pub limits: Vec<String>,
+    /// With `--hypervisor sim`: how long VMs take to boot and shut down.
+    #[arg(long, value_enum, env = "CORRAL_SIM_DELAYS", default_value = "none")]
+    pub sim_delays: SimDelays,
     /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
     #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
     pub stop_timeout_secs: u64,
@@ -117,6 +129,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_instances: home.max_instances,
         public_pool: home.public_pool,
         quotas,
+        settled_reads: args.hypervisor == Hypervisor::Sim && args.sim_delays == SimDelays::None,
     };
     let control = Control::new(store, home.agent, home.storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();

@@ -33,6 +33,7 @@ mod permission;
 pub mod placement_group;
 pub mod quota;
 pub mod reconcile;
+mod reconcile_queue;
 pub mod region;
 mod route;
 pub mod security_group;
@@ -91,6 +92,10 @@ pub struct ControlConfig {
     pub public_pool: corral_types::Cidr,
     /// AWS's quotas, as the operator set them.
     pub quotas: quota::Quotas,
+    /// Reads of instance states wait until the reconciler has nothing left to do, so a state
+    /// change shows by the next Describe (the simulated hypervisor without delays, as CI
+    /// suites written against EC2 doubles expect).
+    pub settled_reads: bool,
 }
 
 /// The default public pool: 198.18.0.0/15, the range RFC 2544 sets aside for benchmarks, so it
@@ -128,6 +133,10 @@ pub struct Control {
     pub(crate) host_dirty: std::sync::atomic::AtomicBool,
     /// When the desired host state was last computed.
     pub(crate) host_computed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// The instances the reconciler's next pass looks at.
+    pub(crate) work: reconcile_queue::WorkQueue,
+    /// Whether the last reconciler pass left nothing to do (see [`Control::settle`]).
+    pub(crate) settled: tokio::sync::watch::Sender<bool>,
 }
 
 impl Control {
@@ -149,6 +158,8 @@ impl Control {
             host_applied: tokio::sync::Mutex::new(None),
             host_dirty: std::sync::atomic::AtomicBool::new(true),
             host_computed: std::sync::Mutex::new(None),
+            work: reconcile_queue::WorkQueue::new(),
+            settled: tokio::sync::watch::Sender::new(false),
         });
         control.default_vpc_ensure()?;
         control.network_acls_ensure()?;
@@ -174,6 +185,24 @@ impl Control {
 
     pub(crate) fn kick(&self) {
         self.kick.notify_one();
+    }
+
+    /// Wakes the reconciler to look at these instances (their desired state changed).
+    pub(crate) fn kick_instances(&self, ids: impl IntoIterator<Item = String>) {
+        self.work.mark(ids);
+        self.settled.send_replace(false);
+        self.kick.notify_one();
+    }
+
+    /// With [`ControlConfig::settled_reads`], waits (at most two seconds) until the reconciler
+    /// has carried out every change made so far; otherwise returns at once.
+    pub async fn settle(&self) {
+        if !self.config.settled_reads || *self.settled.borrow() {
+            return;
+        }
+        let mut rx = self.settled.subscribe();
+        self.kick.notify_one();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), rx.wait_for(|s| *s)).await;
     }
 
     /// Kicks the reconciler after a change the host's networks or metadata must follow now

@@ -19,9 +19,10 @@
 //!  terminated none                terminated       -
 //! ```
 
+use crate::reconcile_queue::Work;
 use crate::{limits, Control};
 use corral_agent_api::{BootMode, NicSpec, VmSpec, VmState, VmStatus};
-use corral_store::{Desired, InstanceRecord};
+use corral_store::{Desired, InstanceRecord, Listed};
 use corral_types::{Error, InstanceState, Result};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,8 +33,15 @@ const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the host state is sent again although it did not change, to repair drift (a
 /// full network apply costs tens of milliseconds per VPC: see crates/net).
 const HOST_RESYNC: Duration = Duration::from_secs(30);
-/// How often the desired host state is recomputed when nothing asked for it.
-const HOST_RECOMPUTE: Duration = Duration::from_secs(1);
+
+/// What one reconciler pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    /// Instances it looked at.
+    pub examined: usize,
+    /// Host actions it took (starts, stops, destroys).
+    pub actions: usize,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Action {
@@ -126,8 +134,12 @@ impl Control {
             }
             let changes = this.agent.changes();
             loop {
-                if let Err(e) = this.reconcile_once().await {
-                    tracing::warn!(error = %e, internal = ?e.internal, "reconcile pass failed");
+                match this.reconcile_once().await {
+                    // Settled: the pass acted on nothing and nothing waits for the next one.
+                    Ok(pass) => {
+                        this.settled.send_replace(pass.actions == 0 && this.work.is_idle());
+                    }
+                    Err(e) => tracing::warn!(error = %e, internal = ?e.internal, "reconcile pass failed"),
                 }
                 tokio::select! {
                     _ = this.kick.notified() => {}
@@ -142,12 +154,12 @@ impl Control {
     /// [`HOST_RESYNC`] regardless, to repair drift). Returns whether the host is in sync.
     async fn host_sync(&self, starting: bool) -> bool {
         // Computing the desired state reads every instance of the host: do it when a VM is
-        // about to start, when a network change asked for it, and at most every
-        // HOST_RECOMPUTE otherwise (ports of stopped or terminated instances go then).
+        // about to start, when a change asked for it (a network change, an instance that
+        // stopped or went, a full pass) and every HOST_RESYNC otherwise.
         let due = {
             let mut at = self.host_computed.lock().unwrap_or_else(|e| e.into_inner());
             let dirty = self.host_dirty.swap(false, std::sync::atomic::Ordering::SeqCst);
-            let due = starting || dirty || at.is_none_or(|t| t.elapsed() >= HOST_RECOMPUTE);
+            let due = starting || dirty || at.is_none_or(|t| t.elapsed() >= HOST_RESYNC);
             if due {
                 *at = Some(std::time::Instant::now());
             }
@@ -181,17 +193,29 @@ impl Control {
         }
     }
 
-    /// One pass; returns how many host actions it took.
-    pub async fn reconcile_once(&self) -> Result<usize> {
+    /// One pass over what changed (see `reconcile_queue.rs`); says how many instances it
+    /// looked at and how many host actions it took.
+    pub async fn reconcile_once(&self) -> Result<Pass> {
+        let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
+        let changed = self.work.vm_changes(&reports);
+        let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
+        let work = self.work.take(changed);
+        let full = work == Work::All;
+        if full {
+            // Ports of instances that stopped or went since are dropped at least this often.
+            self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
-        let instances = self.store.read(|tx| tx.instance_list())?;
+        let instances: Vec<InstanceRecord> = match &work {
+            Work::All => self.store.read(|tx| tx.instance_list())?,
+            Work::Only(ids) if ids.is_empty() => vec![],
+            Work::Only(ids) => self.store.read(|tx| InstanceRecord::with_ids(tx, ids))?.into_iter().map(|(_, r)| r).collect(),
+        };
         let starting = instances.iter().any(|i| i.desired == Desired::Running && i.state == InstanceState::Pending);
         let host_in_sync = self.host_sync(starting).await;
-        let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
-        let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
         let now = crate::now_iso();
-        let mut actions = 0;
+        let mut pass = Pass { examined: instances.len(), actions: 0 };
         for inst in &instances {
             if inst.state == InstanceState::Terminated && !vms.contains_key(&inst.instance_id) {
                 continue;
@@ -209,6 +233,10 @@ impl Control {
                 let action = decide(&mut r, vm, &now);
                 if r != before {
                     tx.instance_update(&r)?;
+                }
+                if r.state != before.state {
+                    // Its ports change with it.
+                    self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
                 }
                 let mut doomed = Vec::new();
                 if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
@@ -229,29 +257,35 @@ impl Control {
             self.layers_delete(doomed).await;
             if action == Action::Start && !nics.is_empty() && !host_in_sync {
                 // Its taps may not exist yet; the next pass tries again.
+                self.work.mark([rec.instance_id.clone()]);
                 continue;
             }
             if action != Action::None {
-                actions += 1;
+                pass.actions += 1;
             }
             if let Err(e) = self.act(&rec, action, image.as_ref(), nics).await {
                 tracing::warn!(instance = %rec.instance_id, ?action, error = %e, "host action failed");
                 self.action_failed(&rec, action, &e.to_string())?;
             }
         }
-        // VMs with no instance at all: left by a crash between steps, or a deleted record.
-        for id in vms.keys() {
-            if !instances.iter().any(|i| &i.instance_id == id) {
-                tracing::info!(instance = %id, "destroying orphan VM");
-                actions += 1;
-                if let Err(e) = self.agent.vm_destroy(id).await {
-                    tracing::warn!(instance = %id, error = %e, "destroying orphan VM failed");
-                }
+        // VMs with no instance at all (left by a crash between steps, or a deleted record):
+        // among every VM on a full pass, among those looked at otherwise.
+        let orphans: Vec<&String> = match &work {
+            Work::All => vms.keys().filter(|id| !instances.iter().any(|i| &i.instance_id == *id)).collect(),
+            Work::Only(ids) => ids.iter().filter(|id| vms.contains_key(*id) && !instances.iter().any(|i| &i.instance_id == *id)).collect(),
+        };
+        for id in orphans {
+            tracing::info!(instance = %id, "destroying orphan VM");
+            pass.actions += 1;
+            if let Err(e) = self.agent.vm_destroy(id).await {
+                tracing::warn!(instance = %id, error = %e, "destroying orphan VM failed");
             }
         }
-        self.expire_terminated()?;
+        if full {
+            self.expire_terminated()?;
+        }
         self.chains_collapse_if_dirty();
-        Ok(actions)
+        Ok(pass)
     }
 
     async fn act(
@@ -328,14 +362,14 @@ impl Control {
             Ok(())
         })?;
         tracing::error!(instance = %rec.instance_id, %detail, "start failed");
-        self.kick();
+        self.kick_instances([rec.instance_id.clone()]);
         Ok(())
     }
 
     fn expire_terminated(&self) -> Result<()> {
         let cutoff = chrono::Utc::now() - chrono::Duration::seconds(limits::TERMINATED_VISIBLE_SECS);
         self.store.transaction(|tx| {
-            for r in tx.instance_list()? {
+            for r in tx.instance_list_terminated()? {
                 let old = r.terminated_at.as_deref().and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).is_some_and(|t| t < cutoff);
                 if r.state == InstanceState::Terminated && old {
                     tx.instance_delete(&r.instance_id)?;

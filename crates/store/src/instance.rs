@@ -234,6 +234,17 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// Terminated instances (those that may have expired).
+    pub fn instance_list_terminated(&self) -> Result<Vec<InstanceRecord>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE state = 'terminated' ORDER BY seq"))?;
+        let rows = st.query_map([], from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
     /// Instances not terminated.
     pub fn instance_count_active(&self) -> Result<usize> {
         Ok(self.tx.query_row("SELECT COUNT(*) FROM instances WHERE state != 'terminated'", [], |r| r.get::<_, i64>(0))? as usize)

@@ -118,6 +118,7 @@ impl TestContextBuilder {
             max_instances: self.max_instances,
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
             quotas: corral_control::quota::Quotas::parse(&self.limits).expect("limits"),
+            settled_reads: false,
         };
         let control = Control::new(store, agent.clone(), agent.clone(), config.clone()).expect("control");
         let mut images = Vec::new();

@@ -163,7 +163,7 @@ impl Control {
             }
             Ok(Reservation { reservation_id, owner_id: self.account_id.clone(), instances })
         })
-        .inspect(|_| self.kick())
+        .inspect(|r| self.kick_instances(r.instances.iter().map(|i| i.rec.instance_id.clone())))
     }
 
     fn reservation_load(&self, tx: &corral_store::Tx<'_>, reservation_id: &str) -> Result<Reservation> {

@@ -47,7 +47,7 @@ impl Control {
             }
             Ok(changes)
         })?;
-        self.kick();
+        self.kick_instances(out.iter().map(|c| c.instance_id.clone()));
         Ok(out)
     }
 

@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Load scenarios for the API benchmark (issue 9's targets): each server pinned to one core,
+the same pre-signed request replayed by wrk from another core, at growing fleet sizes, Corral
+and moto_server side by side in one run.
+
+Scenarios (8 connections, wrk, 10 s each unless --seconds):
+  one-id         DescribeInstances for one InstanceId
+  page-100       DescribeInstances, MaxResults=100 (the first page)
+  page-filtered  the same, filtered by a tag and instance-state-name=running
+  group          DescribeSecurityGroups for one group
+and, on one connection from Python, RunInstances + TerminateInstances pairs per second.
+
+Usage: python3 bench/api_load.py [--fleets 1000,10000] [--seconds 10] [--svg bench/api_load.svg]
+Needs: wrk (apt install wrk), moto[server], a release build (CORRAL_BIN or target/release/corral).
+Prints a table with ratios, each server's RSS, and draws req/s against fleet size as SVG.
+"""
+import argparse, os, re, shutil, subprocess, sys, tempfile, time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import api_bench as ab  # noqa: E402
+from botocore.auth import SigV4Auth  # noqa: E402
+from botocore.awsrequest import AWSRequest  # noqa: E402
+import urllib.parse  # noqa: E402
+
+SCENARIOS = ["one-id", "page-100", "page-filtered", "group"]
+
+
+def signed(e, action, params):
+    body = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15", **params})
+    req = AWSRequest(method="POST", url=f"http://127.0.0.1:{e.port}/", data=body,
+                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
+    SigV4Auth(e.creds, "ec2", e.region).add_auth(req)
+    return body, dict(req.headers.items())
+
+
+def lua(body, headers):
+    q = lambda s: '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    lines = ['wrk.method = "POST"', f"wrk.body = {q(body)}"]
+    lines += [f"wrk.headers[{q(k)}] = {q(v)}" for k, v in headers.items() if k.lower() not in ("content-length", "host")]
+    return "\n".join(lines) + "\n"
+
+
+def wrk(e, action, params, seconds, tmp):
+    body, headers = signed(e, action, params)
+    e.call(action, params)  # fails loudly if the request is refused
+    script = os.path.join(tmp, f"{e.name}-{action}.lua")
+    open(script, "w").write(lua(body, headers))
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", script,
+                          f"http://127.0.0.1:{e.port}/"], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
+    p99_ms = float(p99.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p99.group(2)]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if errors:
+        sys.exit(f"{e.name} {action}: {errors.group(1)} error responses under load")
+    return rps, p99_ms
+
+
+def grow(e, ami, n):
+    have = len(re.findall(rb"<instanceId>", e.call("DescribeInstances", {"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "bench"})))
+    while have < n:
+        k = min(100, n - have)
+        e.call("RunInstances", {"ImageId": ami, "MinCount": str(k), "MaxCount": str(k), "InstanceType": "t3.micro",
+                                "TagSpecification.1.ResourceType": "instance",
+                                "TagSpecification.1.Tag.1.Key": "Name", "TagSpecification.1.Tag.1.Value": "bench"})
+        have += k
+
+
+def pairs(e, ami, count=200):
+    t = time.perf_counter()
+    for _ in range(count):
+        body = e.call("RunInstances", {"ImageId": ami, "MinCount": "1", "MaxCount": "1", "InstanceType": "t3.micro"})
+        iid = re.search(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", body).group(1).decode()
+        e.call("TerminateInstances", {"InstanceId.1": iid})
+    return count / (time.perf_counter() - t)
+
+
+def rss_mib(pid):
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def scenario_params(e):
+    body = e.call("DescribeInstances", {"MaxResults": "5"})
+    iid = re.search(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", body).group(1).decode()
+    gid = re.search(rb"<groupId>(sg-[0-9a-f]+)</groupId>", e.call("DescribeSecurityGroups", {})).group(1).decode()
+    return {
+        "one-id": ("DescribeInstances", {"InstanceId.1": iid}),
+        "page-100": ("DescribeInstances", {"MaxResults": "100"}),
+        "page-filtered": ("DescribeInstances", {"MaxResults": "100", "Filter.1.Name": "tag:Name", "Filter.1.Value.1": "bench",
+                                                "Filter.2.Name": "instance-state-name", "Filter.2.Value.1": "running"}),
+        "group": ("DescribeSecurityGroups", {"GroupId.1": gid}),
+    }
+
+
+def svg(results, fleets, path):
+    """req/s against fleet size, one line per server and scenario (log scale on y)."""
+    import math
+    w, h, m = 720, 420, 60
+    series = [(srv, sc) for sc in SCENARIOS for srv in ("corral", "moto")]
+    vals = [results[(srv, n)][sc][0] for srv, sc in series for n in fleets if (srv, n) in results]
+    lo, hi = math.log10(max(min(vals), 0.1)), math.log10(max(vals))
+    hi = hi if hi > lo else lo + 1
+    x = lambda i: m + (w - 2 * m) * (i / max(1, len(fleets) - 1))
+    y = lambda v: h - m - (h - 2 * m) * ((math.log10(max(v, 0.1)) - lo) / (hi - lo))
+    colours = {"one-id": "#1f77b4", "page-100": "#ff7f0e", "page-filtered": "#2ca02c", "group": "#d62728"}
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
+           f'<rect width="{w}" height="{h}" fill="white"/>',
+           f'<text x="{w/2}" y="20" text-anchor="middle">requests/s against fleet size (solid: Corral, dashed: moto; log scale)</text>']
+    for i, n in enumerate(fleets):
+        out.append(f'<text x="{x(i)}" y="{h - m + 20}" text-anchor="middle">{n:,} instances</text>')
+    for e in range(int(math.floor(lo)), int(math.ceil(hi)) + 1):
+        out.append(f'<text x="{m - 8}" y="{y(10 ** e) + 4}" text-anchor="end">{10 ** e:g}</text>')
+        out.append(f'<line x1="{m}" x2="{w - m}" y1="{y(10 ** e)}" y2="{y(10 ** e)}" stroke="#ddd"/>')
+    for srv, sc in series:
+        pts = [(x(i), y(results[(srv, n)][sc][0])) for i, n in enumerate(fleets) if (srv, n) in results]
+        dash = "" if srv == "corral" else ' stroke-dasharray="6,4"'
+        out.append(f'<polyline fill="none" stroke="{colours[sc]}" stroke-width="2"{dash} points="'
+                   + " ".join(f"{px:.1f},{py:.1f}" for px, py in pts) + '"/>')
+    for k, sc in enumerate(SCENARIOS):
+        out.append(f'<text x="{m + 10 + 150 * k}" y="{h - 12}" fill="{colours[sc]}">{sc}</text>')
+    out.append("</svg>")
+    open(path, "w").write("\n".join(out) + "\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fleets", default="1000,10000")
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--svg", default=os.path.join(ab.ROOT, "bench", "api_load.svg"))
+    ap.add_argument("--skip-moto", action="store_true")
+    a = ap.parse_args()
+    if not shutil.which("wrk"):
+        sys.exit("needs wrk: apt install wrk")
+    fleets = [int(f) for f in a.fleets.split(",")]
+    tmp = tempfile.mkdtemp(prefix="corral-load-")
+    procs = []
+    try:
+        cp, ce, cami = ab.start_corral(tmp); procs.append(cp)
+        servers = [(cp, ce, cami)]
+        if not a.skip_moto:
+            mp, me, mami = ab.start_moto(); procs.append(mp)
+            servers.append((mp, me, mami))
+        for p, _, _ in servers:
+            subprocess.run(["taskset", "-pc", "0", str(p.pid)], check=True, capture_output=True)
+        results = {}
+        for n in fleets:
+            for p, e, ami in servers:
+                grow(e, ami, n)
+                params = scenario_params(e)
+                r = {sc: wrk(e, *params[sc], a.seconds, tmp) for sc in SCENARIOS}
+                r["pairs"] = (pairs(e, ami), 0)
+                r["rss"] = rss_mib(p.pid)
+                results[(e.name, n)] = r
+                print(f"{n:>7,} {e.name:6s} " + "  ".join(f"{sc} {r[sc][0]:8.1f}/s p99 {r[sc][1]:7.1f} ms" for sc in SCENARIOS)
+                      + f"  run+terminate {r['pairs'][0]:6.1f} pairs/s  RSS {r['rss']:6.0f} MiB", flush=True)
+            if ("moto", n) in results:
+                c, m = results[("corral", n)], results[("moto", n)]
+                print(f"{n:>7,} ratio  " + "  ".join(f"{sc} x{c[sc][0] / m[sc][0]:.2f}" for sc in SCENARIOS + ["pairs"]), flush=True)
+        svg(results, fleets, a.svg)
+        print(f"plot: {a.svg}")
+    finally:
+        for p in procs:
+            p.kill(); p.wait()
+
+
+if __name__ == "__main__":
+    main()
