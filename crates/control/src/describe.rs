@@ -8,7 +8,7 @@
 use crate::filter::{self, Rendered};
 use crate::Control;
 use corral_ec2_query::requests::Filter;
-use corral_store::{Listed, TagRecord, Tx};
+use corral_store::{Cond, Listed, TagRecord, Tx};
 use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 use std::collections::HashMap;
 
@@ -30,6 +30,9 @@ pub trait Described: Sized {
     /// What the store keeps, one page at a time.
     type Record: Listed;
     const KIND: IdKind;
+    /// Filters the store answers for this kind, with the record field each tests (checked
+    /// in SQL before records are read; tag filters are for every kind).
+    const STORED_FILTERS: &'static [(&'static str, &'static str)] = &[];
     fn record_id(rec: &Self::Record) -> &str;
     /// The described items of a batch of records, in the same order, each with its tags
     /// (taken from `tags`); what they join is read for the batch only.
@@ -169,8 +172,9 @@ impl Control {
             }
             let mut from = after;
             let batch_size = size.saturating_add(1).clamp(1, BATCH);
+            let conds = stored_conditions::<D>(d.filters, d.tag_filters);
             loop {
-                let recs = D::Record::page(tx, from, batch_size)?;
+                let recs = D::Record::page_where(tx, from, batch_size, &conds)?;
                 let full = recs.len() == batch_size;
                 if let Some((pos, _)) = recs.last() {
                     from = *pos;
@@ -186,6 +190,20 @@ impl Control {
         })?;
         Ok((out, more.then(|| encode_token(last))))
     }
+}
+
+/// The filters the store can check before records are read: tags, and the kind's
+/// [`Described::STORED_FILTERS`]. Every filter is still checked on each item.
+fn stored_conditions<D: Described>(filters: &[Filter], tags: bool) -> Vec<Cond> {
+    filters
+        .iter()
+        .filter(|f| !f.values.is_empty())
+        .filter_map(|f| match f.name.strip_prefix("tag:") {
+            Some(key) if tags => Some(Cond::Tag(key.to_string(), f.values.clone())),
+            _ if tags && f.name == "tag-key" => Some(Cond::TagKey(f.values.clone())),
+            _ => D::STORED_FILTERS.iter().find(|(n, _)| *n == f.name).map(|(_, field)| Cond::Field(field, f.values.clone())),
+        })
+        .collect()
 }
 
 /// A batch of records assembled into described items, with their positions.
@@ -215,9 +233,13 @@ fn decode_token(t: &str) -> Option<i64> {
 #[macro_export]
 macro_rules! described_as_tagged {
     ($t:ty, $record:ty, $kind:expr, $id:ident) => {
+        $crate::described_as_tagged!($t, $record, $kind, $id, []);
+    };
+    ($t:ty, $record:ty, $kind:expr, $id:ident, [$(($filter:literal, $field:literal)),* $(,)?]) => {
         impl $crate::describe::Described for $t {
             type Record = $record;
             const KIND: corral_types::IdKind = $kind;
+            const STORED_FILTERS: &'static [(&'static str, &'static str)] = &[$(($filter, $field)),*];
             fn record_id(rec: &$record) -> &str {
                 &rec.$id
             }

@@ -30,7 +30,8 @@ fn rows(groups: Vec<(i64, SecurityGroupRecord)>) -> Vec<(i64, RuleRow)> {
 }
 
 impl Listed for RuleRow {
-    fn page(tx: &Tx<'_>, after: i64, limit: usize) -> corral_store::Result<Vec<(i64, RuleRow)>> {
+    /// Conditions are left to the caller's filters (rules are few per group).
+    fn page_where(tx: &Tx<'_>, after: i64, limit: usize, _: &[corral_store::Cond]) -> corral_store::Result<Vec<(i64, RuleRow)>> {
         // The group of `after` may hold rules past it: start from that group.
         let mut from = (after >> SLOT_BITS) - 1;
         let mut out = Vec::new();

@@ -30,7 +30,14 @@ pub struct Volume {
     pub tags: Vec<TagRecord>,
 }
 
-crate::described_as_tagged!(Volume, VolumeRecord, IdKind::Volume, volume_id);
+// Text fields only: the store compares JSON text, and a number or boolean would not match.
+crate::described_as_tagged!(
+    Volume,
+    VolumeRecord,
+    IdKind::Volume,
+    volume_id,
+    [("volume-id", "volume_id"), ("status", "state"), ("volume-type", "volume_type"), ("availability-zone", "availability_zone")]
+);
 
 fn attachment(v: &Volume, f: impl Fn(&corral_store::VolumeAttachment) -> String) -> Vec<String> {
     v.rec.attachment.as_ref().map(f).into_iter().collect()

@@ -27,7 +27,7 @@ pub use network::{
     RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord,
 };
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
-pub use page::Listed;
+pub use page::{Cond, Listed};
 pub use stored::Stored;
 pub use tag::TagRecord;
 

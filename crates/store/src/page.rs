@@ -6,10 +6,67 @@
 use crate::{Doc, ImageRecord, InstanceRecord, KeyPairRecord, Result, StoreError, Tx};
 use rusqlite::{params, Row};
 
+/// A condition a page's records must meet, checked in SQL so a selective filter reads only
+/// the rows it selects. Values are EC2 filter patterns (`*` any run, `?` one character); a
+/// record meets the condition when one value matches. Callers check every filter again on
+/// the records read: a condition only narrows what is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    /// A text field of the record (a column, or a top-level field of a document), named by
+    /// the code (never by a client).
+    Field(&'static str, Vec<String>),
+    /// A tag with this key whose value matches.
+    Tag(String, Vec<String>),
+    /// A tag whose key matches.
+    TagKey(Vec<String>),
+}
+
+/// SQLite's GLOB reads `*` and `?` as EC2 does; `[` opens a class there, so it is escaped.
+fn glob(pattern: &str) -> String {
+    pattern.replace('[', "[[]")
+}
+
+/// The SQL of `conds` (each ` AND (...)`, with `?` placeholders) for records whose id is
+/// `id_sql` and whose field `f` is `field(f)`, and its arguments in order.
+fn where_sql(conds: &[Cond], id_sql: &str, field: impl Fn(&str) -> String) -> (String, Vec<String>) {
+    let mut sql = String::new();
+    let mut args = Vec::new();
+    let any = |n: usize, what: &str| vec![what; n].join(" OR ");
+    for c in conds {
+        match c {
+            Cond::Field(f, values) if f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+                sql.push_str(&format!(" AND ({})", any(values.len(), &format!("{} GLOB ?", field(f)))));
+                args.extend(values.iter().map(|v| glob(v)));
+            }
+            Cond::Field(..) => {}
+            Cond::Tag(key, values) => {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = {id_sql} AND t.key = ? AND ({}))",
+                    any(values.len(), "t.value GLOB ?")
+                ));
+                args.push(key.clone());
+                args.extend(values.iter().map(|v| glob(v)));
+            }
+            Cond::TagKey(keys) => {
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM tags t WHERE t.resource_id = {id_sql} AND ({}))",
+                    any(keys.len(), "t.key GLOB ?")
+                ));
+                args.extend(keys.iter().map(|v| glob(v)));
+            }
+        }
+    }
+    (sql, args)
+}
+
 /// A kind the store reads by page: `Position` orders it.
 pub trait Listed: Sized {
     /// Up to `limit` records after position `after`, in order, each with its position.
-    fn page(tx: &Tx<'_>, after: i64, limit: usize) -> Result<Vec<(i64, Self)>>;
+    fn page(tx: &Tx<'_>, after: i64, limit: usize) -> Result<Vec<(i64, Self)>> {
+        Self::page_where(tx, after, limit, &[])
+    }
+    /// [`Listed::page`] of the records that meet every condition.
+    fn page_where(tx: &Tx<'_>, after: i64, limit: usize, conds: &[Cond]) -> Result<Vec<(i64, Self)>>;
     /// The records with these ids (those that exist), in order, each with its position.
     fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, Self)>>;
 }
@@ -46,12 +103,13 @@ fn doc_body<T: Doc>(r: &Row<'_>) -> rusqlite::Result<(i64, Result<T>)> {
 }
 
 impl<T: Doc> Listed for T {
-    fn page(tx: &Tx<'_>, after: i64, n: usize) -> Result<Vec<(i64, T)>> {
-        tx.positioned(
-            "SELECT seq, id, body FROM docs WHERE kind = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-            params![T::KIND, after, limit(n)],
-            doc_body::<T>,
-        )
+    fn page_where(tx: &Tx<'_>, after: i64, n: usize, conds: &[Cond]) -> Result<Vec<(i64, T)>> {
+        let (extra, args) = where_sql(conds, "docs.id", |f| format!("json_extract(docs.body, '$.{f}')"));
+        let sql = format!("SELECT seq, id, body FROM docs WHERE kind = ? AND seq > ?{extra} ORDER BY seq LIMIT ?");
+        let mut all: Vec<rusqlite::types::Value> = vec![T::KIND.to_string().into(), after.into()];
+        all.extend(args.into_iter().map(Into::into));
+        all.push(limit(n).into());
+        tx.positioned(&sql, rusqlite::params_from_iter(all), doc_body::<T>)
     }
 
     fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, T)>> {
@@ -68,14 +126,18 @@ impl<T: Doc> Listed for T {
 macro_rules! table_listed {
     ($t:ty, $table:literal, $pos:literal, $id:literal, $module:ident, $row:expr) => {
         impl Listed for $t {
-            fn page(tx: &Tx<'_>, after: i64, n: usize) -> Result<Vec<(i64, $t)>> {
+            fn page_where(tx: &Tx<'_>, after: i64, n: usize, conds: &[Cond]) -> Result<Vec<(i64, $t)>> {
+                let (extra, args) = where_sql(conds, &format!("{}.{}", $table, $id), |f| format!("{}.{f}", $table));
                 let sql = format!(
-                    "SELECT {cols}, {pos} FROM {table} WHERE {pos} > ?1 ORDER BY {pos} LIMIT ?2",
+                    "SELECT {cols}, {pos} FROM {table} WHERE {pos} > ?{extra} ORDER BY {pos} LIMIT ?",
                     pos = $pos,
                     cols = crate::$module::COLS,
                     table = $table
                 );
-                tx.positioned(&sql, params![after, limit(n)], |r| table_row(r, crate::$module::COLS, $row))
+                let mut all: Vec<rusqlite::types::Value> = vec![after.into()];
+                all.extend(args.into_iter().map(Into::into));
+                all.push(limit(n).into());
+                tx.positioned(&sql, rusqlite::params_from_iter(all), |r| table_row(r, crate::$module::COLS, $row))
             }
 
             fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, $t)>> {

@@ -13,6 +13,15 @@ use std::collections::HashMap;
 impl Described for Instance {
     type Record = InstanceRecord;
     const KIND: IdKind = IdKind::Instance;
+    const STORED_FILTERS: &'static [(&'static str, &'static str)] = &[
+        ("instance-id", "instance_id"),
+        ("instance-state-name", "state"),
+        ("instance-type", "instance_type"),
+        ("image-id", "image_id"),
+        ("availability-zone", "availability_zone"),
+        ("key-name", "key_name"),
+        ("reservation-id", "reservation_id"),
+    ];
     fn record_id(rec: &InstanceRecord) -> &str {
         &rec.instance_id
     }
