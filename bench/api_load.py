@@ -45,7 +45,7 @@ def wrk(e, action, params, seconds, tmp):
     e.call(action, params)  # fails loudly if the request is refused
     script = os.path.join(tmp, f"{e.name}-{action}.lua")
     open(script, "w").write(lua(body, headers))
-    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{seconds}s", "--latency", "-s", script,
+    out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "60s", "--latency", "-s", script,
                           f"http://127.0.0.1:{e.port}/"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     p99 = re.search(r"99%\s+([\d.]+)(us|ms|s)", out)
@@ -158,7 +158,8 @@ def main():
                       + f"  run+terminate {r['pairs'][0]:6.1f} pairs/s  RSS {r['rss']:6.0f} MiB", flush=True)
             if ("moto", n) in results:
                 c, m = results[("corral", n)], results[("moto", n)]
-                print(f"{n:>7,} ratio  " + "  ".join(f"{sc} x{c[sc][0] / m[sc][0]:.2f}" for sc in SCENARIOS + ["pairs"]), flush=True)
+                ratio = lambda sc: f"x{c[sc][0] / m[sc][0]:.2f}" if m[sc][0] else "(moto: none in time)"
+                print(f"{n:>7,} ratio  " + "  ".join(f"{sc} {ratio(sc)}" for sc in SCENARIOS + ["pairs"]), flush=True)
         svg(results, fleets, a.svg)
         print(f"plot: {a.svg}")
     finally:

@@ -12,7 +12,7 @@
 use crate::layer::{collect_layers, layer_id};
 use crate::Control;
 use corral_store::{LayerRecord, SnapshotRecord, VolumeRecord};
-use corral_types::{Error, InstanceState, Result};
+use corral_types::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::Ordering;
 
@@ -97,12 +97,11 @@ fn next_step(tx: &corral_store::Tx<'_>) -> Result<Option<Step>> {
         }
     }
     // Which running VMs have each layer open (through which volume).
+    let live_instances: HashSet<String> = tx.instance_ids_with_vms()?.into_iter().collect();
     let mut open: HashMap<String, Vec<(String, String)>> = HashMap::new();
     for v in &volumes {
         let Some(a) = &v.attachment else { continue };
-        let running =
-            tx.instance_get(&a.instance_id)?.is_some_and(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated));
-        if !running {
+        if !live_instances.contains(&a.instance_id) {
             continue;
         }
         let mut at = Some(v.layer.clone());

@@ -8,7 +8,7 @@
 
 use crate::Control;
 use corral_agent_api::{AgentError, LayerId};
-use corral_store::{LayerRecord, SnapshotRecord, Tx, VolumeRecord};
+use corral_store::{LayerRecord, Tx, VolumeRecord};
 use corral_types::{Error, ErrorCode, Result};
 
 /// A layer id the store holds, parsed.
@@ -37,19 +37,15 @@ pub(crate) fn agent_error(context: &str, e: AgentError) -> Error {
 /// Returns them in an order safe for deleting their files (overlays before their backing).
 pub(crate) fn collect_layers(tx: &Tx<'_>) -> Result<Vec<LayerId>> {
     let mut out = Vec::new();
+    // Dropping a layer may leave the one below it unused in turn.
     loop {
-        let layers = tx.doc_list::<LayerRecord>()?;
-        let mut used: std::collections::HashSet<String> = std::collections::HashSet::new();
-        used.extend(tx.doc_field_values::<VolumeRecord>("layer", None)?);
-        used.extend(tx.doc_field_values::<SnapshotRecord>("layer", None)?);
-        used.extend(layers.iter().filter_map(|l| l.backing.clone()));
-        let doomed: Vec<&LayerRecord> = layers.iter().filter(|l| !used.contains(&l.layer_id)).collect();
+        let doomed = tx.layers_unused()?;
         if doomed.is_empty() {
             return Ok(out);
         }
-        for l in doomed {
-            tx.doc_delete::<LayerRecord>(&l.layer_id)?;
-            out.push(layer_id(&l.layer_id)?);
+        for id in doomed {
+            tx.doc_delete::<LayerRecord>(&id)?;
+            out.push(layer_id(&id)?);
         }
     }
 }

@@ -52,7 +52,9 @@ impl Tx<'_> {
     /// Documents of a kind matching an SQL condition on `body` with one parameter (`?2`); for
     /// conditions an index covers.
     pub(crate) fn doc_list_where<T: Doc>(&self, condition: &str, value: &str) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition} ORDER BY seq"))?;
+        // `+seq`: sorting the few rows found is cheaper than walking the kind in seq order,
+        // which SQLite would otherwise choose to avoid the sort (and parse every body).
+        let mut st = self.tx.prepare_cached(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition} ORDER BY +seq"))?;
         let rows = st.query_map([T::KIND, value], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -69,7 +71,7 @@ impl Tx<'_> {
     }
 
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY seq")?;
+        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY +seq")?;
         let rows = st.query_map([T::KIND, parent], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {

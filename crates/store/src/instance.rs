@@ -234,6 +234,13 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// The instances that may have a VM running (neither stopped nor terminated).
+    pub fn instance_ids_with_vms(&self) -> Result<Vec<String>> {
+        let mut st = self.tx.prepare_cached("SELECT instance_id FROM instances WHERE state NOT IN ('stopped', 'terminated')")?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+
     /// Terminated instances (those that may have expired).
     pub fn instance_list_terminated(&self) -> Result<Vec<InstanceRecord>> {
         let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE state = 'terminated' ORDER BY seq"))?;

@@ -114,7 +114,7 @@ impl<T: Doc> Listed for T {
 
     fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, T)>> {
         tx.positioned(
-            "SELECT seq, id, body FROM docs WHERE kind = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY seq",
+            "SELECT seq, id, body FROM docs WHERE kind = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY +seq",
             params![T::KIND, ids_json(ids)],
             doc_body::<T>,
         )

@@ -133,3 +133,21 @@ impl Doc for SnapshotRecord {
         &self.snapshot_id
     }
 }
+
+impl crate::Tx<'_> {
+    /// Layers nothing builds on: no volume writes to them, no snapshot names them, no layer
+    /// is an overlay on them. Answered in SQL from the indexes on a document's layer and
+    /// parent, without reading the fleet's records (`+l.id`: without the column's text
+    /// affinity the comparison can use the index on the layer expression).
+    pub fn layers_unused(&self) -> crate::Result<Vec<String>> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT l.id FROM docs l WHERE l.kind = 'layer'
+               AND NOT EXISTS (SELECT 1 FROM docs v WHERE v.kind = 'volume' AND json_extract(v.body, '$.layer') = +l.id)
+               AND NOT EXISTS (SELECT 1 FROM docs s WHERE s.kind = 'snapshot' AND json_extract(s.body, '$.layer') = +l.id)
+               AND NOT EXISTS (SELECT 1 FROM docs c WHERE c.kind = 'layer' AND c.parent = l.id)
+             ORDER BY l.id",
+        )?;
+        let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
+}
