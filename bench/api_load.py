@@ -57,10 +57,15 @@ def wrk(e, action, params, seconds, tmp):
 
 
 def grow(e, ami, n):
+    """Launches tagged instances until the fleet holds `n`, spread over the zones (a default
+    subnet holds about 4,000)."""
     have = len(re.findall(rb"<instanceId>", e.call("DescribeInstances", {"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "bench"})))
+    zones = sorted(set(re.findall(rb"<zoneName>([^<]+)</zoneName>", e.call("DescribeAvailabilityZones", {}))))
     while have < n:
         k = min(100, n - have)
+        zone = zones[(have // 100) % len(zones)].decode()
         e.call("RunInstances", {"ImageId": ami, "MinCount": str(k), "MaxCount": str(k), "InstanceType": "t3.micro",
+                                "Placement.AvailabilityZone": zone,
                                 "TagSpecification.1.ResourceType": "instance",
                                 "TagSpecification.1.Tag.1.Key": "Name", "TagSpecification.1.Tag.1.Value": "bench"})
         have += k
@@ -144,7 +149,7 @@ def main():
             mp, me, mami = ab.start_moto(); procs.append(mp)
             servers.append((mp, me, mami))
         for p, _, _ in servers:
-            subprocess.run(["taskset", "-pc", "0", str(p.pid)], check=True, capture_output=True)
+            subprocess.run(["taskset", "-a", "-pc", "0", str(p.pid)], check=True, capture_output=True)
         results = {}
         for n in fleets:
             for p, e, ami in servers:

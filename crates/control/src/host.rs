@@ -8,7 +8,7 @@ use corral_agent_api::metadata::{GroupRef, InstanceView, InterfaceView, Metadata
 use corral_agent_api::net::{self, Cidr, DesiredNet, GroupSpec, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
 use corral_agent_api::DesiredHost;
 use corral_store::{EniRecord, InstanceRecord, RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, Tx, VpcRecord};
-use corral_types::{Error, InstanceState, Result};
+use corral_types::{Error, Result};
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
@@ -51,12 +51,8 @@ fn short_hostname(addr: &str) -> String {
 
 impl Control {
     pub(crate) fn desired_host(&self, tx: &Tx<'_>) -> Result<DesiredHost> {
-        let instances: BTreeMap<String, InstanceRecord> = tx
-            .instance_list()?
-            .into_iter()
-            .filter(|i| i.state != InstanceState::Terminated && i.host == self.config.host)
-            .map(|i| (i.instance_id.clone(), i))
-            .collect();
+        let instances: BTreeMap<String, InstanceRecord> =
+            tx.instance_list_live(&self.config.host)?.into_iter().map(|i| (i.instance_id.clone(), i)).collect();
         let enis: Vec<EniRecord> =
             tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_ref().is_some_and(|i| instances.contains_key(i))).collect();
         let mut by_vpc: BTreeMap<String, Vec<EniRecord>> = BTreeMap::new();
@@ -65,7 +61,7 @@ impl Control {
         }
         // Everything the views need, read once rather than per instance.
         let lookups = Lookups {
-            tags: tx.tag_map()?,
+            tags: tx.tag_map_for(&instances.keys().map(String::as_str).collect::<Vec<_>>())?,
             keys: tx.keypair_list()?.into_iter().map(|k| (k.key_name.clone(), k)).collect(),
             roots: tx.image_list()?.into_iter().map(|i| (i.image_id, i.root_device_name)).collect(),
         };

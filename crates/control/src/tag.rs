@@ -94,11 +94,12 @@ impl Control {
             check_tag(&key, &value)?;
             pairs.push((key, value));
         }
-        self.store.transaction(|tx| {
+        let instances = self.store.transaction(|tx| {
             let targets = self.tag_targets(tx, &req.resources)?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }
+            let instances = targets.iter().any(|(_, rt)| *rt == "instance");
             for (id, rt) in targets {
                 insert(tx, &id, rt, &pairs)?;
                 let n = tx.tag_list_for(&id)?.len();
@@ -109,17 +110,28 @@ impl Control {
                     ));
                 }
             }
-            Ok(())
-        })
+            Ok(instances)
+        })?;
+        self.instance_tags_changed(instances);
+        Ok(())
+    }
+
+    /// An instance's tags are in its metadata (when its options show them): the host's
+    /// desired state is recomputed now.
+    fn instance_tags_changed(&self, changed: bool) {
+        if changed {
+            self.kick_host();
+        }
     }
 
     /// Without tags, deletes every tag; a tag with a value deletes only on a match.
     pub fn tags_delete(&self, req: &rq::DeleteTags) -> Result<()> {
-        self.store.transaction(|tx| {
+        let instances = self.store.transaction(|tx| {
             let targets = self.tag_targets(tx, &req.resources)?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }
+            let instances = targets.iter().any(|(_, rt)| *rt == "instance");
             for (id, _) in targets {
                 if req.tags.is_empty() {
                     tx.tag_delete_all(&id)?;
@@ -129,8 +141,10 @@ impl Control {
                     tx.tag_delete(&id, key, t.value.as_deref())?;
                 }
             }
-            Ok(())
-        })
+            Ok(instances)
+        })?;
+        self.instance_tags_changed(instances);
+        Ok(())
     }
 
     pub fn tags_describe(&self, req: &rq::DescribeTags) -> Result<(Vec<TagRecord>, Option<String>)> {

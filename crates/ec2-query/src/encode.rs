@@ -19,6 +19,29 @@ pub enum EncodeError {
     WrongType { path: String, expected: &'static str },
 }
 
+/// Where an element is in the response, rendered only when an error names it (building the
+/// path of every element was a large part of encoding a long listing).
+#[derive(Clone, Copy)]
+enum At<'a> {
+    Root(&'a str),
+    Member(&'a At<'a>, &'a str),
+    Item(&'a At<'a>, usize),
+}
+
+impl At<'_> {
+    fn render(&self) -> String {
+        match self {
+            At::Root(action) => action.to_string(),
+            At::Member(parent, key) => format!("{}.{key}", parent.render()),
+            At::Item(parent, i) => format!("{}[{i}]", parent.render()),
+        }
+    }
+
+    fn wrong(&self, expected: &'static str) -> EncodeError {
+        EncodeError::WrongType { path: self.render(), expected }
+    }
+}
+
 /// Encodes the response of `action`. Actions without an output shape answer
 /// `<return>true</return>`, as EC2 does.
 pub fn encode(action: &str, request_id: &str, body: &Value) -> Result<String, EncodeError> {
@@ -26,75 +49,100 @@ pub fn encode(action: &str, request_id: &str, body: &Value) -> Result<String, En
     if !model.has_operation(action) {
         return Err(EncodeError::UnknownAction(action.to_string()));
     }
-    let mut out = String::with_capacity(1024);
+    let mut out = String::with_capacity(4096);
     out.push_str(DECLARATION);
     out.push_str(&format!("<{action}Response xmlns=\"{XML_NAMESPACE}\"><requestId>{}</requestId>", escape(request_id)));
     match model.output(action) {
-        Some(shape) => members(shape, body, action, &mut out)?,
+        Some(shape) => members(shape, body, &At::Root(action), &mut out)?,
         None => out.push_str("<return>true</return>"),
     }
     out.push_str(&format!("</{action}Response>"));
     Ok(out)
 }
 
-fn members(shape: Shape<'_>, body: &Value, path: &str, out: &mut String) -> Result<(), EncodeError> {
-    let obj = body.as_object().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "structure" })?;
+fn open(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push('>');
+}
+
+fn close(out: &mut String, name: &str) {
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn empty(out: &mut String, name: &str) {
+    out.push('<');
+    out.push_str(name);
+    out.push_str("/>");
+}
+
+/// `<name>text</name>`, the text written as given (already escaped, or a number).
+fn leaf(out: &mut String, name: &str, text: &str) {
+    open(out, name);
+    out.push_str(text);
+    close(out, name);
+}
+
+fn members(shape: Shape<'_>, body: &Value, at: &At<'_>, out: &mut String) -> Result<(), EncodeError> {
+    let obj = body.as_object().ok_or_else(|| at.wrong("structure"))?;
     for (key, v) in obj {
         if v.is_null() {
             continue;
         }
         let member = shape.member(key).ok_or_else(|| EncodeError::UnknownMember { shape: shape.name.to_string(), member: key.clone() })?;
-        element(member.xml_name(), member.shape(), v, &format!("{path}.{key}"), out)?;
+        element(member.xml_name(), member.shape(), v, &At::Member(at, key), out)?;
     }
     Ok(())
 }
 
-fn element(name: &str, shape: Shape<'_>, v: &Value, path: &str, out: &mut String) -> Result<(), EncodeError> {
+fn element(name: &str, shape: Shape<'_>, v: &Value, at: &At<'_>, out: &mut String) -> Result<(), EncodeError> {
     match shape.kind() {
         ShapeKind::Structure => {
-            out.push_str(&format!("<{name}>"));
-            members(shape, v, path, out)?;
-            out.push_str(&format!("</{name}>"));
+            open(out, name);
+            members(shape, v, at, out)?;
+            close(out, name);
         }
         ShapeKind::List => {
-            let items = v.as_array().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "list" })?;
+            let items = v.as_array().ok_or_else(|| at.wrong("list"))?;
             let (item_shape, item_name) = shape.list_member().expect("list has a member");
             if items.is_empty() {
-                out.push_str(&format!("<{name}/>"));
+                empty(out, name);
             } else {
-                out.push_str(&format!("<{name}>"));
+                open(out, name);
                 for (i, item) in items.iter().enumerate() {
-                    element(item_name, item_shape, item, &format!("{path}[{i}]"), out)?;
+                    element(item_name, item_shape, item, &At::Item(at, i), out)?;
                 }
-                out.push_str(&format!("</{name}>"));
+                close(out, name);
             }
         }
         ShapeKind::Map => {
-            let obj = v.as_object().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "map" })?;
-            out.push_str(&format!("<{name}>"));
+            let obj = v.as_object().ok_or_else(|| at.wrong("map"))?;
+            open(out, name);
             for (k, val) in obj {
                 out.push_str(&format!("<entry><key>{}</key><value>{}</value></entry>", escape(k), escape(&text(val))));
             }
-            out.push_str(&format!("</{name}>"));
+            close(out, name);
         }
         ShapeKind::Boolean => {
-            let b = v.as_bool().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "boolean" })?;
-            out.push_str(&format!("<{name}>{b}</{name}>"));
+            let b = v.as_bool().ok_or_else(|| at.wrong("boolean"))?;
+            leaf(out, name, if b { "true" } else { "false" });
         }
         ShapeKind::Integer | ShapeKind::Long => {
-            let n = v.as_i64().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "integer" })?;
-            out.push_str(&format!("<{name}>{n}</{name}>"));
+            let n = v.as_i64().ok_or_else(|| at.wrong("integer"))?;
+            leaf(out, name, &n.to_string());
         }
         ShapeKind::Double | ShapeKind::Float => {
-            let n = v.as_f64().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "number" })?;
-            out.push_str(&format!("<{name}>{n}</{name}>"));
+            let n = v.as_f64().ok_or_else(|| at.wrong("number"))?;
+            leaf(out, name, &n.to_string());
         }
         ShapeKind::String | ShapeKind::Timestamp | ShapeKind::Blob => {
-            let s = v.as_str().ok_or(EncodeError::WrongType { path: path.to_string(), expected: "string" })?;
+            let s = v.as_str().ok_or_else(|| at.wrong("string"))?;
             if s.is_empty() {
-                out.push_str(&format!("<{name}/>"));
+                empty(out, name);
             } else {
-                out.push_str(&format!("<{name}>{}</{name}>", escape(s)));
+                leaf(out, name, &escape(s));
             }
         }
     }

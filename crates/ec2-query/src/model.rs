@@ -11,6 +11,11 @@ pub struct Model {
     root: Value,
 }
 
+/// The model's shapes by name, hashed: encoding a long listing looks one up per element.
+static SHAPES: LazyLock<std::collections::HashMap<&'static str, (&'static str, &'static Value)>> = LazyLock::new(|| {
+    MODEL.root["shapes"].as_object().map(|m| m.iter().map(|(k, v)| (k.as_str(), (k.as_str(), v))).collect()).unwrap_or_default()
+});
+
 /// A shape's kind as the model names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShapeKind {
@@ -60,7 +65,8 @@ impl Model {
     }
 
     pub fn shape(&self, name: &str) -> Option<Shape<'_>> {
-        let (name, raw) = self.root["shapes"].as_object()?.get_key_value(name)?;
+        // The one Model is MODEL, whose shapes SHAPES indexes.
+        let (name, raw) = SHAPES.get(name)?;
         Some(Shape { name, raw })
     }
 }

@@ -234,6 +234,17 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// The instances of `host` not terminated, in launch order.
+    pub fn instance_list_live(&self, host: &str) -> Result<Vec<InstanceRecord>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE state != 'terminated' AND host = ?1 ORDER BY seq"))?;
+        let rows = st.query_map([host], from_row)?;
+        let mut out = Vec::new();
+        for r in rows {
+            out.push(r??);
+        }
+        Ok(out)
+    }
+
     /// The instances that may have a VM running (neither stopped nor terminated).
     pub fn instance_ids_with_vms(&self) -> Result<Vec<String>> {
         let mut st = self.tx.prepare_cached("SELECT instance_id FROM instances WHERE state NOT IN ('stopped', 'terminated')")?;

@@ -381,6 +381,14 @@ async fn desired_host_state_follows_the_store() {
         g.ingress.iter().any(|r| r.from_port == Some(8080) && r.cidrs.iter().any(|(c, _)| c.to_string() == "10.0.0.0/8")).then_some(())
     })
     .await;
+    // A new tag reaches the instance's metadata view at once (not at the next resync).
+    ctx.call("CreateTags", &[("ResourceId.1", &id), ("Tag.1.Key", "role"), ("Tag.1.Value", "web")]).await.ok();
+    wait_for("the new tag reaches the metadata view", Duration::from_secs(5), || async {
+        let (h, _) = ctx.agent.host();
+        let view = h?.instances.into_iter().find(|v| v.instance_id == id)?;
+        view.tags.iter().any(|(k, v)| k == "role" && v == "web").then_some(())
+    })
+    .await;
     ctx.call("TerminateInstances", &[("InstanceId.1", &id)]).await.ok();
     ctx.wait_state(&id, "terminated").await;
     wait_for("the port leaves the host", Duration::from_secs(5), || async {

@@ -25,7 +25,6 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
     let mut v = json!({
         "InstanceId": r.instance_id,
         "ImageId": r.image_id,
-        "State": state(r.state),
         "PrivateDnsName": "",
         "PublicDnsName": "",
         "StateTransitionReason": r.state_transition_reason,
@@ -43,20 +42,15 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "Architecture": "x86_64",
         "RootDeviceType": "ebs",
         "RootDeviceName": i.root_device_name,
-        "BlockDeviceMappings": super::storage::instance_mappings(&i.volumes),
         "VirtualizationType": "hvm",
         "ClientToken": r.client_token.clone().unwrap_or_default(),
-        "Tags": super::tags(&i.tags),
-        "SecurityGroups": i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect::<Vec<_>>(),
         "SourceDestCheck": i.enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check),
         "Hypervisor": "xen",
-        "NetworkInterfaces": i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner, region)).collect::<Vec<_>>(),
         "EbsOptimized": r.options.ebs_optimized,
         "EnaSupport": true,
         "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
         "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
         "HibernationOptions": {"Configured": false},
-        "MetadataOptions": metadata_options(&r.metadata, "applied"),
         "EnclaveOptions": {"Enabled": false},
         "PlatformDetails": "Linux/UNIX",
         "UsageOperation": "RunInstances",
@@ -64,6 +58,14 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
         "MaintenanceOptions": {"AutoRecovery": "default"},
         "CurrentInstanceBootMode": "legacy-bios",
     });
+    // Values built elsewhere are moved in: json! would copy each through serde, and copy the
+    // copies again at every level of a listing.
+    v["State"] = state(r.state);
+    v["BlockDeviceMappings"] = super::storage::instance_mappings(&i.volumes);
+    v["Tags"] = super::tags(&i.tags);
+    v["SecurityGroups"] = Value::Array(i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect());
+    v["NetworkInterfaces"] = Value::Array(i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner, region)).collect());
+    v["MetadataOptions"] = metadata_options(&r.metadata, "applied");
     if let Some(e) = i.enis.first() {
         v["VpcId"] = json!(e.vpc_id);
         v["SubnetId"] = json!(e.subnet_id);
@@ -84,12 +86,9 @@ pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
 }
 
 fn reservation_value(r: &Reservation, region: &str) -> Value {
-    json!({
-        "ReservationId": r.reservation_id,
-        "OwnerId": r.owner_id,
-        "Groups": [],
-        "Instances": r.instances.iter().map(|i| instance(i, &r.owner_id, region)).collect::<Vec<_>>(),
-    })
+    let mut v = json!({ "ReservationId": r.reservation_id, "OwnerId": r.owner_id, "Groups": [] });
+    v["Instances"] = Value::Array(r.instances.iter().map(|i| instance(i, &r.owner_id, region)).collect());
+    v
 }
 
 /// RunInstances answers with the reservation itself.
@@ -98,7 +97,9 @@ pub fn reservation(r: &Reservation, region: &str) -> Value {
 }
 
 pub fn describe(rs: &[Reservation], region: &str, next: Option<String>) -> Value {
-    super::with_next(json!({ "Reservations": rs.iter().map(|r| reservation_value(r, region)).collect::<Vec<_>>() }), next)
+    let mut v = json!({});
+    v["Reservations"] = Value::Array(rs.iter().map(|r| reservation_value(r, region)).collect());
+    super::with_next(v, next)
 }
 
 pub fn state_changes(member: &str, changes: &[StateChange]) -> Value {
