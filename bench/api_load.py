@@ -11,6 +11,10 @@ Scenarios (8 connections, wrk, 10 s each unless --seconds):
 and, on one connection from Python, RunInstances + TerminateInstances pairs per second.
 
 Usage: python3 bench/api_load.py [--fleets 1000,10000] [--seconds 10] [--svg bench/api_load.svg]
+       python3 bench/api_load.py --plot bench/api_load.json   (redraws the SVG from saved figures)
+A server that fails a step (moto does not answer DescribeInstances within the client's timeout
+at 10,000 instances) is reported and left out of the larger fleets; the figures so far are
+saved to bench/api_load.json after every step.
 Needs: wrk (apt install wrk), moto[server], a release build (CORRAL_BIN or target/release/corral).
 Prints a table with ratios, each server's RSS, and draws req/s against fleet size as SVG.
 """
@@ -130,13 +134,34 @@ def svg(results, fleets, path):
     open(path, "w").write("\n".join(out) + "\n")
 
 
+def save(results, path):
+    import json
+    rows = [{"server": srv, "fleet": n, **{k: list(v) if isinstance(v, tuple) else v for k, v in r.items()}}
+            for (srv, n), r in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0]))]
+    open(path, "w").write(json.dumps(rows, indent=1) + "\n")
+
+
+def load(path):
+    import json
+    rows = json.load(open(path))
+    return {(r["server"], r["fleet"]): {k: (tuple(v) if isinstance(v, list) else v) for k, v in r.items() if k not in ("server", "fleet")}
+            for r in rows}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fleets", default="1000,10000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--svg", default=os.path.join(ab.ROOT, "bench", "api_load.svg"))
     ap.add_argument("--skip-moto", action="store_true")
+    ap.add_argument("--json", default=os.path.join(ab.ROOT, "bench", "api_load.json"))
+    ap.add_argument("--plot", help="only redraw the SVG from this saved JSON")
     a = ap.parse_args()
+    if a.plot:
+        results = load(a.plot)
+        svg(results, sorted({n for _, n in results}), a.svg)
+        print(f"plot: {a.svg}")
+        return
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt install wrk")
     fleets = [int(f) for f in a.fleets.split(",")]
@@ -151,14 +176,23 @@ def main():
         for p, _, _ in servers:
             subprocess.run(["taskset", "-a", "-pc", "0", str(p.pid)], check=True, capture_output=True)
         results = {}
+        failed = set()
         for n in fleets:
             for p, e, ami in servers:
-                grow(e, ami, n)
-                params = scenario_params(e)
-                r = {sc: wrk(e, *params[sc], a.seconds, tmp) for sc in SCENARIOS}
-                r["pairs"] = (pairs(e, ami), 0)
+                if e.name in failed:
+                    continue
+                try:
+                    grow(e, ami, n)
+                    params = scenario_params(e)
+                    r = {sc: wrk(e, *params[sc], a.seconds, tmp) for sc in SCENARIOS}
+                    r["pairs"] = (pairs(e, ami), 0)
+                except Exception as err:  # a server that cannot keep up is reported, not fatal
+                    print(f"{n:>7,} {e.name:6s} failed: {err!r:.200}", flush=True)
+                    failed.add(e.name)
+                    continue
                 r["rss"] = rss_mib(p.pid)
                 results[(e.name, n)] = r
+                save(results, a.json)
                 print(f"{n:>7,} {e.name:6s} " + "  ".join(f"{sc} {r[sc][0]:8.1f}/s p99 {r[sc][1]:7.1f} ms" for sc in SCENARIOS)
                       + f"  run+terminate {r['pairs'][0]:6.1f} pairs/s  RSS {r['rss']:6.0f} MiB", flush=True)
             if ("moto", n) in results:

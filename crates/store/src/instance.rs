@@ -223,10 +223,10 @@ impl Tx<'_> {
         self.tx.query_row(&format!("SELECT {COLS} FROM instances WHERE instance_id = ?1"), [id], from_row).optional()?.transpose()
     }
 
-    /// All instances in launch order.
-    pub fn instance_list(&self) -> Result<Vec<InstanceRecord>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances ORDER BY seq"))?;
-        let rows = st.query_map([], from_row)?;
+    /// The instances meeting `condition` (SQL of the code's, never a client's), in launch order.
+    fn instances_where(&self, condition: &str, args: impl rusqlite::Params) -> Result<Vec<InstanceRecord>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE {condition} ORDER BY seq"))?;
+        let rows = st.query_map(args, from_row)?;
         let mut out = Vec::new();
         for r in rows {
             out.push(r??);
@@ -234,15 +234,19 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// All instances in launch order.
+    pub fn instance_list(&self) -> Result<Vec<InstanceRecord>> {
+        self.instances_where("1", [])
+    }
+
     /// The instances of `host` not terminated, in launch order.
     pub fn instance_list_live(&self, host: &str) -> Result<Vec<InstanceRecord>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE state != 'terminated' AND host = ?1 ORDER BY seq"))?;
-        let rows = st.query_map([host], from_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
+        self.instances_where("state != 'terminated' AND host = ?1", [host])
+    }
+
+    /// Terminated instances (those that may have expired).
+    pub fn instance_list_terminated(&self) -> Result<Vec<InstanceRecord>> {
+        self.instances_where("state = 'terminated'", [])
     }
 
     /// The instances that may have a VM running (neither stopped nor terminated).
@@ -250,17 +254,6 @@ impl Tx<'_> {
         let mut st = self.tx.prepare_cached("SELECT instance_id FROM instances WHERE state NOT IN ('stopped', 'terminated')")?;
         let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
-    }
-
-    /// Terminated instances (those that may have expired).
-    pub fn instance_list_terminated(&self) -> Result<Vec<InstanceRecord>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM instances WHERE state = 'terminated' ORDER BY seq"))?;
-        let rows = st.query_map([], from_row)?;
-        let mut out = Vec::new();
-        for r in rows {
-            out.push(r??);
-        }
-        Ok(out)
     }
 
     /// Instances not terminated.
