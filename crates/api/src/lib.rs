@@ -7,6 +7,7 @@
 
 pub mod dispatch;
 pub mod error;
+mod route;
 pub mod server;
 pub mod sts;
 pub mod views;
