@@ -3,11 +3,11 @@
 //! to private).
 
 use crate::attribute::{attribute_name, Target};
-use crate::permission::{apply_permissions, permission_changes};
+use crate::permission::{apply_permissions, check_owner, permission_changes};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::ImageRecord;
-use corral_types::{Error, ErrorCode, IdKind, Result};
+use corral_types::{Error, IdKind, Result};
 
 impl Control {
     pub fn image_attribute(&self, req: &rq::DescribeImageAttribute) -> Result<(ImageRecord, String)> {
@@ -31,7 +31,7 @@ impl Control {
     pub fn image_attribute_reset(&self, req: &rq::ResetImageAttribute) -> Result<()> {
         attribute_name(req.attribute.as_deref(), &["launchPermission"])?;
         self.attribute_write(target(req.image_id.as_deref(), req.dry_run), |_, img: &mut ImageRecord| {
-            self.check_owner(img)?;
+            check_owner(&img.owner_id, &self.account_id, &img.image_id)?;
             img.is_public = false;
             img.launch_users.clear();
             Ok(())
@@ -41,7 +41,7 @@ impl Control {
 
     pub fn image_attribute_modify(&self, req: &rq::ModifyImageAttribute) -> Result<()> {
         self.attribute_write(target(req.image_id.as_deref(), req.dry_run), |_, img: &mut ImageRecord| {
-            self.check_owner(img)?;
+            check_owner(&img.owner_id, &self.account_id, &img.image_id)?;
             let attribute = req.attribute.as_deref();
             let description = req.description.as_ref().and_then(|d| d.value.clone()).or_else(|| match attribute {
                 Some("description") => req.value.clone(),
@@ -63,13 +63,6 @@ impl Control {
             apply_permissions(&mut img.is_public, &mut img.launch_users, &adds, &removes);
             Ok(())
         })?;
-        Ok(())
-    }
-
-    fn check_owner(&self, img: &ImageRecord) -> Result<()> {
-        if img.owner_id != self.account_id {
-            return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {}.", img.image_id)));
-        }
         Ok(())
     }
 }

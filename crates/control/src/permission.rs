@@ -4,7 +4,7 @@
 //! public flag and a list of account ids.
 
 use corral_ec2_query::requests as rq;
-use corral_types::{Error, Result};
+use corral_types::{Error, ErrorCode, Result};
 
 /// The permissions a Modify{Image,Snapshot}Attribute call adds and removes, from its structured
 /// form (`LaunchPermission`/`CreateVolumePermission` with Add and Remove lists) and its older
@@ -74,4 +74,12 @@ pub(crate) fn apply_permissions(
             users.retain(|x| x != u);
         }
     }
+}
+
+/// Only the owner of an image or snapshot changes who may use it.
+pub(crate) fn check_owner(owner_id: &str, account_id: &str, resource_id: &str) -> Result<()> {
+    if owner_id != account_id {
+        return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {resource_id}.")));
+    }
+    Ok(())
 }

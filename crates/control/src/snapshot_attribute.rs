@@ -2,12 +2,12 @@
 //! (createVolumePermission, through `permission.rs`: `group all` makes the snapshot public,
 //! user ids share it) and ResetSnapshotAttribute.
 
-use crate::permission::{apply_permissions, permission_changes};
+use crate::permission::{apply_permissions, check_owner, permission_changes};
 use crate::attribute::{attribute_name, Target};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::SnapshotRecord;
-use corral_types::{Error, ErrorCode, IdKind, Result};
+use corral_types::{Error, IdKind, Result};
 
 const ATTRIBUTES: &[&str] = &["createVolumePermission", "productCodes"];
 
@@ -35,7 +35,7 @@ impl Control {
             return Err(Error::missing("CreateVolumePermission"));
         }
         self.attribute_write(target(req.snapshot_id.as_deref(), req.dry_run), |_, s: &mut SnapshotRecord| {
-            self.check_snapshot_owner(s)?;
+            check_owner(&s.owner_id, &self.account_id, &s.snapshot_id)?;
             apply_permissions(&mut s.public, &mut s.volume_users, &adds, &removes);
             Ok(())
         })?;
@@ -45,18 +45,11 @@ impl Control {
     pub fn snapshot_attribute_reset(&self, req: &rq::ResetSnapshotAttribute) -> Result<()> {
         attribute_name(req.attribute.as_deref(), ATTRIBUTES)?;
         self.attribute_write(target(req.snapshot_id.as_deref(), req.dry_run), |_, s: &mut SnapshotRecord| {
-            self.check_snapshot_owner(s)?;
+            check_owner(&s.owner_id, &self.account_id, &s.snapshot_id)?;
             s.public = false;
             s.volume_users.clear();
             Ok(())
         })?;
-        Ok(())
-    }
-
-    fn check_snapshot_owner(&self, s: &SnapshotRecord) -> Result<()> {
-        if s.owner_id != self.account_id {
-            return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {}.", s.snapshot_id)));
-        }
         Ok(())
     }
 }
