@@ -107,20 +107,6 @@ impl<'a, D> Describe<'a, D> {
         }
         Ok(())
     }
-
-    /// The page size asked for (all when none), clamped to the call's bounds.
-    fn page_size(&self) -> Result<usize> {
-        let Some(max) = self.max_results else { return Ok(usize::MAX) };
-        if max < self.bounds.0 {
-            return Err(Error::new(
-                ErrorCode::InvalidParameterValue,
-                format!("Value ( {max} ) for parameter maxResults is invalid. Expecting a value greater than {}.", self.bounds.0),
-            ));
-        }
-        // Above the call's largest page AWS returns that largest page (the aws CLI v1 sends
-        // MaxResults=1000 to calls whose pages hold 500).
-        Ok(usize::try_from(max.min(self.bounds.1)).unwrap_or(usize::MAX))
-    }
 }
 
 /// Records read per store query while a page fills.
@@ -135,7 +121,7 @@ impl Control {
             None | Some("") => 0,
             Some(t) => decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?,
         };
-        let size = d.page_size()?;
+        let size = filter::page_size(d.max_results, d.bounds)?.unwrap_or(usize::MAX);
         let scope = Scope { account_id: &self.account_id, region: self.config.region.as_str() };
         let mut out: Vec<D> = Vec::new();
         let mut last = after;

@@ -70,22 +70,27 @@ pub fn page<T>(items: Vec<T>, max_results: Option<i64>, next_token: Option<&str>
             decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?
         }
     };
-    let Some(max) = max_results else {
+    let Some(max) = page_size(max_results, bounds)? else {
         return Ok((items.into_iter().skip(start).collect(), None));
     };
+    let total = items.len();
+    let out: Vec<T> = items.into_iter().skip(start).take(max).collect();
+    let next = start + out.len();
+    Ok((out, (next < total).then(|| encode_token(next))))
+}
+
+/// The page a call asked for (`None`: everything), within EC2's `bounds` on MaxResults:
+/// below the smallest is refused, above the largest returns the largest (the aws CLI v1 sends
+/// MaxResults=1000 to calls whose pages hold 500).
+pub fn page_size(max_results: Option<i64>, bounds: (i64, i64)) -> Result<Option<usize>> {
+    let Some(max) = max_results else { return Ok(None) };
     if max < bounds.0 {
         return Err(Error::new(
             ErrorCode::InvalidParameterValue,
             format!("Value ( {max} ) for parameter maxResults is invalid. Expecting a value greater than {}.", bounds.0),
         ));
     }
-    // Above the call's largest page AWS returns that largest page (the aws CLI v1 sends
-    // MaxResults=1000 to calls whose pages hold 500).
-    let max = max.min(bounds.1);
-    let total = items.len();
-    let out: Vec<T> = items.into_iter().skip(start).take(max as usize).collect();
-    let next = start + out.len();
-    Ok((out, (next < total).then(|| encode_token(next))))
+    Ok(Some(usize::try_from(max.min(bounds.1)).unwrap_or(usize::MAX)))
 }
 
 fn encode_token(i: usize) -> String {
