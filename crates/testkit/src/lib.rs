@@ -343,6 +343,12 @@ impl TestContext {
         wait_for(&format!("{id} to be {state}"), deadline, || async { (self.state_of(id).await == state).then_some(()) }).await
     }
 
+    /// Creates a volume of `size` GiB in `zone`; returns its id.
+    pub async fn volume(&self, size: &str, zone: &str) -> String {
+        let r = self.call("CreateVolume", &[("Size", size), ("AvailabilityZone", zone)]).await;
+        r.ok().text("volumeId").unwrap()
+    }
+
     /// Launches `count` instances of corral-minimal; returns their ids.
     pub async fn run(&self, count: usize, extra: &[(&str, &str)]) -> Vec<String> {
         let image = self.image("corral-minimal");

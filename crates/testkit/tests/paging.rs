@@ -5,22 +5,17 @@
 use corral_testkit::TestContext;
 use std::collections::HashMap;
 
-async fn volume(ctx: &TestContext) -> String {
-    let r = ctx.call("CreateVolume", &[("Size", "1"), ("AvailabilityZone", "local-1a")]).await;
-    r.ok().text("volumeId").unwrap()
-}
-
 #[tokio::test]
 async fn pages_under_churn_list_every_lasting_volume_once() {
     let ctx = TestContext::new().await;
     // Churned volumes come first, so deleting them shifts everything after them.
     let mut churn = Vec::new();
     for _ in 0..12 {
-        churn.push(volume(&ctx).await);
+        churn.push(ctx.volume("1", "local-1a").await);
     }
     let mut lasting = Vec::new();
     for _ in 0..23 {
-        lasting.push(volume(&ctx).await);
+        lasting.push(ctx.volume("1", "local-1a").await);
     }
     let mut seen: HashMap<String, usize> = HashMap::new();
     let mut token: Option<String> = None;
@@ -44,7 +39,7 @@ async fn pages_under_churn_list_every_lasting_volume_once() {
             let gone = churn.remove(0);
             ctx.call("DeleteVolume", &[("VolumeId", &gone)]).await.ok();
         }
-        volume(&ctx).await;
+        ctx.volume("1", "local-1a").await;
         token = r.text("nextToken");
         if token.is_none() {
             break;
@@ -61,7 +56,7 @@ async fn pages_under_churn_list_every_lasting_volume_once() {
 async fn a_token_from_another_call_or_garbage_is_refused() {
     let ctx = TestContext::new().await;
     for _ in 0..6 {
-        volume(&ctx).await;
+        ctx.volume("1", "local-1a").await;
     }
     ctx.call("DescribeVolumes", &[("MaxResults", "5"), ("NextToken", "garbage")]).await.err("InvalidPaginationToken");
     let r = ctx.call("DescribeVolumes", &[("MaxResults", "5")]).await;
