@@ -68,7 +68,8 @@ pub struct NicSpec {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DesiredHost {
     pub net: net::DesiredNet,
-    pub instances: Vec<metadata::InstanceView>,
+    /// Shared with the control plane's cache (see `net::VpcSpec::ports`).
+    pub instances: Vec<std::sync::Arc<metadata::InstanceView>>,
 }
 
 /// Everything the agent needs to run one instance's VM.

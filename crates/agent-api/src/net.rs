@@ -3,6 +3,7 @@
 //! data path (`corral-net`) validates and applies it.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// The workspace's one IPv4 prefix type, for every CIDR of the desired state.
 pub use corral_types::Cidr;
@@ -18,8 +19,9 @@ pub struct VpcSpec {
     pub vpc_id: String,
     pub cidr: Cidr,
     pub subnets: Vec<SubnetSpec>,
-    /// The ports of this VPC on this host. A VPC with none gets no namespace here.
-    pub ports: Vec<PortSpec>,
+    /// The ports of this VPC on this host. A VPC with none gets no namespace here. Shared, so
+    /// a desired state that changed in one port costs one port to build, compare and keep.
+    pub ports: Vec<Arc<PortSpec>>,
     /// Every group a port here belongs to, and every group a rule here names (a group with no
     /// local member may still be referenced: its `remote_members` fill its set).
     pub groups: Vec<GroupSpec>,

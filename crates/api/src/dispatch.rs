@@ -2,15 +2,14 @@
 //! actions is in `route.rs`, beside what runs each), checked against the model, run, kept for
 //! ClientToken retries and encoded as EC2's XML.
 
+pub use crate::route::{schema, Ec2Request, ACTIONS};
 use corral_control::Control;
-use corral_ec2_query::schema::Schema;
 use corral_ec2_query::encode;
+use corral_ec2_query::schema::Schema;
 #[cfg(test)]
 use corral_ec2_query::Model;
-pub use crate::route::{schema, Ec2Request, ACTIONS};
 use corral_types::{Error, ErrorCode};
 use serde_json::Value;
-
 
 /// The request struct of `action`, from its decoded form. A member the struct does not read
 /// is refused (unless its value asks for nothing), so no parameter is silently ignored.
@@ -60,7 +59,6 @@ pub async fn dispatch(control: &Control, action: &str, params: &[(String, String
     }
     encode(action, request_id, &body).map_err(|e| Error::internal(format!("rendering {action}: {e}")))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -2,9 +2,9 @@
 //! DescribeAddressesAttribute, set with ModifyAddressAttribute, put back with
 //! ResetAddressAttribute. Without one set, an address has EC2's default name.
 
-use crate::lookup::get;
 use crate::address::Address;
 use crate::describe::Describe;
+use crate::lookup::get;
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::AddressRecord;

@@ -119,7 +119,9 @@ impl Control {
         d.check(D::KIND)?;
         let after = match d.next_token {
             None | Some("") => 0,
-            Some(t) => decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?,
+            Some(t) => {
+                decode_token(t).ok_or_else(|| Error::new(ErrorCode::InvalidPaginationToken, format!("Invalid pagination token: {t}")))?
+            }
         };
         let size = filter::page_size(d.max_results, d.bounds)?.unwrap_or(usize::MAX);
         let scope = Scope { account_id: &self.account_id, region: self.config.region.as_str() };
@@ -144,12 +146,8 @@ impl Control {
         self.store.read(|tx| {
             if !d.ids.is_empty() {
                 let batch = assembled::<D>(tx, D::Record::with_ids(tx, d.ids)?)?;
-                let missing: Vec<&str> = d
-                    .ids
-                    .iter()
-                    .filter(|id| !batch.iter().any(|(_, i)| i.id() == id.as_str() && keep(i)))
-                    .map(String::as_str)
-                    .collect();
+                let missing: Vec<&str> =
+                    d.ids.iter().filter(|id| !batch.iter().any(|(_, i)| i.id() == id.as_str() && keep(i))).map(String::as_str).collect();
                 if !missing.is_empty() {
                     return Err(Error::not_found(D::KIND, &missing.join(", ")));
                 }

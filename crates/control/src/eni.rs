@@ -210,7 +210,11 @@ impl Described for NetworkInterface {
         let groups = groups_of(tx, recs.iter().flat_map(|e| e.groups.iter()))?;
         Ok(recs
             .into_iter()
-            .map(|rec| NetworkInterface { tags: tags.remove(&rec.eni_id).unwrap_or_default(), groups: group_names(&groups, &rec.groups), rec })
+            .map(|rec| NetworkInterface {
+                tags: tags.remove(&rec.eni_id).unwrap_or_default(),
+                groups: group_names(&groups, &rec.groups),
+                rec,
+            })
             .collect())
     }
     fn id(&self) -> &str {

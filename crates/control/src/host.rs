@@ -1,16 +1,16 @@
-//! The desired state of this host besides VMs, derived from the store: the networks of its
-//! instances (VPCs, subnets with their internet-gateway routing, ports, security groups) and
-//! what the metadata service tells each instance. The reconciler sends it to the agent
-//! whenever it changes, before starting VMs that need it.
+//! The parts of this host's desired state besides VMs, derived from the store: what a VPC
+//! contributes (subnets with their internet-gateway routing, security groups, routes through
+//! an interface) and what an instance contributes (its ports, and what the metadata service
+//! tells it). `host_cache.rs` keeps them between passes and puts them together.
 
 use crate::Control;
 use corral_agent_api::metadata::{GroupRef, InstanceView, InterfaceView, MetadataOptions, PublicKey};
-use corral_agent_api::net::{self, Cidr, DesiredNet, GroupSpec, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
-use corral_agent_api::DesiredHost;
+use corral_agent_api::net::{self, Cidr, GroupSpec, PortLink, PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcSpec};
 use corral_store::{EniRecord, InstanceRecord, RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, Tx, VpcRecord};
 use corral_types::{Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 fn bad(what: &str, v: &str) -> Error {
     Error::internal(format!("store holds a bad {what}: {v}"))
@@ -49,100 +49,148 @@ fn short_hostname(addr: &str) -> String {
     format!("ip-{}", addr.replace('.', "-"))
 }
 
-impl Control {
-    pub(crate) fn desired_host(&self, tx: &Tx<'_>) -> Result<DesiredHost> {
-        let instances: BTreeMap<String, InstanceRecord> =
-            tx.instance_list_live(&self.config.host)?.into_iter().map(|i| (i.instance_id.clone(), i)).collect();
-        let enis: Vec<EniRecord> =
-            tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_ref().is_some_and(|i| instances.contains_key(i))).collect();
-        let mut by_vpc: BTreeMap<String, Vec<EniRecord>> = BTreeMap::new();
-        for e in enis {
-            by_vpc.entry(e.vpc_id.clone()).or_default().push(e);
-        }
-        // Everything the views need, read once rather than per instance.
-        let lookups = Lookups {
-            tags: tx.tag_map_for(&instances.keys().map(String::as_str).collect::<Vec<_>>())?,
-            keys: tx.keypair_list()?.into_iter().map(|k| (k.key_name.clone(), k)).collect(),
-            roots: tx.image_list()?.into_iter().map(|i| (i.image_id, i.root_device_name)).collect(),
-        };
-        let mut vpcs = Vec::new();
-        let mut views = Vec::new();
-        for (vpc_id, ports) in by_vpc {
-            let Some(vpc) = tx.doc_get::<VpcRecord>(&vpc_id)? else { continue };
-            let subnets: Vec<SubnetRecord> = tx.doc_list_by_parent(&vpc_id)?;
-            let groups: Vec<SecurityGroupRecord> = tx.doc_list_by_parent(&vpc_id)?;
-            let mut subnet_specs = Vec::new();
-            for s in &subnets {
-                subnet_specs.push(SubnetSpec {
-                    subnet_id: s.subnet_id.clone(),
-                    cidr: cidr(&s.cidr)?,
-                    routes_to_igw: crate::gateway::routes_to_igw(tx, s)?,
-                });
-            }
-            let mut port_specs = Vec::new();
-            for e in &ports {
-                let inst = &instances[e.instance_id.as_deref().unwrap_or_default()];
-                let mac = net::parse_mac(&e.mac).ok_or_else(|| bad("MAC", &e.mac))?;
-                let routed = subnet_specs.iter().any(|s| s.subnet_id == e.subnet_id && s.routes_to_igw);
-                port_specs.push(PortSpec {
-                    eni_id: e.eni_id.clone(),
-                    instance_id: inst.instance_id.clone(),
-                    subnet_id: e.subnet_id.clone(),
-                    mac,
-                    ip: ip(&e.private_ip)?,
-                    hostname: short_hostname(&e.private_ip),
-                    public_ip: if routed { e.public_ip.as_deref().map(ip).transpose()? } else { None },
-                    groups: e.groups.clone(),
-                    link: PortLink::Tap,
-                    source_dest_check: e.source_dest_check,
-                });
-                if e.device_index == 0 {
-                    views.push(self.instance_view(&lookups, inst, e, &vpc, &subnets, &groups)?);
-                }
-            }
-            let mut group_specs = Vec::new();
-            for g in &groups {
-                group_specs.push(GroupSpec {
-                    group_id: g.group_id.clone(),
-                    ingress: rule_specs(&g.rules, false)?,
-                    egress: rule_specs(&g.rules, true)?,
-                    remote_members: vec![],
-                });
-            }
-            // Routes through an instance of this VPC on this host. They apply to the whole VPC
-            // namespace, not only to the subnets of their route table.
-            let mut routes = Vec::new();
-            for t in tx.doc_list_by_parent::<RouteTableRecord>(&vpc_id)? {
-                for r in &t.routes {
-                    if let Some(eni) = r.network_interface_id.as_ref().filter(|e| port_specs.iter().any(|p| &p.eni_id == *e)) {
-                        routes.push(PortRoute { destination: cidr(&r.destination)?, eni_id: eni.clone() });
-                    }
-                }
-            }
-            routes.sort_by(|a, b| {
-                (a.destination.addr(), a.destination.prefix_len()).cmp(&(b.destination.addr(), b.destination.prefix_len()))
+/// What one VPC contributes to the desired state, whatever its ports: its subnets, groups and
+/// routes through an interface, with the records the instance views read.
+pub(crate) struct VpcPart {
+    pub vpc: VpcRecord,
+    pub cidr: Cidr,
+    pub subnets: Vec<SubnetRecord>,
+    pub subnet_specs: Vec<SubnetSpec>,
+    pub groups: Vec<SecurityGroupRecord>,
+    pub group_specs: Vec<GroupSpec>,
+    /// Every route through an interface of this VPC; those whose interface has a port here
+    /// apply.
+    pub routes: Vec<PortRoute>,
+}
+
+/// What one instance contributes: its ports (in its VPC) and its metadata view.
+#[derive(Clone)]
+pub(crate) struct InstancePart {
+    pub vpc_id: String,
+    pub ports: Vec<Arc<PortSpec>>,
+    pub view: Option<Arc<InstanceView>>,
+}
+
+impl VpcPart {
+    pub(crate) fn read(tx: &Tx<'_>, vpc_id: &str) -> Result<Option<VpcPart>> {
+        let Some(vpc) = tx.doc_get::<VpcRecord>(vpc_id)? else { return Ok(None) };
+        let subnets: Vec<SubnetRecord> = tx.doc_list_by_parent(vpc_id)?;
+        let groups: Vec<SecurityGroupRecord> = tx.doc_list_by_parent(vpc_id)?;
+        let mut subnet_specs = Vec::new();
+        for s in &subnets {
+            subnet_specs.push(SubnetSpec {
+                subnet_id: s.subnet_id.clone(),
+                cidr: cidr(&s.cidr)?,
+                routes_to_igw: crate::gateway::routes_to_igw(tx, s)?,
             });
-            routes.dedup_by(|a, b| a.destination == b.destination);
-            vpcs.push(VpcSpec { vpc_id, cidr: cidr(&vpc.cidr)?, subnets: subnet_specs, ports: port_specs, groups: group_specs, routes });
         }
-        Ok(DesiredHost { net: DesiredNet { vpcs }, instances: views })
+        let mut group_specs = Vec::new();
+        for g in &groups {
+            group_specs.push(GroupSpec {
+                group_id: g.group_id.clone(),
+                ingress: rule_specs(&g.rules, false)?,
+                egress: rule_specs(&g.rules, true)?,
+                remote_members: vec![],
+            });
+        }
+        // They apply to the whole VPC namespace, not only to the subnets of their route table.
+        let mut routes = Vec::new();
+        for t in tx.doc_list_by_parent::<RouteTableRecord>(vpc_id)? {
+            for r in &t.routes {
+                if let Some(eni) = &r.network_interface_id {
+                    routes.push(PortRoute { destination: cidr(&r.destination)?, eni_id: eni.clone() });
+                }
+            }
+        }
+        Ok(Some(VpcPart { cidr: cidr(&vpc.cidr)?, vpc, subnets, subnet_specs, groups, group_specs, routes }))
     }
 
-    fn instance_view(
+    /// This VPC's spec with these ports (those of its instances on this host).
+    pub(crate) fn spec(&self, ports: Vec<Arc<PortSpec>>) -> VpcSpec {
+        let here: HashSet<&str> = ports.iter().map(|p| p.eni_id.as_str()).collect();
+        let mut routes: Vec<PortRoute> = self.routes.iter().filter(|r| here.contains(r.eni_id.as_str())).cloned().collect();
+        routes.sort_by_key(|r| (r.destination.addr(), r.destination.prefix_len()));
+        routes.dedup_by(|a, b| a.destination == b.destination);
+        VpcSpec {
+            vpc_id: self.vpc.vpc_id.clone(),
+            cidr: self.cidr,
+            subnets: self.subnet_specs.clone(),
+            ports,
+            groups: self.group_specs.clone(),
+            routes,
+        }
+    }
+}
+
+/// What the views need besides the instance and its VPC, read once per distinct key and image.
+#[derive(Default)]
+pub(crate) struct Lookups {
+    tags: HashMap<String, Vec<corral_store::TagRecord>>,
+    keys: HashMap<String, Option<corral_store::KeyPairRecord>>,
+    roots: HashMap<String, Option<String>>,
+}
+
+impl Lookups {
+    pub(crate) fn read(tx: &Tx<'_>, instances: &[&InstanceRecord]) -> Result<Lookups> {
+        let mut l =
+            Lookups { tags: tx.tag_map_for(&instances.iter().map(|i| i.instance_id.as_str()).collect::<Vec<_>>())?, ..Default::default() };
+        for i in instances {
+            if let Some(k) = &i.key_name {
+                if !l.keys.contains_key(k) {
+                    l.keys.insert(k.clone(), tx.keypair_get_by_name(k)?);
+                }
+            }
+            if !l.roots.contains_key(&i.image_id) {
+                l.roots.insert(i.image_id.clone(), tx.image_get(&i.image_id)?.map(|img| img.root_device_name));
+            }
+        }
+        Ok(l)
+    }
+}
+
+impl Control {
+    /// One instance's part, from its interfaces (each with its VPC's part).
+    pub(crate) fn instance_part(
         &self,
         lookups: &Lookups,
         inst: &InstanceRecord,
-        eni: &EniRecord,
-        vpc: &VpcRecord,
-        subnets: &[SubnetRecord],
-        groups: &[SecurityGroupRecord],
-    ) -> Result<InstanceView> {
+        enis: &[EniRecord],
+        vpcs: &BTreeMap<String, VpcPart>,
+    ) -> Result<Option<InstancePart>> {
+        let mut part: Option<InstancePart> = None;
+        for e in enis {
+            let Some(vpc) = vpcs.get(&e.vpc_id) else { continue };
+            let mac = net::parse_mac(&e.mac).ok_or_else(|| bad("MAC", &e.mac))?;
+            let routed = vpc.subnet_specs.iter().any(|s| s.subnet_id == e.subnet_id && s.routes_to_igw);
+            let port = PortSpec {
+                eni_id: e.eni_id.clone(),
+                instance_id: inst.instance_id.clone(),
+                subnet_id: e.subnet_id.clone(),
+                mac,
+                ip: ip(&e.private_ip)?,
+                hostname: short_hostname(&e.private_ip),
+                public_ip: if routed { e.public_ip.as_deref().map(ip).transpose()? } else { None },
+                groups: e.groups.clone(),
+                link: PortLink::Tap,
+                source_dest_check: e.source_dest_check,
+            };
+            let p = part.get_or_insert_with(|| InstancePart { vpc_id: e.vpc_id.clone(), ports: vec![], view: None });
+            p.ports.push(Arc::new(port));
+            if e.device_index == 0 {
+                p.view = Some(Arc::new(self.instance_view(lookups, inst, e, vpc)?));
+            }
+        }
+        Ok(part)
+    }
+
+    fn instance_view(&self, lookups: &Lookups, inst: &InstanceRecord, eni: &EniRecord, vpc: &VpcPart) -> Result<InstanceView> {
         use base64::Engine;
-        let subnet = subnets.iter().find(|s| s.subnet_id == eni.subnet_id);
+        let subnet = vpc.subnets.iter().find(|s| s.subnet_id == eni.subnet_id);
         let public_keys = inst
             .key_name
             .as_ref()
             .and_then(|k| lookups.keys.get(k))
+            .and_then(Option::as_ref)
             .map(|kp| vec![PublicKey { name: kp.key_name.clone(), openssh_key: kp.public_key.clone() }])
             .unwrap_or_default();
         let user_data = inst.user_data.as_deref().and_then(|u| base64::engine::general_purpose::STANDARD.decode(u.trim()).ok());
@@ -159,7 +207,8 @@ impl Control {
             hop_limit: m.hop_limit,
             instance_metadata_tags: toggle(&m.instance_metadata_tags),
         };
-        let root_device_name = lookups.roots.get(&inst.image_id).cloned().unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string());
+        let root_device_name =
+            lookups.roots.get(&inst.image_id).cloned().flatten().unwrap_or_else(|| crate::image::ROOT_DEVICE_NAME.to_string());
         Ok(InstanceView {
             instance_id: inst.instance_id.clone(),
             image_id: inst.image_id.clone(),
@@ -183,13 +232,13 @@ impl Control {
                 subnet_id: eni.subnet_id.clone(),
                 subnet_cidr: subnet.map(|s| s.cidr.clone()).unwrap_or_default(),
                 vpc_id: eni.vpc_id.clone(),
-                vpc_cidrs: vec![vpc.cidr.clone()],
+                vpc_cidrs: vec![vpc.vpc.cidr.clone()],
                 security_groups: eni
                     .groups
                     .iter()
                     .map(|g| GroupRef {
                         id: g.clone(),
-                        name: groups.iter().find(|x| &x.group_id == g).map(|x| x.group_name.clone()).unwrap_or_default(),
+                        name: vpc.groups.iter().find(|x| &x.group_id == g).map(|x| x.group_name.clone()).unwrap_or_default(),
                     })
                     .collect(),
             }],
@@ -203,13 +252,6 @@ impl Control {
             options,
         })
     }
-}
-
-/// What the views need besides the instance, read once per desired state.
-struct Lookups {
-    tags: std::collections::HashMap<String, Vec<corral_store::TagRecord>>,
-    keys: std::collections::HashMap<String, corral_store::KeyPairRecord>,
-    roots: std::collections::HashMap<String, String>,
 }
 
 fn toggle(s: &str) -> corral_agent_api::metadata::Toggle {

@@ -9,9 +9,9 @@
 //! kernel boots through its own bootloader (q35 firmware boot); one with a kernel (Corral's
 //! default images, and images made from their instances) boots that kernel directly.
 
+use crate::describe::{Describe, FilterLine};
 use crate::device::device_bus;
 use crate::layer::collect_layers;
-use crate::describe::{Describe, FilterLine};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{ImageBlockDevice, ImageRecord, SnapshotRecord, TagRecord};

@@ -17,6 +17,7 @@ pub mod eni;
 pub mod filter;
 pub mod gateway;
 mod host;
+mod host_cache;
 pub mod idempotency;
 pub mod image;
 mod image_attribute;
@@ -129,10 +130,10 @@ pub struct Control {
     pub(crate) host_applied: tokio::sync::Mutex<Option<(corral_agent_api::DesiredHost, std::time::Instant)>>,
     /// This control plane itself, for work it hands to background tasks.
     pub(crate) me: std::sync::Weak<Control>,
-    /// Set by [`Control::kick_host`]: the desired host state must be recomputed now.
-    pub(crate) host_dirty: std::sync::atomic::AtomicBool,
-    /// When the desired host state was last computed.
-    pub(crate) host_computed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// What the next pass recomputes of the desired host state (see `host_cache.rs`).
+    pub(crate) host_marks: std::sync::Mutex<host_cache::HostMarks>,
+    /// The parts of the desired host state as last computed.
+    pub(crate) host_cache: std::sync::Mutex<host_cache::HostCache>,
     /// The instances the reconciler's next pass looks at.
     pub(crate) work: reconcile_queue::WorkQueue,
     /// Whether the last reconciler pass left nothing to do (see [`Control::settle`]).
@@ -156,8 +157,8 @@ impl Control {
             account_id,
             kick: Arc::new(Notify::new()),
             host_applied: tokio::sync::Mutex::new(None),
-            host_dirty: std::sync::atomic::AtomicBool::new(true),
-            host_computed: std::sync::Mutex::new(None),
+            host_marks: std::sync::Mutex::default(),
+            host_cache: std::sync::Mutex::default(),
             work: reconcile_queue::WorkQueue::new(),
             settled: tokio::sync::watch::Sender::new(false),
         });
@@ -189,6 +190,9 @@ impl Control {
 
     /// Wakes the reconciler to look at these instances (their desired state changed).
     pub(crate) fn kick_instances(&self, ids: impl IntoIterator<Item = String>) {
+        let ids: Vec<String> = ids.into_iter().collect();
+        // The host state first: a pass that sees the instance sees its part marked too.
+        self.host_mark(ids.iter().cloned());
         self.work.mark(ids);
         self.settled.send_replace(false);
         self.kick.notify_one();
@@ -208,7 +212,7 @@ impl Control {
     /// Kicks the reconciler after a change the host's networks or metadata must follow now
     /// (rules, addresses, routes, metadata options), not only at the next periodic resync.
     pub(crate) fn kick_host(&self) {
-        self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.host_mark_all();
         self.kick.notify_one();
     }
 }

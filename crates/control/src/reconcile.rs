@@ -41,6 +41,8 @@ pub struct Pass {
     pub examined: usize,
     /// Host actions it took (starts, stops, destroys).
     pub actions: usize,
+    /// Instances whose part of the desired host state it recomputed (see `host_cache.rs`).
+    pub host_parts: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -150,31 +152,30 @@ impl Control {
         })
     }
 
-    /// Sends the desired host state to the agent when it changed (and every
-    /// [`HOST_RESYNC`] regardless, to repair drift). Returns whether the host is in sync.
-    async fn host_sync(&self, starting: bool) -> bool {
-        // Computing the desired state reads every instance of the host: do it when a VM is
-        // about to start, when a change asked for it (a network change, an instance that
-        // stopped or went, a full pass) and every HOST_RESYNC otherwise.
-        let due = {
-            let mut at = self.host_computed.lock().unwrap_or_else(|e| e.into_inner());
-            let dirty = self.host_dirty.swap(false, std::sync::atomic::Ordering::SeqCst);
-            let due = starting || dirty || at.is_none_or(|t| t.elapsed() >= HOST_RESYNC);
-            if due {
-                *at = Some(std::time::Instant::now());
-            }
-            due
-        };
-        if !due {
-            return self.host_applied.lock().await.is_some();
-        }
-        let desired = match self.store.read(|tx| self.desired_host(tx)) {
-            Ok(d) => d,
+    /// Sends the desired host state to the agent when a part of it was recomputed (see
+    /// `host_cache.rs`), when the last try failed, and every [`HOST_RESYNC`] regardless, to
+    /// repair drift. Returns whether the host is in sync, and how many instances' parts of
+    /// the state it recomputed.
+    async fn host_sync(&self) -> (bool, usize) {
+        let recomputed = match self.host_refresh() {
+            Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, internal = ?e.internal, "computing the desired host state");
-                return false;
+                return (false, 0);
             }
         };
+        let parts = recomputed.unwrap_or(0);
+        (self.host_send(recomputed.is_some()).await, parts)
+    }
+
+    async fn host_send(&self, recomputed: bool) -> bool {
+        if !recomputed {
+            let last = self.host_applied.lock().await;
+            if last.as_ref().is_some_and(|(_, at)| at.elapsed() < HOST_RESYNC) {
+                return true;
+            }
+        }
+        let desired = self.host_desired();
         let mut last = self.host_applied.lock().await;
         let fresh = last.as_ref().is_some_and(|(d, at)| *d == desired && at.elapsed() < HOST_RESYNC);
         if fresh {
@@ -202,8 +203,8 @@ impl Control {
         let work = self.work.take(changed);
         let full = work == Work::All;
         if full {
-            // Ports of instances that stopped or went since are dropped at least this often.
-            self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+            // Every part of the host state is recomputed at least this often.
+            self.host_mark_all();
         }
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
@@ -212,10 +213,9 @@ impl Control {
             Work::Only(ids) if ids.is_empty() => vec![],
             Work::Only(ids) => self.store.read(|tx| InstanceRecord::with_ids(tx, ids))?.into_iter().map(|(_, r)| r).collect(),
         };
-        let starting = instances.iter().any(|i| i.desired == Desired::Running && i.state == InstanceState::Pending);
-        let host_in_sync = self.host_sync(starting).await;
+        let (host_in_sync, host_parts) = self.host_sync().await;
         let now = crate::now_iso();
-        let mut pass = Pass { examined: instances.len(), actions: 0 };
+        let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
         for inst in &instances {
             if inst.state == InstanceState::Terminated && !vms.contains_key(&inst.instance_id) {
                 continue;
@@ -236,7 +236,7 @@ impl Control {
                 }
                 if r.state != before.state {
                     // Its ports change with it.
-                    self.host_dirty.store(true, std::sync::atomic::Ordering::SeqCst);
+                    self.host_mark([r.instance_id.clone()]);
                 }
                 let mut doomed = Vec::new();
                 if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {

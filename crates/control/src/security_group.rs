@@ -31,12 +31,16 @@ impl Described for SecurityGroup {
         let peers: Vec<(String, String)> = if named.is_empty() {
             vec![]
         } else {
-            corral_store::Listed::with_ids(tx, &named)?.into_iter().map(|(_, g): (i64, SecurityGroupRecord)| (g.group_id, g.group_name)).collect()
+            corral_store::Listed::with_ids(tx, &named)?
+                .into_iter()
+                .map(|(_, g): (i64, SecurityGroupRecord)| (g.group_id, g.group_name))
+                .collect()
         };
         Ok(recs
             .into_iter()
             .map(|rec| {
-                let mine = peers.iter().filter(|(id, _)| rec.rules.iter().any(|r| r.referenced_group_id.as_ref() == Some(id))).cloned().collect();
+                let mine =
+                    peers.iter().filter(|(id, _)| rec.rules.iter().any(|r| r.referenced_group_id.as_ref() == Some(id))).cloned().collect();
                 SecurityGroup { tags: tags.remove(&rec.group_id).unwrap_or_default(), rec, peers: mine }
             })
             .collect())
@@ -266,7 +270,10 @@ impl Control {
         if !req.group_names.is_empty() {
             let names = self.store.read(|tx| tx.doc_field_values::<SecurityGroupRecord>("group_name", None))?;
             if let Some(missing) = req.group_names.iter().find(|n| !names.contains(n)) {
-                return Err(Error::new(ErrorCode::NotFound(IdKind::SecurityGroup), format!("The security group '{missing}' does not exist")));
+                return Err(Error::new(
+                    ErrorCode::NotFound(IdKind::SecurityGroup),
+                    format!("The security group '{missing}' does not exist"),
+                ));
             }
         }
         self.describe(&d, |g| req.group_names.is_empty() || req.group_names.contains(&g.rec.group_name))

@@ -24,7 +24,10 @@ fn rows(groups: Vec<(i64, SecurityGroupRecord)>) -> Vec<(i64, RuleRow)> {
         .into_iter()
         .flat_map(|(seq, g)| {
             let group_id = g.group_id;
-            g.rules.into_iter().enumerate().map(move |(i, rule)| ((seq << SLOT_BITS) | i as i64, RuleRow { group_id: group_id.clone(), rule }))
+            g.rules
+                .into_iter()
+                .enumerate()
+                .map(move |(i, rule)| ((seq << SLOT_BITS) | i as i64, RuleRow { group_id: group_id.clone(), rule }))
         })
         .collect()
 }

@@ -7,8 +7,8 @@
 //! VM writes to the volume, so the snapshot is crash-consistent, as on EC2). A copy of a
 //! snapshot names the same frozen layer.
 
-use crate::layer::collect_layers;
 use crate::describe::{Describe, FilterLine};
+use crate::layer::collect_layers;
 use crate::{tag, Control};
 use corral_agent_api::LayerId;
 use corral_ec2_query::requests as rq;

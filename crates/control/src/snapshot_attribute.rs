@@ -2,8 +2,8 @@
 //! (createVolumePermission, through `permission.rs`: `group all` makes the snapshot public,
 //! user ids share it) and ResetSnapshotAttribute.
 
-use crate::permission::{apply_permissions, check_owner, permission_changes};
 use crate::attribute::{attribute_name, Target};
+use crate::permission::{apply_permissions, check_owner, permission_changes};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::SnapshotRecord;

@@ -99,7 +99,7 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
-            let instances = targets.iter().any(|(_, rt)| *rt == "instance");
+            let instances = instance_ids(&targets);
             for (id, rt) in targets {
                 insert(tx, &id, rt, &pairs)?;
                 let n = tx.tag_list_for(&id)?.len();
@@ -116,11 +116,11 @@ impl Control {
         Ok(())
     }
 
-    /// An instance's tags are in its metadata (when its options show them): the host's
-    /// desired state is recomputed now.
-    fn instance_tags_changed(&self, changed: bool) {
-        if changed {
-            self.kick_host();
+    /// An instance's tags are in its metadata (when its options show them): their part of the
+    /// host's desired state is recomputed now.
+    fn instance_tags_changed(&self, instances: Vec<String>) {
+        if !instances.is_empty() {
+            self.host_mark(instances);
         }
     }
 
@@ -131,7 +131,7 @@ impl Control {
             if req.dry_run {
                 return Err(Error::dry_run());
             }
-            let instances = targets.iter().any(|(_, rt)| *rt == "instance");
+            let instances = instance_ids(&targets);
             for (id, _) in targets {
                 if req.tags.is_empty() {
                     tx.tag_delete_all(&id)?;
@@ -167,4 +167,9 @@ impl Control {
             .collect();
         filter::page(items, req.max_results, req.next_token.as_deref(), (5, 1000))
     }
+}
+
+/// The instances among tag targets.
+fn instance_ids(targets: &[(String, &str)]) -> Vec<String> {
+    targets.iter().filter(|(_, rt)| *rt == "instance").map(|(id, _)| id.clone()).collect()
 }

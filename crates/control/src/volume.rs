@@ -11,9 +11,9 @@
 //! transaction records the outcome, or puts the previous state back when the agent failed, so
 //! a failure halfway leaves the store as it was and no file or QEMU device behind.
 
+use crate::describe::{Describe, FilterLine};
 use crate::layer::{agent_error, collect_layers, layer_id};
 use crate::volume_type::{check_size, volume_performance};
-use crate::describe::{Describe, FilterLine};
 use crate::{tag, Control};
 use corral_agent_api::LayerId;
 use corral_ec2_query::requests as rq;

@@ -3,11 +3,11 @@
 //! be created); a new type, IOPS or throughput only changes the record. Each modification
 //! completes immediately and stays on the volume for DescribeVolumesModifications.
 
+use crate::describe::{Describe, FilterLine};
 use crate::layer::{agent_error, layer_id};
 use crate::volume::check_volume_id;
-use crate::volume_type::{check_size, volume_performance};
-use crate::describe::{Describe, FilterLine};
 use crate::volume::Volume;
+use crate::volume_type::{check_size, volume_performance};
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{VolumeModification, VolumeRecord};

@@ -4,8 +4,8 @@
 //! and `productCodes`).
 
 use crate::attribute::Target;
-use crate::volume::VolumeStatus;
 use crate::describe::{Describe, Described, FilterLine, TagMap};
+use crate::volume::VolumeStatus;
 use crate::Control;
 use corral_ec2_query::requests as rq;
 use corral_store::{TagRecord, Tx, VolumeRecord};

@@ -224,10 +224,7 @@ mod tests {
             r("InstanceTypeInfo", "ebs-info.ebs-optimized-info.baseline-throughput-in-mbps").as_deref(),
             Some("EbsInfo.EbsOptimizedInfo.BaselineThroughputInMBps")
         );
-        assert_eq!(
-            r("Instance", "network-interface.addresses.primary").as_deref(),
-            Some("NetworkInterfaces.PrivateIpAddresses.Primary")
-        );
+        assert_eq!(r("Instance", "network-interface.addresses.primary").as_deref(), Some("NetworkInterfaces.PrivateIpAddresses.Primary"));
         assert_eq!(r("Instance", "network-interface.ipv6-address").as_deref(), Some("NetworkInterfaces.Ipv6Addresses.Ipv6Address"));
         assert_eq!(r("InstanceTypeInfo", "bare-metal").as_deref(), Some("BareMetal"));
         assert_eq!(r("InstanceTypeInfo", "network-info.ena-support").as_deref(), Some("NetworkInfo.EnaSupport"));

@@ -128,7 +128,6 @@ pub use instance::*;
 pub use network::*;
 pub use storage::*;
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,7 +60,7 @@ pub const TOKEN_TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 /// state it holds; it must be cheap (it is asked on every request) and must not block.
 pub trait InstanceDirectory: Send + Sync + 'static {
     /// The instance of VPC `vpc_id` whose interface has private address `ip`, if any.
-    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<InstanceView>;
+    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<std::sync::Arc<InstanceView>>;
 }
 
 /// The time source (tests inject one to expire tokens).

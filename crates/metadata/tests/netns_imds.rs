@@ -66,9 +66,9 @@ impl Drop for Netns {
 struct Directory(Mutex<HashMap<Ipv4Addr, InstanceView>>);
 
 impl InstanceDirectory for Directory {
-    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<InstanceView> {
+    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<std::sync::Arc<InstanceView>> {
         assert_eq!(vpc_id, VPC);
-        self.0.lock().unwrap().get(&ip).cloned()
+        self.0.lock().unwrap().get(&ip).cloned().map(std::sync::Arc::new)
     }
 }
 

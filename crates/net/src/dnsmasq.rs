@@ -191,7 +191,7 @@ mod tests {
                 SubnetSpec { subnet_id: "subnet-b".into(), cidr: "10.0.2.0/24".parse().unwrap(), routes_to_igw: false },
                 SubnetSpec { subnet_id: "subnet-a".into(), cidr: "10.0.1.0/24".parse().unwrap(), routes_to_igw: false },
             ],
-            ports: vec![PortSpec {
+            ports: vec![std::sync::Arc::new(PortSpec {
                 eni_id: "eni-1".into(),
                 instance_id: "i-1".into(),
                 subnet_id: "subnet-a".into(),
@@ -202,7 +202,7 @@ mod tests {
                 groups: vec![],
                 link: PortLink::Tap,
                 source_dest_check: true,
-            }],
+            })],
             groups: vec![],
             routes: vec![],
         }
@@ -236,7 +236,7 @@ mod tests {
         assert_eq!(f.dhcp_hosts, "02:00:00:00:00:05,10.0.1.5,web1\n");
         assert_eq!(f.hosts, "10.0.1.5 ip-10-0-1-5.local-1.compute.internal ip-10-0-1-5 web1 web1.local-1.compute.internal\n");
         let mut v = vpc();
-        v.ports[0].hostname = "ip-10-0-1-5".into();
+        std::sync::Arc::make_mut(&mut v.ports[0]).hostname = "ip-10-0-1-5".into();
         let f = files(&v, &NetConfig::new("/s"), Path::new("/s/ns"));
         assert_eq!(f.hosts, "10.0.1.5 ip-10-0-1-5.local-1.compute.internal ip-10-0-1-5\n");
     }
@@ -247,11 +247,11 @@ mod tests {
         let dir = Path::new("/s/ns");
         let one = files(&vpc(), &cfg, dir);
         let mut v = vpc();
-        let mut p2 = v.ports[0].clone();
+        let mut p2 = (*v.ports[0]).clone();
         p2.eni_id = "eni-2".into();
         p2.ip = Ipv4Addr::new(10, 0, 1, 6);
         p2.mac = [2, 0, 0, 0, 0, 6];
-        v.ports.push(p2);
+        v.ports.push(std::sync::Arc::new(p2));
         let two = files(&v, &cfg, dir);
         assert_eq!(reload_needed(&one, &one), Reload::None);
         assert_eq!(reload_needed(&one, &two), Reload::Hup);

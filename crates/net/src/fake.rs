@@ -93,17 +93,19 @@ mod tests {
                 cidr: "10.0.0.0/16".parse().unwrap(),
                 subnets: vec![SubnetSpec { subnet_id: "subnet-1".into(), cidr: "10.0.1.0/24".parse().unwrap(), routes_to_igw: false }],
                 ports: (0..ports)
-                    .map(|i| PortSpec {
-                        eni_id: format!("eni-{i}"),
-                        instance_id: format!("i-{i}"),
-                        subnet_id: "subnet-1".into(),
-                        mac: [2, 0, 0, 0, 0, 10 + i as u8],
-                        ip: Ipv4Addr::new(10, 0, 1, 10 + i as u8),
-                        hostname: format!("h{i}"),
-                        public_ip: None,
-                        groups: vec![],
-                        link: PortLink::Tap,
-                        source_dest_check: true,
+                    .map(|i| {
+                        std::sync::Arc::new(PortSpec {
+                            eni_id: format!("eni-{i}"),
+                            instance_id: format!("i-{i}"),
+                            subnet_id: "subnet-1".into(),
+                            mac: [2, 0, 0, 0, 0, 10 + i as u8],
+                            ip: Ipv4Addr::new(10, 0, 1, 10 + i as u8),
+                            hostname: format!("h{i}"),
+                            public_ip: None,
+                            groups: vec![],
+                            link: PortLink::Tap,
+                            source_dest_check: true,
+                        })
                     })
                     .collect(),
                 groups: vec![],

@@ -190,7 +190,7 @@ impl LinuxNet {
         }
 
         // 3. Port links.
-        let mut ports: Vec<(String, &crate::spec::PortSpec)> = vpc.ports.iter().map(|p| (port_ifname(&p.eni_id), p)).collect();
+        let mut ports: Vec<(String, &crate::spec::PortSpec)> = vpc.ports.iter().map(|p| (port_ifname(&p.eni_id), &**p)).collect();
         ports.sort_by(|a, b| a.0.cmp(&b.0));
         let wanted: HashSet<&str> = ports.iter().map(|(n, _)| n.as_str()).collect();
         let present = host::links(Some(ns)).await?;

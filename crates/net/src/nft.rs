@@ -138,7 +138,7 @@ fn elements<I: IntoIterator<Item = String>>(items: I) -> String {
 }
 
 fn sorted_ports(vpc: &VpcSpec) -> Vec<(String, &PortSpec)> {
-    let mut v: Vec<_> = vpc.ports.iter().map(|p| (port_ifname(&p.eni_id), p)).collect();
+    let mut v: Vec<_> = vpc.ports.iter().map(|p| (port_ifname(&p.eni_id), &**p)).collect();
     v.sort_by(|a, b| a.0.cmp(&b.0));
     v
 }

@@ -249,7 +249,7 @@ mod validate_tests {
                 vpc_id: "vpc-1".into(),
                 cidr: "10.0.0.0/16".parse().unwrap(),
                 subnets: vec![SubnetSpec { subnet_id: "subnet-1".into(), cidr: "10.0.1.0/24".parse().unwrap(), routes_to_igw: true }],
-                ports: vec![PortSpec {
+                ports: vec![std::sync::Arc::new(PortSpec {
                     eni_id: "eni-1".into(),
                     instance_id: "i-1".into(),
                     subnet_id: "subnet-1".into(),
@@ -260,7 +260,7 @@ mod validate_tests {
                     groups: vec!["sg-1".into()],
                     link: PortLink::Tap,
                     source_dest_check: true,
-                }],
+                })],
                 groups: vec![GroupSpec { group_id: "sg-1".into(), ingress: vec![], egress: vec![], remote_members: vec![] }],
                 routes: vec![],
             }],
@@ -280,14 +280,14 @@ mod validate_tests {
 
     #[test]
     fn rejects_what_the_host_side_cannot_take() {
-        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 2, 5));
-        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 1, 1)); // reserved
-        rejects(|d| d.vpcs[0].ports[0].ip = Ipv4Addr::new(10, 0, 1, 255)); // broadcast
-        rejects(|d| d.vpcs[0].ports[0].subnet_id = "subnet-x".into());
-        rejects(|d| d.vpcs[0].ports[0].groups = vec!["sg-unknown".into()]);
-        rejects(|d| d.vpcs[0].ports[0].public_ip = Some(Ipv4Addr::new(8, 8, 8, 8)));
-        rejects(|d| d.vpcs[0].ports[0].hostname = "a b".into());
-        rejects(|d| d.vpcs[0].ports[0].mac = [1, 0, 0, 0, 0, 5]);
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).ip = Ipv4Addr::new(10, 0, 2, 5));
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).ip = Ipv4Addr::new(10, 0, 1, 1)); // reserved
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).ip = Ipv4Addr::new(10, 0, 1, 255)); // broadcast
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).subnet_id = "subnet-x".into());
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).groups = vec!["sg-unknown".into()]);
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).public_ip = Some(Ipv4Addr::new(8, 8, 8, 8)));
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).hostname = "a b".into());
+        rejects(|d| std::sync::Arc::make_mut(&mut d.vpcs[0].ports[0]).mac = [1, 0, 0, 0, 0, 5]);
         rejects(|d| d.vpcs[0].subnets[0].cidr = "10.1.0.0/24".parse().unwrap());
         rejects(|d| d.vpcs[0].groups[0].group_id = "web".into());
         rejects(|d| d.vpcs[0].vpc_id = "vpc 1".into());
@@ -296,11 +296,11 @@ mod validate_tests {
             d.vpcs.push(v)
         });
         let msg = rejects(|d| {
-            let mut p = d.vpcs[0].ports[0].clone();
+            let mut p = (*d.vpcs[0].ports[0]).clone();
             p.eni_id = "eni-2".into();
             p.mac = [2, 0, 0, 0, 0, 6];
             p.public_ip = None;
-            d.vpcs[0].ports.push(p);
+            d.vpcs[0].ports.push(std::sync::Arc::new(p));
         });
         assert!(msg.contains("repeats"), "{msg}");
         rejects(|d| {

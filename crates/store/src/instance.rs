@@ -108,7 +108,8 @@ pub struct InstanceRecord {
     pub options: InstanceOptions,
 }
 
-pub(crate) const COLS: &str = "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
+pub(crate) const COLS: &str =
+    "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
     client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options, options";
 

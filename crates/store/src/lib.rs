@@ -26,8 +26,8 @@ pub use network::{
     AclEntry, AddressRecord, EniRecord, InternetGatewayRecord, NetworkAclRecord, RouteRecord, RouteTableAssociationRecord,
     RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord,
 };
-pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use page::{Cond, Listed};
+pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use stored::Stored;
 pub use tag::TagRecord;
 

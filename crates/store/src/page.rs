@@ -154,11 +154,7 @@ macro_rules! table_listed {
     };
 }
 
-fn table_row<T>(
-    r: &Row<'_>,
-    cols: &str,
-    read: impl Fn(&Row<'_>) -> rusqlite::Result<Result<T>>,
-) -> rusqlite::Result<(i64, Result<T>)> {
+fn table_row<T>(r: &Row<'_>, cols: &str, read: impl Fn(&Row<'_>) -> rusqlite::Result<Result<T>>) -> rusqlite::Result<(i64, Result<T>)> {
     let pos: i64 = r.get(cols.split(',').count())?;
     Ok((pos, read(r)?))
 }

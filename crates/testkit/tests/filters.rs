@@ -150,9 +150,8 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
     for round in 0..60 {
         let mut filters: Vec<(String, Vec<String>)> = Vec::new();
         for _ in 0..=(rng.next() % 2) {
-            let some = |rng: &mut Rng, from: &[&str]| -> Vec<String> {
-                (0..=(rng.next() % 2)).map(|_| rng.pick(from).to_string()).collect()
-            };
+            let some =
+                |rng: &mut Rng, from: &[&str]| -> Vec<String> { (0..=(rng.next() % 2)).map(|_| rng.pick(from).to_string()).collect() };
             let filter = match rng.next() % 5 {
                 0 | 1 => (format!("tag:{}", rng.pick(&keys)), some(&mut rng, &patterns)),
                 2 => ("tag-key".to_string(), some(&mut rng, &["team", "e*", "?ame", "x*"])),

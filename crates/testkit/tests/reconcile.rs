@@ -36,3 +36,47 @@ async fn a_pass_with_nothing_changed_looks_at_no_instance() {
     ctx.wait_state(&ids[7], "stopped").await;
     settle(&ctx).await;
 }
+
+/// The desired host state follows changes too: with 40 instances running, a launch, a tag or
+/// a stop recomputes that one instance's part of it (a few times as its state moves), never
+/// the host's.
+#[tokio::test]
+async fn a_change_to_one_instance_recomputes_its_part_of_the_host_state_only() {
+    let ctx = TestContext::new().await;
+    let ids = ctx.run(40, &[]).await;
+    for id in &ids {
+        ctx.wait_state(id, "running").await;
+    }
+    settle(&ctx).await;
+    let pass = ctx.control.reconcile_once().await.unwrap();
+    assert_eq!(pass.host_parts, 0, "{pass:?}");
+    let mut seen = ctx.control.host_parts_computed();
+
+    let one = ctx.run(1, &[]).await;
+    ctx.wait_state(&one[0], "running").await;
+    seen = few_parts(&ctx, seen, "one launch").await;
+    ctx.call("CreateTags", &[("ResourceId.1", &ids[3]), ("Tag.1.Key", "role"), ("Tag.1.Value", "web")]).await.ok();
+    seen = few_parts(&ctx, seen, "one tag").await;
+    ctx.call("StopInstances", &[("InstanceId.1", &ids[5])]).await.ok();
+    ctx.wait_state(&ids[5], "stopped").await;
+    few_parts(&ctx, seen, "one stop").await;
+
+    // The state the agent holds is still the whole host's: every instance has its view.
+    let host = ctx.agent.host().0.expect("a desired state was applied");
+    let mut viewed: Vec<&str> = host.instances.iter().map(|v| v.instance_id.as_str()).collect();
+    viewed.sort();
+    let mut want: Vec<&str> = ids.iter().chain(&one).map(String::as_str).collect();
+    want.sort();
+    assert_eq!(viewed, want);
+    let tagged = host.instances.iter().find(|v| v.instance_id == ids[3]).unwrap();
+    assert!(tagged.tags.iter().any(|(k, v)| k == "role" && v == "web"), "{:?}", tagged.tags);
+}
+
+/// Settles, then checks that the parts computed since `before` are a few (one instance's,
+/// once per state it went through), not the 41 of the host; returns the count now.
+async fn few_parts(ctx: &TestContext, before: u64, after: &str) -> u64 {
+    settle(ctx).await;
+    let now = ctx.control.host_parts_computed();
+    assert!(now - before <= 4, "after {after} the host state recomputed {} instances' parts", now - before);
+    now
+}

@@ -18,11 +18,11 @@ const METADATA_ADDR: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(Ipv4Addr:
 /// Instance views by (VPC, private IP), swapped whole on every apply.
 #[derive(Default)]
 struct Directory {
-    views: RwLock<HashMap<(String, Ipv4Addr), InstanceView>>,
+    views: RwLock<HashMap<(String, Ipv4Addr), Arc<InstanceView>>>,
 }
 
 impl InstanceDirectory for Directory {
-    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<InstanceView> {
+    fn view_by_ip(&self, vpc_id: &str, ip: Ipv4Addr) -> Option<Arc<InstanceView>> {
         self.views.read().unwrap_or_else(|e| e.into_inner()).get(&(vpc_id.to_string(), ip)).cloned()
     }
 }

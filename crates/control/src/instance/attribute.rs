@@ -1,8 +1,8 @@
 //! Instance attributes and settings: ModifyInstanceAttribute (every member the model has),
 //! credit specifications of burstable types, and detailed monitoring.
 
-use super::{check_ids, check_user_data};
 use super::Instance;
+use super::{check_ids, check_user_data};
 use crate::attribute::Target;
 use crate::describe::{Describe, Described, FilterLine};
 use crate::Control;
@@ -125,7 +125,7 @@ impl Control {
                 not_terminated(r)?;
                 self.instance_groups_set(tx, id, &req.groups)
             })?;
-            self.kick_host();
+            self.host_mark([id.to_string()]);
             return Ok(());
         }
         if changes.is_empty() {
@@ -217,7 +217,7 @@ impl Control {
             Ok(())
         })?;
         // The source/destination check is enforced on the host.
-        self.kick_host();
+        self.host_mark([id.to_string()]);
         Ok(())
     }
 }

@@ -131,7 +131,11 @@ fn visible(i: &Instance) -> bool {
 impl Control {
     /// Instances matching ids and filters, in launch order, paginated. `rendered` answers the
     /// filters that have no line here from each instance's view.
-    fn instance_describe(&self, d: Describe<'_, Instance>, rendered: &filter::Rendered<'_, Instance>) -> Result<(Vec<Instance>, Option<String>)> {
+    fn instance_describe(
+        &self,
+        d: Describe<'_, Instance>,
+        rendered: &filter::Rendered<'_, Instance>,
+    ) -> Result<(Vec<Instance>, Option<String>)> {
         d.ids_without_max_results("instancesSet")?;
         self.describe(&d.table(INSTANCE_FILTERS).rendered(Some(rendered)), visible)
     }

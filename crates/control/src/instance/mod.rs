@@ -213,7 +213,7 @@ impl Control {
             tx.instance_update(&r)?;
             Ok(r)
         })?;
-        self.kick_host();
+        self.host_mark([id.to_string()]);
         Ok(out)
     }
 

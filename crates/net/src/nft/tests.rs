@@ -30,7 +30,7 @@ fn vpc() -> VpcSpec {
         vpc_id: "vpc-1".into(),
         cidr: net("10.0.0.0/16"),
         subnets: vec![SubnetSpec { subnet_id: "subnet-a".into(), cidr: net("10.0.1.0/24"), routes_to_igw: false }],
-        ports: vec![port("eni-00000000000a", 5, &["sg-web"]), port("eni-00000000000b", 6, &["sg-db", "sg-web"])],
+        ports: vec![port("eni-00000000000a", 5, &["sg-web"]).into(), port("eni-00000000000b", 6, &["sg-db", "sg-web"]).into()],
         groups: vec![
             GroupSpec {
                 group_id: "sg-web".into(),
@@ -174,7 +174,7 @@ fn comments_are_sanitised_and_bounded() {
 #[test]
 fn nat_only_where_the_subnet_routes_to_an_igw() {
     let mut v = vpc();
-    v.ports[0].public_ip = Some(Ipv4Addr::new(198, 51, 100, 7));
+    std::sync::Arc::make_mut(&mut v.ports[0]).public_ip = Some(Ipv4Addr::new(198, 51, 100, 7));
     let s = ruleset(&v);
     assert!(!s.contains("198.51.100.7"), "no IGW route, no NAT");
     v.subnets[0].routes_to_igw = true;

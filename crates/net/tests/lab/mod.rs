@@ -269,7 +269,7 @@ pub fn vpc(id: &str, ports: Vec<PortSpec>, groups: Vec<GroupSpec>) -> VpcSpec {
         vpc_id: id.into(),
         cidr: net("10.0.0.0/16"),
         subnets: vec![SubnetSpec { subnet_id: "subnet-1".into(), cidr: net("10.0.1.0/24"), routes_to_igw: false }],
-        ports,
+        ports: ports.into_iter().map(std::sync::Arc::new).collect(),
         groups,
         routes: vec![],
     }

@@ -1,0 +1,165 @@
+//! The desired host state kept between reconciler passes, so a pass recomputes what changed,
+//! not what the host holds: the parts of the instances marked since the last pass (their
+//! state, tags, interfaces or metadata options changed) and the parts of their VPCs; every
+//! part after a change any of them may follow (a rule, a route, a gateway, an address), at
+//! start, and on every full pass as a backstop. Parts are shared (`Arc`), so putting the state
+//! together, comparing it with the one applied and handing it to the agent cost a pointer
+//! per port and per view.
+
+use crate::host::{InstancePart, Lookups, VpcPart};
+use crate::Control;
+use corral_agent_api::net::{DesiredNet, PortSpec};
+use corral_agent_api::DesiredHost;
+use corral_store::{EniRecord, InstanceRecord, Listed, Tx};
+use corral_types::{InstanceState, Result};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What must be recomputed before the desired state is put together next.
+pub(crate) struct HostMarks {
+    ids: HashSet<String>,
+    all: bool,
+}
+
+impl Default for HostMarks {
+    /// Everything, for the first pass.
+    fn default() -> HostMarks {
+        HostMarks { ids: HashSet::new(), all: true }
+    }
+}
+
+/// The parts as last computed.
+#[derive(Default)]
+pub(crate) struct HostCache {
+    instances: BTreeMap<String, InstancePart>,
+    vpcs: BTreeMap<String, VpcPart>,
+    /// Instance parts computed since start.
+    computed: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Control {
+    /// These instances' parts of the host state are recomputed by the next pass.
+    pub(crate) fn host_mark(&self, ids: impl IntoIterator<Item = String>) {
+        lock(&self.host_marks).ids.extend(ids);
+        self.kick.notify_one();
+    }
+
+    /// Every part of the host state is recomputed by the next pass.
+    pub(crate) fn host_mark_all(&self) {
+        lock(&self.host_marks).all = true;
+    }
+
+    /// Brings the cached parts up to date with the store; says how many instances' parts were
+    /// recomputed, or `None` when nothing was marked. On failure the marks stay for the next
+    /// pass.
+    pub(crate) fn host_refresh(&self) -> Result<Option<usize>> {
+        let marks = std::mem::replace(&mut *lock(&self.host_marks), HostMarks { ids: HashSet::new(), all: false });
+        if !marks.all && marks.ids.is_empty() {
+            return Ok(None);
+        }
+        let mut cache = lock(&self.host_cache);
+        let done = self.store.read(|tx| {
+            if marks.all {
+                self.host_refresh_all(tx, &mut cache)
+            } else {
+                self.host_refresh_some(tx, &mut cache, &marks.ids)
+            }
+        });
+        match done {
+            Ok(n) => {
+                cache.computed += n as u64;
+                Ok(Some(n))
+            }
+            Err(e) => {
+                let mut m = lock(&self.host_marks);
+                m.all |= marks.all;
+                m.ids.extend(marks.ids);
+                Err(e)
+            }
+        }
+    }
+
+    fn host_refresh_all(&self, tx: &Tx<'_>, cache: &mut HostCache) -> Result<usize> {
+        let instances = tx.instance_list_live(&self.config.host)?;
+        let live: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+        let enis: Vec<EniRecord> =
+            tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref().is_some_and(|i| live.contains(i))).collect();
+        cache.vpcs.clear();
+        cache.instances.clear();
+        self.host_parts(tx, cache, &instances, enis)
+    }
+
+    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &HashSet<String>) -> Result<usize> {
+        let ids: Vec<String> = ids.iter().cloned().collect();
+        for id in &ids {
+            cache.instances.remove(id);
+        }
+        let instances: Vec<InstanceRecord> = InstanceRecord::with_ids(tx, &ids)?
+            .into_iter()
+            .map(|(_, r)| r)
+            .filter(|r| r.state != InstanceState::Terminated && r.host == self.config.host)
+            .collect();
+        let live: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        let enis = tx.eni_list_for_instances(&live)?;
+        // Their VPCs' parts are read again too: a subnet or group may be new since.
+        let vpc_ids: HashSet<&str> = enis.iter().map(|e| e.vpc_id.as_str()).collect();
+        for v in vpc_ids {
+            match VpcPart::read(tx, v)? {
+                Some(part) => cache.vpcs.insert(v.to_string(), part),
+                None => cache.vpcs.remove(v),
+            };
+        }
+        self.host_parts(tx, cache, &instances, enis)
+    }
+
+    /// Computes these instances' parts, reading the VPC parts not cached yet; returns how many.
+    fn host_parts(&self, tx: &Tx<'_>, cache: &mut HostCache, instances: &[InstanceRecord], enis: Vec<EniRecord>) -> Result<usize> {
+        let mut by_instance: HashMap<String, Vec<EniRecord>> = HashMap::new();
+        for e in enis {
+            if let Some(i) = e.instance_id.clone() {
+                by_instance.entry(i).or_default().push(e);
+            }
+        }
+        for list in by_instance.values_mut() {
+            list.sort_by_key(|e| e.device_index);
+            for e in list.iter() {
+                if !cache.vpcs.contains_key(&e.vpc_id) {
+                    if let Some(part) = VpcPart::read(tx, &e.vpc_id)? {
+                        cache.vpcs.insert(e.vpc_id.clone(), part);
+                    }
+                }
+            }
+        }
+        let lookups = Lookups::read(tx, &instances.iter().collect::<Vec<_>>())?;
+        for inst in instances {
+            let enis = by_instance.get(&inst.instance_id).map(Vec::as_slice).unwrap_or_default();
+            if let Some(part) = self.instance_part(&lookups, inst, enis, &cache.vpcs)? {
+                cache.instances.insert(inst.instance_id.clone(), part);
+            }
+        }
+        Ok(instances.len())
+    }
+
+    /// How many instance parts of the host state were computed since start (what the
+    /// reconciler spent on it).
+    pub fn host_parts_computed(&self) -> u64 {
+        lock(&self.host_cache).computed
+    }
+
+    /// The desired host state from the cached parts.
+    pub(crate) fn host_desired(&self) -> DesiredHost {
+        let cache = lock(&self.host_cache);
+        let mut ports: BTreeMap<&str, Vec<Arc<PortSpec>>> = BTreeMap::new();
+        let mut views = Vec::new();
+        for part in cache.instances.values() {
+            ports.entry(part.vpc_id.as_str()).or_default().extend(part.ports.iter().cloned());
+            views.extend(part.view.clone());
+        }
+        let vpcs = ports.into_iter().filter_map(|(id, ports)| cache.vpcs.get(id).map(|v| v.spec(ports))).collect();
+        DesiredHost { net: DesiredNet { vpcs }, instances: views }
+    }
+}
