@@ -12,9 +12,8 @@
 use crate::layer::{collect_layers, layer_id};
 use crate::Control;
 use corral_store::{LayerRecord, SnapshotRecord, VolumeRecord};
-use corral_types::{Error, Result};
+use corral_types::{Error, InstanceState, Result};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::Ordering;
 
 /// One step: `child` moves onto `below` (the dropped layer's backing), then `dropped` goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,22 +25,47 @@ struct Step {
     live: Option<(String, String)>,
 }
 
+/// The layers the next pass looks at: those whose neighbourhood changed since (a snapshot
+/// that named it went, an overlay above it went, a VM that had it open stopped), or all of
+/// them (at start, and when asked).
+#[derive(Debug, Default)]
+pub(crate) struct ChainWork {
+    all: bool,
+    layers: HashSet<String>,
+}
+
+impl ChainWork {
+    /// Every layer, for the first pass.
+    pub(crate) fn everything() -> ChainWork {
+        ChainWork { all: true, layers: HashSet::new() }
+    }
+
+    fn is_empty(&self) -> bool {
+        !self.all && self.layers.is_empty()
+    }
+}
+
+fn lock(m: &std::sync::Mutex<ChainWork>) -> std::sync::MutexGuard<'_, ChainWork> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 impl Control {
-    /// Asks for a pass (after deletes, when a VM stops); the reconciler starts it.
-    pub(crate) fn chains_dirty(&self) {
-        self.chains_dirty.store(true, Ordering::SeqCst);
+    /// Asks for a pass over these layers (see [`ChainWork`]); the reconciler starts it.
+    pub(crate) fn chains_dirty_at(&self, layers: impl IntoIterator<Item = String>) {
+        lock(&self.chain_work).layers.extend(layers);
         self.kick();
     }
 
     /// Starts a pass in the background if one was asked for and none runs.
     pub(crate) fn chains_collapse_if_dirty(&self) {
-        if !self.chains_dirty.swap(false, Ordering::SeqCst) {
+        let work = std::mem::take(&mut *lock(&self.chain_work));
+        if work.is_empty() {
             return;
         }
         let Some(this) = self.me.upgrade() else { return };
         tokio::spawn(async move {
             let _one = this.chain_pass.lock().await;
-            match this.chains_collapse().await {
+            match this.chains_collapse_on(work).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(dropped = n, "dropped layers nothing needed from the middle of chains"),
                 Err(e) => tracing::warn!(error = %e, internal = ?e.internal, "shortening layer chains failed"),
@@ -51,11 +75,15 @@ impl Control {
 
     /// Drops every layer that can go now; returns how many went.
     pub async fn chains_collapse(&self) -> Result<usize> {
+        self.chains_collapse_on(ChainWork::everything()).await
+    }
+
+    async fn chains_collapse_on(&self, mut work: ChainWork) -> Result<usize> {
         let mut dropped = 0;
         // Each step changes the graph; plan again after it.
         loop {
             let _disks = self.disk_lock.lock().await;
-            let Some(step) = self.store.read(next_step)? else { return Ok(dropped) };
+            let Some(step) = self.store.read(|tx| next_step(tx, &work))? else { return Ok(dropped) };
             let child = layer_id(&step.child)?;
             let below = step.below.as_deref().map(layer_id).transpose()?;
             let done = match &step.live {
@@ -72,16 +100,81 @@ impl Control {
                     c.backing = step.below.clone();
                     tx.doc_put(&c)?;
                 }
-                collect_layers(tx)
+                collect_layers(tx, [step.dropped.clone()])
             })?;
-            dropped += doomed.len();
+            work.layers.remove(&step.dropped);
+            work.layers.extend(doomed.below.iter().cloned());
+            dropped += doomed.layers.len();
             self.layers_delete(doomed).await;
         }
     }
 }
 
-/// The next layer that can be dropped, and how.
-fn next_step(tx: &corral_store::Tx<'_>) -> Result<Option<Step>> {
+/// Every layer under the volumes attached to this instance (for when its VM stops or goes: a
+/// layer it had open with another VM may be droppable now).
+pub(crate) fn chains_under(tx: &corral_store::Tx<'_>, instance_id: &str) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for v in tx.doc_list_by_parent::<VolumeRecord>(instance_id)? {
+        let mut at = Some(v.layer);
+        while let Some(l) = at {
+            if out.contains(&l) {
+                break;
+            }
+            at = tx.doc_get::<LayerRecord>(&l)?.and_then(|r| r.backing);
+            out.push(l);
+        }
+    }
+    Ok(out)
+}
+
+/// The next layer that can be dropped among those `work` names, and how.
+fn next_step(tx: &corral_store::Tx<'_>, work: &ChainWork) -> Result<Option<Step>> {
+    if work.all {
+        return next_step_anywhere(tx);
+    }
+    let mut ids: Vec<&String> = work.layers.iter().collect();
+    ids.sort();
+    for id in ids {
+        let Some(layer) = tx.doc_get::<LayerRecord>(id)? else { continue };
+        if tx.layer_named(id)? {
+            continue;
+        }
+        let kids = tx.layer_children(id, 2)?;
+        let [child] = kids.as_slice() else { continue };
+        let users = open_through(tx, child)?;
+        let live = match users.as_slice() {
+            [] => None,
+            [one] => Some(one.clone()),
+            _ => continue,
+        };
+        return Ok(Some(Step { dropped: id.clone(), child: child.clone(), below: layer.backing, live }));
+    }
+    Ok(None)
+}
+
+/// The running VMs that have this layer open, each with the volume through which: those
+/// writing to it or to a layer above it.
+fn open_through(tx: &corral_store::Tx<'_>, layer: &str) -> Result<Vec<(String, String)>> {
+    let mut above = vec![layer.to_string()];
+    let mut i = 0;
+    while i < above.len() {
+        let kids = tx.layer_children(&above[i], usize::MAX)?;
+        above.extend(kids);
+        i += 1;
+    }
+    let mut users = Vec::new();
+    for v in tx.volumes_on_layers(&above)? {
+        let Some(a) = &v.attachment else { continue };
+        let has_vm = tx.instance_get(&a.instance_id)?.is_some_and(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated));
+        if has_vm {
+            users.push((a.instance_id.clone(), v.volume_id.clone()));
+        }
+    }
+    Ok(users)
+}
+
+/// The next layer that can be dropped anywhere in the pool, and how.
+fn next_step_anywhere(tx: &corral_store::Tx<'_>) -> Result<Option<Step>> {
     let layers: HashMap<String, LayerRecord> = tx.doc_list::<LayerRecord>()?.into_iter().map(|l| (l.layer_id.clone(), l)).collect();
     let volumes = tx.doc_list::<VolumeRecord>()?;
     let mut named: HashSet<String> = volumes.iter().map(|v| v.layer.clone()).collect();

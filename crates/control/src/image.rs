@@ -138,7 +138,7 @@ impl Control {
     /// DeregisterImage; its snapshots stay (as on EC2) unless asked to go too.
     pub async fn image_deregister(&self, req: &rq::DeregisterImage) -> Result<Vec<String>> {
         let id = req.image_id.as_deref().ok_or_else(|| Error::missing("ImageId"))?;
-        let (deleted, doomed) = self.store.transaction(|tx| {
+        let (deleted, released, doomed) = self.store.transaction(|tx| {
             let img = Self::image_load(tx, id)?;
             if img.owner_id != self.account_id {
                 return Err(Error::new(ErrorCode::UnauthorizedOperation, format!("You do not own {id}.")));
@@ -149,20 +149,25 @@ impl Control {
             tx.image_delete(id)?;
             tx.tag_delete_all(id)?;
             let mut deleted = Vec::new();
+            let mut released = Vec::new();
             if req.delete_associated_snapshots == Some(true) {
                 let others = tx.image_list()?;
                 for s in img.block_devices.iter().filter_map(|b| b.snapshot_id.clone()) {
-                    if !others.iter().any(|i| i.block_devices.iter().any(|b| b.snapshot_id.as_deref() == Some(s.as_str())))
-                        && tx.doc_delete::<SnapshotRecord>(&s)?
-                    {
+                    if others.iter().any(|i| i.block_devices.iter().any(|b| b.snapshot_id.as_deref() == Some(s.as_str()))) {
+                        continue;
+                    }
+                    if let Some(snap) = tx.doc_get::<SnapshotRecord>(&s)? {
+                        tx.doc_delete::<SnapshotRecord>(&s)?;
                         tx.tag_delete_all(&s)?;
+                        released.extend(snap.layer);
                         deleted.push(s);
                     }
                 }
             }
-            Ok((deleted, collect_layers(tx)?))
+            Ok((deleted, released.clone(), collect_layers(tx, released)?))
         })?;
-        self.chains_dirty();
+        // Their layers may now be droppable from the middle of a chain.
+        self.chains_dirty_at(released);
         self.layers_delete(doomed).await;
         Ok(deleted)
     }

@@ -59,6 +59,7 @@ impl Control {
                 deprecation_time: None,
             };
             let old = tx.image_get_by_name(&img.name)?;
+            let mut released = Vec::new();
             let id = tx.image_upsert_by_name(&rec)?;
             // The previous build's snapshot goes unless another image uses it; instances
             // launched from it keep its layer alive until they are gone.
@@ -66,10 +67,13 @@ impl Control {
                 let used =
                     tx.image_list()?.iter().any(|i| i.block_devices.iter().any(|b| b.snapshot_id.as_deref() == Some(old_snap.as_str())));
                 if !used {
-                    tx.doc_delete::<SnapshotRecord>(&old_snap)?;
+                    if let Some(snap) = tx.doc_get::<SnapshotRecord>(&old_snap)? {
+                        tx.doc_delete::<SnapshotRecord>(&old_snap)?;
+                        released.extend(snap.layer);
+                    }
                 }
             }
-            Ok::<_, Error>((id, collect_layers(tx)?))
+            Ok::<_, Error>((id, collect_layers(tx, released)?))
         })?;
         self.layers_delete(doomed).await;
         Ok(id)

@@ -32,32 +32,52 @@ pub(crate) fn agent_error(context: &str, e: AgentError) -> Error {
     Error::internal(format!("{context}: {text}"))
 }
 
-/// Removes the layer records nothing refers to any more (no volume writes to it, no snapshot
-/// names it, no layer builds on it), repeatedly, since removing one may free its backing.
-/// Returns them in an order safe for deleting their files (overlays before their backing).
-pub(crate) fn collect_layers(tx: &Tx<'_>) -> Result<Vec<LayerId>> {
-    let mut out = Vec::new();
-    // Dropping a layer may leave the one below it unused in turn.
-    loop {
-        let doomed = tx.layers_unused()?;
-        if doomed.is_empty() {
-            return Ok(out);
+/// What collecting layers removed: the layers whose files go once the transaction commits
+/// (overlays before their backing), and the layers left below them, which may now be
+/// droppable from the middle of a chain (see `chain.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct Collected {
+    pub layers: Vec<LayerId>,
+    pub below: Vec<String>,
+}
+
+/// Removes the records of the layers among `released` (layers that just lost a volume, a
+/// snapshot or an overlay) that nothing refers to any more (no volume writes to it, no
+/// snapshot names it, no layer builds on it), then of the layers below that this leaves
+/// unused in turn. Looks at those layers only, whatever the pool holds.
+pub(crate) fn collect_layers(tx: &Tx<'_>, released: impl IntoIterator<Item = String>) -> Result<Collected> {
+    let mut todo: Vec<String> = released.into_iter().collect();
+    let mut out = Collected::default();
+    let mut gone = std::collections::HashSet::new();
+    while let Some(id) = todo.pop() {
+        if gone.contains(&id) || !tx.layer_unused(&id)? {
+            continue;
         }
-        for id in doomed {
-            tx.doc_delete::<LayerRecord>(&id)?;
-            out.push(layer_id(&id)?);
-        }
+        let Some(rec) = tx.doc_get::<LayerRecord>(&id)? else { continue };
+        tx.doc_delete::<LayerRecord>(&id)?;
+        out.layers.push(layer_id(&id)?);
+        gone.insert(id);
+        todo.extend(rec.backing.clone());
+        out.below.extend(rec.backing);
     }
+    out.below.retain(|b| !gone.contains(b));
+    out.below.dedup();
+    Ok(out)
+}
+
+/// [`collect_layers`] over every layer the pool holds (at start, for what a crash left).
+pub(crate) fn collect_all_layers(tx: &Tx<'_>) -> Result<Collected> {
+    collect_layers(tx, tx.layers_unused()?)
 }
 
 impl Control {
     /// Deletes layer files after the records are gone. A failure leaves a file nobody refers
     /// to; it is logged, and the pool's use shows it.
-    pub(crate) async fn layers_delete(&self, layers: Vec<LayerId>) {
-        if !layers.is_empty() {
-            self.chains_dirty();
+    pub(crate) async fn layers_delete(&self, collected: Collected) {
+        if !collected.below.is_empty() {
+            self.chains_dirty_at(collected.below);
         }
-        for l in layers {
+        for l in collected.layers {
             if let Err(e) = self.storage.layer_delete(&l).await {
                 tracing::warn!(layer = %l, error = %e, "deleting a layer file failed");
             }

@@ -118,8 +118,8 @@ pub struct Control {
     /// Held while the disks of a VM change (attach, detach, snapshot, grow) and while the
     /// reconciler starts a VM, so a VM never starts on a layer a snapshot is freezing.
     pub(crate) disk_lock: tokio::sync::Mutex<()>,
-    /// Set when layer chains may have become shorter-able (see `chain.rs`).
-    pub(crate) chains_dirty: std::sync::atomic::AtomicBool,
+    /// The layers whose chains may have become shorter-able (see `chain.rs`).
+    pub(crate) chain_work: std::sync::Mutex<chain::ChainWork>,
     /// Held by the one chain-shortening pass that runs at a time.
     pub(crate) chain_pass: tokio::sync::Mutex<()>,
     pub(crate) config: ControlConfig,
@@ -151,7 +151,7 @@ impl Control {
             agent,
             storage,
             disk_lock: tokio::sync::Mutex::new(()),
-            chains_dirty: std::sync::atomic::AtomicBool::new(true),
+            chain_work: std::sync::Mutex::new(chain::ChainWork::everything()),
             chain_pass: tokio::sync::Mutex::new(()),
             config,
             account_id,

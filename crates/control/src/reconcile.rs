@@ -19,6 +19,7 @@
 //!  terminated none                terminated       -
 //! ```
 
+use crate::layer::Collected;
 use crate::reconcile_queue::Work;
 use crate::{limits, Control};
 use corral_agent_api::{BootMode, NicSpec, VmSpec, VmState, VmStatus};
@@ -238,16 +239,19 @@ impl Control {
                     // Its ports change with it.
                     self.host_mark([r.instance_id.clone()]);
                 }
-                let mut doomed = Vec::new();
-                if r.state == InstanceState::Terminated && before.state != InstanceState::Terminated {
+                let mut doomed = Collected::default();
+                let stopped = r.state == InstanceState::Stopped && before.state != InstanceState::Stopped;
+                let terminated = r.state == InstanceState::Terminated && before.state != InstanceState::Terminated;
+                if stopped || terminated {
+                    // Layers this VM had open with another may be droppable now.
+                    self.chains_dirty_at(crate::chain::chains_under(tx, &r.instance_id)?);
+                }
+                if terminated {
                     crate::eni::release_for_instance(tx, &r.instance_id)?;
                     doomed = Control::volumes_release(tx, &r.instance_id)?;
-                    self.chains_dirty();
                 }
-                if r.state == InstanceState::Stopped && before.state != InstanceState::Stopped {
+                if stopped {
                     crate::eni::release_public_ips(tx, &r.instance_id)?;
-                    // Layers this VM had open may be droppable now.
-                    self.chains_dirty();
                 }
                 let image = tx.image_get(&r.image_id)?;
                 let nics = nics_of(tx, &r.instance_id)?;

@@ -185,8 +185,8 @@ impl Control {
 
     pub async fn snapshot_delete(&self, req: &rq::DeleteSnapshot) -> Result<()> {
         let id = check_snapshot_id(req.snapshot_id.as_deref())?;
-        let doomed = self.store.transaction(|tx| {
-            tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
+        let (layer, doomed) = self.store.transaction(|tx| {
+            let snap = tx.doc_get::<SnapshotRecord>(id)?.ok_or_else(|| Error::not_found(IdKind::Snapshot, id))?;
             if let Some(image) = tx.image_list()?.into_iter().find(|i| i.block_devices.iter().any(|b| b.snapshot_id.as_deref() == Some(id)))
             {
                 return Err(Error::new(
@@ -199,10 +199,10 @@ impl Control {
             }
             tx.doc_delete::<SnapshotRecord>(id)?;
             tx.tag_delete_all(id)?;
-            collect_layers(tx)
+            Ok((snap.layer.clone(), collect_layers(tx, snap.layer)?))
         })?;
         // Its layer may now be droppable from the middle of a chain.
-        self.chains_dirty();
+        self.chains_dirty_at(layer);
         self.layers_delete(doomed).await;
         Ok(())
     }

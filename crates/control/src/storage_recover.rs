@@ -2,7 +2,7 @@
 //! (a snapshot `pending`, a volume `creating`, an attachment `attaching` or `detaching`) are
 //! finished or undone before the first reconcile pass, from what the host really has.
 
-use crate::layer::collect_layers;
+use crate::layer::{collect_all_layers, collect_layers, Collected};
 use crate::Control;
 use corral_agent_api::LayerId;
 use corral_store::{LayerRecord, SnapshotRecord, VolumeRecord};
@@ -102,20 +102,23 @@ impl Control {
                     None => false,
                 };
                 let doomed = self.store.transaction(|tx| {
-                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(vec![]) };
+                    let Some(mut cur) = tx.doc_get::<VolumeRecord>(&v.volume_id)? else { return Ok::<_, Error>(Collected::default()) };
                     if exists {
                         cur.state = "available".into();
                         tx.doc_put(&cur)?;
-                        Ok(vec![])
+                        Ok(Collected::default())
                     } else {
                         tx.doc_delete::<VolumeRecord>(&v.volume_id)?;
                         tx.tag_delete_all(&v.volume_id)?;
-                        collect_layers(tx)
+                        collect_layers(tx, [cur.layer])
                     }
                 })?;
                 self.layers_delete(doomed).await;
             }
         }
+        // Layers nothing refers to (a crash between a commit and the files' deletion).
+        let doomed = self.store.transaction(collect_all_layers)?;
+        self.layers_delete(doomed).await;
         Ok(())
     }
 }

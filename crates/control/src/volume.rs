@@ -184,9 +184,10 @@ impl Control {
 
     async fn volume_create_undo(&self, volume_id: &str) {
         let doomed = self.store.transaction(|tx| {
+            let layer = tx.doc_get::<VolumeRecord>(volume_id)?.map(|v| v.layer);
             tx.doc_delete::<VolumeRecord>(volume_id)?;
             tx.tag_delete_all(volume_id)?;
-            collect_layers(tx)
+            collect_layers(tx, layer)
         });
         match doomed {
             Ok(layers) => self.layers_delete(layers).await,
@@ -215,7 +216,7 @@ impl Control {
             }
             tx.doc_delete::<VolumeRecord>(id)?;
             tx.tag_delete_all(id)?;
-            collect_layers(tx)
+            collect_layers(tx, [v.layer])
         })?;
         self.layers_delete(doomed).await;
         Ok(())

@@ -4,7 +4,7 @@
 //! copies nothing), and what happens to them at termination (DeleteOnTermination).
 
 use crate::device::device_bus;
-use crate::layer::collect_layers;
+use crate::layer::{collect_layers, Collected};
 use crate::volume_type::{check_size, volume_performance};
 use crate::{tag, Control};
 use corral_agent_api::LayerId;
@@ -176,18 +176,20 @@ impl Control {
 
     /// At termination: volumes marked DeleteOnTermination go, the others are detached.
     /// Returns the layers to delete once the transaction commits.
-    pub(crate) fn volumes_release(tx: &Tx<'_>, instance_id: &str) -> Result<Vec<LayerId>> {
+    pub(crate) fn volumes_release(tx: &Tx<'_>, instance_id: &str) -> Result<Collected> {
+        let mut released = Vec::new();
         for mut v in tx.doc_list_by_parent::<VolumeRecord>(instance_id)? {
             let delete = v.attachment.as_ref().is_some_and(|a| a.delete_on_termination);
             if delete {
                 tx.doc_delete::<VolumeRecord>(&v.volume_id)?;
                 tx.tag_delete_all(&v.volume_id)?;
+                released.push(v.layer);
             } else {
                 v.attachment = None;
                 v.state = "available".into();
                 tx.doc_put(&v)?;
             }
         }
-        collect_layers(tx)
+        collect_layers(tx, released)
     }
 }

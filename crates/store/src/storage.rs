@@ -150,4 +150,39 @@ impl crate::Tx<'_> {
         let rows = st.query_map([], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
+
+    /// Whether nothing builds on this layer: no volume writes to it, no snapshot names it, no
+    /// layer is an overlay on it (the test [`Tx::layers_unused`] makes for every layer).
+    pub fn layer_unused(&self, id: &str) -> crate::Result<bool> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT NOT EXISTS (SELECT 1 FROM docs v WHERE v.kind = 'volume' AND json_extract(v.body, '$.layer') = ?1)
+                AND NOT EXISTS (SELECT 1 FROM docs s WHERE s.kind = 'snapshot' AND json_extract(s.body, '$.layer') = ?1)
+                AND NOT EXISTS (SELECT 1 FROM docs c WHERE c.kind = 'layer' AND c.parent = ?1)",
+        )?;
+        Ok(st.query_row([id], |r| r.get::<_, bool>(0))?)
+    }
+
+    /// Whether a volume writes to this layer or a snapshot names it (or is about to build on
+    /// it).
+    pub fn layer_named(&self, id: &str) -> crate::Result<bool> {
+        let mut st = self.tx.prepare_cached(
+            "SELECT EXISTS (SELECT 1 FROM docs v WHERE v.kind IN ('volume', 'snapshot') AND json_extract(v.body, '$.layer') = ?1)
+                 OR EXISTS (SELECT 1 FROM docs s WHERE s.kind = 'snapshot' AND json_extract(s.body, '$.pending_top') = ?1)",
+        )?;
+        Ok(st.query_row([id], |r| r.get::<_, bool>(0))?)
+    }
+
+    /// The volumes writing to any of these layers.
+    pub fn volumes_on_layers(&self, layers: &[String]) -> crate::Result<Vec<VolumeRecord>> {
+        let json = serde_json::to_string(layers).unwrap_or_else(|_| "[]".into());
+        self.doc_list_where::<VolumeRecord>("json_extract(body, '$.layer') IN (SELECT value FROM json_each(?2))", &json)
+    }
+
+    /// Up to `limit` layers that are overlays on this one.
+    pub fn layer_children(&self, id: &str, limit: usize) -> crate::Result<Vec<String>> {
+        let mut st = self.tx.prepare_cached("SELECT id FROM docs WHERE kind = 'layer' AND parent = ?1 ORDER BY id LIMIT ?2")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(rusqlite::params![id, limit], |r| r.get::<_, String>(0))?.collect::<rusqlite::Result<Vec<_>>>()?;
+        Ok(rows)
+    }
 }
