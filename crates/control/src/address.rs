@@ -8,8 +8,7 @@ use crate::lookup::{get, parse_id};
 use crate::{filter, tag, Control};
 use corral_ec2_query::requests as rq;
 use corral_store::{AddressRecord, EniRecord, TagRecord, Tx};
-use corral_types::{Cidr, Error, ErrorCode, IdKind, ResourceId, Result};
-use std::collections::HashSet;
+use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 use std::net::Ipv4Addr;
 
 pub struct Address {
@@ -32,13 +31,20 @@ const ADDRESS_FILTERS: &[FilterLine<Address>] = &[
 ];
 
 /// The lowest address of the pool nobody holds.
-pub(crate) fn pool_allocate(tx: &Tx<'_>, pool: Cidr) -> Result<Ipv4Addr> {
-    let mut used: HashSet<String> = tx.doc_field_values::<AddressRecord>("public_ip", None)?.into_iter().collect();
-    used.extend(tx.doc_field_values::<EniRecord>("public_ip", None)?);
-    (1..pool.size().saturating_sub(1))
-        .filter_map(|i| pool.nth(i))
-        .find(|ip| !used.contains(&ip.to_string()))
-        .ok_or_else(|| Error::new(ErrorCode::AddressLimitExceeded, "The public address pool is exhausted."))
+impl Control {
+    /// A free address of the public pool (neither an elastic IP nor an interface's).
+    pub(crate) fn public_ip_allocate(&self, tx: &Tx<'_>) -> Result<Ipv4Addr> {
+        let pool = self.config.public_pool;
+        // The pool's first and last addresses are not handed out.
+        let count = pool.size().saturating_sub(2);
+        let taken = |ip: Ipv4Addr| -> Result<bool> {
+            let ip = ip.to_string();
+            Ok(tx.doc_field_taken::<AddressRecord>("public_ip", &ip, None)? || tx.doc_field_taken::<EniRecord>("public_ip", &ip, None)?)
+        };
+        self.cursors
+            .next_free("public-pool", count, |i| pool.nth(i + 1), taken)?
+            .ok_or_else(|| Error::new(ErrorCode::AddressLimitExceeded, "The public address pool is exhausted."))
+    }
 }
 
 impl Control {
@@ -52,13 +58,12 @@ impl Control {
             return Err(Error::new(ErrorCode::Unsupported, "Bring-your-own addresses are not supported."));
         }
         let tags = tag::from_specifications(&req.tag_specifications, "elastic-ip", &["elastic-ip"])?;
-        let pool = self.config.public_pool;
         self.store.transaction(|tx| {
             self.config.quotas.check("elastic-ips", tx.doc_list::<AddressRecord>()?.len() + 1)?;
             if req.dry_run {
                 return Err(Error::dry_run());
             }
-            let ip = pool_allocate(tx, pool)?;
+            let ip = self.public_ip_allocate(tx)?;
             let rec = AddressRecord {
                 allocation_id: ResourceId::generate(IdKind::Allocation).into_string(),
                 public_ip: ip.to_string(),

@@ -165,7 +165,8 @@ fn open_through(tx: &corral_store::Tx<'_>, layer: &str) -> Result<Vec<(String, S
     let mut users = Vec::new();
     for v in tx.volumes_on_layers(&above)? {
         let Some(a) = &v.attachment else { continue };
-        let has_vm = tx.instance_get(&a.instance_id)?.is_some_and(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated));
+        let has_vm =
+            tx.instance_get(&a.instance_id)?.is_some_and(|i| !matches!(i.state, InstanceState::Stopped | InstanceState::Terminated));
         if has_vm {
             users.push((a.instance_id.clone(), v.volume_id.clone()));
         }

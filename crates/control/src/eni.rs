@@ -144,22 +144,19 @@ impl Control {
         instance_id: &str,
         delete_on_termination: bool,
     ) -> Result<EniRecord> {
-        let used: std::collections::HashSet<String> =
-            tx.doc_field_values::<EniRecord>("private_ip", Some(&p.subnet.subnet_id))?.into_iter().collect();
+        let subnet = &p.subnet.subnet_id;
+        let taken = |ip: Ipv4Addr| -> Result<bool> { Ok(tx.doc_field_taken::<EniRecord>("private_ip", &ip.to_string(), Some(subnet))?) };
         let ip = match p.private_ip {
-            Some(ip) if used.contains(&ip.to_string()) => {
-                return Err(Error::new(ErrorCode::InvalidIpAddressInUse, format!("Address {ip} is in use.")))
-            }
+            Some(ip) if taken(ip)? => return Err(Error::new(ErrorCode::InvalidIpAddressInUse, format!("Address {ip} is in use."))),
             Some(ip) => ip,
             None => {
                 let cidr: Cidr = p.subnet.cidr.parse().map_err(|_| Error::internal("bad subnet cidr"))?;
-                cidr.usable_hosts().find(|h| !used.contains(&h.to_string())).ok_or_else(|| {
+                // AWS keeps a subnet's first four addresses and its last.
+                let count = cidr.size().saturating_sub(5);
+                self.cursors.next_free(subnet, count, |i| cidr.nth(i + 4), taken)?.ok_or_else(|| {
                     Error::new(
                         ErrorCode::InsufficientFreeAddressesInSubnet,
-                        format!(
-                            "There are not enough free addresses in subnet '{}' to satisfy the requested number of instances.",
-                            p.subnet.subnet_id
-                        ),
+                        format!("There are not enough free addresses in subnet '{subnet}' to satisfy the requested number of instances."),
                     )
                 })?
             }
@@ -182,7 +179,7 @@ impl Control {
             delete_on_termination,
             status: "in-use".into(),
             source_dest_check: true,
-            public_ip: if p.public_ip { Some(crate::address::pool_allocate(tx, self.config.public_pool)?.to_string()) } else { None },
+            public_ip: if p.public_ip { Some(self.public_ip_allocate(tx)?.to_string()) } else { None },
             public_ip_allocation: None,
             auto_public_ip: p.public_ip,
         };
@@ -276,10 +273,10 @@ pub(crate) fn release_public_ips(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
 }
 
 /// A started instance gets a fresh pool address where it had one.
-pub(crate) fn assign_public_ips(tx: &Tx<'_>, instance_id: &str, pool: corral_types::Cidr) -> Result<()> {
+pub(crate) fn assign_public_ips(control: &Control, tx: &Tx<'_>, instance_id: &str) -> Result<()> {
     for mut e in tx.eni_list_for_instance(instance_id)?.into_iter() {
         if e.auto_public_ip && e.public_ip.is_none() {
-            e.public_ip = Some(crate::address::pool_allocate(tx, pool)?.to_string());
+            e.public_ip = Some(control.public_ip_allocate(tx)?.to_string());
             tx.doc_put(&e)?;
         }
     }

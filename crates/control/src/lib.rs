@@ -8,6 +8,7 @@
 pub mod account;
 pub mod address;
 pub mod address_attribute;
+mod alloc;
 mod attribute;
 mod chain;
 pub mod cloud;
@@ -134,6 +135,8 @@ pub struct Control {
     pub(crate) host_marks: std::sync::Mutex<host_cache::HostMarks>,
     /// The parts of the desired host state as last computed.
     pub(crate) host_cache: std::sync::Mutex<host_cache::HostCache>,
+    /// Where each address range's search for a free address starts.
+    pub(crate) cursors: alloc::Cursors,
     /// The instances the reconciler's next pass looks at.
     pub(crate) work: reconcile_queue::WorkQueue,
     /// Whether the last reconciler pass left nothing to do (see [`Control::settle`]).
@@ -159,6 +162,7 @@ impl Control {
             host_applied: tokio::sync::Mutex::new(None),
             host_marks: std::sync::Mutex::default(),
             host_cache: std::sync::Mutex::default(),
+            cursors: alloc::Cursors::default(),
             work: reconcile_queue::WorkQueue::new(),
             settled: tokio::sync::watch::Sender::new(false),
         });

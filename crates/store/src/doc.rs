@@ -103,6 +103,26 @@ impl Tx<'_> {
         Ok(rows)
     }
 
+    /// Whether a document of this kind (under `parent`, when given) has `value` in `field`;
+    /// answered from an index on the same expression where one exists.
+    pub fn doc_field_taken<T: Doc>(&self, field: &str, value: &str, parent: Option<&str>) -> Result<bool> {
+        if !field.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            return Err(StoreError::Corrupt(format!("field name {field:?}")));
+        }
+        let expr = format!("json_extract(body, '$.{field}')");
+        let taken = match parent {
+            Some(p) => self
+                .tx
+                .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM docs WHERE kind = ?1 AND parent = ?2 AND {expr} = ?3)"))?
+                .query_row(rusqlite::params![T::KIND, p, value], |r| r.get::<_, bool>(0))?,
+            None => self
+                .tx
+                .prepare_cached(&format!("SELECT EXISTS (SELECT 1 FROM docs WHERE kind = ?1 AND {expr} = ?2)"))?
+                .query_row(rusqlite::params![T::KIND, value], |r| r.get::<_, bool>(0))?,
+        };
+        Ok(taken)
+    }
+
     pub fn doc_delete<T: Doc>(&self, id: &str) -> Result<bool> {
         Ok(self.tx.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id])? == 1)
     }

@@ -26,14 +26,20 @@ async fn default_vpc_is_there_and_launches_land_in_it() {
     assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.5"));
     assert!(r.text("macAddress").unwrap().starts_with("02:"));
 
-    // Terminating frees the interface and its address.
+    // Terminating frees the interface and its address (handed out again when asked for, or
+    // once the subnet's later addresses are taken).
+    let image = ctx.image("corral-minimal");
+    let subnet = r.text("subnetId").unwrap();
+    let at_4 =
+        [("ImageId", image.as_str()), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet), ("PrivateIpAddress", "172.31.16.4")];
+    ctx.call("RunInstances", &at_4).await.err("InvalidIPAddress.InUse");
     ctx.call("TerminateInstances", &[("InstanceId.1", &ids[0])]).await.ok();
     ctx.wait_state(&ids[0], "terminated").await;
     let r = ctx.call("DescribeNetworkInterfaces", &[]).await;
     assert_eq!(r.ok().texts("networkInterfaceId").len(), 1);
-    let again = ctx.run(1, &[("Placement.AvailabilityZone", "local-1b")]).await;
-    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &again[0])]).await;
-    assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.4"), "the freed address is reused");
+    let again = ctx.call("RunInstances", &at_4).await.ok().text("instanceId").unwrap();
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", &again)]).await;
+    assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.4"), "the freed address is free again");
 }
 
 #[tokio::test]

@@ -52,10 +52,9 @@ impl Control {
     }
 
     pub fn instance_start(&self, req: &rq::StartInstances) -> Result<Vec<StateChange>> {
-        let pool = self.config.public_pool;
         self.instance_transition(&req.instance_ids, req.dry_run, |tx, r| match r.state {
             InstanceState::Stopped => {
-                crate::eni::assign_public_ips(tx, &r.instance_id, pool)?;
+                crate::eni::assign_public_ips(self, tx, &r.instance_id)?;
                 r.state = InstanceState::Pending;
                 r.desired = Desired::Running;
                 r.state_transition_reason = String::new();
