@@ -111,6 +111,21 @@ pub struct VmStatus {
     pub generation: u64,
 }
 
+/// The VMs that changed since a generation (see [`Agent::vm_changes_since`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct VmChanges {
+    /// Every VM whose status changed after the generation asked about; every VM the agent
+    /// knows when `complete`.
+    pub vms: Vec<VmStatus>,
+    /// The VMs gone after the generation asked about (empty when `complete`: a VM not in
+    /// `vms` is gone).
+    pub gone: Vec<String>,
+    /// `vms` lists every VM: the agent could not tell what changed since.
+    pub complete: bool,
+    /// What to ask about next time.
+    pub generation: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HostInfo {
     pub hostname: String,
@@ -141,6 +156,14 @@ pub trait Agent: Send + Sync + 'static {
 
     /// Every VM this agent knows, including ones re-adopted after a restart.
     async fn vm_list(&self) -> Result<Vec<VmStatus>, AgentError>;
+
+    /// The VMs that changed after `since` (a [`VmChanges::generation`] from an earlier call),
+    /// so a caller that follows changes need not list every VM; every VM when `since` is
+    /// `None` or too old to answer.
+    async fn vm_changes_since(&self, since: Option<u64>) -> Result<VmChanges, AgentError> {
+        let _ = since;
+        Ok(VmChanges { vms: self.vm_list().await?, gone: vec![], complete: true, generation: 0 })
+    }
 
     /// The serial console output so far (empty if none).
     async fn vm_console(&self, instance_id: &str) -> Result<Vec<u8>, AgentError>;

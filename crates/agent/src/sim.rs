@@ -9,8 +9,10 @@
 //! intermediate state. A booted VM's console reads like a Linux boot.
 //! [`SimAgent::fail_next`] injects a failure into the next call of an operation.
 
-use corral_agent_api::{Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmSpec, VmState, VmStatus};
-use std::collections::HashMap;
+use corral_agent_api::{
+    Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmChanges, VmSpec, VmState, VmStatus,
+};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
@@ -57,6 +59,11 @@ struct State {
     vms: HashMap<String, SimVm>,
     failures: HashMap<SimOp, String>,
     generation: u64,
+    /// Each VM by the generation of its last change, so changes since a generation are found
+    /// without looking at every VM.
+    by_generation: BTreeMap<u64, String>,
+    /// VMs destroyed, with the generation of their going (the last [`GONE_KEPT`]).
+    gone: VecDeque<(u64, String)>,
     layers: HashMap<LayerId, SimLayer>,
 }
 
@@ -253,8 +260,14 @@ impl Agent for SimAgent {
     async fn vm_destroy(&self, id: &str) -> Result<(), AgentError> {
         let mut st = self.lock();
         self.injected(&mut st, SimOp::Destroy)?;
-        if st.vms.remove(id).is_some() {
+        if let Some(vm) = st.vms.remove(id) {
             st.generation += 1;
+            let g = st.generation;
+            st.by_generation.remove(&vm.generation);
+            st.gone.push_back((g, id.to_string()));
+            if st.gone.len() > GONE_KEPT {
+                st.gone.pop_front();
+            }
             self.changes.notify_one();
         }
         Ok(())
@@ -262,6 +275,23 @@ impl Agent for SimAgent {
 
     async fn vm_list(&self) -> Result<Vec<VmStatus>, AgentError> {
         Ok(self.lock().vms.iter().map(|(id, v)| VmStatus { instance_id: id.clone(), state: v.state, generation: v.generation }).collect())
+    }
+
+    async fn vm_changes_since(&self, since: Option<u64>) -> Result<VmChanges, AgentError> {
+        let st = self.lock();
+        let oldest_gone = st.gone.front().map(|(g, _)| *g);
+        let answerable = since.filter(|s| st.gone.len() < GONE_KEPT || oldest_gone.is_some_and(|g| g <= *s));
+        let Some(since) = answerable else {
+            let vms = st.vms.iter().map(|(id, v)| VmStatus { instance_id: id.clone(), state: v.state, generation: v.generation }).collect();
+            return Ok(VmChanges { vms, gone: vec![], complete: true, generation: st.generation });
+        };
+        let vms = st
+            .by_generation
+            .range(since + 1..)
+            .filter_map(|(_, id)| st.vms.get(id).map(|v| VmStatus { instance_id: id.clone(), state: v.state, generation: v.generation }))
+            .collect();
+        let gone = st.gone.iter().rev().take_while(|(g, _)| *g > since).map(|(_, id)| id.clone()).collect();
+        Ok(VmChanges { vms, gone, complete: false, generation: st.generation })
     }
 
     async fn vm_console(&self, id: &str) -> Result<Vec<u8>, AgentError> {
@@ -355,6 +385,9 @@ impl Agent for SimAgent {
     }
 }
 
+/// How many destroyed VMs the change feed remembers; a caller further behind gets every VM.
+const GONE_KEPT: usize = 65_536;
+
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -368,7 +401,9 @@ fn set(st: &mut State, id: &str, to: VmState, changes: &Notify) {
             vm.console.extend_from_slice(boot_log(id, &vm.spec, vm.boots).as_bytes());
         }
         vm.state = to;
-        vm.generation = g;
+        let old = std::mem::replace(&mut vm.generation, g);
+        st.by_generation.remove(&old);
+        st.by_generation.insert(g, id.to_string());
     }
     changes.notify_one();
 }
@@ -501,5 +536,44 @@ impl Storage for SimAgent {
     async fn usage(&self) -> Result<PoolUsage, AgentError> {
         let st = self.lock();
         Ok(PoolUsage { path: String::new(), layers: st.layers.len() as u64, used_bytes: 0, free_bytes: u64::MAX })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_agent_api::BootMode;
+
+    fn spec(id: &str) -> VmSpec {
+        VmSpec {
+            instance_id: id.into(),
+            instance_type: "t3.micro".into(),
+            vcpus: 1,
+            memory_mib: 512,
+            boot: BootMode::Firmware,
+            disks: vec![],
+            nics: vec![],
+        }
+    }
+
+    #[tokio::test]
+    async fn the_change_feed_lists_what_changed_and_what_went() {
+        let agent = SimAgent::new(true);
+        for id in ["i-1", "i-2", "i-3"] {
+            agent.vm_start(&spec(id)).await.unwrap();
+        }
+        let first = agent.vm_changes_since(None).await.unwrap();
+        assert!(first.complete);
+        assert_eq!(first.vms.len(), 3);
+        let quiet = agent.vm_changes_since(Some(first.generation)).await.unwrap();
+        assert_eq!((quiet.vms.len(), quiet.gone.len(), quiet.complete), (0, 0, false));
+
+        agent.vm_stop("i-2", false).await.unwrap();
+        agent.vm_destroy("i-3").await.unwrap();
+        let feed = agent.vm_changes_since(Some(quiet.generation)).await.unwrap();
+        assert!(!feed.complete);
+        assert_eq!(feed.vms.iter().map(|v| (v.instance_id.as_str(), v.state)).collect::<Vec<_>>(), [("i-2", VmState::Stopped)]);
+        assert_eq!(feed.gone, ["i-3"]);
+        assert!(feed.generation > quiet.generation);
     }
 }

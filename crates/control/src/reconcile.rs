@@ -25,7 +25,7 @@ use crate::{limits, Control};
 use corral_agent_api::{BootMode, NicSpec, VmSpec, VmState, VmStatus};
 use corral_store::{Desired, InstanceRecord, Listed};
 use corral_types::{Error, InstanceState, Result};
-use std::collections::HashMap;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -198,9 +198,8 @@ impl Control {
     /// One pass over what changed (see `reconcile_queue.rs`); says how many instances it
     /// looked at and how many host actions it took.
     pub async fn reconcile_once(&self) -> Result<Pass> {
-        let reports = self.agent.vm_list().await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
-        let changed = self.work.vm_changes(&reports);
-        let vms: HashMap<String, VmStatus> = reports.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
+        let report = self.agent.vm_changes_since(self.work.since()).await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
+        let changed = self.work.vm_report(report);
         let work = self.work.take(changed);
         let full = work == Work::All;
         if full {
@@ -218,10 +217,11 @@ impl Control {
         let now = crate::now_iso();
         let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
         for inst in &instances {
-            if inst.state == InstanceState::Terminated && !vms.contains_key(&inst.instance_id) {
+            let vm = self.work.vm(&inst.instance_id);
+            if inst.state == InstanceState::Terminated && vm.is_none() {
                 continue;
             }
-            let vm = vms.get(&inst.instance_id);
+            let vm = vm.as_ref();
             // Cheap check outside a transaction: most instances need nothing.
             let mut probe = inst.clone();
             if decide(&mut probe, vm, &now) == Action::None && probe == *inst {
@@ -274,14 +274,15 @@ impl Control {
         }
         // VMs with no instance at all (left by a crash between steps, or a deleted record):
         // among every VM on a full pass, among those looked at otherwise.
-        let orphans: Vec<&String> = match &work {
-            Work::All => vms.keys().filter(|id| !instances.iter().any(|i| &i.instance_id == *id)).collect(),
-            Work::Only(ids) => ids.iter().filter(|id| vms.contains_key(*id) && !instances.iter().any(|i| &i.instance_id == *id)).collect(),
+        let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+        let orphans: Vec<String> = match work {
+            Work::All => self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect(),
+            Work::Only(ids) => ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect(),
         };
         for id in orphans {
             tracing::info!(instance = %id, "destroying orphan VM");
             pass.actions += 1;
-            if let Err(e) = self.agent.vm_destroy(id).await {
+            if let Err(e) = self.agent.vm_destroy(&id).await {
                 tracing::warn!(instance = %id, error = %e, "destroying orphan VM failed");
             }
         }

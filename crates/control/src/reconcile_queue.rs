@@ -1,9 +1,11 @@
 //! What the reconciler has to look at, so a pass costs what changed, not what the fleet holds:
-//! the instances API actions changed (marked by id), the instances whose VM report changed
-//! since the last pass (a new generation, a new VM, a VM gone), and, at start and every
-//! [`FULL_EVERY`] as a backstop, every instance.
+//! the instances API actions changed (marked by id), the instances whose VM changed since the
+//! last pass (a new generation, a new VM, a VM gone: the agent's change feed says which), and,
+//! at start and every [`FULL_EVERY`] as a backstop, every instance. The queue also keeps the
+//! agent's VMs as last reported, so a pass reads the VMs of the instances it looks at without
+//! listing them all.
 
-use corral_agent_api::VmStatus;
+use corral_agent_api::{VmChanges, VmStatus};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -23,8 +25,10 @@ pub(crate) struct WorkQueue {
     marked: Mutex<HashSet<String>>,
     full: AtomicBool,
     last_full: Mutex<Option<Instant>>,
-    /// The generation of each VM report seen by the last pass.
-    seen: Mutex<HashMap<String, u64>>,
+    /// The agent's VMs as last reported.
+    vms: Mutex<HashMap<String, VmStatus>>,
+    /// The generation of the last report, to ask the agent what changed since.
+    since: Mutex<Option<u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -34,7 +38,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl WorkQueue {
     /// A queue whose first pass looks at everything.
     pub fn new() -> WorkQueue {
-        WorkQueue { marked: Mutex::default(), full: AtomicBool::new(true), last_full: Mutex::default(), seen: Mutex::default() }
+        WorkQueue {
+            marked: Mutex::default(),
+            full: AtomicBool::new(true),
+            last_full: Mutex::default(),
+            vms: Mutex::default(),
+            since: Mutex::default(),
+        }
     }
 
     pub fn mark(&self, ids: impl IntoIterator<Item = String>) {
@@ -46,16 +56,51 @@ impl WorkQueue {
         lock(&self.marked).is_empty() && !self.full.load(Ordering::SeqCst)
     }
 
-    /// The instances whose VM report differs from the last pass's: a newer generation, a VM
-    /// not seen before, or one that is gone.
-    pub fn vm_changes(&self, reports: &[VmStatus]) -> Vec<String> {
-        let mut seen = lock(&self.seen);
-        let mut changed: Vec<String> =
-            reports.iter().filter(|v| seen.get(&v.instance_id) != Some(&v.generation)).map(|v| v.instance_id.clone()).collect();
-        let now: HashMap<String, u64> = reports.iter().map(|v| (v.instance_id.clone(), v.generation)).collect();
-        changed.extend(seen.keys().filter(|id| !now.contains_key(*id)).cloned());
-        *seen = now;
+    fn full_due(&self) -> bool {
+        self.full.load(Ordering::SeqCst) || lock(&self.last_full).is_none_or(|t| t.elapsed() >= FULL_EVERY)
+    }
+
+    /// What to ask the agent's change feed: `None` (every VM) before a full pass.
+    pub fn since(&self) -> Option<u64> {
+        if self.full_due() {
+            return None;
+        }
+        *lock(&self.since)
+    }
+
+    /// Takes in the agent's report; returns the instances whose VM changed since the last
+    /// one (a newer generation, a VM not seen before, one that is gone).
+    pub fn vm_report(&self, report: VmChanges) -> Vec<String> {
+        let mut vms = lock(&self.vms);
+        let mut changed = Vec::new();
+        if report.complete {
+            let now: HashMap<String, VmStatus> = report.vms.into_iter().map(|v| (v.instance_id.clone(), v)).collect();
+            changed.extend(
+                now.values().filter(|v| vms.get(&v.instance_id).map(|o| o.generation) != Some(v.generation)).map(|v| v.instance_id.clone()),
+            );
+            changed.extend(vms.keys().filter(|id| !now.contains_key(*id)).cloned());
+            *vms = now;
+        } else {
+            for v in report.vms {
+                if vms.get(&v.instance_id).map(|o| o.generation) != Some(v.generation) {
+                    changed.push(v.instance_id.clone());
+                }
+                vms.insert(v.instance_id.clone(), v);
+            }
+            changed.extend(report.gone.into_iter().filter(|id| vms.remove(id).is_some()));
+        }
+        *lock(&self.since) = Some(report.generation);
         changed
+    }
+
+    /// This instance's VM as last reported.
+    pub fn vm(&self, id: &str) -> Option<VmStatus> {
+        lock(&self.vms).get(id).cloned()
+    }
+
+    /// Every VM as last reported.
+    pub fn vm_ids(&self) -> Vec<String> {
+        lock(&self.vms).keys().cloned().collect()
     }
 
     /// What this pass looks at, with `changed` (from [`WorkQueue::vm_changes`]); empties the
@@ -85,16 +130,39 @@ mod tests {
         VmStatus { instance_id: id.into(), state: VmState::Running, generation }
     }
 
+    fn all(vms: &[VmStatus]) -> VmChanges {
+        VmChanges { vms: vms.to_vec(), gone: vec![], complete: true, generation: 10 }
+    }
+
     #[test]
     fn the_first_pass_is_full_then_only_changes() {
         let q = WorkQueue::new();
+        assert_eq!(q.since(), None, "the first pass asks for every VM");
         let reports = [vm("i-1", 1), vm("i-2", 1)];
-        let changed = q.vm_changes(&reports);
+        let changed = q.vm_report(all(&reports));
         assert_eq!(q.take(changed), Work::All);
-        assert_eq!(q.take(q.vm_changes(&reports)), Work::Only(vec![]));
+        assert_eq!(q.since(), Some(10));
+        assert_eq!(q.take(q.vm_report(all(&reports))), Work::Only(vec![]));
         q.mark(["i-9".to_string()]);
-        assert_eq!(q.take(q.vm_changes(&[vm("i-1", 2), vm("i-2", 1)])), Work::Only(vec!["i-1".into(), "i-9".into()]));
+        assert_eq!(q.take(q.vm_report(all(&[vm("i-1", 2), vm("i-2", 1)]))), Work::Only(vec!["i-1".into(), "i-9".into()]));
         // i-2's VM is gone.
-        assert_eq!(q.take(q.vm_changes(&[vm("i-1", 2)])), Work::Only(vec!["i-2".into()]));
+        assert_eq!(q.take(q.vm_report(all(&[vm("i-1", 2)]))), Work::Only(vec!["i-2".into()]));
+        assert_eq!(q.vm("i-2"), None);
+    }
+
+    #[test]
+    fn a_change_feed_updates_the_vms_kept() {
+        let q = WorkQueue::new();
+        q.take(q.vm_report(all(&[vm("i-1", 1), vm("i-2", 1), vm("i-3", 1)])));
+        let feed = VmChanges { vms: vec![vm("i-2", 5), vm("i-4", 6)], gone: vec!["i-3".into()], complete: false, generation: 7 };
+        let mut changed = q.vm_report(feed);
+        changed.sort();
+        assert_eq!(changed, ["i-2", "i-3", "i-4"]);
+        assert_eq!(q.since(), Some(7));
+        assert_eq!(q.vm("i-2").map(|v| v.generation), Some(5));
+        assert_eq!(q.vm("i-3"), None);
+        let mut ids = q.vm_ids();
+        ids.sort();
+        assert_eq!(ids, ["i-1", "i-2", "i-4"]);
     }
 }

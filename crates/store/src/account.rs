@@ -13,11 +13,12 @@ pub struct AccessKey {
 
 impl Tx<'_> {
     pub fn access_key_insert(&self, k: &AccessKey) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO access_keys(access_key_id, secret_access_key, user_name, created_at) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO access_keys(access_key_id, secret_access_key, user_name, created_at) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(access_key_id) DO UPDATE SET secret_access_key = excluded.secret_access_key",
-            [&k.access_key_id, &k.secret_access_key, &k.user_name, &k.created_at],
-        )?;
+            )?
+            .execute([&k.access_key_id, &k.secret_access_key, &k.user_name, &k.created_at])?;
         Ok(())
     }
 
@@ -33,8 +34,11 @@ impl Tx<'_> {
     }
 
     pub fn access_key_first(&self) -> Result<Option<AccessKey>> {
-        let id: Option<String> =
-            self.tx.query_row("SELECT access_key_id FROM access_keys ORDER BY created_at LIMIT 1", [], |r| r.get(0)).optional()?;
+        let id: Option<String> = self
+            .tx
+            .prepare_cached("SELECT access_key_id FROM access_keys ORDER BY created_at LIMIT 1")?
+            .query_row([], |r| r.get(0))
+            .optional()?;
         match id {
             Some(id) => self.access_key_get(&id),
             None => Ok(None),

@@ -23,17 +23,21 @@ impl Tx<'_> {
     /// Inserts or replaces `d` (keeping its original position in listings).
     pub fn doc_put<T: Doc>(&self, d: &T) -> Result<()> {
         let body = serde_json::to_string(d).map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", T::KIND, d.id())))?;
-        self.tx.execute(
-            "INSERT INTO docs(kind, id, parent, seq, body) VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM docs), ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO docs(kind, id, parent, seq, body) VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM docs), ?4)
              ON CONFLICT(id) DO UPDATE SET parent = excluded.parent, body = excluded.body",
-            rusqlite::params![T::KIND, d.id(), d.parent(), body],
-        )?;
+            )?
+            .execute(rusqlite::params![T::KIND, d.id(), d.parent(), body])?;
         Ok(())
     }
 
     pub fn doc_get<T: Doc>(&self, id: &str) -> Result<Option<T>> {
-        let body: Option<String> =
-            self.tx.query_row("SELECT body FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id], |r| r.get(0)).optional()?;
+        let body: Option<String> = self
+            .tx
+            .prepare_cached("SELECT body FROM docs WHERE kind = ?1 AND id = ?2")?
+            .query_row([T::KIND, id], |r| r.get(0))
+            .optional()?;
         body.map(|b| decode(id, &b)).transpose()
     }
 
@@ -124,7 +128,7 @@ impl Tx<'_> {
     }
 
     pub fn doc_delete<T: Doc>(&self, id: &str) -> Result<bool> {
-        Ok(self.tx.execute("DELETE FROM docs WHERE kind = ?1 AND id = ?2", [T::KIND, id])? == 1)
+        Ok(self.tx.prepare_cached("DELETE FROM docs WHERE kind = ?1 AND id = ?2")?.execute([T::KIND, id])? == 1)
     }
 }
 
@@ -135,15 +139,18 @@ impl Tx<'_> {
         use corral_types::Record;
         let n: i64 = match record {
             Record::Table(table, column) => {
-                self.tx.query_row(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1"), [id], |r| r.get(0))?
+                self.tx.prepare_cached(&format!("SELECT COUNT(*) FROM {table} WHERE {column} = ?1"))?.query_row([id], |r| r.get(0))?
             }
-            Record::Doc(kind) => self.tx.query_row("SELECT COUNT(*) FROM docs WHERE kind = ?1 AND id = ?2", [kind, id], |r| r.get(0))?,
-            Record::SecurityGroupRule => self.tx.query_row(
-                "SELECT COUNT(*) FROM docs d, json_each(d.body, '$.rules') r
+            Record::Doc(kind) => {
+                self.tx.prepare_cached("SELECT COUNT(*) FROM docs WHERE kind = ?1 AND id = ?2")?.query_row([kind, id], |r| r.get(0))?
+            }
+            Record::SecurityGroupRule => self
+                .tx
+                .prepare_cached(
+                    "SELECT COUNT(*) FROM docs d, json_each(d.body, '$.rules') r
                  WHERE d.kind = 'security-group' AND json_extract(r.value, '$.rule_id') = ?1",
-                [id],
-                |r| r.get(0),
-            )?,
+                )?
+                .query_row([id], |r| r.get(0))?,
             Record::None => 0,
         };
         Ok(n > 0)

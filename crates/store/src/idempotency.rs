@@ -16,10 +16,9 @@ impl Tx<'_> {
     }
 
     pub fn idempotent_put(&self, action: &str, token: &str, request_hash: &str, response: &str) -> Result<()> {
-        self.tx.execute(
-            "INSERT OR REPLACE INTO idempotent_responses(action, token, request_hash, response) VALUES (?1, ?2, ?3, ?4)",
-            [action, token, request_hash, response],
-        )?;
+        self.tx
+            .prepare_cached("INSERT OR REPLACE INTO idempotent_responses(action, token, request_hash, response) VALUES (?1, ?2, ?3, ?4)")?
+            .execute([action, token, request_hash, response])?;
         Ok(())
     }
 }

@@ -84,9 +84,7 @@ impl Tx<'_> {
     /// Returns the id in force.
     pub fn image_upsert_by_name(&self, img: &ImageRecord) -> Result<String> {
         if let Some(existing) = self.image_get_by_name(&img.name)? {
-            self.tx.execute(
-                "UPDATE images SET description=?2, base_disk=?3, kernel=?4, initrd=?5, cmdline=?6, size_bytes=?7, recipe_hash=?8, state=?9, block_devices=?10 WHERE image_id=?1",
-                params![
+            self.tx.prepare_cached("UPDATE images SET description=?2, base_disk=?3, kernel=?4, initrd=?5, cmdline=?6, size_bytes=?7, recipe_hash=?8, state=?9, block_devices=?10 WHERE image_id=?1")?.execute(params![
                     existing.image_id,
                     img.description,
                     img.base_disk,
@@ -101,9 +99,11 @@ impl Tx<'_> {
             )?;
             return Ok(existing.image_id);
         }
-        self.tx.execute(
-            &format!("INSERT INTO images({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"),
-            params![
+        self.tx
+            .prepare_cached(&format!(
+                "INSERT INTO images({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)"
+            ))?
+            .execute(params![
                 img.image_id,
                 img.name,
                 img.description,
@@ -121,17 +121,16 @@ impl Tx<'_> {
                 to_json(&img.block_devices),
                 to_json(&img.launch_users),
                 img.deprecation_time
-            ],
-        )?;
+            ])?;
         Ok(img.image_id.clone())
     }
 
     pub fn image_get(&self, id: &str) -> Result<Option<ImageRecord>> {
-        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM images WHERE image_id = ?1"), [id], from_row).optional()?)
+        Ok(self.tx.prepare_cached(&format!("SELECT {COLS} FROM images WHERE image_id = ?1"))?.query_row([id], from_row).optional()?)
     }
 
     pub fn image_get_by_name(&self, name: &str) -> Result<Option<ImageRecord>> {
-        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM images WHERE name = ?1"), [name], from_row).optional()?)
+        Ok(self.tx.prepare_cached(&format!("SELECT {COLS} FROM images WHERE name = ?1"))?.query_row([name], from_row).optional()?)
     }
 
     /// Inserts a new image; `false` if the name is taken.
@@ -145,9 +144,7 @@ impl Tx<'_> {
 
     /// Updates the mutable attributes of an image.
     pub fn image_update(&self, img: &ImageRecord) -> Result<()> {
-        self.tx.execute(
-            "UPDATE images SET description=?2, state=?3, is_public=?4, launch_users=?5, block_devices=?6, deprecation_time=?7 WHERE image_id=?1",
-            params![
+        self.tx.prepare_cached("UPDATE images SET description=?2, state=?3, is_public=?4, launch_users=?5, block_devices=?6, deprecation_time=?7 WHERE image_id=?1")?.execute(params![
                 img.image_id,
                 img.description,
                 img.state,
@@ -161,7 +158,7 @@ impl Tx<'_> {
     }
 
     pub fn image_delete(&self, id: &str) -> Result<bool> {
-        Ok(self.tx.execute("DELETE FROM images WHERE image_id = ?1", [id])? == 1)
+        Ok(self.tx.prepare_cached("DELETE FROM images WHERE image_id = ?1")?.execute([id])? == 1)
     }
 
     pub fn image_list(&self) -> Result<Vec<ImageRecord>> {

@@ -177,10 +177,8 @@ fn options_json(o: &InstanceOptions) -> String {
 impl Tx<'_> {
     /// Inserts a new instance; its `seq` is assigned here.
     pub fn instance_insert(&self, i: &InstanceRecord) -> Result<()> {
-        let seq: i64 = self.tx.query_row("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances", [], |r| r.get(0))?;
-        self.tx.execute(
-            &format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"),
-            params![
+        let seq: i64 = self.tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances")?.query_row([], |r| r.get(0))?;
+        self.tx.prepare_cached(&format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"))?.execute(params![
                 i.instance_id, i.reservation_id, i.image_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.key_name,
                 i.state.name(), i.desired.as_str(), i.force_stop, i.state_reason_code, i.state_reason_message,
                 i.state_transition_reason, i.availability_zone, i.launch_time, i.ami_launch_index, i.user_data,
@@ -193,11 +191,13 @@ impl Tx<'_> {
 
     /// Writes every mutable field of `i` back.
     pub fn instance_update(&self, i: &InstanceRecord) -> Result<()> {
-        self.tx.execute(
-            "UPDATE instances SET instance_type=?2, vcpus=?3, memory_mib=?4, state=?5, desired=?6, force_stop=?7, state_reason_code=?8,
+        self.tx
+            .prepare_cached(
+                "UPDATE instances SET instance_type=?2, vcpus=?3, memory_mib=?4, state=?5, desired=?6, force_stop=?7, state_reason_code=?8,
              state_reason_message=?9, state_transition_reason=?10, user_data=?11, disable_api_termination=?12, shutdown_behavior=?13,
              observed_generation=?14, terminated_at=?15, metadata_options=?16, options=?17 WHERE instance_id=?1",
-            params![
+            )?
+            .execute(params![
                 i.instance_id,
                 i.instance_type,
                 i.vcpus,
@@ -215,13 +215,16 @@ impl Tx<'_> {
                 i.terminated_at,
                 metadata_json(&i.metadata),
                 options_json(&i.options)
-            ],
-        )?;
+            ])?;
         Ok(())
     }
 
     pub fn instance_get(&self, id: &str) -> Result<Option<InstanceRecord>> {
-        self.tx.query_row(&format!("SELECT {COLS} FROM instances WHERE instance_id = ?1"), [id], from_row).optional()?.transpose()
+        self.tx
+            .prepare_cached(&format!("SELECT {COLS} FROM instances WHERE instance_id = ?1"))?
+            .query_row([id], from_row)
+            .optional()?
+            .transpose()
     }
 
     /// The instances meeting `condition` (SQL of the code's, never a client's), in launch order.
@@ -259,11 +262,12 @@ impl Tx<'_> {
 
     /// Instances not terminated.
     pub fn instance_count_active(&self) -> Result<usize> {
-        Ok(self.tx.query_row("SELECT COUNT(*) FROM instances WHERE state != 'terminated'", [], |r| r.get::<_, i64>(0))? as usize)
+        Ok(self.tx.prepare_cached("SELECT COUNT(*) FROM instances WHERE state != 'terminated'")?.query_row([], |r| r.get::<_, i64>(0))?
+            as usize)
     }
 
     pub fn instance_delete(&self, id: &str) -> Result<()> {
-        self.tx.execute("DELETE FROM instances WHERE instance_id = ?1", [id])?;
+        self.tx.prepare_cached("DELETE FROM instances WHERE instance_id = ?1")?.execute([id])?;
         Ok(())
     }
 
@@ -279,10 +283,9 @@ impl Tx<'_> {
     }
 
     pub fn client_token_insert(&self, token: &str, action: &str, request_hash: &str, reservation_id: &str) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO client_tokens(token, action, request_hash, reservation_id) VALUES (?1, ?2, ?3, ?4)",
-            [token, action, request_hash, reservation_id],
-        )?;
+        self.tx
+            .prepare_cached("INSERT INTO client_tokens(token, action, request_hash, reservation_id) VALUES (?1, ?2, ?3, ?4)")?
+            .execute([token, action, request_hash, reservation_id])?;
         Ok(())
     }
 }

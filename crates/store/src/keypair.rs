@@ -29,19 +29,19 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<KeyPairRecord> {
 impl Tx<'_> {
     /// Inserts `k`; returns false (and changes nothing) when the name is taken.
     pub fn keypair_insert(&self, k: &KeyPairRecord) -> Result<bool> {
-        let n = self.tx.execute(
-            &format!("INSERT INTO key_pairs({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key_name) DO NOTHING"),
-            [&k.key_pair_id, &k.key_name, &k.key_type, &k.fingerprint, &k.public_key, &k.created_at],
-        )?;
+        let n = self
+            .tx
+            .prepare_cached(&format!("INSERT INTO key_pairs({COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(key_name) DO NOTHING"))?
+            .execute([&k.key_pair_id, &k.key_name, &k.key_type, &k.fingerprint, &k.public_key, &k.created_at])?;
         Ok(n == 1)
     }
 
     pub fn keypair_get_by_name(&self, name: &str) -> Result<Option<KeyPairRecord>> {
-        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM key_pairs WHERE key_name = ?1"), [name], from_row).optional()?)
+        Ok(self.tx.prepare_cached(&format!("SELECT {COLS} FROM key_pairs WHERE key_name = ?1"))?.query_row([name], from_row).optional()?)
     }
 
     pub fn keypair_get(&self, id: &str) -> Result<Option<KeyPairRecord>> {
-        Ok(self.tx.query_row(&format!("SELECT {COLS} FROM key_pairs WHERE key_pair_id = ?1"), [id], from_row).optional()?)
+        Ok(self.tx.prepare_cached(&format!("SELECT {COLS} FROM key_pairs WHERE key_pair_id = ?1"))?.query_row([id], from_row).optional()?)
     }
 
     pub fn keypair_list(&self) -> Result<Vec<KeyPairRecord>> {
@@ -51,6 +51,6 @@ impl Tx<'_> {
     }
 
     pub fn keypair_delete(&self, id: &str) -> Result<bool> {
-        Ok(self.tx.execute("DELETE FROM key_pairs WHERE key_pair_id = ?1", [id])? == 1)
+        Ok(self.tx.prepare_cached("DELETE FROM key_pairs WHERE key_pair_id = ?1")?.execute([id])? == 1)
     }
 }

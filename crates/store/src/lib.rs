@@ -87,6 +87,9 @@ impl Store {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Statements are prepared once and kept; those built for pushed-down filters vary, so
+        // the cache is generous.
+        conn.set_prepared_statement_cache_capacity(512);
         migrations::run(&mut conn)?;
         Ok(Store { conn: Mutex::new(conn) })
     }
@@ -114,7 +117,7 @@ impl Store {
 impl Tx<'_> {
     pub fn meta_get(&self, key: &str) -> Result<Option<String>> {
         use rusqlite::OptionalExtension;
-        Ok(self.tx.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+        Ok(self.tx.prepare_cached("SELECT value FROM meta WHERE key = ?1")?.query_row([key], |r| r.get(0)).optional()?)
     }
 
     pub fn meta_set(&self, key: &str, value: &str) -> Result<()> {

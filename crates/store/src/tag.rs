@@ -17,25 +17,30 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<TagRecord> {
 
 impl Tx<'_> {
     pub fn tag_set(&self, t: &TagRecord) -> Result<()> {
-        self.tx.execute(
-            "INSERT INTO tags(resource_id, resource_type, key, value) VALUES (?1, ?2, ?3, ?4)
+        self.tx
+            .prepare_cached(
+                "INSERT INTO tags(resource_id, resource_type, key, value) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(resource_id, key) DO UPDATE SET value = excluded.value",
-            [&t.resource_id, &t.resource_type, &t.key, &t.value],
-        )?;
+            )?
+            .execute([&t.resource_id, &t.resource_type, &t.key, &t.value])?;
         Ok(())
     }
 
     /// Deletes `key` from `resource_id`; with `value`, only if the value matches.
     pub fn tag_delete(&self, resource_id: &str, key: &str, value: Option<&str>) -> Result<()> {
         match value {
-            Some(v) => self.tx.execute("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2 AND value = ?3", [resource_id, key, v])?,
-            None => self.tx.execute("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2", [resource_id, key])?,
+            Some(v) => self.tx.prepare_cached("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2 AND value = ?3")?.execute([
+                resource_id,
+                key,
+                v,
+            ])?,
+            None => self.tx.prepare_cached("DELETE FROM tags WHERE resource_id = ?1 AND key = ?2")?.execute([resource_id, key])?,
         };
         Ok(())
     }
 
     pub fn tag_delete_all(&self, resource_id: &str) -> Result<()> {
-        self.tx.execute("DELETE FROM tags WHERE resource_id = ?1", [resource_id])?;
+        self.tx.prepare_cached("DELETE FROM tags WHERE resource_id = ?1")?.execute([resource_id])?;
         Ok(())
     }
 
