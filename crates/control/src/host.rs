@@ -64,7 +64,7 @@ pub(crate) struct VpcPart {
 }
 
 /// What one instance contributes: its ports (in its VPC) and its metadata view.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub(crate) struct InstancePart {
     pub vpc_id: String,
     pub ports: Vec<Arc<PortSpec>>,
@@ -105,10 +105,18 @@ impl VpcPart {
         Ok(Some(VpcPart { cidr: cidr(&vpc.cidr)?, vpc, subnets, subnet_specs, groups, group_specs, routes }))
     }
 
+    /// What the desired state takes from this part (the records are only read by views).
+    pub(crate) fn specs(&self) -> (&Cidr, &[SubnetSpec], &[GroupSpec], &[PortRoute]) {
+        (&self.cidr, &self.subnet_specs, &self.group_specs, &self.routes)
+    }
+
     /// This VPC's spec with these ports (those of its instances on this host).
     pub(crate) fn spec(&self, ports: Vec<Arc<PortSpec>>) -> VpcSpec {
-        let here: HashSet<&str> = ports.iter().map(|p| p.eni_id.as_str()).collect();
-        let mut routes: Vec<PortRoute> = self.routes.iter().filter(|r| here.contains(r.eni_id.as_str())).cloned().collect();
+        let mut routes: Vec<PortRoute> = Vec::new();
+        if !self.routes.is_empty() {
+            let here: HashSet<&str> = ports.iter().map(|p| p.eni_id.as_str()).collect();
+            routes = self.routes.iter().filter(|r| here.contains(r.eni_id.as_str())).cloned().collect();
+        }
         routes.sort_by_key(|r| (r.destination.addr(), r.destination.prefix_len()));
         routes.dedup_by(|a, b| a.destination == b.destination);
         VpcSpec {

@@ -28,6 +28,15 @@ impl Default for HostMarks {
     }
 }
 
+/// What a refresh did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refreshed {
+    /// Instances whose parts were computed.
+    pub computed: usize,
+    /// Whether any part differs from before (only then is the state put together again).
+    pub changed: bool,
+}
+
 /// The parts as last computed.
 #[derive(Default)]
 pub(crate) struct HostCache {
@@ -53,13 +62,12 @@ impl Control {
         lock(&self.host_marks).all = true;
     }
 
-    /// Brings the cached parts up to date with the store; says how many instances' parts were
-    /// recomputed, or `None` when nothing was marked. On failure the marks stay for the next
-    /// pass.
-    pub(crate) fn host_refresh(&self) -> Result<Option<usize>> {
+    /// Brings the cached parts up to date with the store; says what that took. On failure
+    /// the marks stay for the next pass.
+    pub(crate) fn host_refresh(&self) -> Result<Refreshed> {
         let marks = std::mem::replace(&mut *lock(&self.host_marks), HostMarks { ids: HashSet::new(), all: false });
         if !marks.all && marks.ids.is_empty() {
-            return Ok(None);
+            return Ok(Refreshed::default());
         }
         let mut cache = lock(&self.host_cache);
         let done = self.store.read(|tx| {
@@ -70,9 +78,9 @@ impl Control {
             }
         });
         match done {
-            Ok(n) => {
-                cache.computed += n as u64;
-                Ok(Some(n))
+            Ok(r) => {
+                cache.computed += r.computed as u64;
+                Ok(r)
             }
             Err(e) => {
                 let mut m = lock(&self.host_marks);
@@ -83,41 +91,47 @@ impl Control {
         }
     }
 
-    fn host_refresh_all(&self, tx: &Tx<'_>, cache: &mut HostCache) -> Result<usize> {
+    fn host_refresh_all(&self, tx: &Tx<'_>, cache: &mut HostCache) -> Result<Refreshed> {
         let instances = tx.instance_list_live(&self.config.host)?;
         let live: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
         let enis: Vec<EniRecord> =
             tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref().is_some_and(|i| live.contains(i))).collect();
         cache.vpcs.clear();
         cache.instances.clear();
-        self.host_parts(tx, cache, &instances, enis)
+        let computed = self.host_parts(tx, cache, &instances, enis)?.computed;
+        Ok(Refreshed { computed, changed: true })
     }
 
-    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &HashSet<String>) -> Result<usize> {
+    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &HashSet<String>) -> Result<Refreshed> {
         let ids: Vec<String> = ids.iter().cloned().collect();
-        for id in &ids {
-            cache.instances.remove(id);
-        }
         let instances: Vec<InstanceRecord> = InstanceRecord::with_ids(tx, &ids)?
             .into_iter()
             .map(|(_, r)| r)
             .filter(|r| r.state != InstanceState::Terminated && r.host == self.config.host)
             .collect();
         let live: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        let mut changed = false;
+        // Those no longer live here leave.
+        for id in ids.iter().filter(|id| !live.contains(id)) {
+            changed |= cache.instances.remove(id).is_some();
+        }
         let enis = tx.eni_list_for_instances(&live)?;
         // Their VPCs' parts are read again too: a subnet or group may be new since.
         let vpc_ids: HashSet<&str> = enis.iter().map(|e| e.vpc_id.as_str()).collect();
         for v in vpc_ids {
-            match VpcPart::read(tx, v)? {
+            let part = VpcPart::read(tx, v)?;
+            changed |= part.as_ref().map(VpcPart::specs) != cache.vpcs.get(v).map(VpcPart::specs);
+            match part {
                 Some(part) => cache.vpcs.insert(v.to_string(), part),
                 None => cache.vpcs.remove(v),
             };
         }
-        self.host_parts(tx, cache, &instances, enis)
+        let r = self.host_parts(tx, cache, &instances, enis)?;
+        Ok(Refreshed { computed: r.computed, changed: changed || r.changed })
     }
 
-    /// Computes these instances' parts, reading the VPC parts not cached yet; returns how many.
-    fn host_parts(&self, tx: &Tx<'_>, cache: &mut HostCache, instances: &[InstanceRecord], enis: Vec<EniRecord>) -> Result<usize> {
+    /// Computes these instances' parts, reading the VPC parts not cached yet.
+    fn host_parts(&self, tx: &Tx<'_>, cache: &mut HostCache, instances: &[InstanceRecord], enis: Vec<EniRecord>) -> Result<Refreshed> {
         let mut by_instance: HashMap<String, Vec<EniRecord>> = HashMap::new();
         for e in enis {
             if let Some(i) = e.instance_id.clone() {
@@ -135,13 +149,17 @@ impl Control {
             }
         }
         let lookups = Lookups::read(tx, &instances.iter().collect::<Vec<_>>())?;
+        let mut changed = false;
         for inst in instances {
             let enis = by_instance.get(&inst.instance_id).map(Vec::as_slice).unwrap_or_default();
-            if let Some(part) = self.instance_part(&lookups, inst, enis, &cache.vpcs)? {
-                cache.instances.insert(inst.instance_id.clone(), part);
-            }
+            let part = self.instance_part(&lookups, inst, enis, &cache.vpcs)?;
+            let old = match part {
+                Some(part) => cache.instances.insert(inst.instance_id.clone(), part),
+                None => cache.instances.remove(&inst.instance_id),
+            };
+            changed |= old.as_ref() != cache.instances.get(&inst.instance_id);
         }
-        Ok(instances.len())
+        Ok(Refreshed { computed: instances.len(), changed })
     }
 
     /// How many instance parts of the host state were computed since start (what the
@@ -153,12 +171,22 @@ impl Control {
     /// The desired host state from the cached parts.
     pub(crate) fn host_desired(&self) -> DesiredHost {
         let cache = lock(&self.host_cache);
-        let mut ports: BTreeMap<&str, Vec<Arc<PortSpec>>> = BTreeMap::new();
-        let mut views = Vec::new();
+        // By VPC; neighbours are often in the same one, so the last one is tried first.
+        let mut ports: Vec<(&str, Vec<Arc<PortSpec>>)> = Vec::new();
+        let mut index: HashMap<&str, usize> = HashMap::new();
+        let mut views = Vec::with_capacity(cache.instances.len());
+        let mut last = 0;
         for part in cache.instances.values() {
-            ports.entry(part.vpc_id.as_str()).or_default().extend(part.ports.iter().cloned());
+            if ports.get(last).is_none_or(|(v, _)| *v != part.vpc_id) {
+                last = *index.entry(part.vpc_id.as_str()).or_insert_with(|| {
+                    ports.push((part.vpc_id.as_str(), Vec::new()));
+                    ports.len() - 1
+                });
+            }
+            ports[last].1.extend(part.ports.iter().cloned());
             views.extend(part.view.clone());
         }
+        ports.sort_by(|a, b| a.0.cmp(b.0));
         let vpcs = ports.into_iter().filter_map(|(id, ports)| cache.vpcs.get(id).map(|v| v.spec(ports))).collect();
         DesiredHost { net: DesiredNet { vpcs }, instances: views }
     }

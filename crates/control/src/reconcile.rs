@@ -165,12 +165,11 @@ impl Control {
                 return (false, 0);
             }
         };
-        let parts = recomputed.unwrap_or(0);
-        (self.host_send(recomputed.is_some()).await, parts)
+        (self.host_send(recomputed.changed).await, recomputed.computed)
     }
 
-    async fn host_send(&self, recomputed: bool) -> bool {
-        if !recomputed {
+    async fn host_send(&self, changed: bool) -> bool {
+        if !changed {
             let last = self.host_applied.lock().await;
             if last.as_ref().is_some_and(|(_, at)| at.elapsed() < HOST_RESYNC) {
                 return true;
