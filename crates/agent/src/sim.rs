@@ -65,6 +65,8 @@ struct State {
     /// VMs destroyed, with the generation of their going (the last [`GONE_KEPT`]).
     gone: VecDeque<(u64, String)>,
     layers: HashMap<LayerId, SimLayer>,
+    /// How many layers each layer backs.
+    children: HashMap<LayerId, usize>,
 }
 
 /// How long a simulated VM takes to boot and to shut down.
@@ -336,7 +338,7 @@ impl Agent for SimAgent {
         if st.layers.contains_key(new_top) {
             return Err(AgentError::Other(format!("layer {new_top} exists already; a snapshot needs a new one")));
         }
-        st.layers.insert(new_top.clone(), SimLayer { backing: Some(disk.layer.clone()), size_bytes: disk.size_bytes });
+        layer_put(&mut st, new_top.clone(), SimLayer { backing: Some(disk.layer.clone()), size_bytes: disk.size_bytes });
         if let Some(d) = st.vms.get_mut(id).and_then(|vm| vm.disks.iter_mut().find(|d| d.volume_id == volume_id)) {
             d.backing = Some(d.layer.clone());
             d.layer = new_top.clone();
@@ -382,6 +384,28 @@ impl Agent for SimAgent {
 
     fn changes(&self) -> Arc<Notify> {
         Arc::clone(&self.changes)
+    }
+}
+
+/// Adds or replaces a layer, keeping the count of what each layer backs.
+fn layer_put(st: &mut State, id: LayerId, layer: SimLayer) {
+    if let Some(b) = &layer.backing {
+        *st.children.entry(b.clone()).or_default() += 1;
+    }
+    if let Some(old) = st.layers.insert(id, layer) {
+        unback(st, old.backing.as_ref());
+    }
+}
+
+fn layer_remove(st: &mut State, id: &LayerId) {
+    if let Some(old) = st.layers.remove(id) {
+        unback(st, old.backing.as_ref());
+    }
+}
+
+fn unback(st: &mut State, backing: Option<&LayerId>) {
+    if let Some(n) = backing.and_then(|b| st.children.get_mut(b)) {
+        *n = n.saturating_sub(1);
     }
 }
 
@@ -448,8 +472,9 @@ fn rebase(st: &mut State, id: &LayerId, backing: Option<&LayerId>) -> Result<(),
             }
         }
     }
-    if let Some(l) = st.layers.get_mut(id) {
+    if let Some(mut l) = st.layers.get(id).cloned() {
         l.backing = backing.cloned();
+        layer_put(st, id.clone(), l);
     }
     Ok(())
 }
@@ -464,9 +489,11 @@ fn ensure_layers(st: &mut State, disks: &[DiskSpec]) -> Result<(), AgentError> {
             // A simulated pool starts empty at every start of the process while the store
             // keeps its layers; the simulated hypervisor never reads disks, so a missing
             // backing layer stands for one that exists.
-            st.layers.entry(b.clone()).or_insert(SimLayer { backing: None, size_bytes: d.size_bytes });
+            if !st.layers.contains_key(b) {
+                layer_put(st, b.clone(), SimLayer { backing: None, size_bytes: d.size_bytes });
+            }
         }
-        st.layers.insert(d.layer.clone(), SimLayer { backing: d.backing.clone(), size_bytes: d.size_bytes });
+        layer_put(st, d.layer.clone(), SimLayer { backing: d.backing.clone(), size_bytes: d.size_bytes });
     }
     Ok(())
 }
@@ -487,7 +514,7 @@ impl Storage for SimAgent {
                 return Err(AgentError::Other(format!("layer {id} would be smaller than its backing {b}")));
             }
         }
-        st.layers.insert(id.clone(), SimLayer { backing: backing.cloned(), size_bytes });
+        layer_put(&mut st, id.clone(), SimLayer { backing: backing.cloned(), size_bytes });
         Ok(())
     }
 
@@ -522,10 +549,10 @@ impl Storage for SimAgent {
 
     async fn layer_delete(&self, id: &LayerId) -> Result<(), AgentError> {
         let mut st = self.lock();
-        if st.layers.values().any(|l| l.backing.as_ref() == Some(id)) {
+        if st.children.get(id).is_some_and(|n| *n > 0) {
             return Err(AgentError::Other(format!("layer {id} still backs another layer")));
         }
-        st.layers.remove(id);
+        layer_remove(&mut st, id);
         Ok(())
     }
 

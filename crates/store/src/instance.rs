@@ -262,10 +262,7 @@ impl Tx<'_> {
 
     /// Instances not terminated.
     pub fn instance_count_active(&self) -> Result<usize> {
-        Ok(self
-            .tx
-            .prepare_cached("SELECT COUNT(*) FROM instances WHERE state IN ('pending', 'running', 'shutting-down', 'stopping', 'stopped')")?
-            .query_row([], |r| r.get::<_, i64>(0))? as usize)
+        Ok(self.tx.prepare_cached("SELECT n FROM counters WHERE name = 'live_instances'")?.query_row([], |r| r.get::<_, i64>(0))? as usize)
     }
 
     pub fn instance_delete(&self, id: &str) -> Result<()> {

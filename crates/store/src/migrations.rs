@@ -127,10 +127,18 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (action, token)
     );
     "#,
-    // 7: instances by state, so counting those that count against quotas (every launch does)
-    // reads the index's live part, not every row.
+    // 7: the number of instances not terminated (every launch checks it against the quota),
+    // kept by triggers so reading it does not count the fleet.
     r#"
-    CREATE INDEX instances_by_state ON instances(state);
+    CREATE TABLE counters (name TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO counters SELECT 'live_instances', COUNT(*) FROM instances WHERE state != 'terminated';
+    CREATE TRIGGER live_instances_insert AFTER INSERT ON instances WHEN new.state != 'terminated'
+    BEGIN UPDATE counters SET n = n + 1 WHERE name = 'live_instances'; END;
+    CREATE TRIGGER live_instances_delete AFTER DELETE ON instances WHEN old.state != 'terminated'
+    BEGIN UPDATE counters SET n = n - 1 WHERE name = 'live_instances'; END;
+    CREATE TRIGGER live_instances_update AFTER UPDATE OF state ON instances
+    WHEN (old.state = 'terminated') != (new.state = 'terminated')
+    BEGIN UPDATE counters SET n = n + (CASE WHEN new.state = 'terminated' THEN -1 ELSE 1 END) WHERE name = 'live_instances'; END;
     "#,
 ];
 

@@ -106,6 +106,12 @@ async fn run_instances_counts_capacity_and_tokens() {
     let r = ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "5")]).await;
     assert_eq!(r.ok().texts("instanceId").len(), 3);
     ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1")]).await.err("InsufficientInstanceCapacity");
+    // A terminated instance no longer counts; the one launched in its place does.
+    let first = r.text("instanceId").unwrap();
+    ctx.call("TerminateInstances", &[("InstanceId.1", &first)]).await.ok();
+    ctx.wait_state(&first, "terminated").await;
+    ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1")]).await.ok();
+    ctx.call("RunInstances", &[("ImageId", &image), ("MinCount", "1"), ("MaxCount", "1")]).await.err("InsufficientInstanceCapacity");
 
     let ctx = TestContext::new().await;
     let image = ctx.image("corral-minimal");
