@@ -8,6 +8,7 @@
 
 use crate::host::{InstancePart, Lookups, VpcPart};
 use crate::Control;
+use corral_agent_api::metadata::InstanceView;
 use corral_agent_api::net::{DesiredNet, PortSpec};
 use corral_agent_api::DesiredHost;
 use corral_store::{EniRecord, InstanceRecord, Listed, Tx};
@@ -37,13 +38,59 @@ pub(crate) struct Refreshed {
     pub changed: bool,
 }
 
-/// The parts as last computed.
+/// The parts as last computed, and the lists the desired state is made of, kept in step with
+/// them (sorted by instance), so putting it together copies pointers and nothing is sorted
+/// or grouped again.
 #[derive(Default)]
 pub(crate) struct HostCache {
     instances: BTreeMap<String, InstancePart>,
     vpcs: BTreeMap<String, VpcPart>,
+    /// Every port here, by VPC.
+    ports: BTreeMap<String, Vec<Arc<PortSpec>>>,
+    views: Vec<Arc<InstanceView>>,
     /// Instance parts computed since start.
     computed: u64,
+}
+
+impl HostCache {
+    /// Puts an instance's part (or its absence) in place of the old one; says whether it
+    /// differs.
+    fn put(&mut self, id: &str, part: Option<InstancePart>) -> bool {
+        let old = match &part {
+            Some(p) => self.instances.insert(id.to_string(), p.clone()),
+            None => self.instances.remove(id),
+        };
+        if old == part {
+            return false;
+        }
+        if let Some(o) = &old {
+            if let Some(list) = self.ports.get_mut(&o.vpc_id) {
+                let (from, to) =
+                    (list.partition_point(|p| p.instance_id.as_str() < id), list.partition_point(|p| p.instance_id.as_str() <= id));
+                list.drain(from..to);
+            }
+            if let Ok(at) = self.views.binary_search_by(|v| v.instance_id.as_str().cmp(id)) {
+                self.views.remove(at);
+            }
+        }
+        if let Some(p) = part {
+            let list = self.ports.entry(p.vpc_id.clone()).or_default();
+            let at = list.partition_point(|x| x.instance_id.as_str() < id);
+            list.splice(at..at, p.ports);
+            if let Some(v) = p.view {
+                let at = self.views.partition_point(|x| x.instance_id.as_str() < id);
+                self.views.insert(at, v);
+            }
+        }
+        true
+    }
+
+    fn clear(&mut self) {
+        self.instances.clear();
+        self.vpcs.clear();
+        self.ports.clear();
+        self.views.clear();
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -96,8 +143,7 @@ impl Control {
         let live: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
         let enis: Vec<EniRecord> =
             tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref().is_some_and(|i| live.contains(i))).collect();
-        cache.vpcs.clear();
-        cache.instances.clear();
+        cache.clear();
         let computed = self.host_parts(tx, cache, &instances, enis)?.computed;
         Ok(Refreshed { computed, changed: true })
     }
@@ -113,7 +159,7 @@ impl Control {
         let mut changed = false;
         // Those no longer live here leave.
         for id in ids.iter().filter(|id| !live.contains(id)) {
-            changed |= cache.instances.remove(id).is_some();
+            changed |= cache.put(id, None);
         }
         let enis = tx.eni_list_for_instances(&live)?;
         // Their VPCs' parts are read again too: a subnet or group may be new since.
@@ -153,11 +199,7 @@ impl Control {
         for inst in instances {
             let enis = by_instance.get(&inst.instance_id).map(Vec::as_slice).unwrap_or_default();
             let part = self.instance_part(&lookups, inst, enis, &cache.vpcs)?;
-            let old = match part {
-                Some(part) => cache.instances.insert(inst.instance_id.clone(), part),
-                None => cache.instances.remove(&inst.instance_id),
-            };
-            changed |= old.as_ref() != cache.instances.get(&inst.instance_id);
+            changed |= cache.put(&inst.instance_id, part);
         }
         Ok(Refreshed { computed: instances.len(), changed })
     }
@@ -171,23 +213,60 @@ impl Control {
     /// The desired host state from the cached parts.
     pub(crate) fn host_desired(&self) -> DesiredHost {
         let cache = lock(&self.host_cache);
-        // By VPC; neighbours are often in the same one, so the last one is tried first.
-        let mut ports: Vec<(&str, Vec<Arc<PortSpec>>)> = Vec::new();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        let mut views = Vec::with_capacity(cache.instances.len());
-        let mut last = 0;
-        for part in cache.instances.values() {
-            if ports.get(last).is_none_or(|(v, _)| *v != part.vpc_id) {
-                last = *index.entry(part.vpc_id.as_str()).or_insert_with(|| {
-                    ports.push((part.vpc_id.as_str(), Vec::new()));
-                    ports.len() - 1
-                });
-            }
-            ports[last].1.extend(part.ports.iter().cloned());
-            views.extend(part.view.clone());
-        }
-        ports.sort_by(|a, b| a.0.cmp(b.0));
-        let vpcs = ports.into_iter().filter_map(|(id, ports)| cache.vpcs.get(id).map(|v| v.spec(ports))).collect();
-        DesiredHost { net: DesiredNet { vpcs }, instances: views }
+        let vpcs = cache
+            .ports
+            .iter()
+            .filter(|(_, ports)| !ports.is_empty())
+            .filter_map(|(id, ports)| cache.vpcs.get(id).map(|v| v.spec(ports.clone())))
+            .collect();
+        DesiredHost { net: DesiredNet { vpcs }, instances: cache.views.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use corral_agent_api::net::PortLink;
+
+    fn part(instance: &str, vpc: &str, enis: &[&str]) -> InstancePart {
+        let ports = enis
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                Arc::new(PortSpec {
+                    eni_id: e.to_string(),
+                    instance_id: instance.into(),
+                    subnet_id: "subnet-1".into(),
+                    mac: [2, 0, 0, 0, 0, i as u8],
+                    ip: std::net::Ipv4Addr::new(10, 0, 0, i as u8 + 4),
+                    hostname: "h".into(),
+                    public_ip: None,
+                    groups: vec![],
+                    link: PortLink::Tap,
+                    source_dest_check: true,
+                })
+            })
+            .collect();
+        InstancePart { vpc_id: vpc.into(), ports, view: None }
+    }
+
+    fn enis(c: &HostCache, vpc: &str) -> Vec<String> {
+        c.ports.get(vpc).map(|l| l.iter().map(|p| p.eni_id.clone()).collect()).unwrap_or_default()
+    }
+
+    #[test]
+    fn parts_keep_the_lists_sorted_by_instance_and_leave_them_whole() {
+        let mut c = HostCache::default();
+        assert!(c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a", "eni-2b"]))));
+        assert!(c.put("i-1", Some(part("i-1", "vpc-a", &["eni-1"]))));
+        assert!(c.put("i-3", Some(part("i-3", "vpc-b", &["eni-3"]))));
+        assert_eq!(enis(&c, "vpc-a"), ["eni-1", "eni-2a", "eni-2b"]);
+        assert!(!c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a", "eni-2b"]))), "the same part again changes nothing");
+        assert!(c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a"]))));
+        assert_eq!(enis(&c, "vpc-a"), ["eni-1", "eni-2a"]);
+        assert!(c.put("i-1", None));
+        assert!(!c.put("i-1", None));
+        assert_eq!(enis(&c, "vpc-a"), ["eni-2a"]);
+        assert_eq!(enis(&c, "vpc-b"), ["eni-3"]);
     }
 }
