@@ -203,8 +203,9 @@ pub trait Agent: Send + Sync + 'static {
 
     /// Converges this host's networks (namespaces, taps, security group rules, DHCP, DNS,
     /// NAT) and metadata service to `desired`. Idempotent; called before VMs that need the
-    /// networks start, and again whenever the desired state changes.
-    async fn host_apply(&self, desired: &DesiredHost) -> Result<(), AgentError>;
+    /// networks start, and again whenever the desired state changes. Shared: the caller keeps
+    /// it to compare with the next one.
+    async fn host_apply(&self, desired: Arc<DesiredHost>) -> Result<(), AgentError>;
 
     /// Notified whenever a VM's state changes, so the control plane reacts at once instead of
     /// waiting for its next poll.

@@ -54,7 +54,7 @@ pub struct SimVm {
 
 #[derive(Default)]
 struct State {
-    host: Option<DesiredHost>,
+    host: Option<Arc<DesiredHost>>,
     host_applies: u64,
     vms: HashMap<String, SimVm>,
     failures: HashMap<SimOp, String>,
@@ -159,7 +159,7 @@ impl SimAgent {
     /// The last desired host state applied, and how many applies there were.
     pub fn host(&self) -> (Option<DesiredHost>, u64) {
         let st = self.lock();
-        (st.host.clone(), st.host_applies)
+        (st.host.as_deref().cloned(), st.host_applies)
     }
 
     /// The simulated pool's layers.
@@ -375,9 +375,9 @@ impl Agent for SimAgent {
         Ok(())
     }
 
-    async fn host_apply(&self, desired: &DesiredHost) -> Result<(), AgentError> {
+    async fn host_apply(&self, desired: Arc<DesiredHost>) -> Result<(), AgentError> {
         let mut st = self.lock();
-        st.host = Some(desired.clone());
+        st.host = Some(desired);
         st.host_applies += 1;
         Ok(())
     }

@@ -128,7 +128,7 @@ pub struct Control {
     /// Wakes the reconciler after a change.
     pub(crate) kick: Arc<Notify>,
     /// The desired host state last applied, and when.
-    pub(crate) host_applied: tokio::sync::Mutex<Option<(corral_agent_api::DesiredHost, std::time::Instant)>>,
+    pub(crate) host_applied: tokio::sync::Mutex<Option<(Arc<corral_agent_api::DesiredHost>, std::time::Instant)>>,
     /// This control plane itself, for work it hands to background tasks.
     pub(crate) me: std::sync::Weak<Control>,
     /// What the next pass recomputes of the desired host state (see `host_cache.rs`).

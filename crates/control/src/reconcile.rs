@@ -175,13 +175,13 @@ impl Control {
                 return true;
             }
         }
-        let desired = self.host_desired();
+        let desired = Arc::new(self.host_desired());
         let mut last = self.host_applied.lock().await;
         let fresh = last.as_ref().is_some_and(|(d, at)| *d == desired && at.elapsed() < HOST_RESYNC);
         if fresh {
             return true;
         }
-        match self.agent.host_apply(&desired).await {
+        match self.agent.host_apply(Arc::clone(&desired)).await {
             Ok(()) => {
                 *last = Some((desired, std::time::Instant::now()));
                 true

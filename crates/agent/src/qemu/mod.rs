@@ -347,9 +347,9 @@ impl Agent for QemuAgent {
         self.existing(instance_id)?.disk_resize(volume_id, size_bytes).await.unwrap_or_else(|| Err(gone()))
     }
 
-    async fn host_apply(&self, desired: &corral_agent_api::DesiredHost) -> Result<(), AgentError> {
+    async fn host_apply(&self, desired: Arc<corral_agent_api::DesiredHost>) -> Result<(), AgentError> {
         match &self.net {
-            Some(n) => n.apply(desired).await,
+            Some(n) => n.apply(&desired).await,
             None if desired.net.vpcs.iter().all(|v| v.ports.is_empty()) => Ok(()),
             None => Err(AgentError::Other("this agent runs without a data path: VMs with network interfaces cannot run".into())),
         }
