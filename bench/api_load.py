@@ -10,7 +10,7 @@ Scenarios (8 connections, wrk, 10 s each unless --seconds):
   group          DescribeSecurityGroups for one group
 and, on one connection from Python, RunInstances + TerminateInstances pairs per second.
 
-Usage: python3 bench/api_load.py [--fleets 1000,10000] [--seconds 10] [--svg bench/api_load.svg]
+Usage: python3 bench/api_load.py [--fleets 1000,10000,50000] [--seconds 10] [--svg bench/api_load.svg]
        python3 bench/api_load.py --plot bench/api_load.json   (redraws the SVG from saved figures)
 A server that fails a step (moto does not answer DescribeInstances within the client's timeout
 at 10,000 instances) is reported and left out of the larger fleets; the figures so far are
@@ -60,16 +60,36 @@ def wrk(e, action, params, seconds, tmp):
     return rps, p99_ms
 
 
+def subnets(e, n):
+    """Subnets of the default VPC to spread `n` instances over: the default ones (a /20 per
+    zone, about 4,000 addresses each), and more /20s of 172.31.0.0/16 when they do not hold
+    the fleet (50,000 instances need 13)."""
+    body = e.call("DescribeSubnets", {"Filter.1.Name": "default-for-az", "Filter.1.Value.1": "true"})
+    vpc = re.search(rb"<vpcId>([^<]+)</vpcId>", body).group(1).decode()
+    zones = re.findall(rb"<availabilityZone>([^<]+)</availabilityZone>", body)
+    have = re.findall(rb"<subnetId>([^<]+)</subnetId>", e.call("DescribeSubnets", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": vpc}))
+    ids = [x.decode() for x in have]
+    block = len(ids)
+    while len(ids) * 4000 < n + 1000 and block < 16:
+        try:
+            r = e.call("CreateSubnet", {"VpcId": vpc, "CidrBlock": f"172.31.{16 * block}.0/20",
+                                        "AvailabilityZone": zones[block % len(zones)].decode()})
+            ids.append(re.search(rb"<subnetId>([^<]+)</subnetId>", r).group(1).decode())
+        except RuntimeError:
+            pass  # that block is taken already
+        block += 1
+    return ids
+
+
 def grow(e, ami, n):
-    """Launches tagged instances until the fleet holds `n`, spread over the zones (a default
-    subnet holds about 4,000)."""
+    """Launches tagged instances until the fleet holds `n`, spread over the default VPC's
+    subnets (see `subnets`)."""
     have = len(re.findall(rb"<instanceId>", e.call("DescribeInstances", {"Filter.1.Name": "tag:Name", "Filter.1.Value.1": "bench"})))
-    zones = sorted(set(re.findall(rb"<zoneName>([^<]+)</zoneName>", e.call("DescribeAvailabilityZones", {}))))
+    nets = subnets(e, n)
     while have < n:
         k = min(100, n - have)
-        zone = zones[(have // 100) % len(zones)].decode()
         e.call("RunInstances", {"ImageId": ami, "MinCount": str(k), "MaxCount": str(k), "InstanceType": "t3.micro",
-                                "Placement.AvailabilityZone": zone,
+                                "SubnetId": nets[(have // 100) % len(nets)],
                                 "TagSpecification.1.ResourceType": "instance",
                                 "TagSpecification.1.Tag.1.Key": "Name", "TagSpecification.1.Tag.1.Value": "bench"})
         have += k
@@ -150,7 +170,7 @@ def load(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fleets", default="1000,10000")
+    ap.add_argument("--fleets", default="1000,10000,50000")
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--svg", default=os.path.join(ab.ROOT, "bench", "api_load.svg"))
     ap.add_argument("--skip-moto", action="store_true")
@@ -165,6 +185,8 @@ def main():
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt install wrk")
     fleets = [int(f) for f in a.fleets.split(",")]
+    # The client (wrk, and this process for the pairs) on the core the servers are not on.
+    os.sched_setaffinity(0, {1})
     tmp = tempfile.mkdtemp(prefix="corral-load-")
     procs = []
     try:
