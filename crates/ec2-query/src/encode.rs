@@ -5,7 +5,7 @@
 //! handler's job; a key the model does not have is an [`EncodeError`], caught by tests.
 
 use crate::model::{Model, Shape, ShapeKind};
-use crate::xml::{escape, DECLARATION};
+use crate::xml::{escape, escape_into, DECLARATION};
 use crate::XML_NAMESPACE;
 use serde_json::Value;
 
@@ -142,7 +142,9 @@ fn element(name: &str, shape: Shape<'_>, v: &Value, at: &At<'_>, out: &mut Strin
             if s.is_empty() {
                 empty(out, name);
             } else {
-                leaf(out, name, &escape(s));
+                open(out, name);
+                escape_into(out, s);
+                close(out, name);
             }
         }
     }

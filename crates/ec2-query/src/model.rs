@@ -11,10 +11,70 @@ pub struct Model {
     root: Value,
 }
 
-/// The model's shapes by name, hashed: encoding a long listing looks one up per element.
-static SHAPES: LazyLock<std::collections::HashMap<&'static str, (&'static str, &'static Value)>> = LazyLock::new(|| {
-    MODEL.root["shapes"].as_object().map(|m| m.iter().map(|(k, v)| (k.as_str(), (k.as_str(), v))).collect()).unwrap_or_default()
+/// Every shape of the model, with what encoding and decoding ask of it for each element
+/// worked out once: its kind, its members by name (each with its XML name and shape), a list's
+/// element. A long listing asks these questions per element.
+struct Compiled {
+    shapes: Vec<ShapeInfo>,
+    by_name: std::collections::HashMap<&'static str, usize>,
+}
+
+struct ShapeInfo {
+    name: &'static str,
+    raw: &'static Value,
+    kind: ShapeKind,
+    members: std::collections::HashMap<&'static str, MemberInfo>,
+    /// A list's element shape and element name.
+    list: Option<(usize, &'static str)>,
+}
+
+struct MemberInfo {
+    name: &'static str,
+    raw: &'static Value,
+    xml_name: &'static str,
+    shape: usize,
+}
+
+static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
+    let shapes = MODEL.root["shapes"].as_object().expect("the model has shapes");
+    let by_name: std::collections::HashMap<&'static str, usize> = shapes.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let index = |v: &Value| v["shape"].as_str().and_then(|n| by_name.get(n).copied());
+    let shapes = shapes
+        .iter()
+        .map(|(name, raw)| ShapeInfo {
+            name,
+            raw,
+            kind: kind_of(raw["type"].as_str().unwrap_or("string")),
+            members: raw["members"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(m, mraw)| {
+                    let xml_name = mraw["locationName"].as_str().unwrap_or(m);
+                    Some((m.as_str(), MemberInfo { name: m, raw: mraw, xml_name, shape: index(mraw)? }))
+                })
+                .collect(),
+            list: index(&raw["member"]).map(|i| (i, raw["member"]["locationName"].as_str().unwrap_or("item"))),
+        })
+        .collect();
+    Compiled { shapes, by_name }
 });
+
+fn kind_of(t: &str) -> ShapeKind {
+    match t {
+        "structure" => ShapeKind::Structure,
+        "list" => ShapeKind::List,
+        "map" => ShapeKind::Map,
+        "integer" => ShapeKind::Integer,
+        "long" => ShapeKind::Long,
+        "boolean" => ShapeKind::Boolean,
+        "double" => ShapeKind::Double,
+        "float" => ShapeKind::Float,
+        "timestamp" => ShapeKind::Timestamp,
+        "blob" => ShapeKind::Blob,
+        _ => ShapeKind::String,
+    }
+}
 
 /// A shape's kind as the model names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +96,7 @@ pub enum ShapeKind {
 pub struct Shape<'m> {
     pub name: &'m str,
     raw: &'m Value,
+    info: &'static ShapeInfo,
 }
 
 /// A structure member: its botocore name and how it is named on the wire.
@@ -43,6 +104,13 @@ pub struct Shape<'m> {
 pub struct Member<'m> {
     pub name: &'m str,
     raw: &'m Value,
+    info: &'static MemberInfo,
+}
+
+impl ShapeInfo {
+    fn shape(&'static self) -> Shape<'static> {
+        Shape { name: self.name, raw: self.raw, info: self }
+    }
 }
 
 impl Model {
@@ -65,36 +133,28 @@ impl Model {
     }
 
     pub fn shape(&self, name: &str) -> Option<Shape<'_>> {
-        // The one Model is MODEL, whose shapes SHAPES indexes.
-        let (name, raw) = SHAPES.get(name)?;
-        Some(Shape { name, raw })
+        // The one Model is MODEL, whose shapes COMPILED indexes.
+        let c: &'static Compiled = &COMPILED;
+        Some(c.shapes[*c.by_name.get(name)?].shape())
     }
 }
 
 impl<'m> Shape<'m> {
     pub fn kind(&self) -> ShapeKind {
-        match self.raw["type"].as_str().unwrap_or("string") {
-            "structure" => ShapeKind::Structure,
-            "list" => ShapeKind::List,
-            "map" => ShapeKind::Map,
-            "integer" => ShapeKind::Integer,
-            "long" => ShapeKind::Long,
-            "boolean" => ShapeKind::Boolean,
-            "double" => ShapeKind::Double,
-            "float" => ShapeKind::Float,
-            "timestamp" => ShapeKind::Timestamp,
-            "blob" => ShapeKind::Blob,
-            _ => ShapeKind::String,
-        }
+        self.info.kind
     }
 
+    /// The members in the model's order.
     pub fn members(&self) -> impl Iterator<Item = Member<'m>> {
-        self.raw["members"].as_object().into_iter().flat_map(|m| m.iter().map(|(name, raw)| Member { name, raw }))
+        let info = self.info;
+        self.raw["members"]
+            .as_object()
+            .into_iter()
+            .flat_map(move |m| m.keys().filter_map(move |k| info.members.get(k.as_str()).map(MemberInfo::member)))
     }
 
     pub fn member(&self, name: &str) -> Option<Member<'m>> {
-        let (name, raw) = self.raw["members"].as_object()?.get_key_value(name)?;
-        Some(Member { name, raw })
+        self.info.members.get(name).map(MemberInfo::member)
     }
 
     pub fn required(&self) -> impl Iterator<Item = &'m str> {
@@ -103,11 +163,8 @@ impl<'m> Shape<'m> {
 
     /// For a list: the element shape and the element's XML name (EC2 uses `item`).
     pub fn list_member(&self) -> Option<(Shape<'m>, &'m str)> {
-        let m = &self.raw["member"];
-        let shape = Model::get().shape(m["shape"].as_str()?)?;
-        // SAFETY of lifetimes: the model is 'static, so its shapes outlive any borrow.
-        let shape: Shape<'m> = Shape { name: shape.name, raw: shape.raw };
-        Some((shape, m["locationName"].as_str().unwrap_or("item")))
+        let (shape, item) = self.info.list?;
+        Some((COMPILED.shapes[shape].shape(), item))
     }
 
     /// An integer property of the shape (`min`, `max`).
@@ -120,11 +177,15 @@ impl<'m> Shape<'m> {
     }
 }
 
+impl MemberInfo {
+    fn member(&'static self) -> Member<'static> {
+        Member { name: self.name, raw: self.raw, info: self }
+    }
+}
+
 impl<'m> Member<'m> {
     pub fn shape(&self) -> Shape<'m> {
-        let name = self.raw["shape"].as_str().expect("member has a shape");
-        let s = Model::get().shape(name).expect("member shape exists in model");
-        Shape { name: s.name, raw: s.raw }
+        COMPILED.shapes[self.info.shape].shape()
     }
 
     /// The name in a Query request: `queryName`, else `locationName` capitalised, else the
@@ -147,7 +208,7 @@ impl<'m> Member<'m> {
 
     /// The element name in an XML response.
     pub fn xml_name(&self) -> &'m str {
-        self.raw["locationName"].as_str().unwrap_or(self.name)
+        self.info.xml_name
     }
 }
 
