@@ -10,6 +10,8 @@ like; bench/net_bench.py compares boots to the SSH banner with a network on both
 same base disk, started by hand with the same machine options, timed to the first byte and
 the marker in its serial log (polled every 20 ms). Medians of N runs; the ratio is the figure.
 
+Also reports how long RunInstances itself takes to return on the QEMU path.
+
 Usage: python3 bench/boot_bench.py [--runs 5]
 Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
 ($CORRAL_IMAGE_CACHE or /var/cache/corral/images; `corral images build --only corral-minimal`).
@@ -17,6 +19,10 @@ Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
 import argparse, glob, json, uuid, os, shutil, statistics, subprocess, sys, tempfile, time, re
 
 import boto3
+from botocore.credentials import Credentials
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import api_bench  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 KEY, SECRET = "AKIABOOTBENCHBOOT000", "boot-bench-secret-0123456789abcdefghijklm"
@@ -78,9 +84,13 @@ def bare_boot(img, man, tmp):
     return first, marker
 
 
-def corral_boot(ec2, ami):
+def corral_boot(ec2, raw, ami):
+    """Times RunInstances itself (a signed request over a kept-alive connection, without
+    boto3's own cost) and the boot to the first console line and the marker."""
     t0 = time.perf_counter()
-    iid = ec2.run_instances(ImageId=ami, MinCount=1, MaxCount=1, InstanceType="t3.nano")["Instances"][0]["InstanceId"]
+    body = raw.call("RunInstances", {"ImageId": ami, "MinCount": "1", "MaxCount": "1", "InstanceType": "t3.nano"})
+    api = time.perf_counter() - t0
+    iid = re.search(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", body).group(1).decode()
     # boto3 already base64-decodes Output.
     out = lambda: (ec2.get_console_output(InstanceId=iid).get("Output") or "").encode()
     wait(lambda: out().strip(), "corral first line")
@@ -89,7 +99,7 @@ def corral_boot(ec2, ami):
     marker = time.perf_counter() - t0
     ec2.terminate_instances(InstanceIds=[iid])
     ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
-    return first, marker
+    return first, marker, api
 
 
 def main():
@@ -116,16 +126,20 @@ def main():
         ec2 = boto3.client("ec2", endpoint_url=ep, region_name="local-1", aws_access_key_id=KEY, aws_secret_access_key=SECRET)
         ami = wait(lambda: [i["ImageId"] for i in ec2.describe_images(Filters=[{"Name": "name", "Values": ["corral-minimal"]}])["Images"]],
                    "image")[0]
+        raw = api_bench.Endpoint("corral", int(ep.rsplit(":", 1)[1].strip("/")), "local-1")
+        raw.creds = Credentials(KEY, SECRET)
         rows = {"corral": [], "bare": []}
         for i in range(a.runs):
             rows["bare"].append(bare_boot(img, man, tmp))
-            rows["corral"].append(corral_boot(ec2, ami))
+            rows["corral"].append(corral_boot(ec2, raw, ami))
         accel = "kvm" if accel_args()[0][1] == "kvm" else "tcg"
         med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
         print(f"accelerator {accel}, {a.runs} runs each, medians:")
         for k in ("bare", "corral"):
             print(f"  {k:6s} first console line {med[k][0]:6.2f} s   init marker {med[k][1]:6.2f} s")
         print(f"ratio corral/bare: first line x{med['corral'][0]/med['bare'][0]:.2f}, marker x{med['corral'][1]/med['bare'][1]:.2f}")
+        apis = sorted(r[2] * 1000 for r in rows["corral"])
+        print(f"RunInstances returned in {statistics.median(apis):.1f} ms (median; slowest {apis[-1]:.1f} ms)")
     finally:
         srv.kill(); srv.wait()
         listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")

@@ -201,10 +201,6 @@ impl Control {
         let changed = self.work.vm_report(report);
         let work = self.work.take(changed);
         let full = work == Work::All;
-        if full {
-            // Every part of the host state is recomputed at least this often.
-            self.host_mark_all();
-        }
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
         let instances: Vec<InstanceRecord> = match &work {
