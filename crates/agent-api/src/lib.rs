@@ -69,7 +69,7 @@ pub struct NicSpec {
 pub struct DesiredHost {
     pub net: net::DesiredNet,
     /// Shared with the control plane's cache (see `net::VpcSpec::ports`).
-    pub instances: Vec<std::sync::Arc<metadata::InstanceView>>,
+    pub instances: imbl::Vector<std::sync::Arc<metadata::InstanceView>>,
 }
 
 /// Everything the agent needs to run one instance's VM.

@@ -19,9 +19,10 @@ pub struct VpcSpec {
     pub vpc_id: String,
     pub cidr: Cidr,
     pub subnets: Vec<SubnetSpec>,
-    /// The ports of this VPC on this host. A VPC with none gets no namespace here. Shared, so
-    /// a desired state that changed in one port costs one port to build, compare and keep.
-    pub ports: Vec<Arc<PortSpec>>,
+    /// The ports of this VPC on this host. A VPC with none gets no namespace here. A
+    /// persistent vector of shared ports: a desired state that changed in one port costs one
+    /// port to build and shares the rest with the one before.
+    pub ports: imbl::Vector<Arc<PortSpec>>,
     /// Every group a port here belongs to, and every group a rule here names (a group with no
     /// local member may still be referenced: its `remote_members` fill its set).
     pub groups: Vec<GroupSpec>,

@@ -111,7 +111,7 @@ impl VpcPart {
     }
 
     /// This VPC's spec with these ports (those of its instances on this host).
-    pub(crate) fn spec(&self, ports: Vec<Arc<PortSpec>>) -> VpcSpec {
+    pub(crate) fn spec(&self, ports: imbl::Vector<Arc<PortSpec>>) -> VpcSpec {
         let mut routes: Vec<PortRoute> = Vec::new();
         if !self.routes.is_empty() {
             let here: HashSet<&str> = ports.iter().map(|p| p.eni_id.as_str()).collect();

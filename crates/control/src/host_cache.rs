@@ -13,6 +13,8 @@ use corral_agent_api::net::{DesiredNet, PortSpec};
 use corral_agent_api::DesiredHost;
 use corral_store::{EniRecord, InstanceRecord, Listed, Tx};
 use corral_types::{InstanceState, Result};
+use imbl::Vector;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -46,15 +48,16 @@ pub(crate) struct Refreshed {
 }
 
 /// The parts as last computed, and the lists the desired state is made of, kept in step with
-/// them (sorted by instance), so putting it together copies pointers and nothing is sorted
-/// or grouped again.
+/// them (sorted by instance), so nothing is sorted or grouped again.
 #[derive(Default)]
 pub(crate) struct HostCache {
     instances: BTreeMap<String, InstancePart>,
     vpcs: BTreeMap<String, VpcPart>,
-    /// Every port here, by VPC.
-    ports: BTreeMap<String, Vec<Arc<PortSpec>>>,
-    views: Vec<Arc<InstanceView>>,
+    /// Every port here, by VPC. Persistent vectors: the desired state shares them, so putting
+    /// it together costs nothing whatever the host holds, and a change copies a path of the
+    /// tree, not the list.
+    ports: BTreeMap<String, Vector<Arc<PortSpec>>>,
+    views: Vector<Arc<InstanceView>>,
     /// Instance parts computed since start.
     computed: u64,
 }
@@ -72,20 +75,24 @@ impl HostCache {
         }
         if let Some(o) = &old {
             if let Some(list) = self.ports.get_mut(&o.vpc_id) {
-                let (from, to) =
-                    (list.partition_point(|p| p.instance_id.as_str() < id), list.partition_point(|p| p.instance_id.as_str() <= id));
-                list.drain(from..to);
+                let at = first_of(list, id, |p| &p.instance_id);
+                while list.get(at).is_some_and(|p| p.instance_id == id) {
+                    list.remove(at);
+                }
             }
-            if let Ok(at) = self.views.binary_search_by(|v| v.instance_id.as_str().cmp(id)) {
+            let at = first_of(&self.views, id, |v| &v.instance_id);
+            if self.views.get(at).is_some_and(|v| v.instance_id == id) {
                 self.views.remove(at);
             }
         }
         if let Some(p) = part {
             let list = self.ports.entry(p.vpc_id.clone()).or_default();
-            let at = list.partition_point(|x| x.instance_id.as_str() < id);
-            list.splice(at..at, p.ports);
+            let at = first_of(list, id, |p| &p.instance_id);
+            for (k, port) in p.ports.into_iter().enumerate() {
+                list.insert(at + k, port);
+            }
             if let Some(v) = p.view {
-                let at = self.views.partition_point(|x| x.instance_id.as_str() < id);
+                let at = first_of(&self.views, id, |v| &v.instance_id);
                 self.views.insert(at, v);
             }
         }
@@ -98,6 +105,12 @@ impl HostCache {
         self.ports.clear();
         self.views.clear();
     }
+}
+
+/// The position of the first item of a list sorted by instance whose instance is not before
+/// `id` (where its items are, or would go).
+fn first_of<T: Clone>(list: &Vector<T>, id: &str, instance: impl Fn(&T) -> &String) -> usize {
+    list.binary_search_by(|x| if instance(x).as_str() < id { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|at| at)
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {

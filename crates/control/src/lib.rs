@@ -127,8 +127,9 @@ pub struct Control {
     pub(crate) account_id: String,
     /// Wakes the reconciler after a change.
     pub(crate) kick: Arc<Notify>,
-    /// The desired host state last applied, and when.
-    pub(crate) host_applied: tokio::sync::Mutex<Option<(Arc<corral_agent_api::DesiredHost>, std::time::Instant)>>,
+    /// When the desired host state was last applied (`None` until it was, and after a
+    /// failed try).
+    pub(crate) host_applied: tokio::sync::Mutex<Option<std::time::Instant>>,
     /// This control plane itself, for work it hands to background tasks.
     pub(crate) me: std::sync::Weak<Control>,
     /// What the next pass recomputes of the desired host state (see `host_cache.rs`).

@@ -171,19 +171,16 @@ impl Control {
     async fn host_send(&self, changed: bool) -> bool {
         if !changed {
             let last = self.host_applied.lock().await;
-            if last.as_ref().is_some_and(|(_, at)| at.elapsed() < HOST_RESYNC) {
+            if last.is_some_and(|at| at.elapsed() < HOST_RESYNC) {
                 return true;
             }
         }
+        // A part changed, the last try failed, or the resync is due: send it.
         let desired = Arc::new(self.host_desired());
         let mut last = self.host_applied.lock().await;
-        let fresh = last.as_ref().is_some_and(|(d, at)| *d == desired && at.elapsed() < HOST_RESYNC);
-        if fresh {
-            return true;
-        }
-        match self.agent.host_apply(Arc::clone(&desired)).await {
+        match self.agent.host_apply(desired).await {
             Ok(()) => {
-                *last = Some((desired, std::time::Instant::now()));
+                *last = Some(std::time::Instant::now());
                 true
             }
             Err(e) => {

@@ -202,7 +202,8 @@ mod tests {
                 groups: vec![],
                 link: PortLink::Tap,
                 source_dest_check: true,
-            })],
+            })]
+            .into(),
             groups: vec![],
             routes: vec![],
         }
@@ -251,7 +252,7 @@ mod tests {
         p2.eni_id = "eni-2".into();
         p2.ip = Ipv4Addr::new(10, 0, 1, 6);
         p2.mac = [2, 0, 0, 0, 0, 6];
-        v.ports.push(std::sync::Arc::new(p2));
+        v.ports.push_back(std::sync::Arc::new(p2));
         let two = files(&v, &cfg, dir);
         assert_eq!(reload_needed(&one, &one), Reload::None);
         assert_eq!(reload_needed(&one, &two), Reload::Hup);

@@ -260,7 +260,8 @@ mod validate_tests {
                     groups: vec!["sg-1".into()],
                     link: PortLink::Tap,
                     source_dest_check: true,
-                })],
+                })]
+                .into(),
                 groups: vec![GroupSpec { group_id: "sg-1".into(), ingress: vec![], egress: vec![], remote_members: vec![] }],
                 routes: vec![],
             }],
@@ -300,7 +301,7 @@ mod validate_tests {
             p.eni_id = "eni-2".into();
             p.mac = [2, 0, 0, 0, 0, 6];
             p.public_ip = None;
-            d.vpcs[0].ports.push(std::sync::Arc::new(p));
+            d.vpcs[0].ports.push_back(std::sync::Arc::new(p));
         });
         assert!(msg.contains("repeats"), "{msg}");
         rejects(|d| {

@@ -30,7 +30,7 @@ fn vpc() -> VpcSpec {
         vpc_id: "vpc-1".into(),
         cidr: net("10.0.0.0/16"),
         subnets: vec![SubnetSpec { subnet_id: "subnet-a".into(), cidr: net("10.0.1.0/24"), routes_to_igw: false }],
-        ports: vec![port("eni-00000000000a", 5, &["sg-web"]).into(), port("eni-00000000000b", 6, &["sg-db", "sg-web"]).into()],
+        ports: vec![port("eni-00000000000a", 5, &["sg-web"]).into(), port("eni-00000000000b", 6, &["sg-db", "sg-web"]).into()].into(),
         groups: vec![
             GroupSpec {
                 group_id: "sg-web".into(),
