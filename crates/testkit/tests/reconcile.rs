@@ -13,14 +13,20 @@ async fn settle(ctx: &TestContext) {
     .await
 }
 
-#[tokio::test]
-async fn a_pass_with_nothing_changed_looks_at_no_instance() {
-    let ctx = TestContext::new().await;
-    let ids = ctx.run(40, &[]).await;
+/// `n` instances launched and running, with the reconciler settled.
+async fn settled_fleet(ctx: &TestContext, n: usize) -> Vec<String> {
+    let ids = ctx.run(n, &[]).await;
     for id in &ids {
         ctx.wait_state(id, "running").await;
     }
-    settle(&ctx).await;
+    settle(ctx).await;
+    ids
+}
+
+#[tokio::test]
+async fn a_pass_with_nothing_changed_looks_at_no_instance() {
+    let ctx = TestContext::new().await;
+    let ids = settled_fleet(&ctx, 40).await;
     for _ in 0..3 {
         let pass = ctx.control.reconcile_once().await.unwrap();
         assert_eq!((pass.examined, pass.actions), (0, 0), "{pass:?}");
@@ -43,11 +49,7 @@ async fn a_pass_with_nothing_changed_looks_at_no_instance() {
 #[tokio::test]
 async fn a_change_to_one_instance_recomputes_its_part_of_the_host_state_only() {
     let ctx = TestContext::new().await;
-    let ids = ctx.run(40, &[]).await;
-    for id in &ids {
-        ctx.wait_state(id, "running").await;
-    }
-    settle(&ctx).await;
+    let ids = settled_fleet(&ctx, 40).await;
     let pass = ctx.control.reconcile_once().await.unwrap();
     assert_eq!(pass.host_parts, 0, "{pass:?}");
     let mut seen = ctx.control.host_parts_computed();
