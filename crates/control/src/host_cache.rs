@@ -190,9 +190,17 @@ impl Control {
             changed |= cache.put(id, None);
         }
         let enis = tx.eni_list_for_instances(&live)?;
-        // Their VPCs' parts are read again too: a subnet or group may be new since.
-        let vpc_ids: HashSet<&str> = enis.iter().map(|e| e.vpc_id.as_str()).collect();
-        for v in vpc_ids {
+        // Their VPCs' parts are read again where they lack a subnet or group these interfaces
+        // are in (new since). Rule, route and gateway changes recompute everything anyway.
+        let stale = |e: &EniRecord| {
+            cache.vpcs.get(&e.vpc_id).is_none_or(|v| {
+                !v.subnet_specs.iter().any(|s| s.subnet_id == e.subnet_id)
+                    || e.groups.iter().any(|g| !v.group_specs.iter().any(|s| &s.group_id == g))
+            })
+        };
+        let vpc_ids: HashSet<String> = enis.iter().filter(|e| stale(e)).map(|e| e.vpc_id.clone()).collect();
+        for v in &vpc_ids {
+            let v = v.as_str();
             let part = VpcPart::read(tx, v)?;
             changed |= part.as_ref().map(VpcPart::specs) != cache.vpcs.get(v).map(VpcPart::specs);
             match part {
