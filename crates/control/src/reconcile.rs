@@ -191,6 +191,25 @@ impl Control {
         }
     }
 
+    /// Every instance, read a page per transaction so the API is not held up behind one long
+    /// read of the whole fleet.
+    fn instances_all(&self) -> Result<Vec<InstanceRecord>> {
+        const PAGE: usize = 500;
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.read(|tx| InstanceRecord::page(tx, after, PAGE))?;
+            let full = page.len() == PAGE;
+            if let Some((pos, _)) = page.last() {
+                after = *pos;
+            }
+            out.extend(page.into_iter().map(|(_, r)| r));
+            if !full {
+                return Ok(out);
+            }
+        }
+    }
+
     /// One pass over what changed (see `reconcile_queue.rs`); says how many instances it
     /// looked at and how many host actions it took.
     pub async fn reconcile_once(&self) -> Result<Pass> {
@@ -201,7 +220,7 @@ impl Control {
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
         let instances: Vec<InstanceRecord> = match &work {
-            Work::All => self.store.read(|tx| tx.instance_list())?,
+            Work::All => self.instances_all()?,
             Work::Only(ids) if ids.is_empty() => vec![],
             Work::Only(ids) => self.store.read(|tx| InstanceRecord::with_ids(tx, ids))?.into_iter().map(|(_, r)| r).collect(),
         };
