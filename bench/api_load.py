@@ -103,6 +103,14 @@ def grow(e, ami, n):
         have, full = have + k, 0
         if n <= 10000:
             at = (at + 1) % len(nets)
+    # Measure a settled fleet: none still pending (the reconciler works through big launches
+    # for a while after the last call returns).
+    t = time.time()
+    while re.search(rb"<instanceId>", e.call("DescribeInstances", {"MaxResults": "5", "Filter.1.Name": "instance-state-name",
+                                                                   "Filter.1.Value.1": "pending"})):
+        if time.time() - t > 300:
+            raise RuntimeError("instances still pending after 300 s")
+        time.sleep(0.5)
 
 
 def pairs(e, ami, count=200):
