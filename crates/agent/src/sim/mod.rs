@@ -9,13 +9,14 @@
 //! intermediate state. A booted VM's console reads like a Linux boot.
 //! [`SimAgent::fail_next`] injects a failure into the next call of an operation.
 
-use corral_agent_api::{
-    Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, PoolUsage, Storage, VmChanges, VmSpec, VmState, VmStatus,
-};
+use corral_agent_api::{Agent, AgentError, DesiredHost, DiskSpec, HostInfo, LayerId, VmChanges, VmSpec, VmState, VmStatus};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
+
+mod pool;
+pub use pool::SimLayer;
+use pool::{ensure_layers, layer_put, rebase};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SimOp {
@@ -30,13 +31,6 @@ pub enum SimOp {
     DiskRebase,
     LayerCreate,
     LayerImport,
-}
-
-/// One layer of the simulated pool.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SimLayer {
-    pub backing: Option<LayerId>,
-    pub size_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -387,28 +381,6 @@ impl Agent for SimAgent {
     }
 }
 
-/// Adds or replaces a layer, keeping the count of what each layer backs.
-fn layer_put(st: &mut State, id: LayerId, layer: SimLayer) {
-    if let Some(b) = &layer.backing {
-        *st.children.entry(b.clone()).or_default() += 1;
-    }
-    if let Some(old) = st.layers.insert(id, layer) {
-        unback(st, old.backing.as_ref());
-    }
-}
-
-fn layer_remove(st: &mut State, id: &LayerId) {
-    if let Some(old) = st.layers.remove(id) {
-        unback(st, old.backing.as_ref());
-    }
-}
-
-fn unback(st: &mut State, backing: Option<&LayerId>) {
-    if let Some(n) = backing.and_then(|b| st.children.get_mut(b)) {
-        *n = n.saturating_sub(1);
-    }
-}
-
 /// How many destroyed VMs the change feed remembers; a caller further behind gets every VM.
 const GONE_KEPT: usize = 65_536;
 
@@ -456,113 +428,6 @@ fn running(st: &State, id: &str) -> Result<(), AgentError> {
         None => Err(AgentError::NoSuchVm(id.to_string())),
         Some(VmState::Running) => Ok(()),
         Some(state) => Err(AgentError::WrongState { id: id.to_string(), state }),
-    }
-}
-
-/// Moves `id` onto `backing`, which must be further down its chain (as a rebase that keeps
-/// what the chain reads must).
-fn rebase(st: &mut State, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
-    let mut below = st.layers.get(id).ok_or_else(|| AgentError::Other(format!("layer {id} does not exist")))?.backing.clone();
-    if let Some(b) = backing {
-        loop {
-            match below {
-                Some(ref l) if l == b => break,
-                Some(ref l) => below = st.layers.get(l).and_then(|x| x.backing.clone()),
-                None => return Err(AgentError::Other(format!("layer {b} is not below {id}"))),
-            }
-        }
-    }
-    if let Some(mut l) = st.layers.get(id).cloned() {
-        l.backing = backing.cloned();
-        layer_put(st, id.clone(), l);
-    }
-    Ok(())
-}
-
-/// Creates the top layers a VM's disks need, as the real agent does at start and attach.
-fn ensure_layers(st: &mut State, disks: &[DiskSpec]) -> Result<(), AgentError> {
-    for d in disks {
-        if st.layers.contains_key(&d.layer) {
-            continue;
-        }
-        if let Some(b) = &d.backing {
-            // A simulated pool starts empty at every start of the process while the store
-            // keeps its layers; the simulated hypervisor never reads disks, so a missing
-            // backing layer stands for one that exists.
-            if !st.layers.contains_key(b) {
-                layer_put(st, b.clone(), SimLayer { backing: None, size_bytes: d.size_bytes });
-            }
-        }
-        layer_put(st, d.layer.clone(), SimLayer { backing: d.backing.clone(), size_bytes: d.size_bytes });
-    }
-    Ok(())
-}
-
-/// The simulated pool: layers are entries in memory, so the simulated hypervisor serves the
-/// storage API at scale without disk files.
-#[async_trait::async_trait]
-impl Storage for SimAgent {
-    async fn layer_create(&self, id: &LayerId, backing: Option<&LayerId>, size_bytes: u64) -> Result<(), AgentError> {
-        let mut st = self.lock();
-        self.injected(&mut st, SimOp::LayerCreate)?;
-        if st.layers.contains_key(id) {
-            return Ok(());
-        }
-        if let Some(b) = backing {
-            let base = st.layers.get(b).ok_or_else(|| AgentError::Other(format!("layer {b} does not exist")))?;
-            if base.size_bytes > size_bytes {
-                return Err(AgentError::Other(format!("layer {id} would be smaller than its backing {b}")));
-            }
-        }
-        layer_put(&mut st, id.clone(), SimLayer { backing: backing.cloned(), size_bytes });
-        Ok(())
-    }
-
-    async fn layer_import(&self, id: &LayerId, source: &Path) -> Result<u64, AgentError> {
-        let mut st = self.lock();
-        self.injected(&mut st, SimOp::LayerImport)?;
-        // The simulated hypervisor never reads disks; a file's length stands for its size.
-        let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(8 << 30).max(1 << 30);
-        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
-        Ok(st.layers[id].size_bytes)
-    }
-
-    async fn layer_flatten(&self, id: &LayerId, source: &LayerId) -> Result<(), AgentError> {
-        let mut st = self.lock();
-        let size =
-            st.layers.get(source).map(|l| l.size_bytes).ok_or_else(|| AgentError::Other(format!("layer {source} does not exist")))?;
-        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
-        Ok(())
-    }
-
-    async fn layer_rebase(&self, id: &LayerId, backing: Option<&LayerId>) -> Result<(), AgentError> {
-        let mut st = self.lock();
-        rebase(&mut st, id, backing)
-    }
-
-    async fn layer_resize(&self, id: &LayerId, size_bytes: u64) -> Result<(), AgentError> {
-        let mut st = self.lock();
-        let l = st.layers.get_mut(id).ok_or_else(|| AgentError::Other(format!("layer {id} does not exist")))?;
-        l.size_bytes = l.size_bytes.max(size_bytes);
-        Ok(())
-    }
-
-    async fn layer_delete(&self, id: &LayerId) -> Result<(), AgentError> {
-        let mut st = self.lock();
-        if st.children.get(id).is_some_and(|n| *n > 0) {
-            return Err(AgentError::Other(format!("layer {id} still backs another layer")));
-        }
-        layer_remove(&mut st, id);
-        Ok(())
-    }
-
-    async fn layer_size(&self, id: &LayerId) -> Result<Option<u64>, AgentError> {
-        Ok(self.lock().layers.get(id).map(|l| l.size_bytes))
-    }
-
-    async fn usage(&self) -> Result<PoolUsage, AgentError> {
-        let st = self.lock();
-        Ok(PoolUsage { path: String::new(), layers: st.layers.len() as u64, used_bytes: 0, free_bytes: u64::MAX })
     }
 }
 
