@@ -53,7 +53,11 @@ pub async fn dispatch(control: &Control, action: &str, params: &[(String, String
             return encode(action, request_id, &body).map_err(|e| Error::internal(format!("rendering {action}: {e}")));
         }
     }
-    let body = crate::route::run(control, req).await?;
+    let body = match crate::route::run(control, req, request_id).await? {
+        crate::route::Answer::Value(v) => v,
+        // Written straight into XML: a listing, which has no ClientToken to keep it for.
+        crate::route::Answer::Xml(xml) => return Ok(xml),
+    };
     if let Some((t, digest)) = &kept {
         control.idempotent_keep(action, t, digest, &body.to_string())?;
     }

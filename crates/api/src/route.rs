@@ -167,9 +167,21 @@ requests!(
     DescribeInstanceTypeOfferings,
 );
 
-pub(crate) async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
+/// What an action answers: a JSON value keyed by member names for the encoder, or a response
+/// its view wrote straight into XML (long listings).
+pub(crate) enum Answer {
+    Value(Value),
+    Xml(String),
+}
+
+/// A view that the model refused: a bug of ours, reported as one.
+fn rendering(e: corral_ec2_query::EncodeError) -> Error {
+    Error::internal(format!("rendering the response: {e}"))
+}
+
+pub(crate) async fn run(c: &Control, req: Ec2Request, request_id: &str) -> Result<Answer, Error> {
     use Ec2Request as R;
-    Ok(match req {
+    Ok(Answer::Value(match req {
         R::DescribeRegions(r) => views::region::regions(&c.regions_describe(&r)?),
         R::DescribeAvailabilityZones(r) => views::region::zones(&c.zones_describe(&r)?),
         R::DescribeAccountAttributes(r) => views::region::account_attributes(&c.account_attributes(&r)?),
@@ -188,14 +200,14 @@ pub(crate) async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         R::ImportKeyPair(r) => views::keypair::imported(&c.keypair_import(&r)?),
         R::DescribeKeyPairs(r) => views::keypair::describe(&c.keypair_describe(&r)?, r.include_public_key),
         R::DeleteKeyPair(r) => views::keypair::deleted(c.keypair_delete(&r)?),
-        R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()),
+        R::RunInstances(r) => views::instance::reservation(&c.instance_run(&r)?, c.region()).map_err(rendering)?,
         R::DescribeInstances(r) => {
             c.settle().await;
             let (owner, region) = (c.account_id(), c.region());
             let rendered =
-                Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance(i, owner, region) };
+                Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance_value(i, owner, region) };
             let (res, next) = c.instance_describe_reservations(&r, &rendered)?;
-            views::instance::describe(&res, c.region(), next)
+            return Ok(Answer::Xml(views::instance::describe(request_id, &res, c.region(), next).map_err(rendering)?));
         }
         R::DescribeInstanceStatus(r) => {
             c.settle().await;
@@ -354,7 +366,10 @@ pub(crate) async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
         }
         R::ModifyInstanceMetadataOptions(r) => {
             let rec = c.instance_metadata_options_modify(&r)?;
-            serde_json::json!({"InstanceId": rec.instance_id, "InstanceMetadataOptions": views::instance::metadata_options(&rec.metadata, "pending")})
+            serde_json::json!({
+                "InstanceId": rec.instance_id,
+                "InstanceMetadataOptions": views::instance::metadata_options(&rec.metadata, "pending").map_err(rendering)?,
+            })
         }
         R::CreateVolume(r) => views::storage::volume(&c.volume_create(&r).await?),
         R::DescribeVolumes(r) => {
@@ -531,7 +546,7 @@ pub(crate) async fn run(c: &Control, req: Ec2Request) -> Result<Value, Error> {
                 view: &|n: &corral_control::eni::NetworkInterface| views::network::interface(n, owner, region),
             };
             let (items, next) = c.eni_describe(&r, &rendered)?;
-            views::network::interfaces(&items, c.account_id(), c.region(), next)
+            views::network::interfaces(&items, c.account_id(), c.region(), next).map_err(rendering)?
         }
-    })
+    }))
 }

@@ -7,6 +7,8 @@
 //! [`encode`] does the reverse for responses: a JSON value keyed by member names becomes the
 //! XML AWS sends, with every element named as the model names it. Because both directions
 //! walk the model, a misspelt member is an error in tests rather than a silent gap on the wire.
+//! [`write`] writes a response member by member, checked against the model the same way,
+//! straight into XML (for long listings) or into the JSON value `encode` takes.
 
 pub mod decode;
 pub mod encode;
@@ -14,6 +16,7 @@ pub mod filter_path;
 pub mod model;
 pub mod requests;
 pub mod schema;
+pub mod write;
 pub mod xml;
 
 pub use decode::decode;

@@ -1,6 +1,8 @@
 //! Instance responses: reservations, state changes, statuses, console output, attributes.
 
 use corral_control::{Instance, Reservation, StateChange};
+use corral_ec2_query::write::{self, Obj};
+use corral_ec2_query::EncodeError;
 use corral_types::InstanceState;
 use serde_json::{json, Value};
 
@@ -8,98 +10,122 @@ fn state(s: InstanceState) -> Value {
     json!({"Code": s.code(), "Name": s.name()})
 }
 
-pub fn metadata_options(m: &corral_store::MetadataOptions, state: &str) -> Value {
-    json!({
-        "State": state,
-        "HttpTokens": m.http_tokens,
-        "HttpPutResponseHopLimit": m.hop_limit,
-        "HttpEndpoint": m.http_endpoint,
-        "HttpProtocolIpv6": "disabled",
-        "InstanceMetadataTags": m.instance_metadata_tags,
-    })
+fn write_state(o: &mut Obj<'_>, s: InstanceState) {
+    o.int("Code", s.code().into()).str("Name", s.name());
 }
 
-pub fn instance(i: &Instance, owner: &str, region: &str) -> Value {
+fn write_metadata_options(o: &mut Obj<'_>, m: &corral_store::MetadataOptions, state: &str) {
+    o.str("State", state)
+        .str("HttpTokens", &m.http_tokens)
+        .int("HttpPutResponseHopLimit", m.hop_limit.into())
+        .str("HttpEndpoint", &m.http_endpoint)
+        .str("HttpProtocolIpv6", "disabled")
+        .str("InstanceMetadataTags", &m.instance_metadata_tags);
+}
+
+pub fn metadata_options(m: &corral_store::MetadataOptions, state: &str) -> Result<Value, EncodeError> {
+    write::value("InstanceMetadataOptionsResponse", |o| write_metadata_options(o, m, state))
+}
+
+/// One instance, as DescribeInstances and RunInstances show it.
+pub fn instance(o: &mut Obj<'_>, i: &Instance, owner: &str, region: &str) {
     let r = &i.rec;
     let threads = if r.vcpus > 1 { 2 } else { 1 };
-    let mut v = json!({
-        "InstanceId": r.instance_id,
-        "ImageId": r.image_id,
-        "PrivateDnsName": "",
-        "PublicDnsName": "",
-        "StateTransitionReason": r.state_transition_reason,
-        "AmiLaunchIndex": r.ami_launch_index,
-        "ProductCodes": [],
-        "InstanceType": r.instance_type,
-        "LaunchTime": r.launch_time,
-        "Placement": {
-            "AvailabilityZone": r.availability_zone,
-            "AvailabilityZoneId": corral_types::region::zone_id(&r.availability_zone),
-            "GroupName": "",
-            "Tenancy": "default",
-        },
-        "Monitoring": {"State": r.options.monitoring},
-        "Architecture": "x86_64",
-        "RootDeviceType": "ebs",
-        "RootDeviceName": i.root_device_name,
-        "VirtualizationType": "hvm",
-        "ClientToken": r.client_token.clone().unwrap_or_default(),
-        "SourceDestCheck": i.enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check),
-        "Hypervisor": "xen",
-        "EbsOptimized": r.options.ebs_optimized,
-        "EnaSupport": true,
-        "CpuOptions": {"CoreCount": (r.vcpus / threads).max(1), "ThreadsPerCore": threads},
-        "CapacityReservationSpecification": {"CapacityReservationPreference": "open"},
-        "HibernationOptions": {"Configured": false},
-        "EnclaveOptions": {"Enabled": false},
-        "PlatformDetails": "Linux/UNIX",
-        "UsageOperation": "RunInstances",
-        "UsageOperationUpdateTime": r.launch_time,
-        "MaintenanceOptions": {"AutoRecovery": "default"},
-        "CurrentInstanceBootMode": "legacy-bios",
-    });
-    // Values built elsewhere are moved in: json! would copy each through serde, and copy the
-    // copies again at every level of a listing.
-    v["State"] = state(r.state);
-    v["BlockDeviceMappings"] = super::storage::instance_mappings(&i.volumes);
-    v["Tags"] = super::tags(&i.tags);
-    v["SecurityGroups"] = Value::Array(i.groups.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect());
-    v["NetworkInterfaces"] = Value::Array(i.enis.iter().map(|e| super::network::instance_interface(e, &i.groups, owner, region)).collect());
-    v["MetadataOptions"] = metadata_options(&r.metadata, "applied");
-    if let Some(e) = i.enis.first() {
-        v["VpcId"] = json!(e.vpc_id);
-        v["SubnetId"] = json!(e.subnet_id);
-        v["PrivateIpAddress"] = json!(e.private_ip);
-        v["PrivateDnsName"] = json!(e.private_dns_name);
-        if let Some(ip) = &e.public_ip {
-            v["PublicIpAddress"] = json!(ip);
-            v["PublicDnsName"] = json!(super::network::public_dns_name(ip, region));
-        }
-    }
-    if let Some(k) = &r.key_name {
-        v["KeyName"] = json!(k);
+    let primary = i.enis.first();
+    let public_ip = primary.and_then(|e| e.public_ip.as_deref());
+    let public_dns = public_ip.map(|ip| super::network::public_dns_name(ip, region));
+    let zone_id = corral_types::region::zone_id(&r.availability_zone);
+    o.str("InstanceId", &r.instance_id)
+        .str("ImageId", &r.image_id)
+        .obj("State", |s| write_state(s, r.state))
+        .str("PrivateDnsName", primary.map_or("", |e| &e.private_dns_name))
+        .str("PublicDnsName", public_dns.as_deref().unwrap_or(""))
+        .str("StateTransitionReason", &r.state_transition_reason)
+        .int("AmiLaunchIndex", r.ami_launch_index.into())
+        .empty("ProductCodes")
+        .str("InstanceType", &r.instance_type)
+        .str("LaunchTime", &r.launch_time)
+        .obj("Placement", |p| {
+            p.str("AvailabilityZone", &r.availability_zone)
+                .opt_str("AvailabilityZoneId", zone_id.as_deref())
+                .str("GroupName", "")
+                .str("Tenancy", "default");
+        })
+        .obj("Monitoring", |m| {
+            m.str("State", &r.options.monitoring);
+        })
+        .str("Architecture", "x86_64")
+        .str("RootDeviceType", "ebs")
+        .str("RootDeviceName", &i.root_device_name)
+        .str("VirtualizationType", "hvm")
+        .str("ClientToken", r.client_token.as_deref().unwrap_or(""))
+        .bool("SourceDestCheck", i.enis.iter().find(|e| e.device_index == 0).is_none_or(|e| e.source_dest_check))
+        .str("Hypervisor", "xen")
+        .bool("EbsOptimized", r.options.ebs_optimized)
+        .bool("EnaSupport", true)
+        .obj("CpuOptions", |c| {
+            c.int("CoreCount", (r.vcpus / threads).max(1).into()).int("ThreadsPerCore", threads.into());
+        })
+        .obj("CapacityReservationSpecification", |c| {
+            c.str("CapacityReservationPreference", "open");
+        })
+        .obj("HibernationOptions", |h| {
+            h.bool("Configured", false);
+        })
+        .obj("EnclaveOptions", |e| {
+            e.bool("Enabled", false);
+        })
+        .str("PlatformDetails", "Linux/UNIX")
+        .str("UsageOperation", "RunInstances")
+        .str("UsageOperationUpdateTime", &r.launch_time)
+        .obj("MaintenanceOptions", |m| {
+            m.str("AutoRecovery", "default");
+        })
+        .str("CurrentInstanceBootMode", "legacy-bios")
+        .list("SecurityGroups", &i.groups, |g, (id, name)| {
+            g.str("GroupId", id).str("GroupName", name);
+        })
+        .list("NetworkInterfaces", &i.enis, |n, e| super::network::instance_interface(n, e, &i.groups, owner, region))
+        .obj("MetadataOptions", |m| write_metadata_options(m, &r.metadata, "applied"))
+        .opt_str("KeyName", r.key_name.as_deref());
+    super::storage::instance_mappings(o, &i.volumes);
+    super::write_tags(o, "Tags", &i.tags);
+    if let Some(e) = primary {
+        o.str("VpcId", &e.vpc_id)
+            .str("SubnetId", &e.subnet_id)
+            .str("PrivateIpAddress", &e.private_ip)
+            .opt_str("PublicIpAddress", public_ip);
     }
     if let (Some(code), Some(message)) = (&r.state_reason_code, &r.state_reason_message) {
-        v["StateReason"] = json!({"Code": code, "Message": message});
+        o.obj("StateReason", |s| {
+            s.str("Code", code).str("Message", message);
+        });
     }
-    v
 }
 
-fn reservation_value(r: &Reservation, region: &str) -> Value {
-    let mut v = json!({ "ReservationId": r.reservation_id, "OwnerId": r.owner_id, "Groups": [] });
-    v["Instances"] = Value::Array(r.instances.iter().map(|i| instance(i, &r.owner_id, region)).collect());
-    v
+/// An instance as the filters answered from its rendering see it.
+pub fn instance_value(i: &Instance, owner: &str, region: &str) -> Value {
+    // An error here is one in `instance`, which every DescribeInstances response reports.
+    write::value("Instance", |o| instance(o, i, owner, region)).unwrap_or(Value::Null)
+}
+
+fn write_reservation(o: &mut Obj<'_>, r: &Reservation, region: &str) {
+    o.str("ReservationId", &r.reservation_id)
+        .str("OwnerId", &r.owner_id)
+        .empty("Groups")
+        .list("Instances", &r.instances, |o, i| instance(o, i, &r.owner_id, region));
 }
 
 /// RunInstances answers with the reservation itself.
-pub fn reservation(r: &Reservation, region: &str) -> Value {
-    reservation_value(r, region)
+pub fn reservation(r: &Reservation, region: &str) -> Result<Value, EncodeError> {
+    write::value("Reservation", |o| write_reservation(o, r, region))
 }
 
-pub fn describe(rs: &[Reservation], region: &str, next: Option<String>) -> Value {
-    let mut v = json!({});
-    v["Reservations"] = Value::Array(rs.iter().map(|r| reservation_value(r, region)).collect());
-    super::with_next(v, next)
+/// DescribeInstances, written straight into its XML response.
+pub fn describe(request_id: &str, rs: &[Reservation], region: &str, next: Option<String>) -> Result<String, EncodeError> {
+    write::response("DescribeInstances", request_id, |o| {
+        o.list("Reservations", rs, |o, r| write_reservation(o, r, region)).opt_str("NextToken", next.as_deref());
+    })
 }
 
 pub fn state_changes(member: &str, changes: &[StateChange]) -> Value {
@@ -155,7 +181,13 @@ pub fn attribute(i: &Instance, attr: &str) -> Value {
         "rootDeviceName" => ("RootDeviceName", json!({"Value": i.root_device_name})),
         "kernel" => ("KernelId", json!({})),
         "ramdisk" => ("RamdiskId", json!({})),
-        "blockDeviceMapping" => ("BlockDeviceMappings", super::storage::instance_mappings(&i.volumes)),
+        "blockDeviceMapping" => {
+            return write::value("InstanceAttribute", |o| {
+                o.str("InstanceId", &r.instance_id);
+                super::storage::instance_mappings(o, &i.volumes);
+            })
+            .unwrap_or(Value::Null)
+        }
         "productCodes" => ("ProductCodes", json!([])),
         // The instance's check is its primary interface's.
         "sourceDestCheck" => ("SourceDestCheck", json!({"Value": primary.is_none_or(|e| e.source_dest_check)})),

@@ -18,6 +18,13 @@ pub fn tags(tags: &[TagRecord]) -> Value {
     Value::Array(tags.iter().map(|t| json!({"Key": t.key, "Value": t.value})).collect())
 }
 
+/// Tags as the writer writes them, under `member` (`Tags`, or `TagSet`).
+pub fn write_tags(o: &mut corral_ec2_query::write::Obj<'_>, member: &str, tags: &[TagRecord]) {
+    o.list(member, tags, |t, tag| {
+        t.str("Key", &tag.key).str("Value", &tag.value);
+    });
+}
+
 /// Adds `NextToken` when there is one.
 pub fn with_next(mut v: Value, next: Option<String>) -> Value {
     if let (Some(n), Some(obj)) = (next, v.as_object_mut()) {

@@ -5,6 +5,8 @@ use corral_control::filter::Tagged;
 use corral_control::security_group::{RuleChange, SecurityGroup};
 use corral_control::subnet::Subnet;
 use corral_control::vpc::Vpc;
+use corral_ec2_query::write::{self, Obj};
+use corral_ec2_query::EncodeError;
 use corral_store::{EniRecord, SgRule, VpcRecord};
 use serde_json::{json, Value};
 
@@ -209,72 +211,80 @@ pub fn revoked(c: &RuleChange) -> Value {
     json!({"Return": true, "RevokedSecurityGroupRules": items})
 }
 
-fn groups(g: &[(String, String)]) -> Value {
-    Value::Array(g.iter().map(|(id, name)| json!({"GroupId": id, "GroupName": name})).collect())
-}
-
-/// What DescribeInstances and DescribeNetworkInterfaces both say about an interface.
-fn interface_base(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
-    let mut v = json!({
-        "NetworkInterfaceId": e.eni_id,
-        "SubnetId": e.subnet_id,
-        "VpcId": e.vpc_id,
-        "Description": e.description,
-        "OwnerId": owner,
-        "Status": e.status,
-        "MacAddress": e.mac,
-        "PrivateIpAddress": e.private_ip,
-        "PrivateDnsName": e.private_dns_name,
-        "SourceDestCheck": e.source_dest_check,
-        "InterfaceType": "interface",
-        "Groups": groups(g),
-        "PrivateIpAddresses": [{"Primary": true, "PrivateIpAddress": e.private_ip, "PrivateDnsName": e.private_dns_name}],
-        "Ipv6Addresses": [],
-    });
-    if let Some(a) = association(e, owner, region) {
-        v["Association"] = a.clone();
-        v["PrivateIpAddresses"][0]["Association"] = a;
+/// What DescribeInstances and DescribeNetworkInterfaces both say about an interface (each
+/// under its own shape: `InstanceNetworkInterface` or `NetworkInterface`).
+fn interface_base(o: &mut Obj<'_>, e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) {
+    let public_dns = e.public_ip.as_deref().map(|ip| public_dns_name(ip, region));
+    let association = |a: &mut Obj<'_>| {
+        a.opt_str("PublicIp", e.public_ip.as_deref())
+            .opt_str("PublicDnsName", public_dns.as_deref())
+            .str("IpOwnerId", if e.public_ip_allocation.is_some() { owner } else { "amazon" });
+    };
+    o.str("NetworkInterfaceId", &e.eni_id)
+        .str("SubnetId", &e.subnet_id)
+        .str("VpcId", &e.vpc_id)
+        .str("Description", &e.description)
+        .str("OwnerId", owner)
+        .str("Status", &e.status)
+        .str("MacAddress", &e.mac)
+        .str("PrivateIpAddress", &e.private_ip)
+        .str("PrivateDnsName", &e.private_dns_name)
+        .bool("SourceDestCheck", e.source_dest_check)
+        .str("InterfaceType", "interface")
+        .list("Groups", g, |o, (id, name)| {
+            o.str("GroupId", id).str("GroupName", name);
+        })
+        .list("PrivateIpAddresses", [()], |p, ()| {
+            p.bool("Primary", true).str("PrivateIpAddress", &e.private_ip).str("PrivateDnsName", &e.private_dns_name);
+            if e.public_ip.is_some() {
+                p.obj("Association", association);
+            }
+        })
+        .empty("Ipv6Addresses");
+    if e.public_ip.is_some() {
+        o.obj("Association", association);
     }
-    v
 }
 
-fn attachment(e: &EniRecord) -> Value {
-    json!({
-        "AttachmentId": e.attachment_id.clone().unwrap_or_default(),
-        "DeviceIndex": e.device_index,
-        "NetworkCardIndex": 0,
-        "Status": "attached",
-        "AttachTime": e.attach_time.clone().unwrap_or_default(),
-        "DeleteOnTermination": e.delete_on_termination,
-    })
+fn attachment(o: &mut Obj<'_>, e: &EniRecord) {
+    o.str("AttachmentId", e.attachment_id.as_deref().unwrap_or(""))
+        .int("DeviceIndex", e.device_index.into())
+        .int("NetworkCardIndex", 0)
+        .str("Status", "attached")
+        .str("AttachTime", e.attach_time.as_deref().unwrap_or(""))
+        .bool("DeleteOnTermination", e.delete_on_termination);
 }
 
 /// An interface inside DescribeInstances.
-pub fn instance_interface(e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) -> Value {
-    let mut v = interface_base(e, g, owner, region);
-    v["Attachment"] = attachment(e);
-    v
+pub fn instance_interface(o: &mut Obj<'_>, e: &EniRecord, g: &[(String, String)], owner: &str, region: &str) {
+    interface_base(o, e, g, owner, region);
+    o.obj("Attachment", |a| attachment(a, e));
 }
 
 /// One network interface as DescribeNetworkInterfaces shows it.
-pub fn interface(n: &NetworkInterface, owner: &str, region: &str) -> Value {
+fn write_interface(o: &mut Obj<'_>, n: &NetworkInterface, owner: &str, region: &str) {
     let e = &n.rec;
-    let mut v = interface_base(e, &n.groups, owner, region);
-    v["AvailabilityZone"] = json!(e.availability_zone);
-    v["RequesterManaged"] = json!(false);
-    v["TagSet"] = super::tags(&n.tags);
+    interface_base(o, e, &n.groups, owner, region);
+    o.str("AvailabilityZone", &e.availability_zone).bool("RequesterManaged", false);
+    super::write_tags(o, "TagSet", &n.tags);
     if let Some(i) = &e.instance_id {
-        let mut a = attachment(e);
-        a["InstanceId"] = json!(i);
-        a["InstanceOwnerId"] = json!(owner);
-        v["Attachment"] = a;
+        o.obj("Attachment", |a| {
+            attachment(a, e);
+            a.str("InstanceId", i).str("InstanceOwnerId", owner);
+        });
     }
-    v
 }
 
-pub fn interfaces(items: &[NetworkInterface], owner: &str, region: &str, next: Option<String>) -> Value {
-    let out: Vec<Value> = items.iter().map(|n| interface(n, owner, region)).collect();
-    super::with_next(json!({"NetworkInterfaces": out}), next)
+/// An interface as the filters answered from its rendering see it.
+pub fn interface(n: &NetworkInterface, owner: &str, region: &str) -> Value {
+    // An error here is one in `write_interface`, which every response reports.
+    write::value("NetworkInterface", |o| write_interface(o, n, owner, region)).unwrap_or(Value::Null)
+}
+
+pub fn interfaces(items: &[NetworkInterface], owner: &str, region: &str, next: Option<String>) -> Result<Value, EncodeError> {
+    write::value("DescribeNetworkInterfacesResult", |o| {
+        o.list("NetworkInterfaces", items, |o, n| write_interface(o, n, owner, region)).opt_str("NextToken", next.as_deref());
+    })
 }
 
 pub fn internet_gateways(items: &[corral_control::gateway::InternetGateway], owner: &str, next: Option<String>) -> Value {
@@ -363,15 +373,6 @@ pub fn addresses(items: &[corral_control::address::Address], owner: &str, region
 /// EC2's public DNS name for a public address.
 pub fn public_dns_name(ip: &str, region: &str) -> String {
     format!("ec2-{}.{region}.compute.corral", ip.replace('.', "-"))
-}
-
-fn association(e: &EniRecord, owner: &str, region: &str) -> Option<Value> {
-    let ip = e.public_ip.as_ref()?;
-    Some(json!({
-        "PublicIp": ip,
-        "PublicDnsName": public_dns_name(ip, region),
-        "IpOwnerId": if e.public_ip_allocation.is_some() { owner.to_string() } else { "amazon".to_string() },
-    }))
 }
 
 pub fn address_attribute((allocation_id, ip, ptr): &corral_control::address_attribute::AddressAttribute) -> Value {

@@ -2,6 +2,7 @@
 
 use corral_control::snapshot::Snapshot;
 use corral_control::volume::{Volume, VolumeStatus};
+use corral_ec2_query::write::Obj;
 use corral_store::{SnapshotRecord, VolumeModification, VolumeRecord};
 use serde_json::{json, Value};
 
@@ -128,24 +129,15 @@ pub fn snapshot_tier_statuses(items: &[Snapshot], next: Option<String>) -> Value
 }
 
 /// An instance's `BlockDeviceMappings`.
-pub fn instance_mappings(volumes: &[VolumeRecord]) -> Value {
-    Value::Array(
-        volumes
-            .iter()
-            .filter_map(|v| {
-                let a = v.attachment.as_ref()?;
-                Some(json!({
-                    "DeviceName": a.device,
-                    "Ebs": {
-                        "VolumeId": v.volume_id,
-                        "Status": a.state,
-                        "AttachTime": a.attach_time,
-                        "DeleteOnTermination": a.delete_on_termination,
-                    }
-                }))
-            })
-            .collect(),
-    )
+pub fn instance_mappings(o: &mut Obj<'_>, volumes: &[VolumeRecord]) {
+    o.list("BlockDeviceMappings", volumes.iter().filter_map(|v| Some((v, v.attachment.as_ref()?))), |m, (v, a)| {
+        m.str("DeviceName", &a.device).obj("Ebs", |e| {
+            e.str("VolumeId", &v.volume_id)
+                .str("Status", &a.state)
+                .str("AttachTime", &a.attach_time)
+                .bool("DeleteOnTermination", a.delete_on_termination);
+        });
+    });
 }
 
 pub fn volume_statuses(items: &[VolumeStatus], next: Option<String>) -> Value {
