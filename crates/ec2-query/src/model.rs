@@ -1,5 +1,6 @@
 //! Read-only access to botocore's EC2 service model, loaded once.
 
+use rustc_hash::FxHashMap;
 use serde_json::Value;
 use std::sync::LazyLock;
 
@@ -16,14 +17,16 @@ pub struct Model {
 /// element. A long listing asks these questions per element.
 struct Compiled {
     shapes: Vec<ShapeInfo>,
-    by_name: std::collections::HashMap<&'static str, usize>,
+    by_name: FxHashMap<&'static str, usize>,
 }
 
 struct ShapeInfo {
     name: &'static str,
     raw: &'static Value,
     kind: ShapeKind,
-    members: std::collections::HashMap<&'static str, MemberInfo>,
+    /// Hashed with Fx, not SipHash: these keys are the code's, and a response of 100 instances
+    /// looks up some 10,000 members.
+    members: FxHashMap<&'static str, MemberInfo>,
     /// A list's element shape and element name.
     list: Option<(usize, &'static str)>,
 }
@@ -37,7 +40,7 @@ struct MemberInfo {
 
 static COMPILED: LazyLock<Compiled> = LazyLock::new(|| {
     let shapes = MODEL.root["shapes"].as_object().expect("the model has shapes");
-    let by_name: std::collections::HashMap<&'static str, usize> = shapes.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
+    let by_name: FxHashMap<&'static str, usize> = shapes.keys().enumerate().map(|(i, k)| (k.as_str(), i)).collect();
     let index = |v: &Value| v["shape"].as_str().and_then(|n| by_name.get(n).copied());
     let shapes = shapes
         .iter()
