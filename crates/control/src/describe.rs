@@ -8,7 +8,7 @@
 use crate::filter::{self, Rendered};
 use crate::Control;
 use corral_ec2_query::requests::Filter;
-use corral_store::{Cond, Listed, TagRecord, Tx};
+use corral_store::{Cond, Listed, Related, TagRecord, Tx};
 use corral_types::{Error, ErrorCode, IdKind, ResourceId, Result};
 use std::collections::HashMap;
 
@@ -33,6 +33,9 @@ pub trait Described: Sized {
     /// Filters the store answers for this kind, with the record field each tests (checked
     /// in SQL before records are read; tag filters are for every kind).
     const STORED_FILTERS: &'static [(&'static str, &'static str)] = &[];
+    /// Filters the store answers from documents that name the record (an instance's
+    /// interfaces), with where each looks.
+    const RELATED_FILTERS: &'static [(&'static str, Related)] = &[];
     fn record_id(rec: &Self::Record) -> &str;
     /// The described items of a batch of records, in the same order, each with its tags
     /// (taken from `tags`); what they join is read for the batch only.
@@ -177,7 +180,7 @@ impl Control {
 }
 
 /// The filters the store can check before records are read: tags, and the kind's
-/// [`Described::STORED_FILTERS`]. Every filter is still checked on each item.
+/// [`Described::STORED_FILTERS`] and [`Described::RELATED_FILTERS`]. Every filter is still checked on each item.
 fn stored_conditions<D: Described>(filters: &[Filter], tags: bool) -> Vec<Cond> {
     filters
         .iter()
@@ -185,7 +188,10 @@ fn stored_conditions<D: Described>(filters: &[Filter], tags: bool) -> Vec<Cond> 
         .filter_map(|f| match f.name.strip_prefix("tag:") {
             Some(key) if tags => Some(Cond::Tag(key.to_string(), f.values.clone())),
             _ if tags && f.name == "tag-key" => Some(Cond::TagKey(f.values.clone())),
-            _ => D::STORED_FILTERS.iter().find(|(n, _)| *n == f.name).map(|(_, field)| Cond::Field(field, f.values.clone())),
+            _ => match D::STORED_FILTERS.iter().find(|(n, _)| *n == f.name) {
+                Some((_, field)) => Some(Cond::Field(field, f.values.clone())),
+                None => D::RELATED_FILTERS.iter().find(|(n, _)| *n == f.name).map(|(_, r)| Cond::Related(*r, f.values.clone())),
+            },
         })
         .collect()
 }

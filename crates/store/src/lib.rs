@@ -26,7 +26,7 @@ pub use network::{
     AclEntry, AddressRecord, EniRecord, InternetGatewayRecord, NetworkAclRecord, RouteRecord, RouteTableAssociationRecord,
     RouteTableRecord, SecurityGroupRecord, SgRule, SubnetRecord, VpcRecord,
 };
-pub use page::{Cond, Listed};
+pub use page::{Cond, Listed, Related};
 pub use storage::{KernelBoot, LayerRecord, SnapshotRecord, VolumeAttachment, VolumeModification, VolumeRecord};
 pub use stored::Stored;
 pub use tag::TagRecord;

@@ -19,6 +19,23 @@ pub enum Cond {
     Tag(String, Vec<String>),
     /// A tag whose key matches.
     TagKey(Vec<String>),
+    /// A document of another kind that names the record (an instance's interfaces) has a
+    /// matching field.
+    Related(Related, Vec<String>),
+}
+
+/// Where a [`Cond::Related`] looks: documents of `kind` whose top-level field `link` holds
+/// the record's id, and their field `field` (a list of strings when `list`). Named by the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Related {
+    pub kind: &'static str,
+    pub link: &'static str,
+    pub field: &'static str,
+    pub list: bool,
+}
+
+fn is_name(f: &str) -> bool {
+    f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// SQLite's GLOB reads `*` and `?` as EC2 does; `[` opens a class there, so it is escaped.
@@ -34,7 +51,7 @@ fn where_sql(conds: &[Cond], id_sql: &str, field: impl Fn(&str) -> String) -> (S
     let any = |n: usize, what: &str| vec![what; n].join(" OR ");
     for c in conds {
         match c {
-            Cond::Field(f, values) if f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
+            Cond::Field(f, values) if is_name(f) => {
                 sql.push_str(&format!(" AND ({})", any(values.len(), &format!("{} GLOB ?", field(f)))));
                 args.extend(values.iter().map(|v| glob(v)));
             }
@@ -54,6 +71,21 @@ fn where_sql(conds: &[Cond], id_sql: &str, field: impl Fn(&str) -> String) -> (S
                 ));
                 args.extend(keys.iter().map(|v| glob(v)));
             }
+            Cond::Related(r, values) if is_name(r.link) && is_name(r.field) => {
+                // The link is read as `docs_by_instance` indexes it, so each record costs a probe.
+                let (from, value) = match r.list {
+                    true => (format!("docs r, json_each(r.body, '$.{}') e", r.field), "e.value".to_string()),
+                    false => ("docs r".to_string(), format!("json_extract(r.body, '$.{}')", r.field)),
+                };
+                sql.push_str(&format!(
+                    " AND EXISTS (SELECT 1 FROM {from} WHERE r.kind = ? AND json_extract(r.body, '$.{}') = {id_sql} AND ({}))",
+                    r.link,
+                    any(values.len(), &format!("{value} GLOB ?"))
+                ));
+                args.push(r.kind.to_string());
+                args.extend(values.iter().map(|v| glob(v)));
+            }
+            Cond::Related(..) => {}
         }
     }
     (sql, args)

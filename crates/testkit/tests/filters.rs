@@ -1,6 +1,7 @@
-//! Filters the store checks in SQL (tags, an instance's state, type, zone, image...) return
-//! exactly what a plain evaluation of the same filters over the whole fleet returns, on random
-//! fleets, paged or not. The plain evaluation here uses EC2's wildcard rules directly.
+//! Filters the store checks in SQL (tags, an instance's state, type, zone, image...; its VPC,
+//! subnet, groups and addresses through its interfaces) return exactly what a plain
+//! evaluation of the same filters over the whole fleet returns, on random fleets in two VPCs,
+//! paged or not. The plain evaluation here uses EC2's wildcard rules directly.
 
 use corral_testkit::TestContext;
 use corral_types::wildcard;
@@ -26,6 +27,10 @@ struct Seen {
     instance_type: String,
     state: String,
     zone: String,
+    vpc: String,
+    subnet: String,
+    private_ip: String,
+    groups: Vec<String>,
     tags: BTreeMap<String, String>,
 }
 
@@ -51,6 +56,12 @@ fn fleet_of(body: &str) -> BTreeMap<String, Seen> {
                 instance_type: text(child(item, "instanceType")),
                 state: text(child(item, "instanceState").and_then(|s| child(s, "name"))),
                 zone: text(child(item, "placement").and_then(|p| child(p, "availabilityZone"))),
+                vpc: text(child(item, "vpcId")),
+                subnet: text(child(item, "subnetId")),
+                private_ip: text(child(item, "privateIpAddress")),
+                groups: child(item, "groupSet")
+                    .map(|set| set.children().filter(|c| c.is_element()).map(|g| text(child(g, "groupId"))).collect())
+                    .unwrap_or_default(),
                 tags,
             },
         );
@@ -70,6 +81,10 @@ fn plain(fleet: &BTreeMap<String, Seen>, filters: &[(String, Vec<String>)]) -> B
                     "instance-type" => any(values, &s.instance_type),
                     "instance-state-name" => any(values, &s.state),
                     "availability-zone" => any(values, &s.zone),
+                    "vpc-id" => any(values, &s.vpc),
+                    "subnet-id" => any(values, &s.subnet),
+                    "private-ip-address" => any(values, &s.private_ip),
+                    "group-id" | "instance.group-id" => s.groups.iter().any(|g| any(values, g)),
                     other => panic!("no plain evaluation of {other}"),
                 },
             })
@@ -115,12 +130,39 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
     let values = ["red", "blue", "green-1", "green-2", "a[b]", "Red"];
     let types = ["t3.micro", "t3.small", "m5.large"];
     let zones = ["local-1a", "local-1b"];
+    // A second group in the default VPC, and a second VPC with a subnet and a group of its own.
+    let default_vpc = ctx.call("DescribeVpcs", &[]).await.ok().text("vpcId").expect("the default VPC");
+    let group = |vpc: String, name: &'static str| {
+        let ctx = &ctx;
+        async move {
+            let r = ctx.call("CreateSecurityGroup", &[("GroupName", name), ("GroupDescription", name), ("VpcId", &vpc)]).await;
+            r.ok().text("groupId").expect("group id")
+        }
+    };
+    let web = group(default_vpc, "web").await;
+    let other_vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.9.0.0/16")]).await.ok().text("vpcId").expect("vpc id");
+    let other_subnet = ctx
+        .call("CreateSubnet", &[("VpcId", &other_vpc), ("CidrBlock", "10.9.1.0/24"), ("AvailabilityZone", "local-1b")])
+        .await
+        .ok()
+        .text("subnetId")
+        .expect("subnet id");
+    let other_group = group(other_vpc, "other").await;
     let mut ids = Vec::new();
     for _ in 0..40 {
-        let mut params = vec![
-            ("InstanceType".to_string(), rng.pick(&types).to_string()),
-            ("Placement.AvailabilityZone".to_string(), rng.pick(&zones).to_string()),
-        ];
+        let mut params = vec![("InstanceType".to_string(), rng.pick(&types).to_string())];
+        match rng.next() % 5 {
+            0 => {
+                params.push(("SubnetId".into(), other_subnet.clone()));
+                params.push(("SecurityGroupId.1".into(), other_group.clone()));
+            }
+            placed => {
+                params.push(("Placement.AvailabilityZone".into(), rng.pick(&zones).to_string()));
+                if placed % 2 == 0 {
+                    params.push(("SecurityGroupId.1".into(), web.clone()));
+                }
+            }
+        }
         let tags = rng.next() % 3;
         if tags > 0 {
             params.push(("TagSpecification.1.ResourceType".into(), "instance".into()));
@@ -146,13 +188,34 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
     assert_eq!(fleet.len(), ids.len());
 
     let patterns = ["red", "*", "green-*", "?ed", "a[b]", "a[*", "blue", "*-2", "nothing", "R*"];
+    let some_of = |fleet: &BTreeMap<String, Seen>, f: fn(&Seen) -> Vec<String>| -> Vec<String> {
+        fleet.values().flat_map(f).collect::<BTreeSet<_>>().into_iter().collect()
+    };
+    let vpcs = some_of(&fleet, |s| vec![s.vpc.clone()]);
+    let subnets = some_of(&fleet, |s| vec![s.subnet.clone()]);
+    let groups = some_of(&fleet, |s| s.groups.clone());
+    let ips = some_of(&fleet, |s| vec![s.private_ip.clone()]);
+    assert!(vpcs.len() == 2 && subnets.len() == 3 && groups.len() == 3, "{vpcs:?} {subnets:?} {groups:?}");
+    let with_wildcards =
+        |ids: &[String], extra: &[&str]| -> Vec<String> { ids.iter().cloned().chain(extra.iter().map(|s| s.to_string())).collect() };
+    let vpcs = with_wildcards(&vpcs, &["vpc-*", "vpc-0*", "nothing"]);
+    let subnets = with_wildcards(&subnets, &["subnet-*", "*a*"]);
+    let groups = with_wildcards(&groups, &["sg-*", "sg-?*"]);
+    let ips = with_wildcards(&ips[..3.min(ips.len())], &["172.31.*", "10.9.1.?", "10.9.*"]);
     let mut nonempty = 0;
-    for round in 0..60 {
+    for round in 0..90 {
         let mut filters: Vec<(String, Vec<String>)> = Vec::new();
         for _ in 0..=(rng.next() % 2) {
             let some =
                 |rng: &mut Rng, from: &[&str]| -> Vec<String> { (0..=(rng.next() % 2)).map(|_| rng.pick(from).to_string()).collect() };
-            let filter = match rng.next() % 5 {
+            let from = |rng: &mut Rng, from: &[String]| -> Vec<String> {
+                (0..=(rng.next() % 2)).map(|_| from[(rng.next() % from.len() as u64) as usize].clone()).collect()
+            };
+            let filter = match rng.next() % 9 {
+                5 => ("vpc-id".to_string(), from(&mut rng, &vpcs)),
+                6 => ("subnet-id".to_string(), from(&mut rng, &subnets)),
+                7 => (rng.pick(&["group-id", "instance.group-id"]).to_string(), from(&mut rng, &groups)),
+                8 => ("private-ip-address".to_string(), from(&mut rng, &ips)),
                 0 | 1 => (format!("tag:{}", rng.pick(&keys)), some(&mut rng, &patterns)),
                 2 => ("tag-key".to_string(), some(&mut rng, &["team", "e*", "?ame", "x*"])),
                 3 => ("instance-type".to_string(), some(&mut rng, &["t3.*", "m5.large", "t3.micr?"])),

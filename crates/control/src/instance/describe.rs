@@ -6,9 +6,14 @@ use super::{root_device, sorted_volumes, Instance, Reservation};
 use crate::describe::{Describe, Described, FilterLine, TagMap};
 use crate::{filter, limits, Control};
 use corral_ec2_query::requests as rq;
-use corral_store::{EniRecord, ImageRecord, InstanceRecord, Listed, TagRecord, Tx, VolumeRecord};
+use corral_store::{Doc, EniRecord, ImageRecord, InstanceRecord, Listed, Related, TagRecord, Tx, VolumeRecord};
 use corral_types::{IdKind, Result};
 use std::collections::HashMap;
+
+/// A filter on a field of the instance's interfaces.
+const fn eni(field: &'static str, list: bool) -> Related {
+    Related { kind: EniRecord::KIND, link: "instance_id", field, list }
+}
 
 impl Described for Instance {
     type Record = InstanceRecord;
@@ -21,6 +26,15 @@ impl Described for Instance {
         ("availability-zone", "availability_zone"),
         ("key-name", "key_name"),
         ("reservation-id", "reservation_id"),
+    ];
+    const RELATED_FILTERS: &'static [(&'static str, Related)] = &[
+        ("vpc-id", eni("vpc_id", false)),
+        ("subnet-id", eni("subnet_id", false)),
+        ("network-interface.network-interface-id", eni("eni_id", false)),
+        ("private-ip-address", eni("private_ip", false)),
+        ("ip-address", eni("public_ip", false)),
+        ("instance.group-id", eni("groups", true)),
+        ("group-id", eni("groups", true)),
     ];
     fn record_id(rec: &InstanceRecord) -> &str {
         &rec.instance_id
