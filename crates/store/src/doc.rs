@@ -19,6 +19,8 @@ fn decode<T: Doc>(id: &str, body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", T::KIND)))
 }
 
+const BY_PARENTS: &str = "parent IN (SELECT value FROM json_each(?2))";
+
 impl Tx<'_> {
     /// Inserts or replaces `d` (keeping its original position in listings).
     pub fn doc_put<T: Doc>(&self, d: &T) -> Result<()> {
@@ -58,7 +60,13 @@ impl Tx<'_> {
     pub(crate) fn doc_list_where<T: Doc>(&self, condition: &str, value: &str) -> Result<Vec<T>> {
         // `+seq`: sorting the few rows found is cheaper than walking the kind in seq order,
         // which SQLite would otherwise choose to avoid the sort (and parse every body).
-        let mut st = self.tx.prepare_cached(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition} ORDER BY +seq"))?;
+        self.docs_where(&format!("{condition} ORDER BY +seq"), value)
+    }
+
+    /// [`Tx::doc_list_where`] in the order the index gives, for callers that order what they
+    /// read themselves: the sort copied every body through a temporary b-tree.
+    pub(crate) fn docs_where<T: Doc>(&self, condition: &str, value: &str) -> Result<Vec<T>> {
+        let mut st = self.tx.prepare_cached(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition}"))?;
         let rows = st.query_map([T::KIND, value], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
@@ -71,7 +79,14 @@ impl Tx<'_> {
     /// Documents of a kind whose parent is one of `parents` (a page's children).
     pub fn doc_list_by_parents<T: Doc>(&self, parents: &[String]) -> Result<Vec<T>> {
         let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
-        self.doc_list_where::<T>("parent IN (SELECT value FROM json_each(?2))", &json)
+        self.doc_list_where::<T>(BY_PARENTS, &json)
+    }
+
+    /// [`Tx::doc_list_by_parents`] in no particular order (a page's children, which the caller
+    /// sorts per parent).
+    pub fn docs_by_parents_unordered<T: Doc>(&self, parents: &[String]) -> Result<Vec<T>> {
+        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
+        self.docs_where::<T>(BY_PARENTS, &json)
     }
 
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {

@@ -48,7 +48,7 @@ impl Described for Instance {
             }
         }
         let mut volumes: HashMap<String, Vec<VolumeRecord>> = HashMap::new();
-        for v in tx.doc_list_by_parents::<VolumeRecord>(&ids)? {
+        for v in tx.docs_by_parents_unordered::<VolumeRecord>(&ids)? {
             if let Some(a) = &v.attachment {
                 volumes.entry(a.instance_id.clone()).or_default().push(v);
             }
