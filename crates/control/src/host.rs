@@ -66,6 +66,9 @@ pub(crate) struct VpcPart {
 /// What one instance contributes: its ports (in its VPC) and its metadata view.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct InstancePart {
+    /// The instance's position in launch order: the host's lists are kept in this order, so a
+    /// launch appends to them (an insert in the middle of a persistent vector rebalances it).
+    pub order: i64,
     pub vpc_id: String,
     pub ports: Vec<Arc<PortSpec>>,
     pub view: Option<Arc<InstanceView>>,
@@ -161,7 +164,7 @@ impl Control {
     pub(crate) fn instance_part(
         &self,
         lookups: &Lookups,
-        inst: &InstanceRecord,
+        (order, inst): (i64, &InstanceRecord),
         enis: &[EniRecord],
         vpcs: &BTreeMap<String, VpcPart>,
     ) -> Result<Option<InstancePart>> {
@@ -182,7 +185,7 @@ impl Control {
                 link: PortLink::Tap,
                 source_dest_check: e.source_dest_check,
             };
-            let p = part.get_or_insert_with(|| InstancePart { vpc_id: e.vpc_id.clone(), ports: vec![], view: None });
+            let p = part.get_or_insert_with(|| InstancePart { order, vpc_id: e.vpc_id.clone(), ports: vec![], view: None });
             p.ports.push(Arc::new(port));
             if e.device_index == 0 {
                 p.view = Some(Arc::new(self.instance_view(lookups, inst, e, vpc)?));

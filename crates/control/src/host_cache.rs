@@ -48,7 +48,7 @@ pub(crate) struct Refreshed {
 }
 
 /// The parts as last computed, and the lists the desired state is made of, kept in step with
-/// them (sorted by instance), so nothing is sorted or grouped again.
+/// them (in launch order), so nothing is sorted or grouped again.
 #[derive(Default)]
 pub(crate) struct HostCache {
     instances: BTreeMap<String, InstancePart>,
@@ -66,36 +66,41 @@ impl HostCache {
     /// Puts an instance's part (or its absence) in place of the old one; says whether it
     /// differs.
     fn put(&mut self, id: &str, part: Option<InstancePart>) -> bool {
-        let old = match &part {
-            Some(p) => self.instances.insert(id.to_string(), p.clone()),
-            None => self.instances.remove(id),
-        };
-        if old == part {
+        let HostCache { instances, ports, views, .. } = self;
+        let old = instances.get(id);
+        if old == part.as_ref() {
             return false;
         }
-        if let Some(o) = &old {
-            if let Some(list) = self.ports.get_mut(&o.vpc_id) {
-                let at = first_of(list, id, |p| &p.instance_id);
+        // The lists are in launch order; every item's instance has its part in `instances`
+        // until the end of this function.
+        let order_of = |instance: &String| instances.get(instance).map_or(i64::MAX, |p| p.order);
+        if let Some(o) = old {
+            if let Some(list) = ports.get_mut(&o.vpc_id) {
+                let at = first_of(list, o.order, |p| order_of(&p.instance_id));
                 while list.get(at).is_some_and(|p| p.instance_id == id) {
                     list.remove(at);
                 }
             }
-            let at = first_of(&self.views, id, |v| &v.instance_id);
-            if self.views.get(at).is_some_and(|v| v.instance_id == id) {
-                self.views.remove(at);
+            let at = first_of(views, o.order, |v| order_of(&v.instance_id));
+            if views.get(at).is_some_and(|v| v.instance_id == id) {
+                views.remove(at);
             }
         }
-        if let Some(p) = part {
-            let list = self.ports.entry(p.vpc_id.clone()).or_default();
-            let at = first_of(list, id, |p| &p.instance_id);
-            for (k, port) in p.ports.into_iter().enumerate() {
-                list.insert(at + k, port);
+        if let Some(p) = &part {
+            let list = ports.entry(p.vpc_id.clone()).or_default();
+            let at = first_of(list, p.order, |x| order_of(&x.instance_id));
+            for (k, port) in p.ports.iter().enumerate() {
+                list.insert(at + k, Arc::clone(port));
             }
-            if let Some(v) = p.view {
-                let at = first_of(&self.views, id, |v| &v.instance_id);
-                self.views.insert(at, v);
+            if let Some(v) = &p.view {
+                let at = first_of(views, p.order, |x| order_of(&x.instance_id));
+                views.insert(at, Arc::clone(v));
             }
         }
+        match part {
+            Some(p) => self.instances.insert(id.to_string(), p),
+            None => self.instances.remove(id),
+        };
         true
     }
 
@@ -107,10 +112,13 @@ impl HostCache {
     }
 }
 
-/// The position of the first item of a list sorted by instance whose instance is not before
-/// `id` (where its items are, or would go).
-fn first_of<T: Clone>(list: &Vector<T>, id: &str, instance: impl Fn(&T) -> &String) -> usize {
-    list.binary_search_by(|x| if instance(x).as_str() < id { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|at| at)
+/// The position of the first item of a list in launch order whose instance was not launched
+/// before `order` (where an instance's items are, or would go). A launch goes at the end.
+fn first_of<T: Clone>(list: &Vector<T>, order: i64, order_of: impl Fn(&T) -> i64) -> usize {
+    match list.last() {
+        Some(last) if order_of(last) < order => list.len(),
+        _ => list.binary_search_by(|x| if order_of(x) < order { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|at| at),
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -168,7 +176,7 @@ impl Control {
 
     fn host_refresh_all(&self, tx: &Tx<'_>, cache: &mut HostCache) -> Result<Refreshed> {
         let instances = tx.instance_list_live(&self.config.host)?;
-        let live: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+        let live: HashSet<&str> = instances.iter().map(|(_, i)| i.instance_id.as_str()).collect();
         let enis: Vec<EniRecord> =
             tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref().is_some_and(|i| live.contains(i))).collect();
         cache.clear();
@@ -178,12 +186,11 @@ impl Control {
 
     fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &HashSet<String>) -> Result<Refreshed> {
         let ids: Vec<String> = ids.iter().cloned().collect();
-        let instances: Vec<InstanceRecord> = InstanceRecord::with_ids(tx, &ids)?
+        let instances: Vec<(i64, InstanceRecord)> = InstanceRecord::with_ids(tx, &ids)?
             .into_iter()
-            .map(|(_, r)| r)
-            .filter(|r| r.state != InstanceState::Terminated && r.host == self.config.host)
+            .filter(|(_, r)| r.state != InstanceState::Terminated && r.host == self.config.host)
             .collect();
-        let live: Vec<String> = instances.iter().map(|i| i.instance_id.clone()).collect();
+        let live: Vec<String> = instances.iter().map(|(_, i)| i.instance_id.clone()).collect();
         let mut changed = false;
         // Those no longer live here leave.
         for id in ids.iter().filter(|id| !live.contains(id)) {
@@ -213,7 +220,13 @@ impl Control {
     }
 
     /// Computes these instances' parts, reading the VPC parts not cached yet.
-    fn host_parts(&self, tx: &Tx<'_>, cache: &mut HostCache, instances: &[InstanceRecord], enis: Vec<EniRecord>) -> Result<Refreshed> {
+    fn host_parts(
+        &self,
+        tx: &Tx<'_>,
+        cache: &mut HostCache,
+        instances: &[(i64, InstanceRecord)],
+        enis: Vec<EniRecord>,
+    ) -> Result<Refreshed> {
         let mut by_instance: HashMap<String, Vec<EniRecord>> = HashMap::new();
         for e in enis {
             if let Some(i) = e.instance_id.clone() {
@@ -230,11 +243,11 @@ impl Control {
                 }
             }
         }
-        let lookups = Lookups::read(tx, &instances.iter().collect::<Vec<_>>())?;
+        let lookups = Lookups::read(tx, &instances.iter().map(|(_, i)| i).collect::<Vec<_>>())?;
         let mut changed = false;
-        for inst in instances {
+        for (order, inst) in instances {
             let enis = by_instance.get(&inst.instance_id).map(Vec::as_slice).unwrap_or_default();
-            let part = self.instance_part(&lookups, inst, enis, &cache.vpcs)?;
+            let part = self.instance_part(&lookups, (*order, inst), enis, &cache.vpcs)?;
             changed |= cache.put(&inst.instance_id, part);
         }
         Ok(Refreshed { computed: instances.len(), changed })
@@ -264,7 +277,7 @@ mod tests {
     use super::*;
     use corral_agent_api::net::PortLink;
 
-    fn part(instance: &str, vpc: &str, enis: &[&str]) -> InstancePart {
+    fn part(instance: &str, order: i64, vpc: &str, enis: &[&str]) -> InstancePart {
         let ports = enis
             .iter()
             .enumerate()
@@ -283,7 +296,7 @@ mod tests {
                 })
             })
             .collect();
-        InstancePart { vpc_id: vpc.into(), ports, view: None }
+        InstancePart { order, vpc_id: vpc.into(), ports, view: None }
     }
 
     fn enis(c: &HostCache, vpc: &str) -> Vec<String> {
@@ -291,18 +304,59 @@ mod tests {
     }
 
     #[test]
-    fn parts_keep_the_lists_sorted_by_instance_and_leave_them_whole() {
+    fn parts_keep_the_lists_in_launch_order_and_leave_them_whole() {
         let mut c = HostCache::default();
-        assert!(c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a", "eni-2b"]))));
-        assert!(c.put("i-1", Some(part("i-1", "vpc-a", &["eni-1"]))));
-        assert!(c.put("i-3", Some(part("i-3", "vpc-b", &["eni-3"]))));
+        assert!(c.put("i-2", Some(part("i-2", 2, "vpc-a", &["eni-2a", "eni-2b"]))));
+        assert!(c.put("i-1", Some(part("i-1", 1, "vpc-a", &["eni-1"]))));
+        assert!(c.put("i-3", Some(part("i-3", 3, "vpc-b", &["eni-3"]))));
         assert_eq!(enis(&c, "vpc-a"), ["eni-1", "eni-2a", "eni-2b"]);
-        assert!(!c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a", "eni-2b"]))), "the same part again changes nothing");
-        assert!(c.put("i-2", Some(part("i-2", "vpc-a", &["eni-2a"]))));
+        assert!(!c.put("i-2", Some(part("i-2", 2, "vpc-a", &["eni-2a", "eni-2b"]))), "the same part again changes nothing");
+        assert!(c.put("i-2", Some(part("i-2", 2, "vpc-a", &["eni-2a"]))));
         assert_eq!(enis(&c, "vpc-a"), ["eni-1", "eni-2a"]);
         assert!(c.put("i-1", None));
         assert!(!c.put("i-1", None));
         assert_eq!(enis(&c, "vpc-a"), ["eni-2a"]);
         assert_eq!(enis(&c, "vpc-b"), ["eni-3"]);
+    }
+
+    /// Random launches (mostly at the end, as launches are), changes, moves between VPCs and
+    /// removals anywhere leave each VPC's list exactly its instances' ports in launch order.
+    #[test]
+    fn random_changes_leave_the_lists_as_a_sorted_rebuild_would() {
+        let mut rng: u64 = 0x1234_5678;
+        let mut next = move || {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng
+        };
+        let mut c = HostCache::default();
+        let mut model: BTreeMap<i64, (String, String, usize)> = BTreeMap::new();
+        let mut launched = 0i64;
+        for step in 0..2_000 {
+            let order = if next() % 3 == 0 || launched == 0 {
+                launched += 1;
+                launched
+            } else {
+                (next() % launched as u64) as i64 + 1
+            };
+            let id = format!("i-{order:05}");
+            if next() % 4 == 0 {
+                c.put(&id, None);
+                model.remove(&order);
+            } else {
+                let vpc = ["vpc-a", "vpc-b"][(next() % 2) as usize];
+                let n = (next() % 3) as usize + 1;
+                let names: Vec<String> = (0..n).map(|k| format!("{id}-{k}")).collect();
+                let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+                c.put(&id, Some(part(&id, order, vpc, &refs)));
+                model.insert(order, (id.clone(), vpc.to_string(), n));
+            }
+            for vpc in ["vpc-a", "vpc-b"] {
+                let want: Vec<String> =
+                    model.values().filter(|(_, v, _)| v == vpc).flat_map(|(id, _, n)| (0..*n).map(move |k| format!("{id}-{k}"))).collect();
+                assert_eq!(enis(&c, vpc), want, "step {step}, {vpc}");
+            }
+        }
     }
 }

@@ -243,9 +243,18 @@ impl Tx<'_> {
         self.instances_where("1", [])
     }
 
-    /// The instances of `host` not terminated, in launch order.
-    pub fn instance_list_live(&self, host: &str) -> Result<Vec<InstanceRecord>> {
-        self.instances_where("state != 'terminated' AND host = ?1", [host])
+    /// The instances of `host` not terminated, in launch order, each with its position.
+    pub fn instance_list_live(&self, host: &str) -> Result<Vec<(i64, InstanceRecord)>> {
+        let n = COLS.split(',').count();
+        let mut st =
+            self.tx.prepare_cached(&format!("SELECT {COLS}, seq FROM instances WHERE state != 'terminated' AND host = ?1 ORDER BY seq"))?;
+        let rows = st.query_map([host], |r| Ok((r.get::<_, i64>(n)?, from_row(r)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (pos, rec) = r?;
+            out.push((pos, rec?));
+        }
+        Ok(out)
     }
 
     /// Terminated instances (those that may have expired).
