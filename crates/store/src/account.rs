@@ -25,11 +25,10 @@ impl Tx<'_> {
     pub fn access_key_get(&self, id: &str) -> Result<Option<AccessKey>> {
         Ok(self
             .tx
-            .query_row(
-                "SELECT access_key_id, secret_access_key, user_name, created_at FROM access_keys WHERE access_key_id = ?1",
-                [id],
-                |r| Ok(AccessKey { access_key_id: r.get(0)?, secret_access_key: r.get(1)?, user_name: r.get(2)?, created_at: r.get(3)? }),
-            )
+            .prepare_cached("SELECT access_key_id, secret_access_key, user_name, created_at FROM access_keys WHERE access_key_id = ?1")?
+            .query_row([id], |r| {
+                Ok(AccessKey { access_key_id: r.get(0)?, secret_access_key: r.get(1)?, user_name: r.get(2)?, created_at: r.get(3)? })
+            })
             .optional()?)
     }
 

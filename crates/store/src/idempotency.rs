@@ -9,9 +9,8 @@ impl Tx<'_> {
     pub fn idempotent_get(&self, action: &str, token: &str) -> Result<Option<(String, String)>> {
         Ok(self
             .tx
-            .query_row("SELECT request_hash, response FROM idempotent_responses WHERE action = ?1 AND token = ?2", [action, token], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .prepare_cached("SELECT request_hash, response FROM idempotent_responses WHERE action = ?1 AND token = ?2")?
+            .query_row([action, token], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 

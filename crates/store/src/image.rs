@@ -162,7 +162,7 @@ impl Tx<'_> {
     }
 
     pub fn image_list(&self) -> Result<Vec<ImageRecord>> {
-        let mut st = self.tx.prepare(&format!("SELECT {COLS} FROM images ORDER BY name"))?;
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM images ORDER BY name"))?;
         let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -284,9 +284,8 @@ impl Tx<'_> {
     pub fn client_token_get(&self, token: &str, action: &str) -> Result<Option<(String, String)>> {
         Ok(self
             .tx
-            .query_row("SELECT request_hash, reservation_id FROM client_tokens WHERE token = ?1 AND action = ?2", [token, action], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
+            .prepare_cached("SELECT request_hash, reservation_id FROM client_tokens WHERE token = ?1 AND action = ?2")?
+            .query_row([token, action], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?)
     }
 

@@ -45,7 +45,7 @@ impl Tx<'_> {
     }
 
     pub fn keypair_list(&self) -> Result<Vec<KeyPairRecord>> {
-        let mut st = self.tx.prepare(&format!("SELECT {COLS} FROM key_pairs ORDER BY key_name"))?;
+        let mut st = self.tx.prepare_cached(&format!("SELECT {COLS} FROM key_pairs ORDER BY key_name"))?;
         let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }

@@ -150,7 +150,8 @@ impl Tx<'_> {
 
     pub fn meta_set(&self, key: &str, value: &str) -> Result<()> {
         self.tx
-            .execute("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value", [key, value])?;
+            .prepare_cached("INSERT INTO meta(key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value")?
+            .execute([key, value])?;
         Ok(())
     }
 }

@@ -52,7 +52,7 @@ impl Tx<'_> {
     }
 
     pub fn tag_list(&self) -> Result<Vec<TagRecord>> {
-        let mut st = self.tx.prepare("SELECT resource_id, resource_type, key, value FROM tags ORDER BY resource_id, key")?;
+        let mut st = self.tx.prepare_cached("SELECT resource_id, resource_type, key, value FROM tags ORDER BY resource_id, key")?;
         let rows = st.query_map([], from_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
         Ok(rows)
     }
