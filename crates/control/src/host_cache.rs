@@ -23,6 +23,10 @@ use std::time::{Duration, Instant};
 /// nothing. Rare: it costs the whole host (half a second at 10,000 instances).
 const RECOMPUTE_ALL_EVERY: Duration = Duration::from_secs(300);
 
+/// Instances read per transaction when every part is recomputed: the store is free for API
+/// requests between pages, instead of held for the whole host (a second at 50,000).
+const RECOMPUTE_PAGE: usize = 500;
+
 /// What must be recomputed before the desired state is put together next.
 pub(crate) struct HostMarks {
     ids: HashSet<String>,
@@ -103,13 +107,6 @@ impl HostCache {
         };
         true
     }
-
-    fn clear(&mut self) {
-        self.instances.clear();
-        self.vpcs.clear();
-        self.ports.clear();
-        self.views.clear();
-    }
 }
 
 /// The position of the first item of a list in launch order whose instance was not launched
@@ -153,13 +150,10 @@ impl Control {
             return Ok(Refreshed::default());
         }
         let mut cache = lock(&self.host_cache);
-        let done = self.store.read(|tx| {
-            if marks.all {
-                self.host_refresh_all(tx, &mut cache)
-            } else {
-                self.host_refresh_some(tx, &mut cache, &marks.ids)
-            }
-        });
+        let done = match marks.all {
+            true => self.host_refresh_all(&mut cache),
+            false => self.store.read(|tx| self.host_refresh_some(tx, &mut cache, &marks.ids)),
+        };
         match done {
             Ok(r) => {
                 cache.computed += r.computed as u64;
@@ -174,13 +168,27 @@ impl Control {
         }
     }
 
-    fn host_refresh_all(&self, tx: &Tx<'_>, cache: &mut HostCache) -> Result<Refreshed> {
-        let instances = tx.instance_list_live(&self.config.host)?;
-        let live: HashSet<&str> = instances.iter().map(|(_, i)| i.instance_id.as_str()).collect();
-        let enis: Vec<EniRecord> =
-            tx.doc_list::<EniRecord>()?.into_iter().filter(|e| e.instance_id.as_deref().is_some_and(|i| live.contains(i))).collect();
-        cache.clear();
-        let computed = self.host_parts(tx, cache, &instances, enis)?.computed;
+    /// Recomputes every part, a page of instances per transaction. The parts are built aside
+    /// and put in place whole, so a failure halfway leaves those of before. An instance that
+    /// changes while later pages are read is marked by that change, for the next pass.
+    fn host_refresh_all(&self, cache: &mut HostCache) -> Result<Refreshed> {
+        let mut fresh = HostCache { computed: cache.computed, ..HostCache::default() };
+        let (mut after, mut computed) = (i64::MIN, 0);
+        loop {
+            let read = self.store.read(|tx| {
+                let page = tx.instance_page_live(&self.config.host, after, RECOMPUTE_PAGE)?;
+                let ids: Vec<String> = page.iter().map(|(_, i)| i.instance_id.clone()).collect();
+                let enis = tx.eni_list_for_instances(&ids)?;
+                self.host_parts(tx, &mut fresh, &page, enis)?;
+                Ok::<_, corral_types::Error>((page.len(), page.last().map(|(pos, _)| *pos)))
+            })?;
+            computed += read.0;
+            match read.1 {
+                Some(last) if read.0 == RECOMPUTE_PAGE => after = last,
+                _ => break,
+            }
+        }
+        *cache = fresh;
         Ok(Refreshed { computed, changed: true })
     }
 

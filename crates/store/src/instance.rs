@@ -243,12 +243,15 @@ impl Tx<'_> {
         self.instances_where("1", [])
     }
 
-    /// The instances of `host` not terminated, in launch order, each with its position.
-    pub fn instance_list_live(&self, host: &str) -> Result<Vec<(i64, InstanceRecord)>> {
+    /// Up to `limit` instances of `host` not terminated, launched after position `after`, in
+    /// launch order, each with its position.
+    pub fn instance_page_live(&self, host: &str, after: i64, limit: usize) -> Result<Vec<(i64, InstanceRecord)>> {
         let n = COLS.split(',').count();
-        let mut st =
-            self.tx.prepare_cached(&format!("SELECT {COLS}, seq FROM instances WHERE state != 'terminated' AND host = ?1 ORDER BY seq"))?;
-        let rows = st.query_map([host], |r| Ok((r.get::<_, i64>(n)?, from_row(r)?)))?;
+        let mut st = self.tx.prepare_cached(&format!(
+            "SELECT {COLS}, seq FROM instances WHERE state != 'terminated' AND host = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3"
+        ))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(rusqlite::params![host, after, limit], |r| Ok((r.get::<_, i64>(n)?, from_row(r)?)))?;
         let mut out = Vec::new();
         for r in rows {
             let (pos, rec) = r?;

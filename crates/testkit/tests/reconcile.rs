@@ -82,3 +82,46 @@ async fn few_parts(ctx: &TestContext, before: u64, after: &str) -> u64 {
     assert!(now - before <= 4, "after {after} the host state recomputed {} instances' parts", now - before);
     now
 }
+
+/// Recomputing every part (after a rule change) reads the instances a page per transaction:
+/// with two pages of them (990: the test cloud fits 1,000), every instance is computed once
+/// and the state the agent holds still has every view and every port.
+#[tokio::test]
+async fn recomputing_the_whole_host_page_by_page_keeps_every_instance() {
+    let ctx = TestContext::new().await;
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        ids.extend(ctx.run(330, &[]).await);
+    }
+    for id in &ids {
+        ctx.wait_state(id, "running").await;
+    }
+    settle(&ctx).await;
+    let before = ctx.control.host_parts_computed();
+    let group = ctx.call("DescribeSecurityGroups", &[]).await.ok().text("groupId").expect("the default group");
+    ctx.call(
+        "AuthorizeSecurityGroupIngress",
+        &[
+            ("GroupId", &group),
+            ("IpPermissions.1.IpProtocol", "tcp"),
+            ("IpPermissions.1.FromPort", "22"),
+            ("IpPermissions.1.ToPort", "22"),
+            ("IpPermissions.1.IpRanges.1.CidrIp", "10.0.0.0/8"),
+        ],
+    )
+    .await
+    .ok();
+    settle(&ctx).await;
+    assert_eq!(ctx.control.host_parts_computed() - before, ids.len() as u64, "every part computed once");
+    let host = ctx.agent.host().0.expect("a desired state was applied");
+    let mut viewed: Vec<&str> = host.instances.iter().map(|v| v.instance_id.as_str()).collect();
+    let mut ported: Vec<&str> = host.net.vpcs.iter().flat_map(|v| v.ports.iter().map(|p| p.instance_id.as_str())).collect();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    viewed.sort();
+    ported.sort();
+    want.sort();
+    assert_eq!(viewed, want);
+    assert_eq!(ported, want);
+    let rules = &host.net.vpcs[0].groups.iter().find(|g| g.group_id == group).expect("the group").ingress;
+    assert!(rules.iter().any(|r| format!("{r:?}").contains("10.0.0.0")), "the new rule reached the host: {rules:?}");
+}
