@@ -10,6 +10,10 @@ use corral_types::{Error, ErrorCode};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// The most dot-separated parts a parameter name may have. EC2's deepest names have about
+/// seven (`LaunchTemplateData.NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress`).
+pub const MAX_NAME_PARTS: usize = 16;
+
 #[derive(Default, Debug)]
 struct Node {
     value: Option<String>,
@@ -24,6 +28,13 @@ pub fn decode(action: &str, params: &[(String, String)]) -> Result<Value, Error>
     let model = Model::get();
     if !model.has_operation(action) {
         return Err(Error::new(ErrorCode::InvalidAction, format!("The action {action} is not valid for this web service.")));
+    }
+    // A name deeper than any the model has is refused before the tree is built: the tree of
+    // `Filter.........=1` (100,000 dots, well inside the body limit) overflowed the stack
+    // building and dropping it.
+    if let Some((k, _)) = params.iter().find(|(k, _)| k.split('.').nth(MAX_NAME_PARTS).is_some()) {
+        let shown: String = k.chars().take(64).collect();
+        return Err(unknown(&format!("{shown}...")));
     }
     let mut root = Node::default();
     for (k, v) in params {
@@ -218,6 +229,26 @@ mod tests {
         assert_eq!(v["TagSpecifications"][0]["Tags"][0]["Key"], "Name");
         assert_eq!(v["Placement"]["AvailabilityZone"], "local-1a");
         assert_eq!(v["MaxCount"], 2);
+    }
+
+    #[test]
+    fn names_deeper_than_the_model_are_refused_without_building_them() {
+        let deep = format!("Filter{}", ".".repeat(100_000));
+        let e = decode("DescribeInstances", &p(&[(&deep, "1")])).unwrap_err();
+        assert_eq!(e.code, ErrorCode::UnknownParameter);
+        assert!(e.message.len() < 200, "the name is not echoed whole: {} bytes", e.message.len());
+        let deep = ["Filter"; 17].join(".");
+        assert_eq!(decode("DescribeInstances", &p(&[(&deep, "1")])).unwrap_err().code, ErrorCode::UnknownParameter);
+        // The deepest real names still decode.
+        let v = decode(
+            "CreateLaunchTemplate",
+            &p(&[
+                ("LaunchTemplateName", "t"),
+                ("LaunchTemplateData.NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress", "10.0.0.5"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(v["LaunchTemplateData"]["NetworkInterfaces"][0]["PrivateIpAddresses"][0]["PrivateIpAddress"], "10.0.0.5");
     }
 
     #[test]
