@@ -72,6 +72,7 @@ pub fn code_string(code: ErrorCode) -> String {
         InsufficientVolumeCapacity => "InsufficientVolumeCapacity".into(),
         UnknownVolumeType => "UnknownVolumeType".into(),
         InternalError => "InternalError".into(),
+        RequestEntityTooLarge => "RequestEntityTooLarge".into(),
         ServiceUnavailable => "Unavailable".into(),
     }
 }
@@ -83,6 +84,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         SignatureDoesNotMatch | UnauthorizedOperation => 403,
         DryRunOperation => 412,
         InternalError => 500,
+        RequestEntityTooLarge => 413,
         ServiceUnavailable | InsufficientInstanceCapacity | InsufficientVolumeCapacity => 503,
         InvalidAction
         | MissingAction

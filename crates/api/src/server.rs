@@ -3,7 +3,7 @@
 //! the action to [`crate::dispatch`].
 
 use crate::error;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ pub struct ApiState {
 }
 
 pub fn router(state: ApiState) -> Router {
-    Router::new().fallback(handle).layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES)).with_state(state)
+    Router::new().fallback(handle).with_state(state)
 }
 
 /// A request id in AWS's format (a UUID).
@@ -36,10 +36,19 @@ fn xml_response(status: u16, body: String) -> Response {
     (status, [("content-type", "text/xml;charset=UTF-8")], body).into_response()
 }
 
-async fn handle(State(state): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(State(state): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = request_id();
     let started = std::time::Instant::now();
-    let (status, body, action) = match serve(&state, &method, &uri, &headers, &body, &request_id).await {
+    // Read here, under the limit, so a body over it gets an EC2 error like any other.
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        let e = Error::new(ErrorCode::RequestEntityTooLarge, format!("The request body is larger than {MAX_BODY_BYTES} bytes."));
+        (None, e)
+    });
+    let served = match &read {
+        Ok(body) => serve(&state, &method, &uri, &headers, body, &request_id).await,
+        Err(e) => Err(e.clone()),
+    };
+    let (status, body, action) = match served {
         Ok((action, body)) => (200, body, action),
         Err((action, e)) => {
             let (status, body) = match &action {

@@ -15,6 +15,13 @@ fn check_tag(key: &str, value: &str) -> Result<()> {
     if value.chars().count() > 256 {
         return Err(Error::invalid_value("Tag.Value", value, "Tag values must be at most 256 characters."));
     }
+    // Letters, numbers, spaces and punctuation, as AWS documents: no control characters
+    // (which XML cannot carry, and which broke every DescribeTags once stored).
+    for (param, text) in [("Tag.Key", key), ("Tag.Value", value)] {
+        if text.chars().any(char::is_control) {
+            return Err(Error::invalid_value(param, text, "Tags may not contain control characters."));
+        }
+    }
     Ok(())
 }
 

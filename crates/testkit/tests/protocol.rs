@@ -78,6 +78,46 @@ async fn error_envelope_and_unknowns() {
     assert!(r.ok().body.contains("<DescribeRegionsResponse xmlns=\"http://ec2.amazonaws.com/doc/2016-11-15/\"><requestId>"));
 }
 
+/// Control characters reach no response unescaped: tags with them are refused, and errors
+/// that echo them (a NUL in an id) are still XML that parses (boto3 failed on every
+/// DescribeTags once such a tag was stored). A parameter name of 100,000 dots is refused,
+/// and the server goes on.
+#[tokio::test]
+async fn hostile_text_and_names_get_errors_that_parse() {
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[]).await.remove(0);
+    let parses = |body: &str| roxmltree::Document::parse(body).map(|_| ()).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    for bad in ["a\u{1}b", "\0", "line\r\nbreak", "esc\u{1b}[31m"] {
+        for (k, v) in [(bad, "v"), ("k", bad)] {
+            let r = ctx.call("CreateTags", &[("ResourceId.1", &id), ("Tag.1.Key", k), ("Tag.1.Value", v)]).await;
+            r.err("InvalidParameterValue");
+            parses(&r.body);
+        }
+    }
+    let r = ctx.call("DescribeTags", &[]).await;
+    parses(&r.ok().body);
+    let r = ctx.call("DescribeInstances", &[("InstanceId.1", "i-\0\u{7}")]).await;
+    assert_eq!(r.status, 400);
+    parses(&r.body);
+    let deep = format!("Filter{}", ".".repeat(100_000));
+    let r = ctx.call("DescribeInstances", &[(&deep, "1")]).await;
+    r.err("UnknownParameter");
+    parses(&r.body);
+    ctx.call("DescribeInstances", &[("InstanceId.1", &id)]).await.ok();
+}
+
+/// A body over the limit (1 MiB) gets an EC2 error envelope with HTTP 413, not plain text.
+#[tokio::test]
+async fn a_body_over_the_limit_is_an_ec2_error() {
+    let ctx = TestContext::new().await;
+    let body = vec![b'a'; 1024 * 1024 + 1];
+    let headers = vec![("content-type".to_string(), "application/x-www-form-urlencoded".to_string())];
+    let r = raw_http(ctx.addr, "POST", "/", &headers, &body).await;
+    assert_eq!(r.status, 413, "{}", r.body);
+    r.err("RequestEntityTooLarge");
+    ctx.call("DescribeRegions", &[]).await.ok();
+}
+
 #[tokio::test]
 async fn sts_caller_identity_at_the_same_endpoint() {
     let ctx = TestContext::new().await;

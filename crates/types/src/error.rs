@@ -77,6 +77,8 @@ pub enum ErrorCode {
     InvalidZoneNotFound,
     InsufficientVolumeCapacity,
     UnknownVolumeType,
+    /// A request body over the server's limit (HTTP 413).
+    RequestEntityTooLarge,
     // ours
     InternalError,
     ServiceUnavailable,
