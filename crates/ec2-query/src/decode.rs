@@ -242,10 +242,7 @@ mod tests {
         // The deepest real names still decode.
         let v = decode(
             "CreateLaunchTemplate",
-            &p(&[
-                ("LaunchTemplateName", "t"),
-                ("LaunchTemplateData.NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress", "10.0.0.5"),
-            ]),
+            &p(&[("LaunchTemplateName", "t"), ("LaunchTemplateData.NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress", "10.0.0.5")]),
         )
         .unwrap();
         assert_eq!(v["LaunchTemplateData"]["NetworkInterfaces"][0]["PrivateIpAddresses"][0]["PrivateIpAddress"], "10.0.0.5");

@@ -43,6 +43,12 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error("making the store at {path} private to its owner")]
+    Private {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("migrating the store to version {version}")]
     Migrate {
         version: usize,
@@ -75,8 +81,20 @@ pub struct Tx<'a> {
 
 impl Store {
     pub fn open(path: &Path) -> Result<Store> {
+        let failed = |source: std::io::Error| StoreError::Private { path: path.display().to_string(), source };
+        private(path).map_err(failed)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
-        Self::init(conn)
+        let store = Self::init(conn)?;
+        // SQLite gives its WAL and shared-memory files the database file's mode; older ones
+        // made before this are narrowed too.
+        for suffix in ["-wal", "-shm"] {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            if Path::new(&p).exists() {
+                private(Path::new(&p)).map_err(failed)?;
+            }
+        }
+        Ok(store)
     }
 
     pub fn open_in_memory() -> Result<Store> {
@@ -122,6 +140,14 @@ impl Store {
     }
 }
 
+/// Makes `path` readable and writable by its owner only (creating it empty if it is not
+/// there): the store holds the secret access keys.
+fn private(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 fn run(conn: &Connection, sql: &str) -> Result<()> {
     conn.prepare_cached(sql)?.execute([])?;
     Ok(())
@@ -159,6 +185,22 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_store_and_its_wal_are_private_to_their_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corral.db");
+        let mode = |suffix: &str| std::fs::metadata(format!("{}{suffix}", path.display())).unwrap().permissions().mode() & 0o777;
+        let s = Store::open(&path).unwrap();
+        s.transaction(|tx| tx.meta_set("a", "1")).unwrap();
+        assert_eq!((mode(""), mode("-wal"), mode("-shm")), (0o600, 0o600, 0o600));
+        drop(s);
+        // A store made before (world-readable) is narrowed when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let _s = Store::open(&path).unwrap();
+        assert_eq!(mode(""), 0o600);
+    }
 
     #[test]
     fn failed_transaction_rolls_back() {
