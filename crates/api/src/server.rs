@@ -77,7 +77,8 @@ async fn serve(
     request_id: &str,
 ) -> Result<(Option<String>, String), Failure> {
     let query = uri.query().unwrap_or("");
-    let mut params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    // Read as the signature reads it (`+` a plus), not as a form (`+` a space).
+    let mut params: Vec<(String, String)> = corral_auth::sigv4::query_pairs(query).collect();
     let is_form =
         headers.get("content-type").and_then(|v| v.to_str().ok()).is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if *method == Method::POST && (is_form || headers.get("content-type").is_none()) {

@@ -60,6 +60,14 @@ async fn presigned_get_works() {
     // Tampering with the query breaks it.
     let tampered = signed_query.replace("DescribeAvailabilityZones", "DescribeRegions");
     raw_http(ctx.addr, "GET", &format!("/?{tampered}"), &headers, b"").await.err("SignatureDoesNotMatch");
+
+    // A `+` in the query is signed as a plus, and acted on as one (not as a space).
+    let query = "Action=DescribeKeyPairs&Version=2016-11-15&KeyName.1=a+b";
+    let req = corral_auth::sigv4::SignedRequest { method: "GET", path: "/", query, headers: &headers, body: b"" };
+    let signed_query = corral_auth::sigv4::presign(&req, &params, 300);
+    let r = raw_http(ctx.addr, "GET", &format!("/?{signed_query}"), &headers, b"").await;
+    r.err("InvalidKeyPair.NotFound");
+    assert!(r.body.contains("&apos;a+b&apos;"), "{}", r.body);
 }
 
 #[tokio::test]

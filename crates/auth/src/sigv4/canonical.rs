@@ -112,7 +112,9 @@ pub(super) fn query(raw: &str, presigned: bool) -> String {
 
 /// Decoded `(key, value)` pairs of a raw query string; a key without `=` has an empty value.
 /// Bytes that are not UTF-8 after decoding are replaced, which can only make a signature fail.
-pub(super) fn query_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
+/// The server reads a query's parameters with this too, so it acts on the values signed (a
+/// `+` is a plus to both; read as a space it was a different value than the one signed).
+pub fn query_pairs(raw: &str) -> impl Iterator<Item = (String, String)> + '_ {
     raw.split('&').filter(|p| !p.is_empty()).map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k), decode(v))

@@ -28,6 +28,7 @@ mod tests;
 use chrono::{DateTime, Duration, Utc};
 use hmac::Mac;
 
+pub use canonical::query_pairs;
 pub use sign::{presign, sign, SigningParams};
 
 /// The only signing algorithm accepted.
