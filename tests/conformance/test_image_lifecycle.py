@@ -204,6 +204,12 @@ def test_register_image_errors(ec2, made_snapshot, register, run_id):
             VirtualizationType="hvm", DryRun=True,
             BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": made_snapshot}}],
         )
+    # Sizes past what the volume type holds (16 TiB for gp2) are refused, not wrapped or
+    # left for RunInstances to overflow on (2**34 GiB was 0 bytes, 2**62 a panic).
+    for size in [2 ** 34, 2 ** 62, 16385]:
+        with expect_error("InvalidParameterValue"):
+            register(made_snapshot, Name=image_name(run_id, f"huge{size}"),
+                     BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": made_snapshot, "VolumeSize": size}}])
 
 
 # -- DeregisterImage ---------------------------------------------------------------------------

@@ -81,7 +81,7 @@ impl Control {
                             format!("Volume of size {sz}GB is smaller than snapshot '{}'", s.snapshot_id),
                         ));
                     }
-                    (Some(sz), _) => sz.max(1) as u64,
+                    (Some(sz), _) => crate::volume_type::check_size(ebs.volume_type.as_deref().unwrap_or("gp2"), sz)?,
                     (None, Some(s)) => s.volume_size_gib,
                     (None, None) => {
                         return Err(Error::new(

@@ -193,18 +193,19 @@ impl Control {
             } else if let Some(ebs) = &m.ebs {
                 if let Some(b) = mappings.iter_mut().find(|b| b.device_name == device) {
                     if let Some(size) = ebs.volume_size {
-                        b.volume_size_gib = b.volume_size_gib.max(size.max(0) as u64);
+                        b.volume_size_gib = b.volume_size_gib.max(crate::volume_type::check_size(&b.volume_type, size)?);
                     }
                     if let Some(d) = ebs.delete_on_termination {
                         b.delete_on_termination = d;
                     }
                 } else if let Some(size) = ebs.volume_size {
+                    let volume_type = ebs.volume_type.clone().unwrap_or_else(|| "gp2".into());
                     mappings.push(ImageBlockDevice {
                         device_name: device,
                         snapshot_id: None,
-                        volume_size_gib: size.max(1) as u64,
+                        volume_size_gib: crate::volume_type::check_size(&volume_type, size)?,
                         delete_on_termination: ebs.delete_on_termination.unwrap_or(true),
-                        volume_type: ebs.volume_type.clone().unwrap_or_else(|| "gp2".into()),
+                        volume_type,
                     });
                 }
             }
