@@ -290,3 +290,29 @@ def test_both_id_lengths_are_well_formed(ec2, prefix, length):
         ec2.describe_vpcs(VpcIds=[f"{prefix}-" + "1" * length])
     with expect_error("InvalidVpcID.Malformed"):
         ec2.describe_vpcs(VpcIds=[f"{prefix}-" + "1" * (length + 1)])
+
+
+# -- lengths and characters ---------------------------------------------------------------------
+
+def test_descriptions_are_at_most_255_characters_without_control_characters(ec2, new_volume, run_id):
+    """EC2 caps descriptions at 255 characters; control characters would break the XML that
+    returns them to every client that lists them."""
+    volume_id = new_volume(Size=1)["VolumeId"]
+    for bad in ["x" * 10_000, "x" * 256, "a\x01b"]:
+        with expect_error("InvalidParameterValue"):
+            ec2.create_snapshot(VolumeId=volume_id, Description=bad)
+        with expect_error("InvalidParameterValue"):
+            ec2.create_security_group(GroupName=f"desc-{run_id}-{len(bad)}", Description=bad)
+    vpc_id = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"][0]["VpcId"]
+    group_id = ec2.create_security_group(GroupName=f"desc-{run_id}", Description="ok", VpcId=vpc_id)["GroupId"]
+    try:
+        for bad in ["x" * 256, "tab\x1bescape"]:
+            with expect_error("InvalidParameterValue"):
+                ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
+                    "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": bad}]}])
+        ec2.authorize_security_group_ingress(GroupId=group_id, IpPermissions=[{
+            "IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "10.0.0.0/8", "Description": "y" * 255}]}])
+        rules = ec2.describe_security_group_rules(Filters=[{"Name": "group-id", "Values": [group_id]}])["SecurityGroupRules"]
+        assert any(r.get("Description") == "y" * 255 for r in rules)
+    finally:
+        ec2.delete_security_group(GroupId=group_id)

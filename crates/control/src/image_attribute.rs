@@ -47,6 +47,7 @@ impl Control {
                 Some("description") => req.value.clone(),
                 _ => None,
             });
+            crate::limits::description("Description", description.as_deref())?;
             let listed = attribute == Some("launchPermission") || !req.user_ids.is_empty() || !req.user_groups.is_empty();
             let (adds, removes) = permission_changes(
                 req.launch_permission.as_ref().map(|l| (&l.add[..], &l.remove[..])),

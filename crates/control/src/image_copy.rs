@@ -48,7 +48,10 @@ impl Control {
             let rec = ImageRecord {
                 image_id: image_id.clone(),
                 name: name.to_string(),
-                description: req.description.clone().unwrap_or_else(|| src.description.clone()),
+                description: {
+                    crate::limits::description("Description", req.description.as_deref())?;
+                    req.description.clone().unwrap_or_else(|| src.description.clone())
+                },
                 owner_id: self.account_id.clone(),
                 state: "available".into(),
                 created_at: crate::now_iso(),

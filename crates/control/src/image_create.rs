@@ -73,7 +73,10 @@ impl Control {
             let rec = ImageRecord {
                 image_id: image_id.clone(),
                 name: name.to_string(),
-                description: req.description.clone().unwrap_or_default(),
+                description: {
+                    crate::limits::description("Description", req.description.as_deref())?;
+                    req.description.clone().unwrap_or_default()
+                },
                 owner_id: self.account_id.clone(),
                 state: "pending".into(),
                 created_at: crate::now_iso(),

@@ -79,6 +79,23 @@ pub mod limits {
     pub const TAGS_PER_RESOURCE: usize = 50;
     /// Terminated instances stay visible for an hour, as on EC2.
     pub const TERMINATED_VISIBLE_SECS: i64 = 3600;
+    /// Descriptions (of groups, rules, snapshots, images) are at most 255 characters on EC2.
+    pub const DESCRIPTION_CHARS: usize = 255;
+
+    /// A description as EC2 takes it: at most [`DESCRIPTION_CHARS`] characters, and no control
+    /// characters (XML cannot carry them back).
+    pub fn description(param: &str, text: Option<&str>) -> corral_types::Result<()> {
+        let Some(text) = text else { return Ok(()) };
+        if text.chars().count() > DESCRIPTION_CHARS || text.chars().any(char::is_control) {
+            let shown: String = text.chars().take(64).collect();
+            return Err(corral_types::Error::invalid_value(
+                param,
+                &shown,
+                &format!("Descriptions are at most {DESCRIPTION_CHARS} characters, without control characters."),
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -234,9 +234,7 @@ impl Control {
         if name.is_empty() || name.len() > 255 || name.starts_with("sg-") {
             return Err(Error::invalid_value("GroupName", name, "Group names are 1-255 characters and may not start with sg-."));
         }
-        if description.len() > 255 {
-            return Err(Error::invalid_value("GroupDescription", description, "At most 255 characters."));
-        }
+        crate::limits::description("GroupDescription", Some(description))?;
         let tags = tag::from_specifications(&req.tag_specifications, "security-group", &["security-group"])?;
         self.store.transaction(|tx| {
             let vpc = self.vpc_or_default(tx, req.vpc_id.as_deref())?;
@@ -342,6 +340,7 @@ impl Control {
                 let c = r.cidr_ip.as_deref().ok_or_else(|| Error::missing("CidrIp"))?;
                 let cidr: Cidr =
                     c.parse().map_err(|_| Error::new(ErrorCode::InvalidParameterValue, format!("CIDR block {c} is malformed")))?;
+                crate::limits::description("IpRanges.N.Description", r.description.as_deref())?;
                 out.push(rule(egress, &proto, from, to, Some(cidr.network().to_string()), None, r.description.clone()));
             }
             for pair in &p.user_id_group_pairs {
@@ -362,6 +361,7 @@ impl Control {
                         format!("Security group {} is in another VPC.", other.group_id),
                     ));
                 }
+                crate::limits::description("UserIdGroupPairs.N.Description", pair.description.as_deref())?;
                 out.push(rule(egress, &proto, from, to, None, Some(other.group_id), pair.description.clone()));
             }
             if p.ip_ranges.is_empty() && p.user_id_group_pairs.is_empty() {

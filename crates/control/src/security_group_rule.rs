@@ -27,6 +27,7 @@ impl Control {
                     let id = d.security_group_rule_id.as_deref().ok_or_else(|| Error::missing("SecurityGroupRuleId"))?;
                     parse_id(IdKind::SecurityGroupRule, id)?;
                     let r = g.rules.iter_mut().find(|r| r.rule_id == id && r.is_egress == egress).ok_or_else(not_found)?;
+                    crate::limits::description("SecurityGroupRuleDescription.N.Description", d.description.as_deref())?;
                     r.description = d.description.clone();
                 }
             } else {
@@ -81,6 +82,7 @@ impl Control {
                     }
                     _ => return Err(Error::combination("Exactly one of CidrIpv4 and ReferencedGroupId must be given.")),
                 };
+                crate::limits::description("SecurityGroupRule.Description", spec.description.as_deref())?;
                 (r.ip_protocol, r.from_port, r.to_port, r.cidr_ipv4, r.referenced_group_id, r.description) =
                     (proto, from, to, cidr, group, spec.description.clone());
                 if g.rules.iter().enumerate().any(|(i, o)| i != pos && same_rule(o, &r)) {

@@ -59,6 +59,7 @@ impl Control {
             return Err(Error::dry_run());
         }
         let _disks = self.disk_lock.lock().await;
+        crate::limits::description("Description", req.description.as_deref())?;
         let rec = self.snapshot_take(volume_id, req.description.clone().unwrap_or_default(), &tags).await?;
         let tags = self.store.read(|tx| tx.tag_list_for(&rec.snapshot_id))?;
         Ok(Snapshot { rec, tags })
@@ -218,6 +219,7 @@ impl Control {
             return Err(Error::new(ErrorCode::Unsupported, "Encrypted snapshots are not supported here."));
         }
         let tags = tag::from_specifications(&req.tag_specifications, "snapshot", &["snapshot"])?;
+        crate::limits::description("Description", req.description.as_deref())?;
         self.store.transaction(|tx| {
             let src = self.snapshot_usable(tx, source)?;
             if req.dry_run {
