@@ -7,9 +7,11 @@
 
 pub mod dispatch;
 pub mod error;
+pub mod listen;
 mod route;
 pub mod server;
 pub mod sts;
 pub mod views;
 
+pub use listen::{serve, Limits};
 pub use server::{router, ApiState};

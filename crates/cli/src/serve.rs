@@ -164,7 +164,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     });
 
     let app = corral_api::router(corral_api::ApiState { cloud });
-    axum::serve(listener, app).with_graceful_shutdown(shutdown()).await?;
+    corral_api::serve(listener, app, corral_api::Limits::default(), shutdown()).await;
     eprintln!("Corral stopped; running instances keep running and are re-adopted at the next start");
     Ok(())
 }

@@ -146,7 +146,7 @@ impl TestContextBuilder {
         let cloud = Cloud::new(control.clone(), regions, region_factory(config));
         let app = corral_api::router(corral_api::ApiState { cloud: cloud.clone() });
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("serve");
+            corral_api::serve(listener, app, corral_api::Limits::default(), std::future::pending()).await;
         });
         TestContext {
             addr,

@@ -126,6 +126,58 @@ async fn a_body_over_the_limit_is_an_ec2_error() {
     ctx.call("DescribeRegions", &[]).await.ok();
 }
 
+/// The API's listener closes what a slow or greedy client holds: connections past the cap for
+/// one client address, and a connection whose headers do not arrive in time; others are
+/// served throughout.
+#[tokio::test]
+async fn slow_and_greedy_clients_lose_their_connections() {
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let ctx = TestContext::new().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = corral_api::Limits { connections: 16, per_client: 3, header_read: Duration::from_millis(300) };
+    let app = corral_api::router(corral_api::ApiState { cloud: ctx.cloud.clone() });
+    tokio::spawn(corral_api::serve(listener, app, limits, std::future::pending()));
+
+    /// Whether the server closes `stream` before `within` passes.
+    async fn closed(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+        let mut buf = [0u8; 1024];
+        loop {
+            match tokio::time::timeout(within, stream.read(&mut buf)).await {
+                Err(_) => return false,
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                // A 408 or similar before closing: keep reading until it closes.
+                Ok(Ok(_)) => continue,
+            }
+        }
+    }
+
+    // Three idle connections from one address are held; a fourth is closed at once.
+    let mut idle = Vec::new();
+    for _ in 0..3 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let mut fourth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    assert!(closed(&mut fourth, Duration::from_secs(5)).await, "a fourth connection from one client stayed open");
+
+    // Headers that stop halfway: the connection goes after the header timeout, not never.
+    let started = Instant::now();
+    idle[0].write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-").await.unwrap();
+    assert!(closed(&mut idle[0], Duration::from_secs(10)).await, "stalled headers kept the connection");
+    assert!(started.elapsed() < Duration::from_secs(5), "closed only after {:?}", started.elapsed());
+    // Idle ones go too (no request at all within the timeout).
+    assert!(closed(&mut idle[1], Duration::from_secs(10)).await, "an idle connection stayed open");
+    drop(idle);
+
+    // Slots are given back: requests are served again.
+    let client = corral_testkit::Client::new(addr, ACCESS_KEY, SECRET_KEY);
+    corral_testkit::wait_for("a served request", Duration::from_secs(10), || async {
+        (client.call("DescribeRegions", &[]).await.status == 200).then_some(())
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn sts_caller_identity_at_the_same_endpoint() {
     let ctx = TestContext::new().await;
