@@ -3,12 +3,11 @@
 //! connection closed instead of holding the API (`axum::serve` had none of these).
 
 use axum::Router;
+use corral_types::slots::PerAddress;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -37,44 +36,11 @@ const DRAIN: Duration = Duration::from_secs(5);
 /// A pause after a failed accept (out of file descriptors), so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Connections open per client address, released when a connection ends.
-#[derive(Default, Clone)]
-struct PerClient(Arc<Mutex<HashMap<IpAddr, usize>>>);
-
-struct Slot {
-    table: PerClient,
-    ip: IpAddr,
-}
-
-impl PerClient {
-    fn take(&self, ip: IpAddr, most: usize) -> Option<Slot> {
-        let mut t = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let n = t.entry(ip).or_default();
-        if *n >= most {
-            return None;
-        }
-        *n += 1;
-        Some(Slot { table: self.clone(), ip })
-    }
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        let mut t = self.table.0.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = t.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                t.remove(&self.ip);
-            }
-        }
-    }
-}
-
 /// Serves `app` on `listener` within `limits` until `shutdown` completes, then gives requests
 /// in flight a few seconds.
 pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown: impl Future<Output = ()>) {
     let all = Arc::new(Semaphore::new(limits.connections));
-    let per_client = PerClient::default();
+    let per_client = PerAddress::default();
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
     loop {

@@ -43,6 +43,9 @@ pub const IMDS_PORT: u16 = 80;
 /// Connections served at once by one VPC's service. A booting guest opens a handful (cloud-init
 /// crawls over one or two); this bounds what a hostile guest can hold open.
 const MAX_CONNECTIONS: usize = 256;
+/// Connections one guest may hold at once, so one guest cannot take the service from the
+/// others of its VPC.
+const MAX_PER_GUEST: usize = 16;
 /// A client that has not sent a whole request head within this long is dropped (also bounds an
 /// idle keep-alive connection).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -89,6 +92,7 @@ impl MetadataServer {
     /// Serves `listener` until `shutdown` completes; open connections are dropped then.
     pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
         let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        let per_guest = corral_types::slots::PerAddress::default();
         let mut connections = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
@@ -109,10 +113,14 @@ impl MetadataServer {
                 tracing::warn!(vpc = %self.vpc_id, %peer, "metadata service: too many connections, dropping one");
                 continue;
             };
+            let Some(slot) = per_guest.take(peer.ip().to_canonical(), MAX_PER_GUEST) else {
+                tracing::warn!(vpc = %self.vpc_id, %peer, "metadata service: too many connections from one guest, dropping one");
+                continue;
+            };
             let this = self.clone();
             connections.spawn(async move {
                 this.serve_connection(stream, peer).await;
-                drop(permit);
+                drop((permit, slot));
             });
         }
     }

@@ -8,6 +8,7 @@ pub mod error;
 pub mod id;
 pub mod instance_type;
 pub mod region;
+pub mod slots;
 pub mod state;
 pub mod wildcard;
 
