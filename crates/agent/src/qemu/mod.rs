@@ -22,6 +22,7 @@
 //! state directory picks them up again, checking each pid really is that instance's QEMU.
 
 pub mod cmdline;
+mod console;
 mod files;
 pub mod host;
 mod hostnet;
@@ -309,11 +310,14 @@ impl Agent for QemuAgent {
             return Err(AgentError::NoSuchVm(instance_id.to_string()));
         }
         let path = VmDir::new(&self.ctx.state_dir, instance_id).console();
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
-            Err(e) => Err(AgentError::host(format!("reading console log {}", path.display()), e)),
-        }
+        // The tail only: the file may hold up to a megabyte, and callers show 64 KiB of it.
+        let read = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || console::tail(&path, console::KEEP_BYTES)
+        })
+        .await
+        .map_err(|e| AgentError::host(format!("reading console log {}", path.display()), std::io::Error::other(e)))?;
+        read.map_err(|e| AgentError::host(format!("reading console log {}", path.display()), e))
     }
 
     async fn vm_disk_attach(&self, instance_id: &str, disk: &DiskSpec) -> Result<(), AgentError> {

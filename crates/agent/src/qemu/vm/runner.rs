@@ -206,6 +206,10 @@ impl Runner {
         if self.state == Some(VmState::Starting) {
             self.check_running().await;
         }
+        // A guest that writes to its console without end does not fill the host's disk.
+        if let Err(e) = crate::qemu::console::trim(&self.dir.console(), crate::qemu::console::MAX_BYTES, crate::qemu::console::KEEP_BYTES) {
+            tracing::warn!(instance_id = %self.id, error = %e, "cutting the console log failed");
+        }
         if self.stop_deadline.is_some_and(|d| now >= d) {
             tracing::warn!(instance_id = %self.id, timeout = ?self.ctx.stop_timeout, "guest did not power down in time; forcing");
             self.force_stop().await;
