@@ -100,6 +100,7 @@ pub fn read_endpoint(state_dir: &Path) -> Option<(String, String)> {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let state_dir = &args.state.state_dir;
     std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    let _held = hold(state_dir)?;
     let db_path = match &args.db {
         Some(db) if db.starts_with("postgres") => anyhow::bail!("PostgreSQL stores arrive with multi-host support; use SQLite for now"),
         Some(db) => std::path::PathBuf::from(db.strip_prefix("sqlite://").unwrap_or(db)),
@@ -167,6 +168,30 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     corral_api::serve(listener, app, corral_api::Limits::default(), shutdown()).await;
     eprintln!("Corral stopped; running instances keep running and are re-adopted at the next start");
     Ok(())
+}
+
+/// Held for as long as `corral serve` runs: a second one on the same state directory would
+/// drive the same VMs, namespaces and store as if they were its own. The lock goes with the
+/// process, however it ends.
+fn hold(state_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("serve.lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another `corral serve` is running on {} (it holds {}); stop it first, or give this one another --state-dir",
+            state_dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("locking {}", path.display())),
+    }
 }
 
 /// dnsmasq drops to `nobody` and re-reads its host files from the state directory on every
