@@ -23,7 +23,7 @@ struct Cli {
 #[derive(clap::Args, Clone, Debug)]
 pub struct StateArgs {
     /// Where Corral keeps its store, VMs and credentials.
-    #[arg(long, env = "CORRAL_STATE_DIR", default_value_os_t = default_state_dir())]
+    #[arg(long, global = true, env = "CORRAL_STATE_DIR", default_value_os_t = default_state_dir())]
     pub state_dir: PathBuf,
 }
 
@@ -33,13 +33,15 @@ pub struct StateArgs {
 enum Command {
     /// Runs the API, the control plane and the local agent in the foreground.
     Serve(serve::ServeArgs),
-    /// Prints the root credentials.
+    /// Prints the root credentials; creates, lists and revokes access keys.
     Credentials {
         #[command(flatten)]
         state: StateArgs,
         /// As `export` lines for a shell: `eval "$(corral credentials --env)"`.
         #[arg(long)]
         env: bool,
+        #[command(subcommand)]
+        action: Option<CredentialsAction>,
     },
     /// Default images.
     Images {
@@ -53,6 +55,17 @@ enum Command {
         #[arg(long)]
         control_plane: String,
     },
+}
+
+#[derive(Subcommand)]
+enum CredentialsAction {
+    /// Creates an access key and prints it (its secret is shown this once).
+    Create,
+    /// Lists the access keys (ids and when they were made; never the secrets).
+    List,
+    /// Revokes an access key: requests signed with it are refused from the next one on. The
+    /// last key is kept.
+    Revoke { access_key_id: String },
 }
 
 pub fn default_state_dir() -> PathBuf {
@@ -80,7 +93,8 @@ fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.command {
         Command::Serve(args) => rt.block_on(serve::run(args)),
-        Command::Credentials { state, env } => credentials(&state, env),
+        Command::Credentials { state, env, action: None } => credentials(&state, env),
+        Command::Credentials { state, env, action: Some(action) } => credentials_manage(&state, env, action),
         Command::Images { command } => rt.block_on(images::run(command)),
         Command::Doctor(state) => rt.block_on(doctor::run(&state)),
         Command::Agent { control_plane } => {
@@ -92,15 +106,46 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-fn credentials(state: &StateArgs, env: bool) -> anyhow::Result<()> {
+/// The home region's store, which holds the credentials.
+fn credentials_store(state: &StateArgs) -> anyhow::Result<corral_store::Store> {
     let db = state.state_dir.join("corral.db");
     if !db.exists() {
         anyhow::bail!("no Corral state at {}: start it first with `corral serve`", state.state_dir.display());
     }
-    let store = corral_store::Store::open(&db)?;
+    Ok(corral_store::Store::open(&db)?)
+}
+
+fn credentials_manage(state: &StateArgs, env: bool, action: CredentialsAction) -> anyhow::Result<()> {
+    let store = credentials_store(state)?;
+    let failed = |e: corral_types::Error| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message));
+    match action {
+        CredentialsAction::Create => {
+            let key = corral_control::access_key_create(&store).map_err(failed)?;
+            print_key(state, &key, env);
+        }
+        CredentialsAction::List => {
+            for k in store.read(|tx| tx.access_key_list())? {
+                println!("{}  created {}", k.access_key_id, k.created_at);
+            }
+        }
+        CredentialsAction::Revoke { access_key_id } => {
+            corral_control::access_key_revoke(&store, &access_key_id).map_err(failed)?;
+            println!("revoked {access_key_id}");
+        }
+    }
+    Ok(())
+}
+
+fn credentials(state: &StateArgs, env: bool) -> anyhow::Result<()> {
+    let store = credentials_store(state)?;
     let key = store
         .read(|tx| tx.access_key_first())?
         .ok_or_else(|| anyhow::anyhow!("the store has no credentials yet: start `corral serve` once"))?;
+    print_key(state, &key, env);
+    Ok(())
+}
+
+fn print_key(state: &StateArgs, key: &corral_store::AccessKey, env: bool) {
     let meta = serve::read_endpoint(&state.state_dir);
     let (endpoint, region) = meta.unwrap_or_else(|| ("http://127.0.0.1:8773".into(), "local-1".into()));
     if env {
@@ -115,5 +160,4 @@ fn credentials(state: &StateArgs, env: bool) -> anyhow::Result<()> {
         println!("region:            {region}");
         println!("endpoint:          {endpoint}");
     }
-    Ok(())
 }

@@ -66,6 +66,35 @@ pub fn bootstrap(store: &Store, seed: &Seed) -> Result<(String, AccessKey)> {
     })
 }
 
+/// A new access key of the account (`corral credentials create`).
+pub fn access_key_create(store: &Store) -> Result<AccessKey> {
+    let k = AccessKey {
+        access_key_id: random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", 16, "AKIA"),
+        secret_access_key: random_from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/", 40, ""),
+        user_name: "root".into(),
+        created_at: crate::now_iso(),
+    };
+    store.transaction(|tx| Ok::<_, Error>(tx.access_key_insert(&k)?))?;
+    Ok(k)
+}
+
+/// Revokes an access key: every request signed with it is refused from then on (the API
+/// reads keys from the store on every request). The last key is kept, or nobody could call
+/// the API again.
+pub fn access_key_revoke(store: &Store, id: &str) -> Result<()> {
+    store.transaction(|tx| {
+        let keys = tx.access_key_list()?;
+        if !keys.iter().any(|k| k.access_key_id == id) {
+            return Err(Error::internal(format!("no access key {id}")));
+        }
+        if keys.len() == 1 {
+            return Err(Error::internal(format!("{id} is the last access key: create another first")));
+        }
+        tx.access_key_delete(id)?;
+        Ok(())
+    })
+}
+
 /// Gives another region's store the account of the home region (credentials stay in the
 /// home region's store).
 pub fn region_bootstrap(store: &Store, account_id: &str) -> Result<()> {
@@ -92,6 +121,19 @@ mod tests {
         assert_eq!(k1.secret_access_key.len(), 40);
         let (a2, k2) = bootstrap(&store, &Seed::default()).unwrap();
         assert_eq!((a1, k1), (a2, k2));
+    }
+
+    #[test]
+    fn keys_are_created_and_revoked_but_never_the_last() {
+        let store = Store::open_in_memory().unwrap();
+        let (_, root) = bootstrap(&store, &Seed::default()).unwrap();
+        let k = access_key_create(&store).unwrap();
+        assert!(k.access_key_id.starts_with("AKIA") && k.secret_access_key.len() == 40);
+        assert_ne!(k.access_key_id, root.access_key_id);
+        access_key_revoke(&store, &root.access_key_id).unwrap();
+        assert_eq!(store.read(|tx| tx.access_key_get(&root.access_key_id)).unwrap(), None);
+        assert!(access_key_revoke(&store, &k.access_key_id).is_err(), "the last key stays");
+        assert!(access_key_revoke(&store, "AKIANOSUCHKEY").is_err());
     }
 
     #[test]

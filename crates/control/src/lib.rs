@@ -60,7 +60,7 @@ use corral_types::Result;
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-pub use account::{bootstrap, Seed};
+pub use account::{access_key_create, access_key_revoke, bootstrap, Seed};
 pub use cloud::{Cloud, RegionFactory, RegionStatus};
 pub use instance::{Instance, Reservation, StateChange};
 

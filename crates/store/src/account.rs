@@ -32,6 +32,22 @@ impl Tx<'_> {
             .optional()?)
     }
 
+    /// Every access key, oldest first.
+    pub fn access_key_list(&self) -> Result<Vec<AccessKey>> {
+        let mut st = self
+            .tx
+            .prepare_cached("SELECT access_key_id, secret_access_key, user_name, created_at FROM access_keys ORDER BY created_at, rowid")?;
+        let rows = st.query_map([], |r| {
+            Ok(AccessKey { access_key_id: r.get(0)?, secret_access_key: r.get(1)?, user_name: r.get(2)?, created_at: r.get(3)? })
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+    }
+
+    /// Deletes an access key; says whether there was one.
+    pub fn access_key_delete(&self, id: &str) -> Result<bool> {
+        Ok(self.tx.prepare_cached("DELETE FROM access_keys WHERE access_key_id = ?1")?.execute([id])? > 0)
+    }
+
     pub fn access_key_first(&self) -> Result<Option<AccessKey>> {
         let id: Option<String> = self
             .tx

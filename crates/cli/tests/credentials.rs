@@ -1,0 +1,74 @@
+//! `corral credentials create | list | revoke` against a running `corral serve`: a created key
+//! signs requests at once, a revoked one is refused from the next request on, and the last key
+//! cannot be revoked.
+
+use corral_testkit::Client;
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+fn corral(state: &Path, args: &[&str]) -> std::process::Output {
+    corral_exec::std_command(env!("CARGO_BIN_EXE_corral")).args(args).arg("--state-dir").arg(state).output().expect("run corral")
+}
+
+fn serve(state: &Path) -> (Child, std::net::SocketAddr) {
+    let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
+        .args(["serve", "--hypervisor", "sim", "--listen", "127.0.0.1:0", "--images", "none", "--regions", "local-1", "--state-dir"])
+        .arg(state)
+        .env("CORRAL_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start corral serve");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let endpoint = loop {
+        if let Ok(text) = std::fs::read_to_string(state.join("endpoint")) {
+            if let Some(line) = text.lines().next() {
+                break line.trim_start_matches("http://").to_string();
+            }
+        }
+        assert!(Instant::now() < deadline, "no endpoint file within 30 s");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    (child, endpoint.parse().expect("endpoint address"))
+}
+
+/// (access key id, secret) from `corral credentials [create]` output.
+fn key_of(out: &std::process::Output) -> (String, String) {
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| text.lines().find_map(|l| l.strip_prefix(name)).map(|v| v.trim().to_string()).expect(name);
+    (field("access key id:"), field("secret access key:"))
+}
+
+#[tokio::test]
+async fn keys_are_created_listed_and_revoked_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, addr) = serve(dir.path());
+    let root = key_of(&corral(dir.path(), &["credentials"]));
+    let made = key_of(&corral(dir.path(), &["credentials", "create"]));
+    assert_ne!(root.0, made.0);
+
+    let as_root = Client::new(addr, &root.0, &root.1);
+    let as_made = Client::new(addr, &made.0, &made.1);
+    as_made.call("DescribeRegions", &[]).await.ok();
+
+    let list = corral(dir.path(), &["credentials", "list"]);
+    let listed = String::from_utf8_lossy(&list.stdout);
+    assert!(listed.contains(&root.0) && listed.contains(&made.0), "{listed}");
+    assert!(!listed.contains(&made.1) && !listed.contains(&root.1), "list shows no secret: {listed}");
+
+    let revoked = corral(dir.path(), &["credentials", "revoke", &made.0]);
+    assert!(revoked.status.success(), "{}", String::from_utf8_lossy(&revoked.stderr));
+    as_made.call("DescribeRegions", &[]).await.err("AuthFailure");
+    as_root.call("DescribeRegions", &[]).await.ok();
+
+    // The root key is now the last: it stays.
+    let last = corral(dir.path(), &["credentials", "revoke", &root.0]);
+    assert!(!last.status.success());
+    assert!(String::from_utf8_lossy(&last.stderr).contains("last access key"));
+    as_root.call("DescribeRegions", &[]).await.ok();
+
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
