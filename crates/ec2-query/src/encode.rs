@@ -50,29 +50,38 @@ pub fn encode(action: &str, request_id: &str, body: &Value) -> Result<String, En
         return Err(EncodeError::UnknownAction(action.to_string()));
     }
     let mut out = String::with_capacity(4096);
-    out.push_str(DECLARATION);
-    out.push_str(&format!("<{action}Response xmlns=\"{XML_NAMESPACE}\"><requestId>{}</requestId>", escape(request_id)));
+    begin(&mut out, action, request_id);
     match model.output(action) {
         Some(shape) => members(shape, body, &At::Root(action), &mut out)?,
         None => out.push_str("<return>true</return>"),
     }
-    out.push_str(&format!("</{action}Response>"));
+    end(&mut out, action);
     Ok(out)
 }
 
-fn open(out: &mut String, name: &str) {
+/// The XML declaration, the response element of `action` and its request id.
+pub(crate) fn begin(out: &mut String, action: &str, request_id: &str) {
+    out.push_str(DECLARATION);
+    out.push_str(&format!("<{action}Response xmlns=\"{XML_NAMESPACE}\"><requestId>{}</requestId>", escape(request_id)));
+}
+
+pub(crate) fn end(out: &mut String, action: &str) {
+    close(out, &format!("{action}Response"));
+}
+
+pub(crate) fn open(out: &mut String, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push('>');
 }
 
-fn close(out: &mut String, name: &str) {
+pub(crate) fn close(out: &mut String, name: &str) {
     out.push_str("</");
     out.push_str(name);
     out.push('>');
 }
 
-fn empty(out: &mut String, name: &str) {
+pub(crate) fn empty(out: &mut String, name: &str) {
     out.push('<');
     out.push_str(name);
     out.push_str("/>");

@@ -8,10 +8,9 @@
 //! builds no tree: a page of 100 instances built and dropped about 60,000 JSON nodes before it
 //! was encoded.
 
-use crate::encode::{element_value, EncodeError};
+use crate::encode::{begin, close, element_value, empty, end, open, EncodeError};
 use crate::model::{Model, Shape, ShapeKind};
-use crate::xml::{escape, escape_into, DECLARATION};
-use crate::XML_NAMESPACE;
+use crate::xml::escape_into;
 use serde_json::{Map, Value};
 
 enum To<'a> {
@@ -30,14 +29,13 @@ pub struct Obj<'a> {
 pub fn response(action: &str, request_id: &str, f: impl FnOnce(&mut Obj<'_>)) -> Result<String, EncodeError> {
     let shape = Model::get().output(action).ok_or_else(|| EncodeError::UnknownAction(action.to_string()))?;
     let mut out = String::with_capacity(16 * 1024);
-    out.push_str(DECLARATION);
-    out.push_str(&format!("<{action}Response xmlns=\"{XML_NAMESPACE}\"><requestId>{}</requestId>", escape(request_id)));
+    begin(&mut out, action, request_id);
     let mut root = Obj { shape, to: To::Xml(&mut out), err: None };
     f(&mut root);
     if let Some(e) = root.err {
         return Err(e);
     }
-    out.push_str(&format!("</{action}Response>"));
+    end(&mut out, action);
     Ok(out)
 }
 
@@ -47,24 +45,6 @@ pub fn value(shape: &str, f: impl FnOnce(&mut Obj<'_>)) -> Result<Value, EncodeE
     let mut obj = Obj { shape, to: To::Json(Map::new()), err: None };
     f(&mut obj);
     obj.finish()
-}
-
-fn open(out: &mut String, name: &str) {
-    out.push('<');
-    out.push_str(name);
-    out.push('>');
-}
-
-fn close(out: &mut String, name: &str) {
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
-}
-
-fn empty(out: &mut String, name: &str) {
-    out.push('<');
-    out.push_str(name);
-    out.push_str("/>");
 }
 
 impl<'a> Obj<'a> {

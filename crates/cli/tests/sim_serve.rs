@@ -1,36 +1,62 @@
-//! `corral credentials create | list | revoke` against a running `corral serve`: a created key
+//! `corral serve --hypervisor sim` as a process, with the commands an operator runs beside it:
+//! one serve per state directory (a second on the same directory is refused at once, saying
+//! why, while the first runs), and `corral credentials create | list | revoke` (a created key
 //! signs requests at once, a revoked one is refused from the next request on, and the last key
-//! cannot be revoked.
+//! cannot be revoked).
 
 use corral_testkit::Client;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-fn corral(state: &Path, args: &[&str]) -> std::process::Output {
-    corral_exec::std_command(env!("CARGO_BIN_EXE_corral")).args(args).arg("--state-dir").arg(state).output().expect("run corral")
-}
-
-fn serve(state: &Path) -> (Child, std::net::SocketAddr) {
-    let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
+fn serve(state: &Path) -> Child {
+    corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
         .args(["serve", "--hypervisor", "sim", "--listen", "127.0.0.1:0", "--images", "none", "--regions", "local-1", "--state-dir"])
         .arg(state)
         .env("CORRAL_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("start corral serve");
+        .expect("start corral serve")
+}
+
+/// The address the serve on `state` listens on, once it says.
+fn wait_for_endpoint(state: &Path) -> std::net::SocketAddr {
     let deadline = Instant::now() + Duration::from_secs(30);
-    let endpoint = loop {
-        if let Ok(text) = std::fs::read_to_string(state.join("endpoint")) {
-            if let Some(line) = text.lines().next() {
-                break line.trim_start_matches("http://").to_string();
-            }
+    loop {
+        if let Some(line) = std::fs::read_to_string(state.join("endpoint")).ok().and_then(|t| t.lines().next().map(String::from)) {
+            return line.trim_start_matches("http://").parse().expect("endpoint address");
         }
         assert!(Instant::now() < deadline, "no endpoint file within 30 s");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    (child, endpoint.parse().expect("endpoint address"))
+    }
+}
+
+fn corral(state: &Path, args: &[&str]) -> std::process::Output {
+    corral_exec::std_command(env!("CARGO_BIN_EXE_corral")).args(args).arg("--state-dir").arg(state).output().expect("run corral")
+}
+
+#[test]
+fn a_second_serve_on_the_same_state_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = serve(dir.path());
+    wait_for_endpoint(dir.path());
+
+    let second = serve(dir.path());
+    let out = second.wait_with_output().expect("the second one ends");
+    assert!(!out.status.success(), "a second serve ran on the same state directory");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("another `corral serve` is running"), "{stderr}");
+    assert!(first.try_wait().unwrap().is_none(), "the first one is still serving");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    std::fs::remove_file(dir.path().join("endpoint")).unwrap();
+    let mut again = serve(dir.path());
+    wait_for_endpoint(dir.path());
+    assert!(again.try_wait().unwrap().is_none());
+    again.kill().unwrap();
+    again.wait().unwrap();
 }
 
 /// (access key id, secret) from `corral credentials [create]` output.
@@ -44,7 +70,8 @@ fn key_of(out: &std::process::Output) -> (String, String) {
 #[tokio::test]
 async fn keys_are_created_listed_and_revoked_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, addr) = serve(dir.path());
+    let mut server = serve(dir.path());
+    let addr = wait_for_endpoint(dir.path());
     let root = key_of(&corral(dir.path(), &["credentials"]));
     let made = key_of(&corral(dir.path(), &["credentials", "create"]));
     assert_ne!(root.0, made.0);
