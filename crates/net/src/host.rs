@@ -77,6 +77,21 @@ pub(crate) async fn netns_list() -> Result<Vec<String>, NetError> {
     Ok(json(&out).iter().filter_map(|v| str_field(v, "name")).collect())
 }
 
+/// Whether `/run/netns/NAME` holds a namespace. A live one is an nsfs mount, on another device
+/// than the directory; a file left behind when what mounted it went away is a plain file of
+/// the directory's, on which every `ip -n NAME` fails ("Invalid argument").
+pub(crate) fn netns_alive(ns: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let dir = std::path::Path::new(NETNS_DIR);
+    match (std::fs::metadata(dir.join(ns)), std::fs::metadata(dir)) {
+        (Ok(file), Ok(dir)) => file.dev() != dir.dev(),
+        _ => false,
+    }
+}
+
+/// Where `ip netns` keeps its named namespaces.
+pub(crate) const NETNS_DIR: &str = "/run/netns";
+
 /// Interface names in a namespace.
 pub(crate) async fn links(ns: Option<&str>) -> Result<Vec<String>, NetError> {
     let out = ip(ns, &["-j", "link", "show"]).await?;

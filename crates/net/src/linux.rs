@@ -169,8 +169,21 @@ impl LinuxNet {
         std::fs::create_dir_all(&dir).map_err(io_err("creating state directory", &dir))?;
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).map_err(io_err("chmod state directory", &dir))?;
 
-        // 1. Namespace and its sysctls.
-        if !host::netns_list().await?.iter().any(|n| n == ns) {
+        // 1. Namespace and its sysctls. A name whose file holds no namespace any more is
+        // removed and made again: otherwise every step after this one fails on it, for good.
+        let mut listed = host::netns_list().await?.iter().any(|n| n == ns);
+        if listed && !host::netns_alive(ns) {
+            tracing::warn!(netns = ns, "the namespace file holds no namespace; making the namespace again");
+            let _ = host::ip(None, &["netns", "del", ns]).await;
+            let stale = std::path::Path::new(host::NETNS_DIR).join(ns);
+            if let Err(e) = std::fs::remove_file(&stale) {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    return Err(io_err("removing a stale namespace file", &stale)(e));
+                }
+            }
+            listed = false;
+        }
+        if !listed {
             host::ip(None, &["netns", "add", ns]).await?;
         }
         host::ip(Some(ns), &["link", "set", "lo", "up"]).await?;

@@ -262,6 +262,27 @@ fn alive(pid: u32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// A namespace file that no longer holds a namespace (its mount gone with whatever made it) is
+/// recognised and the namespace made again; before, every apply failed at its first step.
+#[tokio::test]
+async fn a_stale_namespace_file_is_replaced() {
+    let Some(lab) = lab("a_stale_namespace_file_is_replaced") else { return };
+    let d = lab.driver();
+    let g = lab.guest("one");
+    let ns = d.netns_for("vpc-stale");
+    std::fs::create_dir_all("/run/netns").unwrap();
+    std::fs::write(format!("/run/netns/{ns}"), b"").unwrap();
+    let (ok, _) = lab.sh(&ns, &["true"]).await;
+    assert!(!ok, "the stale file is not a namespace to enter");
+    let n = desired(vec![vpc("vpc-stale", vec![port(&g, 0x1, 5, &["sg-a"])], vec![group("sg-a", vec![])])]);
+    let r = apply(&d, &n).await;
+    assert_eq!(r.vpcs.len(), 1, "{r:?}");
+    let (ok, links) = lab.sh(&ns, &["ip", "-o", "link"]).await;
+    assert!(ok && links.contains(&d.tap_for(&n.vpcs[0].ports[0].eni_id)), "{links}");
+    apply(&d, &desired(vec![])).await;
+    assert!(!lab.namespaces().contains(&ns));
+}
+
 #[tokio::test]
 async fn teardown_and_crash_reconcile_leave_nothing() {
     let Some(lab) = lab("teardown_and_crash_reconcile_leave_nothing") else { return };
