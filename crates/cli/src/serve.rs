@@ -68,7 +68,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CORRAL_PUBLIC_POOL", default_value = corral_control::DEFAULT_PUBLIC_POOL)]
     pub public_pool: String,
     /// Prefix of the network namespaces Corral makes (one per VPC): tests give each run its own.
-    #[arg(long, env = "CORRAL_NETNS_PREFIX", default_value = "corral-")]
+    /// Default: one kept in the state directory, unique to it (`corral-XXXXXX-`), so two clouds
+    /// on one host never take each other's namespaces for leftovers (`corral-` for a state
+    /// directory made before).
+    #[arg(long, env = "CORRAL_NETNS_PREFIX", default_value = DEFAULT_NETNS_PREFIX)]
     pub netns_prefix: String,
     /// The namespace that plays the host for public and elastic IPs (holds the routes to
     /// them). Default: the host's own. Tests name a namespace they made.
@@ -89,6 +92,31 @@ pub struct ServeArgs {
 }
 
 const ENDPOINT_FILE: &str = "endpoint";
+const DEFAULT_NETNS_PREFIX: &str = "corral-";
+const NETNS_PREFIX_FILE: &str = "netns-prefix";
+
+/// The namespace prefix of the cloud in `state_dir`: the operator's when given; else the one
+/// kept in the state directory; else, for a new state directory, a new one unique to it (and
+/// `corral-`, the names its namespaces already have, for one made before this existed).
+fn netns_prefix(state_dir: &Path, given: &str, existing_store: bool) -> anyhow::Result<String> {
+    if given != DEFAULT_NETNS_PREFIX {
+        return Ok(given.to_string());
+    }
+    let file = state_dir.join(NETNS_PREFIX_FILE);
+    let usable = |p: &str| !p.is_empty() && p.len() <= 32 && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if let Ok(kept) = std::fs::read_to_string(&file) {
+        let kept = kept.trim();
+        if usable(kept) {
+            return Ok(kept.to_string());
+        }
+    }
+    let prefix = match existing_store {
+        true => DEFAULT_NETNS_PREFIX.to_string(),
+        false => format!("corral-{:06x}-", rand::random::<u32>() & 0xff_ffff),
+    };
+    std::fs::write(&file, format!("{prefix}\n")).with_context(|| format!("writing {}", file.display()))?;
+    Ok(prefix)
+}
 
 /// (endpoint URL, region) written by a running or last `corral serve`.
 pub fn read_endpoint(state_dir: &Path) -> Option<(String, String)> {
@@ -97,7 +125,7 @@ pub fn read_endpoint(state_dir: &Path) -> Option<(String, String)> {
     Some((lines.next()?.to_string(), lines.next()?.to_string()))
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let state_dir = &args.state.state_dir;
     std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
     let _held = hold(state_dir)?;
@@ -106,6 +134,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(db) => std::path::PathBuf::from(db.strip_prefix("sqlite://").unwrap_or(db)),
         None => state_dir.join("corral.db"),
     };
+    args.netns_prefix = netns_prefix(state_dir, &args.netns_prefix, db_path.exists())?;
     let store = Arc::new(corral_store::Store::open(&db_path)?);
     let seed = Seed {
         account_id: args.account_id.clone(),
@@ -217,5 +246,30 @@ async fn shutdown() {
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
+    }
+}
+
+#[cfg(test)]
+mod netns_prefix_tests {
+    use super::*;
+
+    #[test]
+    fn each_new_state_directory_gets_its_own_prefix_and_keeps_it() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let pa = netns_prefix(a.path(), DEFAULT_NETNS_PREFIX, false).unwrap();
+        let pb = netns_prefix(b.path(), DEFAULT_NETNS_PREFIX, false).unwrap();
+        assert!(pa.starts_with("corral-") && pa.len() == "corral-123456-".len(), "{pa}");
+        assert_ne!(pa, pb, "two clouds, two prefixes");
+        assert_eq!(netns_prefix(a.path(), DEFAULT_NETNS_PREFIX, true).unwrap(), pa, "kept across restarts");
+    }
+
+    #[test]
+    fn an_existing_cloud_keeps_corral_and_an_operator_prefix_wins() {
+        let old = tempfile::tempdir().unwrap();
+        assert_eq!(netns_prefix(old.path(), DEFAULT_NETNS_PREFIX, true).unwrap(), "corral-");
+        assert_eq!(netns_prefix(old.path(), DEFAULT_NETNS_PREFIX, false).unwrap(), "corral-", "kept once written");
+        let other = tempfile::tempdir().unwrap();
+        assert_eq!(netns_prefix(other.path(), "test-x-", false).unwrap(), "test-x-");
+        assert!(!other.path().join(NETNS_PREFIX_FILE).exists(), "an operator's prefix is not written down");
     }
 }
