@@ -46,6 +46,7 @@ pub struct Hosts {
     public_pool: Cidr,
     stop_timeout: Duration,
     sim_delays: SimDelays,
+    durability: corral_store::Durability,
 }
 
 /// The host link pool of corral-net (`NetConfig`'s default), sliced per region like the
@@ -77,7 +78,13 @@ impl Hosts {
             public_pool,
             stop_timeout: Duration::from_secs(args.stop_timeout_secs),
             sim_delays: args.sim_delays,
+            durability: args.durability(),
         })
+    }
+
+    /// How durable each region's store is (the home region's, as `serve` was told).
+    pub fn durability(&self) -> corral_store::Durability {
+        self.durability
     }
 
     /// The region's slice of a pool shared by the regions of this host.
@@ -140,7 +147,9 @@ pub fn factory(hosts: Arc<Hosts>, state_dir: std::path::PathBuf, account_id: Str
                 |what: &str, e: &dyn std::fmt::Display| corral_types::Error::internal(format!("opening region {region}: {what}: {e}"));
             let dir = state_dir.join("regions").join(&region);
             std::fs::create_dir_all(&dir).map_err(|e| fail("creating its directory", &e))?;
-            let store = Arc::new(corral_store::Store::open(&dir.join("corral.db")).map_err(|e| fail("opening its store", &e))?);
+            let store = Arc::new(
+                corral_store::Store::open_durable(&dir.join("corral.db"), hosts.durability()).map_err(|e| fail("opening its store", &e))?,
+            );
             corral_control::account::region_bootstrap(&store, &account_id)?;
             let h = hosts.open(&region, &dir).await.map_err(|e| fail("starting its host", &e))?;
             let config =

@@ -89,6 +89,27 @@ pub struct ServeArgs {
     /// Seconds a guest gets to power off after an ACPI request before the stop is forced.
     #[arg(long, env = "CORRAL_STOP_TIMEOUT_SECS", default_value_t = 60)]
     pub stop_timeout_secs: u64,
+    /// Whether each commit is fsynced before the API answers (`full`) or at checkpoints only
+    /// (`normal`: a power loss may lose the last changes). Default: `full` with QEMU, whose
+    /// host steps follow the commits; `normal` with the simulated hypervisor, a CI double.
+    #[arg(long, value_enum, env = "CORRAL_DURABILITY")]
+    pub durability: Option<DurabilityArg>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DurabilityArg {
+    Full,
+    Normal,
+}
+
+impl ServeArgs {
+    /// The store's durability: the operator's, or the hypervisor's default.
+    pub fn durability(&self) -> corral_store::Durability {
+        match (self.durability, self.hypervisor) {
+            (Some(DurabilityArg::Full), _) | (None, Hypervisor::Qemu) => corral_store::Durability::Full,
+            (Some(DurabilityArg::Normal), _) | (None, Hypervisor::Sim) => corral_store::Durability::Normal,
+        }
+    }
 }
 
 const ENDPOINT_FILE: &str = "endpoint";
@@ -135,7 +156,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         None => state_dir.join("corral.db"),
     };
     args.netns_prefix = netns_prefix(state_dir, &args.netns_prefix, db_path.exists())?;
-    let store = Arc::new(corral_store::Store::open(&db_path)?);
+    let store = Arc::new(corral_store::Store::open_durable(&db_path, args.durability())?);
     let seed = Seed {
         account_id: args.account_id.clone(),
         access_key_id: args.access_key_id.clone(),

@@ -79,12 +79,32 @@ pub struct Tx<'a> {
     tx: &'a Connection,
 }
 
+/// How far a commit is on disk when it returns (SQLite's `synchronous` in WAL mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Every commit is fsynced before it returns: a power loss loses no answered change. For
+    /// a cloud of real VMs, whose host steps follow the commits.
+    Full,
+    /// Commits are fsynced at checkpoints only: a crash of the process loses nothing, a power
+    /// loss may lose the last commits. For the simulated hypervisor (a CI double), tests and
+    /// tools, where an fsync per commit would dominate.
+    Normal,
+}
+
 impl Store {
+    /// [`Store::open_durable`] with [`Durability::Normal`].
     pub fn open(path: &Path) -> Result<Store> {
+        Self::open_durable(path, Durability::Normal)
+    }
+
+    pub fn open_durable(path: &Path, durability: Durability) -> Result<Store> {
         let failed = |source: std::io::Error| StoreError::Private { path: path.display().to_string(), source };
         private(path).map_err(failed)?;
         let conn = Connection::open(path).map_err(|source| StoreError::Open { path: path.display().to_string(), source })?;
         let store = Self::init(conn)?;
+        if durability == Durability::Full {
+            store.lock().pragma_update(None, "synchronous", "FULL")?;
+        }
         // SQLite gives its WAL and shared-memory files the database file's mode; older ones
         // made before this are narrowed too.
         for suffix in ["-wal", "-shm"] {
@@ -185,6 +205,15 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durability_sets_synchronous() {
+        let dir = tempfile::tempdir().unwrap();
+        let level = |s: &Store| s.lock().pragma_query_value(None, "synchronous", |r| r.get::<_, i64>(0)).unwrap();
+        // SQLite: 1 is NORMAL, 2 is FULL.
+        assert_eq!(level(&Store::open(&dir.path().join("a.db")).unwrap()), 1);
+        assert_eq!(level(&Store::open_durable(&dir.path().join("b.db"), Durability::Full).unwrap()), 2);
+    }
 
     #[test]
     fn the_store_and_its_wal_are_private_to_their_owner() {
