@@ -173,21 +173,17 @@ impl Control {
     /// changes while later pages are read is marked by that change, for the next pass.
     fn host_refresh_all(&self, cache: &mut HostCache) -> Result<Refreshed> {
         let mut fresh = HostCache { computed: cache.computed, ..HostCache::default() };
-        let (mut after, mut computed) = (i64::MIN, 0);
-        loop {
-            let read = self.store.read(|tx| {
-                let page = tx.instance_page_live(&self.config.host, after, RECOMPUTE_PAGE)?;
+        let mut computed = 0;
+        self.store.read_pages(
+            RECOMPUTE_PAGE,
+            |tx, after, n| tx.instance_page_live(&self.config.host, after, n),
+            |tx, page| {
                 let ids: Vec<String> = page.iter().map(|(_, i)| i.instance_id.clone()).collect();
                 let enis = tx.eni_list_for_instances(&ids)?;
-                self.host_parts(tx, &mut fresh, &page, enis)?;
-                Ok::<_, corral_types::Error>((page.len(), page.last().map(|(pos, _)| *pos)))
-            })?;
-            computed += read.0;
-            match read.1 {
-                Some(last) if read.0 == RECOMPUTE_PAGE => after = last,
-                _ => break,
-            }
-        }
+                computed += self.host_parts(tx, &mut fresh, &page, enis)?.computed;
+                Ok::<_, corral_types::Error>(())
+            },
+        )?;
         *cache = fresh;
         Ok(Refreshed { computed, changed: true })
     }

@@ -194,20 +194,12 @@ impl Control {
     /// Every instance, read a page per transaction so the API is not held up behind one long
     /// read of the whole fleet.
     fn instances_all(&self) -> Result<Vec<InstanceRecord>> {
-        const PAGE: usize = 500;
         let mut out = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.read(|tx| InstanceRecord::page(tx, after, PAGE))?;
-            let full = page.len() == PAGE;
-            if let Some((pos, _)) = page.last() {
-                after = *pos;
-            }
+        self.store.read_pages(500, InstanceRecord::page, |_, page| {
             out.extend(page.into_iter().map(|(_, r)| r));
-            if !full {
-                return Ok(out);
-            }
-        }
+            Ok::<_, Error>(())
+        })?;
+        Ok(out)
     }
 
     /// One pass over what changed (see `reconcile_queue.rs`); says how many instances it

@@ -106,12 +106,6 @@ fn members(shape: Shape<'_>, body: &Value, at: &At<'_>, out: &mut String) -> Res
     Ok(())
 }
 
-/// One element `name` of `shape` from a JSON value (for [`crate::write`]'s members given as
-/// values); an error names it by `member`.
-pub(crate) fn element_value(name: &str, shape: Shape<'_>, v: &Value, member: &str, out: &mut String) -> Result<(), EncodeError> {
-    element(name, shape, v, &At::Root(member), out)
-}
-
 fn element(name: &str, shape: Shape<'_>, v: &Value, at: &At<'_>, out: &mut String) -> Result<(), EncodeError> {
     match shape.kind() {
         ShapeKind::Structure => {

@@ -8,7 +8,7 @@
 //! builds no tree: a page of 100 instances built and dropped about 60,000 JSON nodes before it
 //! was encoded.
 
-use crate::encode::{begin, close, element_value, empty, end, open, EncodeError};
+use crate::encode::{begin, close, empty, end, open, EncodeError};
 use crate::model::{Model, Shape, ShapeKind};
 use crate::xml::escape_into;
 use serde_json::{Map, Value};
@@ -74,7 +74,7 @@ impl<'a> Obj<'a> {
         Some((m.xml_name(), shape))
     }
 
-    /// A child structure of `shape`, written by `f`, then handed to `put`.
+    /// A child structure of `shape`, written by `f`: its JSON value, or Null when written as XML.
     fn child(&mut self, shape: Shape<'static>, f: impl FnOnce(&mut Obj<'_>)) -> Option<Value> {
         let to = match &mut self.to {
             To::Xml(out) => To::Xml(out),
@@ -129,8 +129,7 @@ impl<'a> Obj<'a> {
 
     pub fn int(&mut self, name: &str, v: i64) -> &mut Self {
         if let Some((xml, _)) = self.member(name, &[ShapeKind::Integer, ShapeKind::Long], "integer") {
-            let digits = itoa_buf(v);
-            self.leaf(name, xml, digits.as_str(), || Value::from(v));
+            self.leaf(name, xml, &v.to_string(), || Value::from(v));
         }
         self
     }
@@ -202,77 +201,6 @@ impl<'a> Obj<'a> {
         }
         self
     }
-
-    /// A list of strings.
-    pub fn strs<'s>(&mut self, name: &str, items: impl IntoIterator<Item = &'s str>) -> &mut Self {
-        let Some((xml, shape)) = self.member(name, &[ShapeKind::List], "list") else { return self };
-        let (item_shape, item_xml) = shape.list_member().expect("a list has a member");
-        if item_shape.kind() != ShapeKind::String {
-            self.fail(EncodeError::WrongType { path: format!("{}.{name}[]", self.shape.name), expected: "string" });
-            return self;
-        }
-        let items: Vec<&str> = items.into_iter().collect();
-        match &mut self.to {
-            To::Xml(out) if items.is_empty() => empty(out, xml),
-            To::Xml(out) => {
-                open(out, xml);
-                for s in items {
-                    open(out, item_xml);
-                    escape_into(out, s);
-                    close(out, item_xml);
-                }
-                close(out, xml);
-            }
-            To::Json(map) => {
-                map.insert(name.to_string(), Value::Array(items.into_iter().map(|s| Value::String(s.into())).collect()));
-            }
-        }
-        self
-    }
-
-    /// Any member from a JSON value keyed by member names (a view not written member by member).
-    pub fn value(&mut self, name: &str, v: Value) -> &mut Self {
-        if v.is_null() {
-            return self;
-        }
-        let Some(m) = self.shape.member(name) else {
-            self.fail(EncodeError::UnknownMember { shape: self.shape.name.to_string(), member: name.to_string() });
-            return self;
-        };
-        match &mut self.to {
-            To::Xml(out) => {
-                if let Err(e) = element_value(m.xml_name(), m.shape(), &v, name, out) {
-                    self.fail(e);
-                }
-            }
-            To::Json(map) => {
-                map.insert(name.to_string(), v);
-            }
-        }
-        self
-    }
-}
-
-/// An integer's decimal digits without a heap string.
-struct Digits {
-    buf: [u8; 20],
-    len: usize,
-}
-
-impl Digits {
-    fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-fn itoa_buf(v: i64) -> Digits {
-    use std::io::Write;
-    let mut d = Digits { buf: [0; 20], len: 0 };
-    let mut cur = std::io::Cursor::new(&mut d.buf[..]);
-    // i64 has at most 20 characters with its sign.
-    let _ = write!(cur, "{v}");
-    d.len = cur.position() as usize;
-    d
 }
 
 #[cfg(test)]
@@ -337,25 +265,29 @@ mod tests {
     }
 
     #[test]
-    fn values_and_numbers() {
+    fn numbers_and_empty_lists() {
         let v = value("Instance", |o| {
-            o.int("AmiLaunchIndex", -12).value("Monitoring", serde_json::json!({"State": "disabled"})).strs("ProductCodes", []);
-        });
-        assert!(value("Instance", |o| {
-            o.empty("ProductCodes");
+            o.int("AmiLaunchIndex", -12).empty("ProductCodes");
         })
-        .is_ok());
-        // ProductCodes is a list of structures: strs refuses it.
-        assert!(v.is_err());
+        .unwrap();
+        assert_eq!(v, serde_json::json!({"AmiLaunchIndex": -12, "ProductCodes": []}));
+        // InstanceId is no list.
+        assert!(value("Instance", |o| {
+            o.empty("InstanceId");
+        })
+        .is_err());
         let xml = response("DescribeInstances", "r", |o| {
             o.list("Reservations", [()], |r, _| {
                 r.list("Instances", [()], |i, _| {
-                    i.int("AmiLaunchIndex", -12).value("Monitoring", serde_json::json!({"State": "disabled"}));
+                    i.int("AmiLaunchIndex", -12).empty("ProductCodes").obj("Monitoring", |m| {
+                        m.str("State", "disabled");
+                    });
                 });
             });
         })
         .unwrap();
         assert!(xml.contains("<amiLaunchIndex>-12</amiLaunchIndex>"), "{xml}");
+        assert!(xml.contains("<productCodes/>"), "{xml}");
         assert!(xml.contains("<monitoring><state>disabled</state></monitoring>"), "{xml}");
     }
 }

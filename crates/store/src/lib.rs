@@ -154,6 +154,31 @@ impl Store {
         Ok(out)
     }
 
+    /// Reads records a page of `limit` at a time, each page in a transaction of its own (so
+    /// a walk over a large kind never holds the store for long): `read` gives the records
+    /// after a position, in order, with their positions; `each` handles a page inside its
+    /// transaction. Stops after the first page shorter than `limit`.
+    pub fn read_pages<T, E: From<StoreError>>(
+        &self,
+        limit: usize,
+        read: impl Fn(&Tx<'_>, i64, usize) -> Result<Vec<(i64, T)>>,
+        mut each: impl FnMut(&Tx<'_>, Vec<(i64, T)>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut after = i64::MIN;
+        loop {
+            let (n, last) = self.transaction(|tx| {
+                let page = read(tx, after, limit)?;
+                let (n, last) = (page.len(), page.last().map(|(pos, _)| *pos));
+                each(tx, page)?;
+                Ok::<_, E>((n, last))
+            })?;
+            match last {
+                Some(last) if n == limit => after = last,
+                _ => return Ok(()),
+            }
+        }
+    }
+
     /// Read-only convenience: the same as a transaction that changes nothing.
     pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         self.transaction(f)
