@@ -14,7 +14,7 @@ pub mod metadata;
 pub mod net;
 pub mod storage;
 
-pub use storage::{DiskBus, DiskSpec, LayerId, PoolUsage, Storage};
+pub use storage::{DiskBus, DiskSpec, LayerFile, LayerId, PoolUsage, Storage};
 
 use std::path::PathBuf;
 use std::sync::Arc;

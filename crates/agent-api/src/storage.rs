@@ -17,6 +17,7 @@
 //! agent and by commands that work on the pool without one (`corral images build|import`).
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::AgentError;
 
@@ -120,4 +121,21 @@ pub trait Storage: Send + Sync + 'static {
     async fn layer_size(&self, id: &LayerId) -> Result<Option<u64>, AgentError>;
 
     async fn usage(&self) -> Result<PoolUsage, AgentError>;
+
+    /// Every layer file the pool holds, with how long ago it was last written (what a sweep
+    /// compares with the store's records: a file nothing names, older than a grace period, is
+    /// what a crash left between a file and its record).
+    async fn layer_files(&self) -> Result<Vec<LayerFile>, AgentError>;
+
+    /// Removes the temporary files of writes that never finished (a `qemu-img` killed with its
+    /// process) last written more than `older_than` ago; returns their names. A write in
+    /// progress keeps its file younger than any sensible grace period.
+    async fn temp_sweep(&self, older_than: Duration) -> Result<Vec<String>, AgentError>;
+}
+
+/// A layer file in the pool and its age (since it was last written).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerFile {
+    pub layer: LayerId,
+    pub age: Duration,
 }

@@ -21,7 +21,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use corral_agent_api::{AgentError, LayerId, PoolUsage, Storage};
+use corral_agent_api::{AgentError, LayerFile, LayerId, PoolUsage, Storage};
 use serde_json::Value;
 
 /// A qcow2 header's fixed fields we read (version 2 and 3 share them).
@@ -137,6 +137,31 @@ impl Pool {
         Ok(out)
     }
 
+    /// The pool's directory entries with how long ago each was last written, `None` where the
+    /// pool does not exist yet. An entry deleted while we look is left out.
+    fn entries_with_age(&self) -> Result<Vec<(String, std::time::Duration)>, AgentError> {
+        let listing = |e| AgentError::host(format!("listing pool {}", self.dir.display()), e);
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(listing(e)),
+        };
+        let now = std::time::SystemTime::now();
+        let mut out = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(listing)?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let written = match entry.metadata().and_then(|m| m.modified()) {
+                Ok(t) => t,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(listing(e)),
+            };
+            // A clock that went back makes a file look new: kept, never removed early.
+            out.push((name, now.duration_since(written).unwrap_or_default()));
+        }
+        Ok(out)
+    }
+
     fn create_dir(&self) -> Result<(), AgentError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| AgentError::host(format!("creating pool directory {}", self.dir.display()), e))
     }
@@ -146,6 +171,11 @@ impl Pool {
     fn temp_path(&self, id: &LayerId) -> PathBuf {
         static SEQ: AtomicU64 = AtomicU64::new(0);
         self.dir.join(format!(".{id}.qcow2.{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)))
+    }
+
+    /// Whether a pool entry is one of [`Pool::temp_path`]'s.
+    fn is_temp_name(name: &str) -> bool {
+        name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")).and_then(|n| n.split_once(".qcow2.")).is_some_and(|(id, _)| LayerId::parse(id).is_some())
     }
 
     /// Runs `make(tmp)` and publishes `tmp` as layer `id`. On any failure the temporary file
@@ -487,6 +517,40 @@ impl Storage for Pool {
         .await
         .map_err(|e| AgentError::Other(format!("measuring the pool: {e}")))?
     }
+
+    async fn layer_files(&self) -> Result<Vec<LayerFile>, AgentError> {
+        let pool = self.clone();
+        let entries = tokio::task::spawn_blocking(move || pool.entries_with_age())
+            .await
+            .map_err(|e| AgentError::Other(format!("listing the pool: {e}")))??;
+        let mut files: Vec<LayerFile> = entries
+            .into_iter()
+            .filter_map(|(name, age)| Some(LayerFile { layer: LayerId::parse(name.strip_suffix(".qcow2")?)?, age }))
+            .collect();
+        files.sort_by(|a, b| a.layer.cmp(&b.layer));
+        Ok(files)
+    }
+
+    async fn temp_sweep(&self, older_than: std::time::Duration) -> Result<Vec<String>, AgentError> {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || -> Result<Vec<String>, AgentError> {
+            let mut removed = Vec::new();
+            for (name, age) in pool.entries_with_age()? {
+                if age < older_than || !Pool::is_temp_name(&name) {
+                    continue;
+                }
+                match std::fs::remove_file(pool.dir.join(&name)) {
+                    Ok(()) => removed.push(name),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(AgentError::host(format!("removing temporary file {name} from the pool"), e)),
+                }
+            }
+            removed.sort();
+            Ok(removed)
+        })
+        .await
+        .map_err(|e| AgentError::Other(format!("sweeping the pool's temporary files: {e}")))?
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +570,45 @@ mod tests {
         assert_eq!(pool.layer_of(Path::new("/elsewhere/l00000000000000abc.qcow2")), None);
         assert_eq!(pool.layer_of(Path::new("/var/lib/corral/pool/x.qcow2")), None);
         assert!(Pool::new("rel").dir().is_absolute());
+    }
+
+    /// Sets a file's modification time `ago` in the past.
+    fn age_file(path: &Path, ago: std::time::Duration) {
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(std::time::SystemTime::now() - ago).unwrap();
+    }
+
+    #[tokio::test]
+    async fn layer_files_have_ages_and_only_old_temporary_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let pool = Pool::new(dir.path());
+        assert!(pool.layer_files().await.unwrap().is_empty(), "no pool directory yet: nothing, not an error");
+        let hour = std::time::Duration::from_secs(3600);
+        let (old, new) = (id(1), id(2));
+        for l in [&old, &new] {
+            std::fs::write(pool.path(l), b"x").unwrap();
+        }
+        age_file(&pool.path(&old), hour);
+        let old_tmp = format!(".{old}.qcow2.123-0.tmp");
+        let new_tmp = format!(".{new}.qcow2.{}-7.tmp", std::process::id());
+        let not_ours = ".other.tmp";
+        for name in [&old_tmp, &new_tmp, &not_ours.to_string(), &"notes.txt".to_string()] {
+            std::fs::write(dir.path().join(name), b"x").unwrap();
+            age_file(&dir.path().join(name), hour);
+        }
+        age_file(&dir.path().join(&new_tmp), std::time::Duration::ZERO);
+
+        let files = pool.layer_files().await.unwrap();
+        assert_eq!(files.iter().map(|f| f.layer.clone()).collect::<Vec<_>>(), vec![old.clone(), new.clone()]);
+        assert!(files[0].age >= hour - std::time::Duration::from_secs(60), "{files:?}");
+        assert!(files[1].age < std::time::Duration::from_secs(60), "{files:?}");
+
+        let swept = pool.temp_sweep(std::time::Duration::from_secs(600)).await.unwrap();
+        assert_eq!(swept, vec![old_tmp.clone()]);
+        for (name, stays) in [(old_tmp.as_str(), false), (new_tmp.as_str(), true), (not_ours, true), ("notes.txt", true)] {
+            assert_eq!(dir.path().join(name).exists(), stays, "{name}");
+        }
+        assert!(pool.path(&old).exists(), "layers are the control plane's to judge, never swept here");
     }
 
     #[test]

@@ -82,6 +82,7 @@ pub fn pool_control(state: &StateArgs) -> anyhow::Result<std::sync::Arc<Control>
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
             quotas: Default::default(),
             settled_reads: false,
+            sweep_grace: corral_control::sweep::SWEEP_GRACE,
         },
     )
     .map_err(|e| anyhow::anyhow!("{e}"))

@@ -94,6 +94,11 @@ pub struct ServeArgs {
     /// host steps follow the commits; `normal` with the simulated hypervisor, a CI double.
     #[arg(long, value_enum, env = "CORRAL_DURABILITY")]
     pub durability: Option<DurabilityArg>,
+    /// Seconds a file in the storage pool that no record names (what a crash left between a
+    /// file and its record) is left alone before the sweep, at start and every 10 minutes,
+    /// removes it.
+    #[arg(long, env = "CORRAL_SWEEP_GRACE_SECS", default_value_t = 600)]
+    pub sweep_grace_secs: u64,
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,6 +186,7 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         public_pool: home.public_pool,
         quotas,
         settled_reads: args.hypervisor == Hypervisor::Sim && args.sim_delays == SimDelays::None,
+        sweep_grace: std::time::Duration::from_secs(args.sweep_grace_secs),
     };
     let control = Control::new(store, home.agent, home.storage, config.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
     control.spawn_reconciler();

@@ -45,6 +45,7 @@ pub mod snapshot;
 mod snapshot_attribute;
 mod storage_recover;
 pub mod subnet;
+pub mod sweep;
 pub mod tag;
 pub mod volume;
 mod volume_attach;
@@ -115,6 +116,9 @@ pub struct ControlConfig {
     /// change shows by the next Describe (the simulated hypervisor without delays, as CI
     /// suites written against EC2 doubles expect).
     pub settled_reads: bool,
+    /// How old a pool file without a record must be before the sweep removes it
+    /// ([`sweep::SWEEP_GRACE`] by default).
+    pub sweep_grace: std::time::Duration,
 }
 
 /// The default public pool: 198.18.0.0/15, the range RFC 2544 sets aside for benchmarks, so it

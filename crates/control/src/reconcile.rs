@@ -136,6 +136,7 @@ impl Control {
                 tracing::error!(error = %e, internal = ?e.internal, "recovering storage steps left halfway failed");
             }
             let changes = this.agent.changes();
+            let mut swept_at: Option<std::time::Instant> = None;
             loop {
                 match this.reconcile_once().await {
                     // Settled: the pass acted on nothing and nothing waits for the next one.
@@ -143,6 +144,14 @@ impl Control {
                         this.settled.send_replace(pass.actions == 0 && this.work.is_idle());
                     }
                     Err(e) => tracing::warn!(error = %e, internal = ?e.internal, "reconcile pass failed"),
+                }
+                // The sweep after the first pass (which destroys the VMs no instance names, so
+                // no VM has a swept file open), then every SWEEP_INTERVAL.
+                if swept_at.is_none_or(|at| at.elapsed() >= crate::sweep::SWEEP_INTERVAL) {
+                    if let Err(e) = this.sweep().await {
+                        tracing::warn!(error = %e, internal = ?e.internal, "sweeping the storage pool failed");
+                    }
+                    swept_at = Some(std::time::Instant::now());
                 }
                 tokio::select! {
                     _ = this.kick.notified() => {}

@@ -119,6 +119,7 @@ impl TestContextBuilder {
             public_pool: corral_control::DEFAULT_PUBLIC_POOL.parse().expect("pool"),
             quotas: corral_control::quota::Quotas::parse(&self.limits).expect("limits"),
             settled_reads: false,
+            sweep_grace: corral_control::sweep::SWEEP_GRACE,
         };
         let control = Control::new(store, agent.clone(), agent.clone(), config.clone()).expect("control");
         let mut images = Vec::new();

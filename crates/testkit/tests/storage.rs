@@ -451,3 +451,47 @@ async fn chains_shorten_when_snapshots_go() {
         assert_eq!(l.backing.as_ref().map(|b| b.to_string()), r.backing, "layer {}", r.layer_id);
     }
 }
+
+/// What a crash leaves in the pool without a record (a layer deleted from the store before
+/// its file, a layer made before its record) is swept once older than the grace period; a
+/// young file (a write whose record is about to commit) and every layer a record names stay.
+#[tokio::test]
+async fn the_sweep_removes_old_layer_files_that_no_record_names() {
+    use corral_agent_api::Storage;
+    use std::time::Duration;
+    let ctx = TestContext::new().await;
+    let id = ctx.run(1, &[("Placement.AvailabilityZone", "local-1a")]).await.remove(0);
+    ctx.wait_state(&id, "running").await;
+    let vol = ctx.volume("2", "local-1a").await;
+    ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.ok();
+    ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok();
+    let named_before: Vec<LayerId> = ctx.agent.layer_files().await.unwrap().into_iter().map(|f| f.layer).collect();
+    assert!(named_before.len() >= 3, "the root, the volume's top and the snapshot's layer: {named_before:?}");
+
+    // Leftovers: a chain of two (the top must go before what it builds on) and one that is young.
+    let (base, top, young) = (LayerId::random(), LayerId::random(), LayerId::random());
+    ctx.agent.layer_create(&base, None, 1 << 30).await.unwrap();
+    ctx.agent.layer_create(&top, Some(&base), 1 << 30).await.unwrap();
+    ctx.agent.age_layers(Duration::from_secs(3600));
+    ctx.agent.layer_create(&young, None, 1 << 30).await.unwrap();
+
+    let swept = ctx.control.sweep_older_than(Duration::from_secs(600)).await.unwrap();
+    let mut gone = swept.layers.clone();
+    gone.sort();
+    let mut expected = vec![base.clone(), top.clone()];
+    expected.sort();
+    assert_eq!(gone, expected, "{swept:?}");
+    assert!(swept.failed.is_empty(), "{swept:?}");
+    let left: Vec<LayerId> = ctx.agent.layer_files().await.unwrap().into_iter().map(|f| f.layer).collect();
+    assert!(left.contains(&young), "a young file is left alone");
+    for l in &named_before {
+        assert!(left.contains(l), "layer {l}, which a record names, was swept");
+    }
+    // The volume and its snapshot still work as before.
+    ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok();
+
+    // Once old enough, the young one goes too; a second sweep finds nothing more.
+    ctx.agent.age_layers(Duration::from_secs(3600));
+    assert_eq!(ctx.control.sweep_older_than(Duration::from_secs(600)).await.unwrap().layers, vec![young]);
+    assert_eq!(ctx.control.sweep_older_than(Duration::from_secs(600)).await.unwrap(), Default::default());
+}

@@ -391,4 +391,10 @@ impl Storage for QemuAgent {
     async fn usage(&self) -> Result<PoolUsage, AgentError> {
         self.ctx.pool.usage().await
     }
+    async fn layer_files(&self) -> Result<Vec<corral_agent_api::LayerFile>, AgentError> {
+        self.ctx.pool.layer_files().await
+    }
+    async fn temp_sweep(&self, older_than: std::time::Duration) -> Result<Vec<String>, AgentError> {
+        self.ctx.pool.temp_sweep(older_than).await
+    }
 }

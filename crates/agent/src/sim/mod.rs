@@ -59,6 +59,8 @@ struct State {
     /// VMs destroyed, with the generation of their going (the last [`GONE_KEPT`]).
     gone: VecDeque<(u64, String)>,
     layers: HashMap<LayerId, SimLayer>,
+    /// When each layer was made (its age, for the pool sweep).
+    born: HashMap<LayerId, std::time::Instant>,
     /// How many layers each layer backs.
     children: HashMap<LayerId, usize>,
 }

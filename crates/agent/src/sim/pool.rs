@@ -3,8 +3,9 @@
 //! backs is kept beside it, so deleting one does not walk the pool.
 
 use super::{SimAgent, SimOp, State};
-use corral_agent_api::{AgentError, DiskSpec, LayerId, PoolUsage, Storage};
+use corral_agent_api::{AgentError, DiskSpec, LayerFile, LayerId, PoolUsage, Storage};
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// One layer of the simulated pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub(super) fn layer_put(st: &mut State, id: LayerId, layer: SimLayer) {
     if let Some(b) = &layer.backing {
         *st.children.entry(b.clone()).or_default() += 1;
     }
+    st.born.entry(id.clone()).or_insert_with(Instant::now);
     if let Some(old) = st.layers.insert(id, layer) {
         unback(st, old.backing.as_ref());
     }
@@ -27,6 +29,7 @@ pub(super) fn layer_remove(st: &mut State, id: &LayerId) {
     if let Some(old) = st.layers.remove(id) {
         unback(st, old.backing.as_ref());
     }
+    st.born.remove(id);
 }
 
 fn unback(st: &mut State, backing: Option<&LayerId>) {
@@ -99,7 +102,9 @@ impl Storage for SimAgent {
         self.injected(&mut st, SimOp::LayerImport)?;
         // The simulated hypervisor never reads disks; a file's length stands for its size.
         let size = std::fs::metadata(source).map(|m| m.len()).unwrap_or(8 << 30).max(1 << 30);
-        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
+        if !st.layers.contains_key(id) {
+            layer_put(&mut st, id.clone(), SimLayer { backing: None, size_bytes: size });
+        }
         Ok(st.layers[id].size_bytes)
     }
 
@@ -107,7 +112,9 @@ impl Storage for SimAgent {
         let mut st = self.lock();
         let size =
             st.layers.get(source).map(|l| l.size_bytes).ok_or_else(|| AgentError::Other(format!("layer {source} does not exist")))?;
-        st.layers.entry(id.clone()).or_insert(SimLayer { backing: None, size_bytes: size });
+        if !st.layers.contains_key(id) {
+            layer_put(&mut st, id.clone(), SimLayer { backing: None, size_bytes: size });
+        }
         Ok(())
     }
 
@@ -139,5 +146,27 @@ impl Storage for SimAgent {
     async fn usage(&self) -> Result<PoolUsage, AgentError> {
         let st = self.lock();
         Ok(PoolUsage { path: String::new(), layers: st.layers.len() as u64, used_bytes: 0, free_bytes: u64::MAX })
+    }
+
+    async fn layer_files(&self) -> Result<Vec<LayerFile>, AgentError> {
+        let st = self.lock();
+        let mut files: Vec<LayerFile> =
+            st.layers.keys().map(|l| LayerFile { layer: l.clone(), age: st.born.get(l).map(Instant::elapsed).unwrap_or_default() }).collect();
+        files.sort_by(|a, b| a.layer.cmp(&b.layer));
+        Ok(files)
+    }
+
+    /// A simulated write never leaves a temporary file.
+    async fn temp_sweep(&self, _older_than: Duration) -> Result<Vec<String>, AgentError> {
+        Ok(Vec::new())
+    }
+}
+
+impl SimAgent {
+    /// Makes every layer of the pool `by` older (tests of the sweep's grace period).
+    pub fn age_layers(&self, by: Duration) {
+        for born in self.lock().born.values_mut() {
+            *born = born.checked_sub(by).unwrap_or(*born);
+        }
     }
 }
