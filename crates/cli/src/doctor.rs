@@ -42,6 +42,33 @@ pub async fn run(state: &StateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Checks every region's store (`corral.db`, `regions/*/corral.db`) for references to records
+/// that do not exist (see `corral_control::consistency`).
+pub fn stores(state: &StateArgs) -> anyhow::Result<()> {
+    let mut dbs = vec![state.state_dir.join("corral.db")];
+    if let Ok(entries) = std::fs::read_dir(state.state_dir.join("regions")) {
+        let mut more: Vec<_> = entries.flatten().map(|e| e.path().join("corral.db")).filter(|p| p.exists()).collect();
+        more.sort();
+        dbs.extend(more);
+    }
+    let mut problems = 0;
+    for db in dbs.iter().filter(|p| p.exists()) {
+        let store = corral_store::Store::open(db)?;
+        let found = store.read(|tx| corral_control::consistency::problems(tx)).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
+        if found.is_empty() {
+            println!("ok    store {}", db.display());
+        }
+        for p in &found {
+            println!("FAIL  store {}: {p}", db.display());
+        }
+        problems += found.len();
+    }
+    if problems > 0 {
+        anyhow::bail!("{problems} inconsistency(ies) found");
+    }
+    Ok(())
+}
+
 /// The storage pool's use: layer files and the bytes they really occupy, with what the store
 /// says refers to them (volumes, snapshots, images), so space nobody owns shows up.
 async fn storage_report(state: &StateArgs) {

@@ -49,7 +49,14 @@ enum Command {
         command: images::ImagesCommand,
     },
     /// Checks the host and says what to install.
-    Doctor(StateArgs),
+    Doctor {
+        #[command(flatten)]
+        state: StateArgs,
+        /// Checks only that every region's store is consistent (each reference names a record
+        /// that exists); exits non-zero when it is not.
+        #[arg(long)]
+        store: bool,
+    },
     /// Joins this host to another host's control plane.
     Agent {
         #[arg(long)]
@@ -96,7 +103,8 @@ fn main() -> anyhow::Result<()> {
         Command::Credentials { state, env, action: None } => credentials(&state, env),
         Command::Credentials { state, env, action: Some(action) } => credentials_manage(&state, env, action),
         Command::Images { command } => rt.block_on(images::run(command)),
-        Command::Doctor(state) => rt.block_on(doctor::run(&state)),
+        Command::Doctor { state, store: false } => rt.block_on(doctor::run(&state)),
+        Command::Doctor { state, store: true } => doctor::stores(&state),
         Command::Agent { control_plane } => {
             anyhow::bail!(
                 "joining a control plane at {control_plane} needs the multi-host agent API, which is not built yet; \

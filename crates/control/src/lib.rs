@@ -12,6 +12,7 @@ mod alloc;
 mod attribute;
 mod chain;
 pub mod cloud;
+pub mod consistency;
 pub mod describe;
 mod device;
 pub mod eni;

@@ -47,7 +47,8 @@ impl Control {
         let mut unnamed: Vec<LayerId> = self.store.read(|tx| {
             let mut out = Vec::new();
             for l in old {
-                if tx.doc_get::<LayerRecord>(l.as_str())?.is_none() {
+                // A pending snapshot's new top is named before it has a record.
+                if tx.doc_get::<LayerRecord>(l.as_str())?.is_none() && !tx.layer_named(l.as_str())? {
                     out.push(l);
                 }
             }

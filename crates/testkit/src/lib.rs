@@ -251,8 +251,30 @@ impl Client {
         self.post_signed(body.as_bytes()).await
     }
 
+    /// [`Client::call`], with a connection that fails (a server killed mid-request) as an
+    /// error instead of a panic.
+    pub async fn try_call(&self, action: &str, params: &[(&str, &str)]) -> std::io::Result<Response> {
+        let body = {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("Action", action);
+            form.append_pair("Version", "2016-11-15");
+            for (k, v) in params {
+                form.append_pair(k, v);
+            }
+            form.finish()
+        };
+        let headers = self.signed_headers(body.as_bytes());
+        try_raw_http(self.addr, "POST", "/", &headers, body.as_bytes()).await
+    }
+
     /// Signs and POSTs a raw form body.
     pub async fn post_signed(&self, body: &[u8]) -> Response {
+        let all = self.signed_headers(body);
+        raw_http(self.addr, "POST", "/", &all, body).await
+    }
+
+    /// The headers of a signed POST of `body`, signature included.
+    fn signed_headers(&self, body: &[u8]) -> Vec<(String, String)> {
         let host = self.addr.to_string();
         let headers = vec![
             ("host".to_string(), host.clone()),
@@ -268,13 +290,19 @@ impl Client {
         };
         let mut all = headers.clone();
         all.extend(corral_auth::sigv4::sign(&req, &params));
-        raw_http(self.addr, "POST", "/", &all, body).await
+        all
     }
 }
 
 /// Sends one HTTP/1.1 request and reads the whole response.
 pub async fn raw_http(addr: SocketAddr, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> Response {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    try_raw_http(addr, method, target, headers, body).await.expect("HTTP exchange")
+}
+
+/// [`raw_http`], with a failed connection as an error (a connection closed without an answer
+/// is status 0).
+pub async fn try_raw_http(addr: SocketAddr, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> std::io::Result<Response> {
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let mut head = format!("{method} {target} HTTP/1.1\r\n");
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
@@ -283,15 +311,15 @@ pub async fn raw_http(addr: SocketAddr, method: &str, target: &str, headers: &[(
         head.push_str(&format!("host: {addr}\r\n"));
     }
     head.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n", body.len()));
-    stream.write_all(head.as_bytes()).await.expect("write");
-    stream.write_all(body).await.expect("write body");
+    stream.write_all(head.as_bytes()).await?;
+    stream.write_all(body).await?;
     let mut buf = Vec::new();
-    stream.read_to_end(&mut buf).await.expect("read");
+    stream.read_to_end(&mut buf).await?;
     let text = String::from_utf8_lossy(&buf).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     let chunked = head.to_ascii_lowercase().contains("transfer-encoding: chunked");
-    Response { status, body: if chunked { dechunk(body) } else { body.to_string() } }
+    Ok(Response { status, body: if chunked { dechunk(body) } else { body.to_string() } })
 }
 
 fn dechunk(mut s: &str) -> String {

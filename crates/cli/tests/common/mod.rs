@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod crash;
+
 use base64::Engine;
 use corral_testkit::{wait_for, Client};
 use std::path::{Path, PathBuf};
@@ -111,6 +113,28 @@ pub fn start_server_args(state_dir: &Path, net: &TestNet, images: &str, extra: &
         .env("CORRAL_ACCOUNT_ID", "210987654321")
         .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
         .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start corral serve");
+    let endpoint = wait_blocking("endpoint file", Duration::from_secs(30), || std::fs::read_to_string(state_dir.join("endpoint")).ok());
+    let addr = endpoint.lines().next().unwrap().trim_start_matches("http://").parse().unwrap();
+    Server { child, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), log: state_dir.join("serve.log") }
+}
+
+/// `corral serve --hypervisor sim` on `state_dir` (home region only), with the test's keys.
+pub fn start_sim_server(state_dir: &Path, extra: &[&str]) -> Server {
+    let _ = std::fs::remove_file(state_dir.join("endpoint"));
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
+    let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
+        .args(["serve", "--hypervisor", "sim", "--listen", "127.0.0.1:0", "--images", "minimal", "--regions", "local-1"])
+        .arg("--state-dir")
+        .arg(state_dir)
+        .args(extra)
+        .env("CORRAL_ACCOUNT_ID", "210987654321")
+        .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("CORRAL_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
