@@ -54,7 +54,7 @@ pub fn stores(state: &StateArgs) -> anyhow::Result<()> {
     let mut problems = 0;
     for db in dbs.iter().filter(|p| p.exists()) {
         let store = corral_store::Store::open(db)?;
-        let found = store.read(|tx| corral_control::consistency::problems(tx)).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
+        let found = store.read(corral_control::consistency::problems).map_err(|e| anyhow::anyhow!("{e}: {:?}", e.internal))?;
         if found.is_empty() {
             println!("ok    store {}", db.display());
         }

@@ -506,7 +506,7 @@ async fn the_consistency_check_finds_dangling_references() {
     let vol = ctx.volume("2", "local-1a").await;
     ctx.call("AttachVolume", &[("VolumeId", &vol), ("InstanceId", &id), ("Device", "/dev/sdf")]).await.ok();
     ctx.call("CreateSnapshot", &[("VolumeId", &vol)]).await.ok();
-    let check = || ctx.control.store().read(|tx| corral_control::consistency::problems(tx)).unwrap();
+    let check = || ctx.control.store().read(corral_control::consistency::problems).unwrap();
     assert_eq!(check(), Vec::<String>::new());
 
     let layer = ctx.control.store().read(|tx| tx.doc_get::<corral_store::VolumeRecord>(&vol)).unwrap().unwrap().layer;
