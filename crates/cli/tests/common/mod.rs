@@ -229,6 +229,8 @@ pub struct Cloud {
     pub state: PathBuf,
     /// The storage pool's own small file system, when the test asked for one.
     pub pool_mount: Option<SmallMount>,
+    /// The `corral serve` arguments it was started with, kept for restarts.
+    extra: Vec<String>,
     _dir: tempfile::TempDir,
 }
 
@@ -254,7 +256,8 @@ impl Cloud {
         let pool_mount = pool_mib.map(|mib| SmallMount::new(&state.join("pool"), mib));
         let net = TestNet::new(&state);
         let server = start_server_args(&state, &net, images, extra);
-        Cloud { c: server.client.clone(), server, net, state, pool_mount, _dir: dir }
+        let extra = extra.iter().map(|a| a.to_string()).collect();
+        Cloud { c: server.client.clone(), server, net, state, pool_mount, extra, _dir: dir }
     }
 
     /// Kills `corral serve` with SIGKILL (its guests keep running, as they are built to).
@@ -265,7 +268,8 @@ impl Cloud {
 
     /// Starts `corral serve` again on the same state (after [`Cloud::kill_server`]).
     pub fn restart_server(&mut self) {
-        self.server = start_server_with(&self.state, &self.net, "minimal");
+        let extra: Vec<&str> = self.extra.iter().map(String::as_str).collect();
+        self.server = start_server_args(&self.state, &self.net, "minimal", &extra);
         self.c = self.server.client.clone();
     }
 
