@@ -43,6 +43,7 @@ pub struct Hosts {
     regions: Vec<String>,
     netns_prefix: String,
     host_netns: Option<String>,
+    guest_host_ports: Vec<u16>,
     public_pool: Cidr,
     stop_timeout: Duration,
     sim_delays: SimDelays,
@@ -75,6 +76,7 @@ impl Hosts {
             regions: regions.to_vec(),
             netns_prefix: args.netns_prefix.clone(),
             host_netns: args.host_netns.clone(),
+            guest_host_ports: args.guest_host_ports.clone(),
             public_pool,
             stop_timeout: Duration::from_secs(args.stop_timeout_secs),
             sim_delays: args.sim_delays,
@@ -116,6 +118,7 @@ impl Hosts {
                 net.public_pool = public_pool;
                 net.link_pool = self.slice_of(LINK_POOL.parse().expect("link pool"), region)?;
                 net.host_netns = self.host_netns.clone();
+                net.guest_host_tcp_ports = self.guest_host_ports.clone();
                 config.net = Some(net);
                 let agent = QemuAgent::new(config).await.map_err(|e| anyhow::anyhow!("starting the QEMU agent of {region}: {e}"))?;
                 if agent.accel().as_str() == "tcg" {

@@ -77,6 +77,11 @@ pub struct ServeArgs {
     /// them). Default: the host's own. Tests name a namespace they made.
     #[arg(long, env = "CORRAL_HOST_NETNS")]
     pub host_netns: Option<String>,
+    /// TCP ports on this host that guests may reach (comma-separated). Default: none; whatever
+    /// a guest sends to the host itself is dropped, replies to the host's own connections
+    /// (SSH to a public IP) excepted.
+    #[arg(long, env = "CORRAL_GUEST_HOST_PORTS", value_delimiter = ',')]
+    pub guest_host_ports: Vec<u16>,
     /// Changes one of AWS's default quotas, `NAME=N` (repeatable, or comma-separated in
     /// CORRAL_LIMITS): elastic-ips, vpcs, subnets-per-vpc, internet-gateways,
     /// route-tables-per-vpc, routes-per-table, security-groups, rules-per-group,

@@ -4,7 +4,8 @@
 //! 8080 is dropped until an ingress rule allows it, answers after, and is dropped again after
 //! revoke, with the instance running throughout; its metadata service refuses IMDSv1 once
 //! tokens are required. Also: groups and same-CIDR VPCs isolate instances; a route through an
-//! instance carries traffic only while its source/destination check is off; a new type and
+//! instance carries traffic only while its source/destination check is off; a guest reaches
+//! neither the host's own services nor another instance's metadata; a new type and
 //! new user-data set while stopped reach the guest at its next start. Everything runs inside
 //! network namespaces the test makes (the "host" that reaches public IPs is one of them).
 
@@ -110,6 +111,31 @@ async fn ssh_user_data_and_live_security_groups() {
         net.namespaces().is_empty().then_some(())
     })
     .await;
+}
+
+/// A TCP service of the host: a listener in the test's host namespace on every address, saying
+/// `host-service` to whoever connects; ended (by its pid) when dropped.
+struct HostService(std::process::Child);
+
+impl HostService {
+    fn start(host_ns: &str, port: u16) -> HostService {
+        let code = format!(
+            "import socket\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('0.0.0.0',{port}))\ns.listen(8)\nwhile True:\n  c,_=s.accept()\n  c.sendall(b'host-service\\n')\n  c.close()\n"
+        );
+        let child = corral_exec::std_command("ip")
+            .args(["netns", "exec", host_ns, "python3", "-c", &code])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start the host's service");
+        HostService(child)
+    }
+}
+
+impl Drop for HostService {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// A security group open on `ports` (TCP, from anywhere); returns its id.
@@ -225,6 +251,37 @@ async fn groups_and_vpcs_isolate_instances() {
     // The other VPC's instance allows everyone on 8080, yet A cannot reach it.
     let out = ssh(&net.host_ns, &key, &a_public, &fetch("10.0.1.11")).await.expect("ssh into A");
     assert!(!out.contains("hello-from-8080"), "another VPC answered: {out}");
+
+    // The host's own services: a listener on every address of the host (the test's host
+    // namespace) answers the host itself, and no guest, at the host end of either VPC's link.
+    let _service = HostService::start(&net.host_ns, 2222);
+    let addrs = in_ns(&net.host_ns, &["ip", "-4", "-o", "addr", "show"]).await.unwrap();
+    let host_ends: Vec<String> = addrs
+        .lines()
+        .filter(|l| l.split_whitespace().nth(1).is_some_and(|dev| dev.starts_with(corral_net::names::HOST_LINK_PREFIX)))
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1)?.split('/').next().map(str::to_string))
+        .collect();
+    assert_eq!(host_ends.len(), 2, "one link per VPC: {addrs}");
+    for end in &host_ends {
+        let here = wait_for("the host's service to listen", Duration::from_secs(10), || async { probe(&net.host_ns, end, 2222).await.ok() }).await;
+        assert_eq!(here, "host-service");
+        let out = ssh(&net.host_ns, &key, &a_public, &format!("echo | nc -w 3 {end} 2222 || echo unreachable")).await.expect("ssh into A");
+        assert!(!out.contains("host-service"), "a guest reached the host's service at {end}: {out}");
+    }
+
+    // Another instance's metadata: the service answers A as A; with B's address as the source
+    // of A's packets (added to A's interface, and the route to the service told to use it),
+    // A's packets are dropped as spoofed before they reach it.
+    let imds = "printf 'GET /latest/meta-data/instance-id HTTP/1.0\\r\\n\\r\\n' | nc -w 3 169.254.169.254 80 || echo unreachable";
+    let own = ssh(&net.host_ns, &key, &a_public, imds).await.expect("ssh into A");
+    assert!(own.contains(&a), "A's own metadata: {own}");
+    let spoof = "sudo -n ip addr add 10.0.1.10/32 dev eth0 && \
+                 sudo -n ip route replace 169.254.169.254 via $(ip route | awk '/^default/ {print $3}') dev eth0 src 10.0.1.10 && \
+                 ip route get 169.254.169.254";
+    let spoofed = ssh(&net.host_ns, &key, &a_public, &format!("{spoof} && {imds}")).await.expect("ssh into A");
+    assert!(spoofed.contains("src 10.0.1.10"), "A's packets to the service now leave as B's: {spoofed}");
+    assert!(!spoofed.contains(&b), "A read B's metadata by taking B's address: {spoofed}");
+    assert!(spoofed.contains("unreachable"), "{spoofed}");
 
     for id in [&a, &b, &other] {
         c.call("TerminateInstances", &[("InstanceId.1", id)]).await.ok();

@@ -155,8 +155,8 @@ pub(crate) async fn sysctl(ns: &str, settings: &[String]) -> Result<(), NetError
 }
 
 /// Applies an nftables script file inside a namespace (one transaction).
-pub(crate) async fn nft_file(ns: &str, path: &std::path::Path) -> Result<(), NetError> {
+pub(crate) async fn nft_file(ns: Option<&str>, path: &std::path::Path) -> Result<(), NetError> {
     let p = path.to_string_lossy();
-    in_ns(Some(ns), "nft", &["-f", &p]).await?;
+    in_ns(ns, "nft", &["-f", &p]).await?;
     Ok(())
 }

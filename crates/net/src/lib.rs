@@ -59,6 +59,7 @@ mod dnsmasq;
 mod fake;
 mod host;
 mod linux;
+pub mod host_guard;
 pub mod names;
 pub mod nft;
 mod spec;

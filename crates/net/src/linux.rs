@@ -17,7 +17,7 @@ use crate::names::{host_link_ifname, netns_name, port_ifname, PORT_PREFIX, UPLIN
 use crate::nft::{self, dns_ip, nat_pairs, METADATA_IP};
 use crate::spec::{mac_to_string, DesiredNet, NetConfig, NetReport, PortLink, VpcReport, VpcSpec};
 use crate::Cidr;
-use crate::{host, NetDriver, NetError};
+use crate::{host, host_guard, NetDriver, NetError};
 
 pub struct LinuxNet {
     config: NetConfig,
@@ -108,6 +108,13 @@ impl LinuxNet {
             }
         }
 
+        // The host's side of the links first, so no link is up before its guard.
+        let mut links: Vec<String> = wanted.iter().map(|ns| host_link_ifname(ns)).collect();
+        links.sort();
+        if let Err(e) = self.ensure_host_guard(&links, applied).await {
+            first_error.get_or_insert(e);
+        }
+
         let all_public: Vec<Ipv4Addr> = active.iter().flat_map(|v| nat_pairs(v).into_iter().map(|(_, p)| p)).collect();
         for vpc in active {
             match self.ensure_vpc(vpc, &all_public, applied, &mut report.removed).await {
@@ -123,6 +130,28 @@ impl LinuxNet {
             Some(e) => Err(e),
             None => Ok(report),
         }
+    }
+
+    /// Puts the host-side guard in place for `links` (see `host_guard.rs`), or removes it when
+    /// there are none; skipped when the last one applied is the same.
+    async fn ensure_host_guard(&self, links: &[String], applied: &mut HashMap<String, String>) -> Result<(), NetError> {
+        const KEY: &str = "\0host-guard";
+        let table = host_guard::table_name(&self.config.ns_prefix);
+        let script = if links.is_empty() { String::new() } else { host_guard::ruleset(&table, links, &self.config.guest_host_tcp_ports) };
+        if applied.get(KEY) == Some(&script) {
+            return Ok(());
+        }
+        if links.is_empty() {
+            // Gone already is fine (nothing was ever made, or a crash after its removal).
+            let _ = host::in_ns(self.host_ns(), "nft", &["delete", "table", "inet", &table]).await;
+        } else {
+            std::fs::create_dir_all(&self.config.state_dir).map_err(io_err("creating the network state directory", &self.config.state_dir))?;
+            let path = self.config.state_dir.join(format!("{table}.nft"));
+            std::fs::write(&path, &script).map_err(io_err("writing the host guard script", &path))?;
+            host::nft_file(self.host_ns(), &path).await?;
+        }
+        applied.insert(KEY.to_string(), script);
+        Ok(())
     }
 
     /// Tears one VPC namespace down: dnsmasq (verified pid), the host link (its routes go
@@ -198,7 +227,7 @@ impl LinuxNet {
         if applied.get(ns) != Some(&script) {
             let path = dir.join("nftables.nft");
             std::fs::write(&path, &script).map_err(io_err("writing nftables script", &path))?;
-            host::nft_file(ns, &path).await?;
+            host::nft_file(Some(ns), &path).await?;
             applied.insert(ns.to_string(), script);
         }
 

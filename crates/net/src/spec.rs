@@ -31,6 +31,10 @@ pub struct NetConfig {
     pub host_netns: Option<String>,
     /// MTU handed out by DHCP: 1450 leaves room for the VXLAN overlay between hosts.
     pub mtu: u16,
+    /// TCP ports on the host itself that guests may reach through their VPC's link (none by
+    /// default: everything a guest sends to the host is dropped, replies to the host's own
+    /// connections excepted).
+    pub guest_host_tcp_ports: Vec<u16>,
 }
 
 impl NetConfig {
@@ -44,6 +48,7 @@ impl NetConfig {
             uplink: None,
             host_netns: None,
             mtu: 1450,
+            guest_host_tcp_ports: Vec::new(),
         }
     }
 }

@@ -213,6 +213,51 @@ async fn public_ip_needs_an_igw_route_and_a_group_rule() {
     apply(&d, &desired(vec![])).await;
 }
 
+/// A guest with a public IP reaches the host end of its VPC's link, where anything listening
+/// on a wildcard address would answer it. The host-side guard drops what guests send to the
+/// host itself (replies to the host's own connections excepted) unless the operator allowed
+/// the port; the guard's table goes with the last VPC.
+#[tokio::test]
+async fn guests_cannot_reach_the_hosts_own_services() {
+    let Some(mut lab) = lab("guests_cannot_reach_the_hosts_own_services") else { return };
+    let ga = lab.guest("a");
+    let mut p = port(&ga, 0xa, 5, &["sg-a"]);
+    p.public_ip = Some(Ipv4Addr::new(198, 51, 100, 5));
+    let mut v = vpc("vpc-1", vec![p], vec![group("sg-a", vec![tcp_from_cidr(8080, "0.0.0.0/0")])]);
+    v.subnets[0].routes_to_igw = true;
+    let spec = desired(vec![v]);
+    let d = lab.driver();
+    apply(&d, &spec).await;
+    lab.dhcp(&ga).await;
+    lab.listen(&ga, 8080).await;
+    let host = lab.host_ns.clone();
+    lab.listen(&host, 2222).await;
+    lab.listen(&host, 2223).await;
+    let link = corral_net::names::host_link_ifname(&d.netns_for("vpc-1"));
+    let (_, addrs) = lab.sh(&host, &["ip", "-4", "-o", "addr", "show", "dev", &link]).await;
+    let host_end: Ipv4Addr =
+        addrs.split_whitespace().skip_while(|w| *w != "inet").nth(1).and_then(|a| a.split('/').next()).unwrap().parse().unwrap();
+
+    assert_eq!(lab.probe(&ga, host_end, 2222, SHORT).await, "timeout", "a guest reached a service of the host");
+    let (pinged, _) = lab.sh(&ga, &[&lab.bb(), "ping", "-c", "1", "-W", "1", &host_end.to_string()]).await;
+    assert!(!pinged, "a guest pinged the host");
+    // The host's own connections to the guest still get their replies.
+    assert_eq!(lab.probe(&host, Ipv4Addr::new(198, 51, 100, 5), 8080, Duration::from_secs(2)).await, "open");
+
+    // An operator who allows a port opens that port only: the path was there all along, and the
+    // guard is what closed it.
+    let mut config = lab.config();
+    config.guest_host_tcp_ports = vec![2222];
+    let allowing = corral_net::LinuxNet::new(config).unwrap();
+    apply(&allowing, &spec).await;
+    assert_eq!(lab.probe(&ga, host_end, 2222, Duration::from_secs(2)).await, "open");
+    assert_eq!(lab.probe(&ga, host_end, 2223, SHORT).await, "timeout");
+
+    apply(&allowing, &desired(vec![])).await;
+    let (_, tables) = lab.sh(&host, &["nft", "list", "tables"]).await;
+    assert!(!tables.contains("corral-guard"), "the guard outlived the last VPC: {tables}");
+}
+
 /// How long after `apply` returns a new ingress rule is enforced. Method: a prober in guest B
 /// (started and ready before the change) tries a fresh TCP connection to A every ~5 ms (5 ms
 /// connect timeout; a dropped SYN times out) and prints `open` at the first success; the test
