@@ -13,6 +13,14 @@ use std::collections::BTreeMap;
 /// The most dot-separated parts a parameter name may have. EC2's deepest names have about
 /// seven (`LaunchTemplateData.NetworkInterface.1.PrivateIpAddresses.1.PrivateIpAddress`).
 pub const MAX_NAME_PARTS: usize = 16;
+/// The most items one list of a request may hold (AWS takes up to 1,000 ids in the calls that
+/// document a bound: TerminateInstances, CreateTags' resources); a longer one is refused
+/// before anything reads it.
+pub const MAX_LIST_ITEMS: usize = 1000;
+/// The most filter values one call may carry, over all its filters (EC2's
+/// `FilterLimitExceeded`: "The maximum number of filter values specified on a single call is
+/// 200").
+pub const MAX_FILTER_VALUES: usize = 200;
 
 #[derive(Default, Debug)]
 struct Node {
@@ -45,7 +53,21 @@ pub fn decode(action: &str, params: &[(String, String)]) -> Result<Value, Error>
         node.value = Some(v.clone());
     }
     match model.input(action) {
-        Some(shape) => structure(shape, root, ""),
+        Some(shape) => {
+            let v = structure(shape, root, "")?;
+            let values: usize = v
+                .get("Filters")
+                .and_then(Value::as_array)
+                .map(|fs| fs.iter().map(|f| f.get("Values").and_then(Value::as_array).map_or(0, Vec::len)).sum())
+                .unwrap_or(0);
+            if values > MAX_FILTER_VALUES {
+                return Err(Error::new(
+                    ErrorCode::LimitExceeded("FilterLimitExceeded"),
+                    format!("The maximum number of filter values specified on a single call is {MAX_FILTER_VALUES}"),
+                ));
+            }
+            Ok(v)
+        }
         None if root.children.is_empty() => Ok(Value::Object(Map::new())),
         None => Err(unknown(root.children.keys().next().map(String::as_str).unwrap_or(""))),
     }
@@ -87,6 +109,12 @@ fn value(shape: Shape<'_>, node: Node, path: &str) -> Result<Value, Error> {
             for (k, child) in node.children {
                 let idx: u64 = k.parse().ok().filter(|i| *i >= 1).ok_or_else(|| unknown(&join(path, &k)))?;
                 items.push((idx, child));
+            }
+            if items.len() + usize::from(node.value.is_some()) > MAX_LIST_ITEMS {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("The list {path} holds {} items; at most {MAX_LIST_ITEMS} are accepted in one request.", items.len()),
+                ));
             }
             items.sort_by_key(|(i, _)| *i);
             let mut out = Vec::with_capacity(items.len() + 1);
@@ -166,6 +194,29 @@ mod tests {
 
     fn p(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         pairs.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
+    }
+
+    #[test]
+    fn lists_and_filter_values_are_bounded() {
+        let ids = |n: usize| (1..=n).map(|i| (format!("InstanceId.{i}"), format!("i-{i:08x}"))).collect::<Vec<_>>();
+        assert!(decode("TerminateInstances", &ids(MAX_LIST_ITEMS)).is_ok());
+        let e = decode("TerminateInstances", &ids(MAX_LIST_ITEMS + 1)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::InvalidParameterValue);
+        assert!(e.message.contains("InstanceId"), "{}", e.message);
+
+        let filters = |per: usize, n: usize| {
+            let mut p = Vec::new();
+            for f in 1..=n {
+                p.push((format!("Filter.{f}.Name"), "tag:k".to_string()));
+                for v in 1..=per {
+                    p.push((format!("Filter.{f}.Value.{v}"), format!("v{v}")));
+                }
+            }
+            p
+        };
+        assert!(decode("DescribeInstances", &filters(100, 2)).is_ok());
+        let e = decode("DescribeInstances", &filters(67, 3)).unwrap_err();
+        assert_eq!(e.code, ErrorCode::LimitExceeded("FilterLimitExceeded"));
     }
 
     #[test]

@@ -230,6 +230,12 @@ fn cases() -> Vec<Case> {
         case("MonitorInstances", &[("InstanceId.1", "i-0123456789abcdef0")], 400, "InvalidInstanceID.NotFound"),
         case("RunInstances", &[("ImageId", "ami-0123456789abcdef0"), ("MinCount", "2"), ("MaxCount", "1")], 400, "InvalidParameterValue"),
     ]);
+    // Lists past their bounds: more than 1,000 ids, more than 200 filter values in one call.
+    let ids = (1..=1001).map(|i| (format!("InstanceId.{i}"), format!("i-{i:017x}"))).collect();
+    out.push(Case { action: "TerminateInstances", params: ids, status: 400, code: "InvalidParameterValue" });
+    let mut filters = vec![("Filter.1.Name".to_string(), "tag:k".to_string())];
+    filters.extend((1..=201).map(|i| (format!("Filter.1.Value.{i}"), format!("v{i}"))));
+    out.push(Case { action: "DescribeVolumes", params: filters, status: 400, code: "FilterLimitExceeded" });
     out
 }
 

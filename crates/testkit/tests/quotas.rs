@@ -86,3 +86,24 @@ async fn aws_defaults_without_settings() {
     }
     ctx.call("CreateVpc", &[("CidrBlock", "10.9.0.0/16")]).await.err("VpcLimitExceeded");
 }
+
+/// One call with more address ranges than a group may hold rules is refused whole, with the
+/// quota's code, and adds nothing.
+#[tokio::test]
+async fn one_call_cannot_add_more_rules_than_the_quota() {
+    let ctx = TestContext::new().await;
+    let sg = ctx.call("CreateSecurityGroup", &[("GroupName", "many"), ("GroupDescription", "many")]).await.ok().text("groupId").unwrap();
+    let mut p: Vec<(String, String)> = vec![
+        ("GroupId".into(), sg.clone()),
+        ("IpPermissions.1.IpProtocol".into(), "tcp".into()),
+        ("IpPermissions.1.FromPort".into(), "22".into()),
+        ("IpPermissions.1.ToPort".into(), "22".into()),
+    ];
+    for i in 1..=500 {
+        p.push((format!("IpPermissions.1.IpRanges.{i}.CidrIp"), format!("10.{}.{}.0/24", i / 256, i % 256)));
+    }
+    let p: Vec<(&str, &str)> = p.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    ctx.call("AuthorizeSecurityGroupIngress", &p).await.err("RulesPerSecurityGroupLimitExceeded");
+    let rules = ctx.call("DescribeSecurityGroupRules", &[("Filter.1.Name", "group-id"), ("Filter.1.Value.1", &sg)]).await;
+    assert_eq!(rules.ok().texts("isEgress").iter().filter(|e| *e == "false").count(), 0, "nothing was added");
+}
