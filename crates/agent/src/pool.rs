@@ -175,7 +175,10 @@ impl Pool {
 
     /// Whether a pool entry is one of [`Pool::temp_path`]'s.
     fn is_temp_name(name: &str) -> bool {
-        name.strip_prefix('.').and_then(|n| n.strip_suffix(".tmp")).and_then(|n| n.split_once(".qcow2.")).is_some_and(|(id, _)| LayerId::parse(id).is_some())
+        name.strip_prefix('.')
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.split_once(".qcow2."))
+            .is_some_and(|(id, _)| LayerId::parse(id).is_some())
     }
 
     /// Runs `make(tmp)` and publishes `tmp` as layer `id`. On any failure the temporary file

@@ -112,7 +112,13 @@ impl Hosts {
             Hypervisor::Qemu => {
                 let mut config = QemuConfig::new(dir.join("vms"), dir.join(crate::POOL_DIR));
                 config.stop_timeout = self.stop_timeout;
-                let mut net = corral_net::NetConfig::new(dir.join("net"));
+                let net_dir = corral_net::runtime_dir(dir);
+                let old = dir.join("net");
+                if old.is_dir() {
+                    let stopped = corral_net::LinuxNet::retire_state_dir(&old).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+                    tracing::info!(from = %old.display(), to = %net_dir.display(), dnsmasq = ?stopped, "network state moved out of the state directory");
+                }
+                let mut net = corral_net::NetConfig::new(net_dir);
                 net.ns_prefix = if region == self.home { self.netns_prefix.clone() } else { self.region_prefix(region) };
                 net.region = region.to_string();
                 net.public_pool = public_pool;

@@ -159,6 +159,7 @@ pub fn read_endpoint(state_dir: &Path) -> Option<(String, String)> {
 pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
     let state_dir = &args.state.state_dir;
     std::fs::create_dir_all(state_dir).with_context(|| format!("creating {}", state_dir.display()))?;
+    make_private(state_dir)?;
     let _held = hold(state_dir)?;
     let db_path = match &args.db {
         Some(db) if db.starts_with("postgres") => anyhow::bail!("PostgreSQL stores arrive with multi-host support; use SQLite for now"),
@@ -179,9 +180,6 @@ pub async fn run(mut args: ServeArgs) -> anyhow::Result<()> {
         corral_control::cloud::served_regions(&args.region, &spec).map_err(|e| anyhow::anyhow!("{}", e.internal.unwrap_or(e.message)))?;
     let quotas = corral_control::quota::Quotas::parse(&args.limits).map_err(|e| anyhow::anyhow!(e))?;
     let hosts = Arc::new(crate::regions::Hosts::new(&args, &regions)?);
-    if args.hypervisor == Hypervisor::Qemu {
-        warn_if_private(state_dir);
-    }
     let home = hosts.open(&args.region, state_dir).await?;
     let config = ControlConfig {
         region: args.region.clone(),
@@ -255,21 +253,13 @@ fn hold(state_dir: &Path) -> anyhow::Result<std::fs::File> {
     }
 }
 
-/// dnsmasq drops to `nobody` and re-reads its host files from the state directory on every
-/// change: a directory others cannot traverse makes it restart on every change instead, and
-/// has been seen to leave guests without a lease. Say so rather than fail silently.
-pub(crate) fn warn_if_private(dir: &Path) {
+/// The state directory is its owner's alone (0700): it holds the store (with the secret keys),
+/// the VMs' consoles and the disks. Nothing that runs as another user reads it (dnsmasq's
+/// files are under /run, see `regions::net_runtime_dir`).
+pub(crate) fn make_private(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let private = std::path::absolute(dir)
-        .map(|d| d.ancestors().any(|a| std::fs::metadata(a).map(|m| m.permissions().mode() & 0o001 == 0).unwrap_or(false)))
-        .unwrap_or(false);
-    if private {
-        tracing::warn!(
-            state_dir = %dir.display(),
-            "the state directory (or a parent) is not traversable by others: dnsmasq, which runs as nobody, may fail to \
-             re-read its lease files; `chmod o+x` the directories on the way"
-        );
-    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private (0700)", dir.display()))
 }
 
 async fn shutdown() {

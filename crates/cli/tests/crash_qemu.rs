@@ -3,7 +3,7 @@
 //! SIGKILL at a random instant of each and restarted (guests outlive it and are re-adopted).
 //! After each restart, besides the API's invariants (`common/crash.rs`), the host is checked
 //! against the records once everything is cleaned up: no QEMU process, VM directory, namespace
-//! (with its taps and nftables table), public-IP route, temporary file or layer file that no
+//! (with its taps and nftables table), dnsmasq file, public-IP route, temporary file or layer file that no
 //! record names, after the sweep (`--sweep-grace-secs 0`, so what the crash left is swept at
 //! the restart).
 
@@ -90,6 +90,9 @@ fn leftovers(cloud: &Cloud) -> Vec<String> {
         }
     }
     out.extend(cloud.net.namespaces().into_iter().map(|ns| format!("namespace {ns}")));
+    for e in std::fs::read_dir(corral_net::runtime_dir(&cloud.state)).into_iter().flatten().flatten() {
+        out.push(format!("network runtime file {}", e.path().display()));
+    }
     let routes = corral_exec::run_blocking("ip", &["-n", &cloud.net.host_ns, "route", "show"])
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();

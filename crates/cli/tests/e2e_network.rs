@@ -263,7 +263,8 @@ async fn groups_and_vpcs_isolate_instances() {
         .collect();
     assert_eq!(host_ends.len(), 2, "one link per VPC: {addrs}");
     for end in &host_ends {
-        let here = wait_for("the host's service to listen", Duration::from_secs(10), || async { probe(&net.host_ns, end, 2222).await.ok() }).await;
+        let here =
+            wait_for("the host's service to listen", Duration::from_secs(10), || async { probe(&net.host_ns, end, 2222).await.ok() }).await;
         assert_eq!(here, "host-service");
         let out = ssh(&net.host_ns, &key, &a_public, &format!("echo | nc -w 3 {end} 2222 || echo unreachable")).await.expect("ssh into A");
         assert!(!out.contains("host-service"), "a guest reached the host's service at {end}: {out}");

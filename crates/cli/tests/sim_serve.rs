@@ -1,5 +1,5 @@
 //! `corral serve --hypervisor sim` as a process, with the commands an operator runs beside it:
-//! one serve per state directory (a second on the same directory is refused at once, saying
+//! a private state directory (0700), one serve per state directory (a second on the same directory is refused at once, saying
 //! why, while the first runs), and `corral credentials create | list | revoke` (a created key
 //! signs requests at once, a revoked one is refused from the next request on, and the last key
 //! cannot be revoked).
@@ -39,8 +39,12 @@ fn corral(state: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn a_second_serve_on_the_same_state_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut first = serve(dir.path());
     wait_for_endpoint(dir.path());
+    // The state directory is its owner's alone (the store holds the secret keys).
+    assert_eq!(std::fs::metadata(dir.path()).unwrap().permissions().mode() & 0o777, 0o700);
 
     let second = serve(dir.path());
     let out = second.wait_with_output().expect("the second one ends");

@@ -58,8 +58,8 @@
 mod dnsmasq;
 mod fake;
 mod host;
-mod linux;
 pub mod host_guard;
+mod linux;
 pub mod names;
 pub mod nft;
 mod spec;
@@ -68,8 +68,8 @@ pub use corral_exec::ExecError;
 pub use fake::FakeNet;
 pub use linux::LinuxNet;
 pub use spec::{
-    mac_to_string, parse_mac, private_dns_name, validate, Cidr, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink, PortRoute, PortSpec,
-    Protocol, RuleSpec, SubnetSpec, VpcReport, VpcSpec,
+    mac_to_string, parse_mac, private_dns_name, runtime_dir, validate, Cidr, DesiredNet, GroupSpec, NetConfig, NetReport, PortLink,
+    PortRoute, PortSpec, Protocol, RuleSpec, SubnetSpec, VpcReport, VpcSpec,
 };
 
 #[derive(Debug, thiserror::Error)]

@@ -48,6 +48,21 @@ impl LinuxNet {
         Ok(LinuxNet { config, state: tokio::sync::Mutex::new(HashMap::new()) })
     }
 
+    /// Stops the dnsmasq of every VPC directory under `dir` (a network state directory an
+    /// older release kept elsewhere) and removes it; the namespaces stay, and the next apply
+    /// starts their dnsmasq from this driver's directory.
+    pub async fn retire_state_dir(dir: &Path) -> Result<Vec<u32>, NetError> {
+        let mut stopped = Vec::new();
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(stopped) };
+        for e in entries.flatten() {
+            if e.path().is_dir() {
+                stopped.extend(dnsmasq::stop(&e.path()).await?);
+            }
+        }
+        std::fs::remove_dir_all(dir).map_err(io_err("removing a retired network state directory", dir))?;
+        Ok(stopped)
+    }
+
     pub fn config(&self) -> &NetConfig {
         &self.config
     }
@@ -141,12 +156,17 @@ impl LinuxNet {
         if applied.get(KEY) == Some(&script) {
             return Ok(());
         }
+        let path = self.config.state_dir.join(format!("{table}.nft"));
         if links.is_empty() {
             // Gone already is fine (nothing was ever made, or a crash after its removal).
             let _ = host::in_ns(self.host_ns(), "nft", &["delete", "table", "inet", &table]).await;
+            let _ = std::fs::remove_file(&path);
+            // With no VPC left, the directory holds nothing either: leave no trace (a
+            // directory still holding something stays).
+            let _ = std::fs::remove_dir(&self.config.state_dir);
         } else {
-            std::fs::create_dir_all(&self.config.state_dir).map_err(io_err("creating the network state directory", &self.config.state_dir))?;
-            let path = self.config.state_dir.join(format!("{table}.nft"));
+            std::fs::create_dir_all(&self.config.state_dir)
+                .map_err(io_err("creating the network state directory", &self.config.state_dir))?;
             std::fs::write(&path, &script).map_err(io_err("writing the host guard script", &path))?;
             host::nft_file(self.host_ns(), &path).await?;
         }

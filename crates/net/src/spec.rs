@@ -37,6 +37,23 @@ pub struct NetConfig {
     pub guest_host_tcp_ports: Vec<u16>,
 }
 
+/// Where the driver of a cloud whose (region's) state lives in `state_dir` keeps what dnsmasq
+/// reads (its configuration and host files, re-read as `nobody` on every change): under
+/// `/run/corral`, outside the state directory, which stays private to its owner (0700).
+/// Runtime, like the namespaces it serves: both are gone after a reboot and made again by the
+/// first apply. One directory per state directory (a hash of its absolute path), so two
+/// clouds on one host never share one.
+pub fn runtime_dir(state_dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let abs = std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf());
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in abs.as_os_str().as_bytes() {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    PathBuf::from("/run/corral").join(format!("net-{h:016x}"))
+}
+
 impl NetConfig {
     pub fn new(state_dir: impl Into<PathBuf>) -> Self {
         NetConfig {

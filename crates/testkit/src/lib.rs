@@ -301,7 +301,13 @@ pub async fn raw_http(addr: SocketAddr, method: &str, target: &str, headers: &[(
 
 /// [`raw_http`], with a failed connection as an error (a connection closed without an answer
 /// is status 0).
-pub async fn try_raw_http(addr: SocketAddr, method: &str, target: &str, headers: &[(String, String)], body: &[u8]) -> std::io::Result<Response> {
+pub async fn try_raw_http(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(String, String)],
+    body: &[u8],
+) -> std::io::Result<Response> {
     let mut stream = tokio::net::TcpStream::connect(addr).await?;
     let mut head = format!("{method} {target} HTTP/1.1\r\n");
     for (k, v) in headers {

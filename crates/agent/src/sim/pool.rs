@@ -150,8 +150,11 @@ impl Storage for SimAgent {
 
     async fn layer_files(&self) -> Result<Vec<LayerFile>, AgentError> {
         let st = self.lock();
-        let mut files: Vec<LayerFile> =
-            st.layers.keys().map(|l| LayerFile { layer: l.clone(), age: st.born.get(l).map(Instant::elapsed).unwrap_or_default() }).collect();
+        let mut files: Vec<LayerFile> = st
+            .layers
+            .keys()
+            .map(|l| LayerFile { layer: l.clone(), age: st.born.get(l).map(Instant::elapsed).unwrap_or_default() })
+            .collect();
         files.sort_by(|a, b| a.layer.cmp(&b.layer));
         Ok(files)
     }

@@ -242,11 +242,10 @@ pub async fn check_and_clean(c: &Client, image: &str, zone: &str, last: usize, l
     }
 
     // Volumes and snapshots against what the client was told.
-    let live_ids: HashMap<&str, &str> = insts.iter().filter(|(_, s, _)| s != "terminated").map(|(i, s, _)| (i.as_str(), s.as_str())).collect();
-    let vol_ids: HashMap<&str, &HashMap<String, String>> =
-        vols.iter().filter_map(|v| Some((v.get("volumeId")?.as_str(), v))).collect();
-    let snap_ids: HashMap<&str, &HashMap<String, String>> =
-        snaps.iter().filter_map(|s| Some((s.get("snapshotId")?.as_str(), s))).collect();
+    let live_ids: HashMap<&str, &str> =
+        insts.iter().filter(|(_, s, _)| s != "terminated").map(|(i, s, _)| (i.as_str(), s.as_str())).collect();
+    let vol_ids: HashMap<&str, &HashMap<String, String>> = vols.iter().filter_map(|v| Some((v.get("volumeId")?.as_str(), v))).collect();
+    let snap_ids: HashMap<&str, &HashMap<String, String>> = snaps.iter().filter_map(|s| Some((s.get("snapshotId")?.as_str(), s))).collect();
     let (vol_fates, snap_fates) = {
         let l = ledger.lock().unwrap();
         (l.volumes.clone(), l.snapshots.clone())
@@ -309,9 +308,10 @@ pub async fn check_and_clean(c: &Client, image: &str, zone: &str, last: usize, l
 /// A small deterministic generator for kill instants, seeded from `CORRAL_CRASH_SEED` or the
 /// clock (the seed is printed, so a failure can be replayed).
 pub fn seed() -> u64 {
-    let seed = std::env::var("CORRAL_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
+    let seed = std::env::var("CORRAL_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64);
     eprintln!("crash injection seed: {seed} (CORRAL_CRASH_SEED={seed} replays it)");
     seed
 }

@@ -66,6 +66,15 @@ impl Drop for TestNet {
             }
             let _ = corral_exec::run_blocking("ip", &["netns", "del", &ns]);
         }
+        // What dnsmasq read, kept outside the state directory (the home region's; other
+        // regions' under STATE/regions/NAME).
+        let mut dirs = vec![self.state.clone()];
+        if let Ok(regions) = std::fs::read_dir(self.state.join("regions")) {
+            dirs.extend(regions.flatten().map(|e| e.path()));
+        }
+        for d in dirs {
+            let _ = std::fs::remove_dir_all(corral_net::runtime_dir(&d));
+        }
     }
 }
 
