@@ -73,6 +73,7 @@ pub fn code_string(code: ErrorCode) -> String {
         UnknownVolumeType => "UnknownVolumeType".into(),
         InternalError => "InternalError".into(),
         RequestEntityTooLarge => "RequestEntityTooLarge".into(),
+        RequestTimeout => "RequestTimeout".into(),
         ServiceUnavailable => "Unavailable".into(),
     }
 }
@@ -85,6 +86,7 @@ pub fn http_status(code: ErrorCode) -> u16 {
         DryRunOperation => 412,
         InternalError => 500,
         RequestEntityTooLarge => 413,
+        RequestTimeout => 408,
         ServiceUnavailable | InsufficientInstanceCapacity | InsufficientVolumeCapacity => 503,
         InvalidAction
         | MissingAction

@@ -5,6 +5,7 @@
 //! the control plane, and the result rendered as EC2's XML ([`views`]). Errors of every layer
 //! become EC2's error envelope in exactly one place ([`error`]).
 
+pub mod body_deadline;
 pub mod dispatch;
 pub mod error;
 pub mod listen;

@@ -1,11 +1,10 @@
 //! Accepting connections with limits: how many at once, how many from one client address, and
-//! how long a client may take to send a request's headers. A slow or greedy client gets its
+//! how long a client may take to send a request's headers and then its body. A slow or greedy client gets its
 //! connection closed instead of holding the API (`axum::serve` had none of these).
 
 use axum::Router;
 use corral_types::slots::PerAddress;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,11 +22,13 @@ pub struct Limits {
     pub per_client: usize,
     /// Time to send a request's headers, from the connection's start or the previous response.
     pub header_read: Duration,
+    /// Time to send a request's body, from the end of its headers.
+    pub body_read: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { connections: 4096, per_client: 1024, header_read: Duration::from_secs(30) }
+        Limits { connections: 4096, per_client: 1024, header_read: Duration::from_secs(30), body_read: Duration::from_secs(30) }
     }
 }
 
@@ -65,7 +66,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: Limits, shutdown:
             tracing::warn!(%peer, "API: too many connections from one client, closing one");
             continue;
         };
-        let service = TowerToHyperService::new(app.clone());
+        let app = app.clone();
+        let body_read = limits.body_read;
+        let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            use tower::ServiceExt;
+            app.clone().oneshot(req.map(|b| crate::body_deadline::Deadline::new(b, body_read)))
+        });
         connections.spawn(async move {
             // HTTP/1.1 only (the Query API needs nothing more): a protocol sniffer would wait
             // for a first byte with no timeout at all.

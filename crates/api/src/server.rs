@@ -36,12 +36,22 @@ fn xml_response(status: u16, body: String) -> Response {
     (status, [("content-type", "text/xml;charset=UTF-8")], body).into_response()
 }
 
+use crate::body_deadline::ReadFailure;
+
 async fn handle(State(state): State<ApiState>, method: Method, uri: Uri, headers: HeaderMap, body: Body) -> Response {
     let request_id = request_id();
     let started = std::time::Instant::now();
-    // Read here, under the limit, so a body over it gets an EC2 error like any other.
-    let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        let e = Error::new(ErrorCode::RequestEntityTooLarge, format!("The request body is larger than {MAX_BODY_BYTES} bytes."));
+    // Read here, under the limit (and the listener's deadline), so a body over it gets an EC2
+    // error like any other.
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
+        let e = match crate::body_deadline::classify(&e) {
+            ReadFailure::TooLarge => {
+                Error::new(ErrorCode::RequestEntityTooLarge, format!("The request body is larger than {MAX_BODY_BYTES} bytes."))
+            }
+            ReadFailure::TimedOut => Error::new(ErrorCode::RequestTimeout, "The request body did not arrive in time."),
+            ReadFailure::Other => Error::new(ErrorCode::InvalidParameterValue, "The request body could not be read.")
+                .with_internal(format!("reading a request body: {e}")),
+        };
         (None, e)
     });
     let served = match &read {

@@ -127,8 +127,8 @@ async fn a_body_over_the_limit_is_an_ec2_error() {
 }
 
 /// The API's listener closes what a slow or greedy client holds: connections past the cap for
-/// one client address, and a connection whose headers do not arrive in time; others are
-/// served throughout.
+/// one client address, a connection whose headers do not arrive in time, and a body that
+/// stops halfway (answered RequestTimeout); others are served throughout.
 #[tokio::test]
 async fn slow_and_greedy_clients_lose_their_connections() {
     use std::time::{Duration, Instant};
@@ -136,7 +136,8 @@ async fn slow_and_greedy_clients_lose_their_connections() {
     let ctx = TestContext::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let limits = corral_api::Limits { connections: 16, per_client: 3, header_read: Duration::from_millis(300) };
+    let limits =
+        corral_api::Limits { connections: 16, per_client: 3, header_read: Duration::from_millis(300), body_read: Duration::from_millis(300) };
     let app = corral_api::router(corral_api::ApiState { cloud: ctx.cloud.clone() });
     tokio::spawn(corral_api::serve(listener, app, limits, std::future::pending()));
 
@@ -176,6 +177,19 @@ async fn slow_and_greedy_clients_lose_their_connections() {
         (client.call("DescribeRegions", &[]).await.status == 200).then_some(())
     })
     .await;
+
+    // A body that stops halfway: answered RequestTimeout (408) once the body deadline passes.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
+    slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nAction=Desc")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(5), "answered only after {:?}", started.elapsed());
 }
 
 #[tokio::test]

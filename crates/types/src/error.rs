@@ -79,6 +79,8 @@ pub enum ErrorCode {
     UnknownVolumeType,
     /// A request body over the server's limit (HTTP 413).
     RequestEntityTooLarge,
+    /// The request's body did not arrive in time (HTTP 408).
+    RequestTimeout,
     // ours
     InternalError,
     ServiceUnavailable,
