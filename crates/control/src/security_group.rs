@@ -189,6 +189,14 @@ pub(crate) fn ports(proto: &str, from: Option<i64>, to: Option<i64>) -> Result<(
             if !(-1..=255).contains(&f) || !(-1..=255).contains(&t) {
                 return Err(Error::new(ErrorCode::InvalidParameterValue, "Invalid ICMP type or code."));
             }
+            // As AWS: "If the start port is -1 (all ICMP types), then the end port must be -1
+            // (all ICMP codes)."
+            if f == -1 && t != -1 {
+                return Err(Error::new(
+                    ErrorCode::InvalidParameterValue,
+                    format!("Invalid ICMP code {t} for all ICMP types: with type -1, the code must be -1 too."),
+                ));
+            }
             Ok((f, t))
         }
         _ => Ok((-1, -1)),

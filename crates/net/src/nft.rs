@@ -86,7 +86,9 @@ fn proto_match(rule: &RuleSpec) -> String {
             }
         }
         Protocol::Icmp => match (port(rule.from_port), port(rule.to_port)) {
-            (None, _) => "meta l4proto icmp".to_string(),
+            (None, None) => "meta l4proto icmp".to_string(),
+            // Any type, one code: the control plane accepts `FromPort=-1, ToPort=<code>`.
+            (None, Some(c)) => format!("icmp code {c}"),
             (Some(t), None) => format!("icmp type {t}"),
             (Some(t), Some(c)) => format!("icmp type {t} icmp code {c}"),
         },

@@ -229,6 +229,13 @@ fn cases() -> Vec<Case> {
         case("DescribeInstanceStatus", &[("InstanceId.1", "i-0123456789abcdef0")], 400, "InvalidInstanceID.NotFound"),
         case("MonitorInstances", &[("InstanceId.1", "i-0123456789abcdef0")], 400, "InvalidInstanceID.NotFound"),
         case("RunInstances", &[("ImageId", "ami-0123456789abcdef0"), ("MinCount", "2"), ("MaxCount", "1")], 400, "InvalidParameterValue"),
+        // Every ICMP type needs every ICMP code (a code alone once became "all ICMP").
+        case(
+            "AuthorizeSecurityGroupIngress",
+            &[("GroupName", "default"), ("IpProtocol", "icmp"), ("FromPort", "-1"), ("ToPort", "11"), ("CidrIp", "0.0.0.0/0")],
+            400,
+            "InvalidParameterValue",
+        ),
     ]);
     // Lists past their bounds: more than 1,000 ids, more than 200 filter values in one call.
     let ids = (1..=1001).map(|i| (format!("InstanceId.{i}"), format!("i-{i:017x}"))).collect();

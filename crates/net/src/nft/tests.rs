@@ -136,6 +136,17 @@ fn protocol_and_port_forms() {
     );
 }
 
+/// Found by `fuzz/fuzz_targets/nft_rules.rs`: ICMP of any type but one code (`FromPort=-1,
+/// ToPort=11`, which the control plane accepts) was rendered `meta l4proto icmp`, letting
+/// every ICMP type and code through.
+#[test]
+fn icmp_of_any_type_with_one_code_matches_that_code() {
+    let r = rule(Protocol::Icmp, Some(-1), Some(11), "0.0.0.0/0");
+    assert_eq!(group_rules(std::slice::from_ref(&r), "saddr"), vec!["icmp code 11 accept".to_string()]);
+    let r = rule(Protocol::Icmp, None, Some(0), "10.0.0.0/8");
+    assert_eq!(group_rules(std::slice::from_ref(&r), "saddr"), vec!["ip saddr 10.0.0.0/8 icmp code 0 accept".to_string()]);
+}
+
 #[test]
 fn a_rule_with_several_peers_gives_one_line_each() {
     let r = RuleSpec {
