@@ -110,40 +110,32 @@ pub fn start_server_with(state_dir: &Path, net: &TestNet, images: &str) -> Serve
 
 /// Like [`start_server_with`], with more `corral serve` arguments.
 pub fn start_server_args(state_dir: &Path, net: &TestNet, images: &str, extra: &[&str]) -> Server {
-    let _ = std::fs::remove_file(state_dir.join("endpoint"));
-    let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
-    let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
-        .args(["serve", "--hypervisor", "qemu", "--listen", "127.0.0.1:0", "--stop-timeout-secs", "30", "--images"])
-        .arg(images)
-        .arg("--state-dir")
-        .arg(state_dir)
-        .args(["--netns-prefix", &net.prefix, "--host-netns", &net.host_ns])
-        .args(extra)
-        .env("CORRAL_ACCOUNT_ID", "210987654321")
-        .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start corral serve");
-    let endpoint = wait_blocking("endpoint file", Duration::from_secs(30), || std::fs::read_to_string(state_dir.join("endpoint")).ok());
-    let addr = endpoint.lines().next().unwrap().trim_start_matches("http://").parse().unwrap();
-    Server { child, client: Client::new(addr, ACCESS_KEY, SECRET_KEY), log: state_dir.join("serve.log") }
+    let mut args = vec!["--hypervisor", "qemu", "--stop-timeout-secs", "30", "--images", images];
+    args.extend(["--netns-prefix", &net.prefix, "--host-netns", &net.host_ns]);
+    args.extend_from_slice(extra);
+    spawn_server(state_dir, &args, "info")
 }
 
 /// `corral serve --hypervisor sim` on `state_dir` (home region only), with the test's keys.
 pub fn start_sim_server(state_dir: &Path, extra: &[&str]) -> Server {
+    let mut args = vec!["--hypervisor", "sim", "--images", "minimal", "--regions", "local-1"];
+    args.extend_from_slice(extra);
+    spawn_server(state_dir, &args, "warn")
+}
+
+/// `corral serve ARGS` on `state_dir`, listening on a free port, with the test's account and
+/// keys, logging at `log_level` to STATE/serve.log; returns once it has said where it listens.
+fn spawn_server(state_dir: &Path, args: &[&str], log_level: &str) -> Server {
     let _ = std::fs::remove_file(state_dir.join("endpoint"));
     let log = std::fs::OpenOptions::new().create(true).append(true).open(state_dir.join("serve.log")).unwrap();
     let child = corral_exec::std_command(env!("CARGO_BIN_EXE_corral"))
-        .args(["serve", "--hypervisor", "sim", "--listen", "127.0.0.1:0", "--images", "minimal", "--regions", "local-1"])
-        .arg("--state-dir")
+        .args(["serve", "--listen", "127.0.0.1:0", "--state-dir"])
         .arg(state_dir)
-        .args(extra)
+        .args(args)
         .env("CORRAL_ACCOUNT_ID", "210987654321")
         .env("CORRAL_ACCESS_KEY_ID", ACCESS_KEY)
         .env("CORRAL_SECRET_ACCESS_KEY", SECRET_KEY)
-        .env("CORRAL_LOG", "warn")
+        .env("CORRAL_LOG", std::env::var("CORRAL_LOG").unwrap_or_else(|_| log_level.to_string()))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
