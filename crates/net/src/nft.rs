@@ -87,7 +87,8 @@ fn proto_match(rule: &RuleSpec) -> String {
         }
         Protocol::Icmp => match (port(rule.from_port), port(rule.to_port)) {
             (None, None) => "meta l4proto icmp".to_string(),
-            // Any type, one code: the control plane accepts `FromPort=-1, ToPort=<code>`.
+            // Any type, one code: the control plane refuses it (as AWS does); should it ever
+            // arrive, it allows that code only, never all of ICMP.
             (None, Some(c)) => format!("icmp code {c}"),
             (Some(t), None) => format!("icmp type {t}"),
             (Some(t), Some(c)) => format!("icmp type {t} icmp code {c}"),

@@ -137,7 +137,8 @@ fn protocol_and_port_forms() {
 }
 
 /// Found by `fuzz/fuzz_targets/nft_rules.rs`: ICMP of any type but one code (`FromPort=-1,
-/// ToPort=11`, which the control plane accepts) was rendered `meta l4proto icmp`, letting
+/// ToPort=11`, which the control plane then accepted; it now refuses it, as AWS does) was
+/// rendered `meta l4proto icmp`, letting
 /// every ICMP type and code through.
 #[test]
 fn icmp_of_any_type_with_one_code_matches_that_code() {
