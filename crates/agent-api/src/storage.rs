@@ -128,8 +128,8 @@ pub trait Storage: Send + Sync + 'static {
     async fn layer_files(&self) -> Result<Vec<LayerFile>, AgentError>;
 
     /// Removes the temporary files of writes that never finished (a `qemu-img` killed with its
-    /// process) last written more than `older_than` ago; returns their names. A write in
-    /// progress keeps its file younger than any sensible grace period.
+    /// process) last written more than `older_than` ago, whose writing process is gone;
+    /// returns their names. A write in progress is never touched.
     async fn temp_sweep(&self, older_than: Duration) -> Result<Vec<String>, AgentError>;
 }
 

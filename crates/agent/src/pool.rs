@@ -173,12 +173,12 @@ impl Pool {
         self.dir.join(format!(".{id}.qcow2.{}-{}.tmp", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed)))
     }
 
-    /// Whether a pool entry is one of [`Pool::temp_path`]'s.
-    fn is_temp_name(name: &str) -> bool {
-        name.strip_prefix('.')
-            .and_then(|n| n.strip_suffix(".tmp"))
-            .and_then(|n| n.split_once(".qcow2."))
-            .is_some_and(|(id, _)| LayerId::parse(id).is_some())
+    /// The pid of the process writing a pool entry that is one of [`Pool::temp_path`]'s
+    /// (`.<layer>.qcow2.<pid>-<n>.tmp`), `None` for any other entry.
+    fn temp_writer(name: &str) -> Option<u32> {
+        let (id, rest) = name.strip_prefix('.')?.strip_suffix(".tmp")?.split_once(".qcow2.")?;
+        LayerId::parse(id)?;
+        rest.split_once('-')?.0.parse().ok()
     }
 
     /// Runs `make(tmp)` and publishes `tmp` as layer `id`. On any failure the temporary file
@@ -539,7 +539,11 @@ impl Storage for Pool {
         tokio::task::spawn_blocking(move || -> Result<Vec<String>, AgentError> {
             let mut removed = Vec::new();
             for (name, age) in pool.entries_with_age()? {
-                if age < older_than || !Pool::is_temp_name(&name) {
+                // A write whose process still runs is in progress, however old or however
+                // short the grace period (this process importing an image, `corral images
+                // import` beside it); a dead writer's file is a leftover.
+                let Some(writer) = Pool::temp_writer(&name) else { continue };
+                if age < older_than || Path::new(&format!("/proc/{writer}")).exists() {
                     continue;
                 }
                 match std::fs::remove_file(pool.dir.join(&name)) {
@@ -592,10 +596,13 @@ mod tests {
             std::fs::write(pool.path(l), b"x").unwrap();
         }
         age_file(&pool.path(&old), hour);
-        let old_tmp = format!(".{old}.qcow2.123-0.tmp");
-        let new_tmp = format!(".{new}.qcow2.{}-7.tmp", std::process::id());
+        // A writer that is gone (pid 0 is never a process of ours), one that is young, and an
+        // old one whose writer still runs (this test): only the first is a leftover.
+        let old_tmp = format!(".{old}.qcow2.0-0.tmp");
+        let new_tmp = format!(".{new}.qcow2.{}-7.tmp", u32::MAX);
+        let live_tmp = format!(".{new}.qcow2.{}-8.tmp", std::process::id());
         let not_ours = ".other.tmp";
-        for name in [&old_tmp, &new_tmp, &not_ours.to_string(), &"notes.txt".to_string()] {
+        for name in [&old_tmp, &new_tmp, &live_tmp, &not_ours.to_string(), &"notes.txt".to_string()] {
             std::fs::write(dir.path().join(name), b"x").unwrap();
             age_file(&dir.path().join(name), hour);
         }
@@ -608,7 +615,7 @@ mod tests {
 
         let swept = pool.temp_sweep(std::time::Duration::from_secs(600)).await.unwrap();
         assert_eq!(swept, vec![old_tmp.clone()]);
-        for (name, stays) in [(old_tmp.as_str(), false), (new_tmp.as_str(), true), (not_ours, true), ("notes.txt", true)] {
+        for (name, stays) in [(old_tmp.as_str(), false), (new_tmp.as_str(), true), (live_tmp.as_str(), true), (not_ours, true), ("notes.txt", true)] {
             assert_eq!(dir.path().join(name).exists(), stays, "{name}");
         }
         assert!(pool.path(&old).exists(), "layers are the control plane's to judge, never swept here");

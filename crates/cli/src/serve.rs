@@ -100,8 +100,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum, env = "CORRAL_DURABILITY")]
     pub durability: Option<DurabilityArg>,
     /// Seconds a file in the storage pool that no record names (what a crash left between a
-    /// file and its record) is left alone before the sweep, at start and every 10 minutes,
-    /// removes it.
+    /// file and its record) is left alone before the sweep removes it. The sweep runs after
+    /// start and then every grace period (at most every 10 minutes).
     #[arg(long, env = "CORRAL_SWEEP_GRACE_SECS", default_value_t = 600)]
     pub sweep_grace_secs: u64,
 }

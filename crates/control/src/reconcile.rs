@@ -146,8 +146,8 @@ impl Control {
                     Err(e) => tracing::warn!(error = %e, internal = ?e.internal, "reconcile pass failed"),
                 }
                 // The sweep after the first pass (which destroys the VMs no instance names, so
-                // no VM has a swept file open), then every SWEEP_INTERVAL.
-                if swept_at.is_none_or(|at| at.elapsed() >= crate::sweep::SWEEP_INTERVAL) {
+                // no VM has a swept file open), then every grace period (at most 10 minutes).
+                if swept_at.is_none_or(|at| at.elapsed() >= crate::sweep::sweep_interval(this.config.sweep_grace)) {
                     if let Err(e) = this.sweep().await {
                         tracing::warn!(error = %e, internal = ?e.internal, "sweeping the storage pool failed");
                     }

@@ -3,10 +3,12 @@
 //! Each host step on a layer sits between transactions, so a crash can leave a file without a
 //! record: a layer whose record was deleted before its file (collection deletes files after
 //! the commit), a layer made before its record (images built or imported), or the temporary
-//! file of a `qemu-img` killed halfway. At start and every [`SWEEP_INTERVAL`], the sweep
-//! removes layer files that no record names and temporary files, once they are older than a
-//! grace period (`ControlConfig::sweep_grace`), so a write in progress, whose record is
-//! about to be committed, is never taken for a leftover. Each removal is logged.
+//! file of a `qemu-img` killed halfway. After the reconciler's first pass and then every grace
+//! period (at most every 10 minutes, [`sweep_interval`]), the sweep removes layer files that
+//! no record names and temporary files, once they are older than a grace period
+//! (`ControlConfig::sweep_grace`), so a write in progress, whose record is about to be
+//! committed, is never taken for a leftover; a temporary file whose writer still runs is
+//! never removed. Each removal is logged.
 //!
 //! VM directories, taps and namespaces need no sweep of their own: the reconciler destroys
 //! every VM that no instance names (`reconcile.rs`), and the agent removes namespaces and taps
@@ -21,8 +23,15 @@ use std::time::Duration;
 
 /// How long a file without a record is left alone by default.
 pub const SWEEP_GRACE: Duration = Duration::from_secs(600);
-/// How often the reconciler sweeps after the sweep at start.
-pub const SWEEP_INTERVAL: Duration = Duration::from_secs(600);
+/// How often the reconciler sweeps after the sweep at start: every grace period, within these
+/// bounds (so a leftover goes within about two grace periods of its making).
+pub const SWEEP_INTERVAL_MIN: Duration = Duration::from_secs(1);
+pub const SWEEP_INTERVAL_MAX: Duration = Duration::from_secs(600);
+
+/// How often to sweep with grace period `grace`.
+pub fn sweep_interval(grace: Duration) -> Duration {
+    grace.clamp(SWEEP_INTERVAL_MIN, SWEEP_INTERVAL_MAX)
+}
 
 /// What a sweep removed, and the leftovers it could not remove (logged; tried again next time).
 #[derive(Debug, Default, PartialEq, Eq)]
