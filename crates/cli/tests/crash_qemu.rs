@@ -3,7 +3,7 @@
 //! SIGKILL at a random instant of each and restarted (guests outlive it and are re-adopted).
 //! After each restart, besides the API's invariants (`common/crash.rs`), the host is checked
 //! against the records once everything is cleaned up: no QEMU process, VM directory, namespace
-//! (with its taps and nftables table), dnsmasq file, public-IP route, temporary file or layer file that no
+//! (with its taps and nftables table), host guard table, dnsmasq file, public-IP route, temporary file or layer file that no
 //! record names, after the sweep (`--sweep-grace-secs 2`: what the crash left is swept within
 //! a few seconds of the restart, while the image the first start imports is not taken for a
 //! leftover between its file and its record).
@@ -98,6 +98,10 @@ fn leftovers(cloud: &Cloud) -> Vec<String> {
         .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
         .unwrap_or_default();
     out.extend(routes.lines().filter(|l| l.starts_with("198.18.") || l.starts_with("198.19.")).map(|l| format!("public route {l}")));
+    let tables = corral_exec::run_blocking("ip", &["netns", "exec", &cloud.net.host_ns, "nft", "list", "tables"])
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    out.extend(tables.lines().filter(|l| l.contains("corral")).map(|l| format!("nftables {l} in the host namespace")));
     let store = corral_store::Store::open(&cloud.state.join("corral.db")).expect("open the store");
     let layers: std::collections::HashSet<String> =
         store.read(|tx| tx.doc_list::<corral_store::LayerRecord>()).unwrap().into_iter().map(|l| l.layer_id).collect();
