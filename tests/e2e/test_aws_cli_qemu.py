@@ -5,8 +5,10 @@ host's process table at each step.
 
 Needs QEMU and the corral-minimal image (built into the image cache on first use).
 """
+import glob
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -87,6 +89,10 @@ def cli():
             for pid in pids:
                 os.kill(int(pid), 9)
             subprocess.run(["ip", "netns", "del", ns])
+        # What dnsmasq read, kept by Corral under /run/corral/net-<hash of the state directory>:
+        # the directory holding this test's VPC directories.
+        for vpc_dir in glob.glob(f"/run/corral/net-*/{prefix}*"):
+            shutil.rmtree(os.path.dirname(vpc_dir), ignore_errors=True)
 
 
 def test_readme_flow_on_a_real_guest(cli, tmp_path):
