@@ -22,16 +22,19 @@ impl std::fmt::Display for BodyTimeout {
 
 impl std::error::Error for BodyTimeout {}
 
-/// `inner`, failing with [`BodyTimeout`] if it has not ended within the deadline.
+/// `inner`, failing with [`BodyTimeout`] if it has not ended within the deadline. The timer is
+/// only made when the body makes a reader wait: a body that came with its headers (every
+/// ordinary request) costs no timer at all.
 pub struct Deadline<B> {
     inner: B,
     limit: Duration,
-    sleep: Pin<Box<Sleep>>,
+    at: tokio::time::Instant,
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 impl<B> Deadline<B> {
     pub fn new(inner: B, limit: Duration) -> Deadline<B> {
-        Deadline { inner, limit, sleep: Box::pin(tokio::time::sleep(limit)) }
+        Deadline { inner, limit, at: tokio::time::Instant::now() + limit, sleep: None }
     }
 }
 
@@ -48,7 +51,8 @@ where
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
         }
-        match this.sleep.as_mut().poll(cx) {
+        let at = this.at;
+        match this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at))).as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Some(Err(Box::new(BodyTimeout(this.limit))))),
             Poll::Pending => Poll::Pending,
         }
