@@ -67,7 +67,7 @@ def bare_boot(img, man, tmp):
     t0 = time.perf_counter()
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", f"{img}/{man['base_disk']}", "-F", "qcow2", ov], check=True)
     q = subprocess.Popen(["qemu-system-x86_64", "-name", "bare-bench", "-no-user-config", "-nodefaults", "-nographic",
-                          "-machine", "microvm,rtc=on", *accel, "-smp", "2", "-m", "512M",
+                          "-machine", "microvm,rtc=on,pic=off", *accel, "-smp", "2", "-m", "512M",
                           "-kernel", f"{img}/{man['kernel']}", "-initrd", f"{img}/{man['initrd']}",
                           "-append", f"console=ttyS0{extra} {man['cmdline']}",
                           "-drive", f"if=none,id=root,format=qcow2,file={ov}", "-device", "virtio-blk-device,drive=root",

@@ -356,7 +356,7 @@ def qemu_args(img, vcpus, mem, name, overlay, tap, mac, console, qmp, pidfile):
     """crates/agent/src/qemu/cmdline.rs for a direct-kernel image under this host's accelerator."""
     _, acc, tsc = accel()
     a = ["qemu-system-x86_64", "-name", f"guest={name}", "-no-user-config", "-nodefaults", "-nographic",
-         "-machine", "microvm,rtc=on", *acc, "-smp", str(vcpus), "-m", f"{mem}M",
+         "-machine", "microvm,rtc=on,pic=off", *acc, "-smp", str(vcpus), "-m", f"{mem}M",
          "-kernel", img["kernel"]]
     if img["initrd"]:
         a += ["-initrd", img["initrd"]]

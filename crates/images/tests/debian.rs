@@ -40,7 +40,7 @@ async fn corral_debian_12_boots_to_sshd_and_login_prompt_and_powers_off() {
         return;
     }
     let image = corral_images::build("corral-debian-12", &common::cache_dir(), &common::progress).await.unwrap();
-    let mut guest = common::boot_to_kernel(&image, 1024).await;
+    let mut guest = common::boot(&image, 1024).await;
     let sshd = guest.wait_console("OpenBSD Secure Shell server", Duration::from_secs(300)).await.unwrap();
     eprintln!("[images] sshd started {sshd:?} after QEMU started");
     let login = guest.wait_console("login:", Duration::from_secs(300)).await.unwrap();

@@ -64,7 +64,7 @@ async fn qemu_attaches_to_the_port_tap_inside_the_namespace() {
     let append = format!("console=ttyS0 tsc_early_khz={khz} tsc=reliable root=/dev/vda rw");
     let mut cmd = corral_exec::command("ip");
     cmd.args(["netns", "exec", &ns, "qemu-system-x86_64", "-name", "guest=net-test", "-no-user-config", "-nodefaults", "-nographic"])
-        .args(["-machine", "microvm,rtc=on", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "256M"])
+        .args(["-machine", "microvm,rtc=on,pic=off", "-accel", "tcg", "-cpu", "max", "-smp", "1", "-m", "256M"])
         .arg("-kernel")
         .arg(image.join("vmlinux"))
         .arg("-initrd")

@@ -57,26 +57,6 @@ pub async fn boot(image: &BuiltImage, memory_mib: u32) -> Guest {
     boot_with(image, memory_mib, &[], &[]).await
 }
 
-/// How long a kernel gets to print its first line before [`boot_to_kernel`] boots again.
-const KERNEL_FIRST_LINE: Duration = Duration::from_secs(90);
-
-/// Boots like [`boot`], and boots once more if the kernel prints nothing at all within
-/// [`KERNEL_FIRST_LINE`]: under TCG on microvm a start has been seen to hang right after the
-/// firmware ("Booting from ROM..", then silence for 300 s; the same test passed on the next
-/// run). The retry is said on stderr, so a rate that grows shows in the logs.
-pub async fn boot_to_kernel(image: &BuiltImage, memory_mib: u32) -> Guest {
-    let mut guest = boot(image, memory_mib).await;
-    if guest.wait_console("Linux version", KERNEL_FIRST_LINE).await.is_ok() {
-        return guest;
-    }
-    eprintln!(
-        "[images] the kernel printed nothing within {KERNEL_FIRST_LINE:?} (a start hang under TCG); booting again:\n{}",
-        guest.console_text()
-    );
-    drop(guest);
-    boot(image, memory_mib).await
-}
-
 /// Boots like [`boot`], running QEMU through `wrapper` (e.g. `ip netns exec NS`, which execs,
 /// so the child's pid is QEMU's) and with `extra` arguments appended (e.g. a NIC).
 pub async fn boot_with(image: &BuiltImage, memory_mib: u32, wrapper: &[String], extra: &[String]) -> Guest {
@@ -105,7 +85,7 @@ pub async fn boot_with(image: &BuiltImage, memory_mib: u32, wrapper: &[String], 
         "-name".into(),
         "corral-image-test".into(),
         "-M".into(),
-        "microvm,rtc=on".into(),
+        "microvm,rtc=on,pic=off".into(),
         "-accel".into(),
         "tcg".into(),
         "-cpu".into(),
