@@ -206,8 +206,9 @@ pub(crate) async fn run(c: &Control, req: Ec2Request, request_id: &str) -> Resul
             let (owner, region) = (c.account_id(), c.region());
             let rendered =
                 Rendered { shape: "Instance", view: &|i: &corral_control::Instance| views::instance::instance_value(i, owner, region) };
-            let (res, next) = c.instance_describe_reservations(&r, &rendered)?;
-            return Ok(Answer::Xml(views::instance::describe(request_id, &res, c.region(), next).map_err(rendering)?));
+            let held = views::instance_cache::Held::new(owner, region);
+            let (res, next) = c.instance_describe_reservations(&r, &rendered, &|rec| held.known(rec))?;
+            return Ok(Answer::Xml(views::instance::describe(request_id, &res, &held, next).map_err(rendering)?));
         }
         R::DescribeInstanceStatus(r) => {
             c.settle().await;

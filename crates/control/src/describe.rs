@@ -42,10 +42,15 @@ pub trait Described: Sized {
     fn assemble(tx: &Tx<'_>, recs: Vec<Self::Record>, tags: &mut TagMap) -> Result<Vec<Self>>;
     fn id(&self) -> &str;
     fn tags(&self) -> &[TagRecord];
+    /// The item of a record whose rendering the caller already holds ([`Describe::known`]):
+    /// the record alone, nothing joined. `None` for kinds that are always assembled.
+    fn bare(_rec: Self::Record) -> Option<Self> {
+        None
+    }
 }
 
 /// One Describe request.
-pub struct Describe<'a, D> {
+pub struct Describe<'a, D: Described> {
     pub ids: &'a [String],
     pub filters: &'a [Filter],
     pub dry_run: bool,
@@ -59,11 +64,26 @@ pub struct Describe<'a, D> {
     /// Whether `tag:` filters apply (calls that list something other than the resource, such
     /// as its settings, take none).
     pub tag_filters: bool,
+    /// Records the caller holds a rendering of, exactly as they are now (the caller keys its
+    /// renderings by a revision the store raises with every change). When the store answered
+    /// every filter exactly, such a record comes back [`Described::bare`], not assembled.
+    pub known: Option<&'a dyn Fn(&D::Record) -> bool>,
 }
 
-impl<'a, D> Describe<'a, D> {
+impl<'a, D: Described> Describe<'a, D> {
     pub fn new(ids: &'a [String], filters: &'a [Filter], dry_run: bool, max_results: Option<i64>, next_token: Option<&'a str>) -> Self {
-        Describe { ids, filters, dry_run, max_results, next_token, bounds: (5, 1000), table: &[], rendered: None, tag_filters: true }
+        Describe {
+            ids,
+            filters,
+            dry_run,
+            max_results,
+            next_token,
+            bounds: (5, 1000),
+            table: &[],
+            rendered: None,
+            tag_filters: true,
+            known: None,
+        }
     }
 
     pub fn bounds(self, min: i64, max: i64) -> Self {
@@ -80,6 +100,10 @@ impl<'a, D> Describe<'a, D> {
 
     pub fn without_tag_filters(self) -> Self {
         Describe { tag_filters: false, ..self }
+    }
+
+    pub fn known(self, known: Option<&'a dyn Fn(&D::Record) -> bool>) -> Self {
+        Describe { known, ..self }
     }
 
     /// AWS refuses ids and MaxResults together on some calls; `set` is the ids' wire name.
@@ -131,11 +155,20 @@ impl Control {
         let mut out: Vec<D> = Vec::new();
         let mut last = after;
         let mut more = false;
+        let conds = stored_conditions::<D>(d.filters, d.tag_filters);
+        // Whether what the store reads meets every filter already: then items need no second
+        // check, and records the caller holds need not be assembled. Ids are read without the
+        // conditions, so with ids only a call without filters is exact.
+        let exact = match d.ids.is_empty() {
+            true => conds.len() == d.filters.len() && conds.iter().all(is_exact),
+            false => d.filters.is_empty(),
+        };
+        let known = d.known.filter(|_| exact);
         // Takes the batch's items that are kept and match until the page is full; `true` when
         // one more item matched (so there is a next page).
         let mut take = |batch: Vec<(i64, D)>, out: &mut Vec<D>| -> bool {
             for (pos, item) in batch {
-                if pos <= after || !keep(&item) || !filter::matches(d.filters, item.tags(), |n| d.values(&item, n, &scope)) {
+                if pos <= after || !keep(&item) || (!exact && !filter::matches(d.filters, item.tags(), |n| d.values(&item, n, &scope))) {
                     continue;
                 }
                 if out.len() == size {
@@ -148,7 +181,7 @@ impl Control {
         };
         self.store.read(|tx| {
             if !d.ids.is_empty() {
-                let batch = assembled::<D>(tx, D::Record::with_ids(tx, d.ids)?)?;
+                let batch = assembled::<D>(tx, D::Record::with_ids(tx, d.ids)?, known)?;
                 let missing: Vec<&str> =
                     d.ids.iter().filter(|id| !batch.iter().any(|(_, i)| i.id() == id.as_str() && keep(i))).map(String::as_str).collect();
                 if !missing.is_empty() {
@@ -159,14 +192,13 @@ impl Control {
             }
             let mut from = after;
             let batch_size = size.saturating_add(1).clamp(1, BATCH);
-            let conds = stored_conditions::<D>(d.filters, d.tag_filters);
             loop {
                 let recs = D::Record::page_where(tx, from, batch_size, &conds)?;
                 let full = recs.len() == batch_size;
                 if let Some((pos, _)) = recs.last() {
                     from = *pos;
                 }
-                if take(assembled::<D>(tx, recs)?, &mut out) {
+                if take(assembled::<D>(tx, recs, known)?, &mut out) {
                     more = true;
                     return Ok(());
                 }
@@ -196,8 +228,46 @@ fn stored_conditions<D: Described>(filters: &[Filter], tags: bool) -> Vec<Cond> 
         .collect()
 }
 
-/// A batch of records assembled into described items, with their positions.
-fn assembled<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>) -> Result<Vec<(i64, D)>> {
+/// Whether the store's check of a condition is the filter's own: a field, a tag, a single
+/// field of related documents. A list field of related documents is not (the instance's
+/// `group-id` is its primary interface's groups; the store looks at every interface's).
+fn is_exact(c: &Cond) -> bool {
+    match c {
+        Cond::Field(..) | Cond::Tag(..) | Cond::TagKey(..) => true,
+        Cond::Related(r, _) => !r.list,
+    }
+}
+
+/// A batch of records assembled into described items, with their positions; those `known`
+/// names come back bare, where the kind has a bare item.
+fn assembled<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>, known: Option<&dyn Fn(&D::Record) -> bool>) -> Result<Vec<(i64, D)>> {
+    let Some(known) = known else { return assembled_all(tx, recs) };
+    let mut out: Vec<(i64, Option<D>)> = Vec::with_capacity(recs.len());
+    let mut rest = Vec::new();
+    for (pos, rec) in recs {
+        if known(&rec) {
+            match D::bare(rec) {
+                Some(item) => out.push((pos, Some(item))),
+                None => return Err(Error::internal(format!("{:?} has no bare item", D::KIND))),
+            }
+        } else {
+            out.push((pos, None));
+            rest.push((pos, rec));
+        }
+    }
+    let mut rest = assembled_all(tx, rest)?.into_iter();
+    out.into_iter()
+        .map(|(pos, item)| match item {
+            Some(item) => Ok((pos, item)),
+            None => rest.next().ok_or_else(|| Error::internal(format!("{:?}: an item went missing in assembly", D::KIND))),
+        })
+        .collect()
+}
+
+fn assembled_all<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>) -> Result<Vec<(i64, D)>> {
+    if recs.is_empty() {
+        return Ok(Vec::new());
+    }
     let (positions, recs): (Vec<i64>, Vec<D::Record>) = recs.into_iter().unzip();
     let ids: Vec<&str> = recs.iter().map(D::record_id).collect();
     let mut tags = tx.tag_map_for(&ids)?;

@@ -457,6 +457,7 @@ mod tests {
             seq: 1,
             metadata: Default::default(),
             options: Default::default(),
+            rev: 0,
         }
     }
 

@@ -39,6 +39,36 @@ pub fn response(action: &str, request_id: &str, f: impl FnOnce(&mut Obj<'_>)) ->
     Ok(out)
 }
 
+/// A structure's members written as XML ahead of time, to be placed where a structure of the
+/// same shape is written ([`Obj::fragment`]): a rendering kept and written again as it is.
+#[derive(Debug, Clone)]
+pub struct Fragment {
+    shape: &'static str,
+    xml: std::sync::Arc<str>,
+}
+
+impl Fragment {
+    pub fn len(&self) -> usize {
+        self.xml.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.xml.is_empty()
+    }
+}
+
+/// The members of a structure of shape `shape`, written by `f` as XML, for [`Obj::fragment`].
+pub fn fragment(shape: &str, f: impl FnOnce(&mut Obj<'_>)) -> Result<Fragment, EncodeError> {
+    let shape = Model::get().shape(shape).ok_or_else(|| EncodeError::UnknownMember { shape: shape.into(), member: String::new() })?;
+    let mut out = String::with_capacity(4 * 1024);
+    let mut obj = Obj { shape, to: To::Xml(&mut out), err: None };
+    f(&mut obj);
+    if let Some(e) = obj.err {
+        return Err(e);
+    }
+    Ok(Fragment { shape: shape.name, xml: out.into() })
+}
+
 /// The JSON value (keyed by member names) of a structure of shape `shape`, written by `f`.
 pub fn value(shape: &str, f: impl FnOnce(&mut Obj<'_>)) -> Result<Value, EncodeError> {
     let shape = Model::get().shape(shape).ok_or_else(|| EncodeError::UnknownMember { shape: shape.into(), member: String::new() })?;
@@ -108,6 +138,19 @@ impl<'a> Obj<'a> {
     pub fn str(&mut self, name: &str, v: &str) -> &mut Self {
         if let Some((xml, _)) = self.member(name, &[ShapeKind::String, ShapeKind::Timestamp, ShapeKind::Blob], "string") {
             self.leaf(name, xml, v, || Value::String(v.to_string()));
+        }
+        self
+    }
+
+    /// The members `f` holds, written here as they were written there. `f` must have been made
+    /// for this structure's shape, and only XML takes it.
+    pub fn fragment(&mut self, f: &Fragment) -> &mut Self {
+        match &mut self.to {
+            To::Xml(out) if f.shape == self.shape.name => out.push_str(&f.xml),
+            _ => self.fail(EncodeError::WrongType {
+                path: format!("{} (a fragment of {})", self.shape.name, f.shape),
+                expected: "XML of this shape",
+            }),
         }
         self
     }

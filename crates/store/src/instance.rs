@@ -106,12 +106,15 @@ pub struct InstanceRecord {
     pub seq: i64,
     pub metadata: MetadataOptions,
     pub options: InstanceOptions,
+    /// Raised by the store with every write to what DescribeInstances shows of the instance
+    /// (migration 8); a new record's is 0 and what is given here is never written.
+    pub rev: u64,
 }
 
 pub(crate) const COLS: &str =
     "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
-    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options, options";
+    client_token, disable_api_termination, shutdown_behavior, host, observed_generation, terminated_at, seq, metadata_options, options, rev";
 
 pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> {
     let state: String = r.get(7)?;
@@ -163,6 +166,7 @@ pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Result<InstanceRecord>> 
                 Err(e) => return Ok(Err(StoreError::Corrupt(format!("instance {id}: options: {e}")))),
             }
         },
+        rev: r.get::<_, i64>(26)? as u64,
     }))
 }
 
@@ -178,7 +182,7 @@ impl Tx<'_> {
     /// Inserts a new instance; its `seq` is assigned here.
     pub fn instance_insert(&self, i: &InstanceRecord) -> Result<()> {
         let seq: i64 = self.tx.prepare_cached("SELECT COALESCE(MAX(seq), 0) + 1 FROM instances")?.query_row([], |r| r.get(0))?;
-        self.tx.prepare_cached(&format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26)"))?.execute(params![
+        self.tx.prepare_cached(&format!("INSERT INTO instances({COLS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18,?19,?20,?21,?22,?23,?24,?25,?26,0)"))?.execute(params![
                 i.instance_id, i.reservation_id, i.image_id, i.instance_type, i.vcpus, i.memory_mib as i64, i.key_name,
                 i.state.name(), i.desired.as_str(), i.force_stop, i.state_reason_code, i.state_reason_message,
                 i.state_transition_reason, i.availability_zone, i.launch_time, i.ami_launch_index, i.user_data,

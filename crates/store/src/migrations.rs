@@ -140,6 +140,36 @@ const MIGRATIONS: &[&str] = &[
     WHEN (old.state = 'terminated') != (new.state = 'terminated')
     BEGIN UPDATE counters SET n = n + (CASE WHEN new.state = 'terminated' THEN -1 ELSE 1 END) WHERE name = 'live_instances'; END;
     "#,
+    // 8: an instance's revision, raised in the same transaction as every write to what
+    // DescribeInstances shows of it: its row, its interfaces and volumes (documents naming it
+    // by `instance_id` or `attachment.instance_id`, before or after the write), its tags, and
+    // its image's row (its root device name). A reader holding a rendering of an instance at
+    // a revision knows it is still exact while the revision is unchanged.
+    r#"
+    ALTER TABLE instances ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+    CREATE TRIGGER instance_rev_row AFTER UPDATE ON instances WHEN new.rev = old.rev
+    BEGIN UPDATE instances SET rev = old.rev + 1 WHERE rowid = new.rowid; END;
+    CREATE TRIGGER instance_rev_doc_insert AFTER INSERT ON docs WHEN new.kind IN ('network-interface', 'volume')
+    BEGIN UPDATE instances SET rev = rev + 1
+        WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id')); END;
+    CREATE TRIGGER instance_rev_doc_update AFTER UPDATE ON docs WHEN new.kind IN ('network-interface', 'volume')
+    BEGIN UPDATE instances SET rev = rev + 1
+        WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id'),
+                              json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
+    CREATE TRIGGER instance_rev_doc_delete AFTER DELETE ON docs WHEN old.kind IN ('network-interface', 'volume')
+    BEGIN UPDATE instances SET rev = rev + 1
+        WHERE instance_id IN (json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
+    CREATE TRIGGER instance_rev_tag_insert AFTER INSERT ON tags WHEN new.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = new.resource_id; END;
+    CREATE TRIGGER instance_rev_tag_update AFTER UPDATE ON tags WHEN new.resource_id GLOB 'i-*' OR old.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id IN (new.resource_id, old.resource_id); END;
+    CREATE TRIGGER instance_rev_tag_delete AFTER DELETE ON tags WHEN old.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = old.resource_id; END;
+    CREATE TRIGGER instance_rev_image_update AFTER UPDATE OF root_device_name ON images
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
+    CREATE TRIGGER instance_rev_image_delete AFTER DELETE ON images
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

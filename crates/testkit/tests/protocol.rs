@@ -136,8 +136,12 @@ async fn slow_and_greedy_clients_lose_their_connections() {
     let ctx = TestContext::new().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let limits =
-        corral_api::Limits { connections: 16, per_client: 3, header_read: Duration::from_millis(300), body_read: Duration::from_millis(300) };
+    let limits = corral_api::Limits {
+        connections: 16,
+        per_client: 3,
+        header_read: Duration::from_millis(300),
+        body_read: Duration::from_millis(300),
+    };
     let app = corral_api::router(corral_api::ApiState { cloud: ctx.cloud.clone() });
     tokio::spawn(corral_api::serve(listener, app, limits, std::future::pending()));
 
@@ -181,9 +185,11 @@ async fn slow_and_greedy_clients_lose_their_connections() {
     // A body that stops halfway: answered RequestTimeout (408) once the body deadline passes.
     let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
     let started = Instant::now();
-    slow.write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nAction=Desc")
-        .await
-        .unwrap();
+    slow.write_all(
+        b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\ncontent-length: 100\r\n\r\nAction=Desc",
+    )
+    .await
+    .unwrap();
     let mut answer = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(10), slow.read_to_end(&mut answer)).await;
     let answer = String::from_utf8_lossy(&answer);

@@ -1,7 +1,8 @@
 //! Instance responses: reservations, state changes, statuses, console output, attributes.
 
+use super::instance_cache::Held;
 use corral_control::{Instance, Reservation, StateChange};
-use corral_ec2_query::write::{self, Obj};
+use corral_ec2_query::write::{self, Fragment, Obj};
 use corral_ec2_query::EncodeError;
 use corral_types::InstanceState;
 use serde_json::{json, Value};
@@ -109,11 +110,13 @@ pub fn instance_value(i: &Instance, owner: &str, region: &str) -> Value {
     write::value("Instance", |o| instance(o, i, owner, region)).unwrap_or(Value::Null)
 }
 
+/// A reservation's own members, before its instances.
+fn reservation_head<'o, 'a>(o: &'o mut Obj<'a>, r: &Reservation) -> &'o mut Obj<'a> {
+    o.str("ReservationId", &r.reservation_id).str("OwnerId", &r.owner_id).empty("Groups")
+}
+
 fn write_reservation(o: &mut Obj<'_>, r: &Reservation, region: &str) {
-    o.str("ReservationId", &r.reservation_id)
-        .str("OwnerId", &r.owner_id)
-        .empty("Groups")
-        .list("Instances", &r.instances, |o, i| instance(o, i, &r.owner_id, region));
+    reservation_head(o, r).list("Instances", &r.instances, |o, i| instance(o, i, &r.owner_id, region));
 }
 
 /// RunInstances answers with the reservation itself.
@@ -121,10 +124,18 @@ pub fn reservation(r: &Reservation, region: &str) -> Result<Value, EncodeError> 
     write::value("Reservation", |o| write_reservation(o, r, region))
 }
 
-/// DescribeInstances, written straight into its XML response.
-pub fn describe(request_id: &str, rs: &[Reservation], region: &str, next: Option<String>) -> Result<String, EncodeError> {
+/// DescribeInstances, written straight into its XML response, each instance from its
+/// rendering (`held`'s, or written now and kept).
+pub fn describe(request_id: &str, rs: &[Reservation], held: &Held<'_>, next: Option<String>) -> Result<String, EncodeError> {
+    let renderings: Vec<Vec<Fragment>> =
+        rs.iter().map(|r| r.instances.iter().map(|i| held.rendering(i)).collect()).collect::<Result<_, _>>()?;
     write::response("DescribeInstances", request_id, |o| {
-        o.list("Reservations", rs, |o, r| write_reservation(o, r, region)).opt_str("NextToken", next.as_deref());
+        o.list("Reservations", rs.iter().zip(&renderings), |o, (r, fragments)| {
+            reservation_head(o, r).list("Instances", fragments, |o, f| {
+                o.fragment(f);
+            });
+        })
+        .opt_str("NextToken", next.as_deref());
     })
 }
 

@@ -4,6 +4,7 @@
 
 pub mod image;
 pub mod instance;
+pub mod instance_cache;
 pub mod keypair;
 pub mod network;
 pub mod network_acl;

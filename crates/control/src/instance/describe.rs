@@ -76,6 +76,11 @@ impl Described for Instance {
     fn tags(&self) -> &[TagRecord] {
         &self.tags
     }
+    /// The record without its interfaces, volumes, groups, tags or root device: only for a
+    /// caller that renders it from what it holds at the record's revision.
+    fn bare(rec: InstanceRecord) -> Option<Self> {
+        Some(Instance { rec, tags: vec![], root_device_name: String::new(), enis: vec![], groups: vec![], volumes: vec![] })
+    }
 }
 
 fn enis(i: &Instance, f: impl Fn(&EniRecord) -> Option<String>) -> Vec<String> {
@@ -169,12 +174,15 @@ impl Control {
         self.instance_describe(d, rendered)
     }
 
+    /// DescribeInstances, by reservation. `known` names the instances whose rendering the
+    /// caller holds at their record's `rev`: those may come back bare (the record only).
     pub fn instance_describe_reservations(
         &self,
         req: &rq::DescribeInstances,
         rendered: &filter::Rendered<'_, Instance>,
+        known: &dyn Fn(&InstanceRecord) -> bool,
     ) -> Result<(Vec<Reservation>, Option<String>)> {
-        let d = Describe::new(&req.instance_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref());
+        let d = Describe::new(&req.instance_ids, &req.filters, req.dry_run, req.max_results, req.next_token.as_deref()).known(Some(known));
         let (items, next) = self.instance_describe(d, rendered)?;
         let mut out: Vec<Reservation> = Vec::new();
         for i in items {

@@ -149,6 +149,7 @@ impl Control {
                     seq: 0,
                     metadata: metadata.clone(),
                     options: options.clone(),
+                    rev: 0,
                 };
                 tx.instance_insert(&rec)?;
                 let eni = self.eni_create_primary(tx, &placement, &rec.instance_id, delete_eni)?;
