@@ -43,7 +43,9 @@ pub trait Described: Sized {
     fn id(&self) -> &str;
     fn tags(&self) -> &[TagRecord];
     /// The item of a record whose rendering the caller already holds ([`Describe::known`]):
-    /// the record alone, nothing joined. `None` for kinds that are always assembled.
+    /// the record alone, nothing joined. `None` for kinds that are always assembled. A bare
+    /// item is not checked against the filters again, so a kind with one must have a
+    /// `Listed::page_where` that checks every condition it is given.
     fn bare(_rec: Self::Record) -> Option<Self> {
         None
     }
@@ -156,8 +158,8 @@ impl Control {
         let mut last = after;
         let mut more = false;
         let conds = stored_conditions::<D>(d.filters, d.tag_filters);
-        // Whether what the store reads meets every filter already: then items need no second
-        // check, and records the caller holds need not be assembled. Ids are read without the
+        // Whether what the store reads meets every filter already: then records the caller
+        // holds need not be assembled (nor checked again). Ids are read without the
         // conditions, so with ids only a call without filters is exact.
         let exact = match d.ids.is_empty() {
             true => conds.len() == d.filters.len() && conds.iter().all(is_exact),
@@ -166,9 +168,9 @@ impl Control {
         let known = d.known.filter(|_| exact);
         // Takes the batch's items that are kept and match until the page is full; `true` when
         // one more item matched (so there is a next page).
-        let mut take = |batch: Vec<(i64, D)>, out: &mut Vec<D>| -> bool {
-            for (pos, item) in batch {
-                if pos <= after || !keep(&item) || (!exact && !filter::matches(d.filters, item.tags(), |n| d.values(&item, n, &scope))) {
+        let mut take = |batch: Vec<(i64, D, Bare)>, out: &mut Vec<D>| -> bool {
+            for (pos, item, bare) in batch {
+                if pos <= after || !keep(&item) || (!bare.0 && !filter::matches(d.filters, item.tags(), |n| d.values(&item, n, &scope))) {
                     continue;
                 }
                 if out.len() == size {
@@ -183,7 +185,7 @@ impl Control {
             if !d.ids.is_empty() {
                 let batch = assembled::<D>(tx, D::Record::with_ids(tx, d.ids)?, known)?;
                 let missing: Vec<&str> =
-                    d.ids.iter().filter(|id| !batch.iter().any(|(_, i)| i.id() == id.as_str() && keep(i))).map(String::as_str).collect();
+                    d.ids.iter().filter(|id| !batch.iter().any(|(_, i, _)| i.id() == id.as_str() && keep(i))).map(String::as_str).collect();
                 if !missing.is_empty() {
                     return Err(Error::not_found(D::KIND, &missing.join(", ")));
                 }
@@ -238,10 +240,20 @@ fn is_exact(c: &Cond) -> bool {
     }
 }
 
+/// Whether an item came back bare ([`Described::bare`]).
+#[derive(Clone, Copy)]
+struct Bare(bool);
+
 /// A batch of records assembled into described items, with their positions; those `known`
 /// names come back bare, where the kind has a bare item.
-fn assembled<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>, known: Option<&dyn Fn(&D::Record) -> bool>) -> Result<Vec<(i64, D)>> {
-    let Some(known) = known else { return assembled_all(tx, recs) };
+fn assembled<D: Described>(
+    tx: &Tx<'_>,
+    recs: Vec<(i64, D::Record)>,
+    known: Option<&dyn Fn(&D::Record) -> bool>,
+) -> Result<Vec<(i64, D, Bare)>> {
+    let Some(known) = known else {
+        return Ok(assembled_all(tx, recs)?.into_iter().map(|(pos, item)| (pos, item, Bare(false))).collect());
+    };
     let mut out: Vec<(i64, Option<D>)> = Vec::with_capacity(recs.len());
     let mut rest = Vec::new();
     for (pos, rec) in recs {
@@ -258,8 +270,11 @@ fn assembled<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>, known: Opti
     let mut rest = assembled_all(tx, rest)?.into_iter();
     out.into_iter()
         .map(|(pos, item)| match item {
-            Some(item) => Ok((pos, item)),
-            None => rest.next().ok_or_else(|| Error::internal(format!("{:?}: an item went missing in assembly", D::KIND))),
+            Some(item) => Ok((pos, item, Bare(true))),
+            None => rest
+                .next()
+                .map(|(pos, item)| (pos, item, Bare(false)))
+                .ok_or_else(|| Error::internal(format!("{:?}: an item went missing in assembly", D::KIND))),
         })
         .collect()
 }
