@@ -46,8 +46,16 @@ class Endpoint:
         req = AWSRequest(method="POST", url=f"http://127.0.0.1:{self.port}/", data=body,
                          headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
         SigV4Auth(self.creds, "ec2", self.region).add_auth(req)
-        self.conn.request("POST", "/", body=body, headers=dict(req.headers.items()))
-        r = self.conn.getresponse()
+        try:
+            self.conn.request("POST", "/", body=body, headers=dict(req.headers.items()))
+            r = self.conn.getresponse()
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            # The server closed the kept-alive connection while it sat idle (Corral does after
+            # its idle timeout): connect again, as SDKs do, and send once more.
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+            self.conn.request("POST", "/", body=body, headers=dict(req.headers.items()))
+            r = self.conn.getresponse()
         data = r.read()
         if r.status != 200:
             raise RuntimeError(f"{self.name} {action}: {r.status} {data[:300]!r}")
