@@ -47,16 +47,6 @@ pub struct Fragment {
     xml: std::sync::Arc<str>,
 }
 
-impl Fragment {
-    pub fn len(&self) -> usize {
-        self.xml.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.xml.is_empty()
-    }
-}
-
 /// The members of a structure of shape `shape`, written by `f` as XML, for [`Obj::fragment`].
 pub fn fragment(shape: &str, f: impl FnOnce(&mut Obj<'_>)) -> Result<Fragment, EncodeError> {
     let shape = Model::get().shape(shape).ok_or_else(|| EncodeError::UnknownMember { shape: shape.into(), member: String::new() })?;
@@ -266,6 +256,32 @@ mod tests {
                     .str("PrivateDnsName", "");
             });
         });
+    }
+
+    fn instance(i: &mut Obj<'_>) {
+        i.str("InstanceId", "i-1").obj("State", |s| {
+            s.int("Code", 16).str("Name", "running");
+        });
+    }
+
+    #[test]
+    fn a_fragment_is_written_where_its_shape_is_and_nowhere_else() {
+        let f = fragment("Instance", instance).unwrap();
+        let list = |o: &mut Obj<'_>, place: &dyn Fn(&mut Obj<'_>)| {
+            o.list("Reservations", [1], |r, _| {
+                r.str("ReservationId", "r-1").list("Instances", [1], |i, _| place(i));
+            });
+        };
+        let direct = response("DescribeInstances", "req-1", |o| list(o, &instance)).unwrap();
+        let placed = response("DescribeInstances", "req-1", |o| list(o, &|i| _ = i.fragment(&f))).unwrap();
+        assert_eq!(placed, direct);
+        // In another shape, or into a JSON value, it is an error, not misplaced XML.
+        let err = response("DescribeInstances", "req-1", |o| _ = o.fragment(&f)).unwrap_err();
+        assert!(matches!(err, EncodeError::WrongType { .. }), "{err:?}");
+        let err = value("Instance", |o| _ = o.fragment(&f)).unwrap_err();
+        assert!(matches!(err, EncodeError::WrongType { .. }), "{err:?}");
+        // A fragment with an error in it is refused when it is made.
+        assert!(fragment("Instance", |o| _ = o.str("NoSuchMember", "x")).is_err());
     }
 
     #[test]
