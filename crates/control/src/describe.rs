@@ -51,6 +51,9 @@ pub trait Described: Sized {
     }
 }
 
+/// Says whether the caller holds a rendering of a record exactly as it is now.
+pub type Known<'a, R> = &'a dyn Fn(&R) -> bool;
+
 /// One Describe request.
 pub struct Describe<'a, D: Described> {
     pub ids: &'a [String],
@@ -69,7 +72,7 @@ pub struct Describe<'a, D: Described> {
     /// Records the caller holds a rendering of, exactly as they are now (the caller keys its
     /// renderings by a revision the store raises with every change). When the store answered
     /// every filter exactly, such a record comes back [`Described::bare`], not assembled.
-    pub known: Option<&'a dyn Fn(&D::Record) -> bool>,
+    pub known: Option<Known<'a, D::Record>>,
 }
 
 impl<'a, D: Described> Describe<'a, D> {
@@ -104,7 +107,7 @@ impl<'a, D: Described> Describe<'a, D> {
         Describe { tag_filters: false, ..self }
     }
 
-    pub fn known(self, known: Option<&'a dyn Fn(&D::Record) -> bool>) -> Self {
+    pub fn known(self, known: Option<Known<'a, D::Record>>) -> Self {
         Describe { known, ..self }
     }
 
@@ -246,11 +249,7 @@ struct Bare(bool);
 
 /// A batch of records assembled into described items, with their positions; those `known`
 /// names come back bare, where the kind has a bare item.
-fn assembled<D: Described>(
-    tx: &Tx<'_>,
-    recs: Vec<(i64, D::Record)>,
-    known: Option<&dyn Fn(&D::Record) -> bool>,
-) -> Result<Vec<(i64, D, Bare)>> {
+fn assembled<D: Described>(tx: &Tx<'_>, recs: Vec<(i64, D::Record)>, known: Option<Known<'_, D::Record>>) -> Result<Vec<(i64, D, Bare)>> {
     let Some(known) = known else {
         return Ok(assembled_all(tx, recs)?.into_iter().map(|(pos, item)| (pos, item, Bare(false))).collect());
     };
