@@ -30,7 +30,9 @@ const ADDRESS_FILTERS: &[FilterLine<Address>] = &[
     ("network-interface-owner-id", |a, s| a.rec.eni_id.iter().map(|_| s.account_id.to_string()).collect()),
 ];
 
-/// The lowest address of the pool nobody holds.
+/// The allocator's name for the public pool (`alloc.rs`).
+pub(crate) const PUBLIC_POOL: &str = "public-pool";
+
 impl Control {
     /// A free address of the public pool (neither an elastic IP nor an interface's).
     pub(crate) fn public_ip_allocate(&self, tx: &Tx<'_>) -> Result<Ipv4Addr> {
@@ -42,7 +44,7 @@ impl Control {
             Ok(tx.doc_field_taken::<AddressRecord>("public_ip", &ip, None)? || tx.doc_field_taken::<EniRecord>("public_ip", &ip, None)?)
         };
         self.cursors
-            .next_free("public-pool", count, |i| pool.nth(i + 1), taken)?
+            .next_free(PUBLIC_POOL, count, |i| pool.nth(i + 1), taken)?
             .ok_or_else(|| Error::new(ErrorCode::AddressLimitExceeded, "The public address pool is exhausted."))
     }
 }

@@ -262,9 +262,10 @@ pub fn group_names(groups: &[SecurityGroupRecord], ids: &[String]) -> Vec<(Strin
 }
 
 /// A stopped instance gives its pool address back (an elastic IP stays).
-pub(crate) fn release_public_ips(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
+pub(crate) fn release_public_ips(control: &Control, tx: &Tx<'_>, instance_id: &str) -> Result<()> {
     for mut e in tx.eni_list_for_instance(instance_id)?.into_iter() {
         if e.public_ip.is_some() && e.public_ip_allocation.is_none() {
+            given_back(control, &e, false);
             e.public_ip = None;
             tx.doc_put(&e)?;
         }
@@ -283,8 +284,20 @@ pub(crate) fn assign_public_ips(control: &Control, tx: &Tx<'_>, instance_id: &st
     Ok(())
 }
 
+/// Tells the allocator what `e` gives back: its pool address (not an elastic one), and with
+/// `private` its private address, so the next launch in a nearly full range finds them
+/// without a walk (`alloc.rs`).
+fn given_back(control: &Control, e: &EniRecord, private: bool) {
+    if let Some(ip) = e.public_ip.as_deref().filter(|_| e.public_ip_allocation.is_none()).and_then(|ip| ip.parse().ok()) {
+        control.cursors.freed(crate::address::PUBLIC_POOL, ip);
+    }
+    if let Some(ip) = Some(e.private_ip.as_str()).filter(|_| private).and_then(|ip| ip.parse().ok()) {
+        control.cursors.freed(&e.subnet_id, ip);
+    }
+}
+
 /// Removes the interfaces of a terminated instance that go with it.
-pub(crate) fn release_for_instance(tx: &Tx<'_>, instance_id: &str) -> Result<()> {
+pub(crate) fn release_for_instance(control: &Control, tx: &Tx<'_>, instance_id: &str) -> Result<()> {
     for mut a in tx.doc_list::<corral_store::AddressRecord>()?.into_iter().filter(|a| a.instance_id.as_deref() == Some(instance_id)) {
         a.association_id = None;
         a.instance_id = None;
@@ -293,6 +306,7 @@ pub(crate) fn release_for_instance(tx: &Tx<'_>, instance_id: &str) -> Result<()>
         tx.doc_put(&a)?;
     }
     for e in tx.eni_list_for_instance(instance_id)?.into_iter() {
+        given_back(control, &e, e.delete_on_termination);
         if e.delete_on_termination {
             tx.doc_delete::<EniRecord>(&e.eni_id)?;
             tx.tag_delete_all(&e.eni_id)?;

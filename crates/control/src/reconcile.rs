@@ -259,11 +259,11 @@ impl Control {
                     self.chains_dirty_at(crate::chain::chains_under(tx, &r.instance_id)?);
                 }
                 if terminated {
-                    crate::eni::release_for_instance(tx, &r.instance_id)?;
+                    crate::eni::release_for_instance(self, tx, &r.instance_id)?;
                     doomed = Control::volumes_release(tx, &r.instance_id)?;
                 }
                 if stopped {
-                    crate::eni::release_public_ips(tx, &r.instance_id)?;
+                    crate::eni::release_public_ips(self, tx, &r.instance_id)?;
                 }
                 let image = tx.image_get(&r.image_id)?;
                 let nics = nics_of(tx, &r.instance_id)?;

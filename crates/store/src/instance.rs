@@ -111,6 +111,10 @@ pub struct InstanceRecord {
     pub rev: u64,
 }
 
+/// The terminated instances: the condition the partial index `instances_terminated`
+/// (migration 9) is made for, so reading them does not read the fleet.
+const TERMINATED: &str = "state = 'terminated'";
+
 pub(crate) const COLS: &str =
     "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
@@ -266,7 +270,7 @@ impl Tx<'_> {
 
     /// Terminated instances (those that may have expired).
     pub fn instance_list_terminated(&self) -> Result<Vec<InstanceRecord>> {
-        self.instances_where("state = 'terminated'", [])
+        self.instances_where(TERMINATED, [])
     }
 
     /// The instances that may have a VM running (neither stopped nor terminated).
@@ -301,5 +305,19 @@ impl Tx<'_> {
             .prepare_cached("INSERT INTO client_tokens(token, action, request_hash, reservation_id) VALUES (?1, ?2, ?3, ?4)")?
             .execute([token, action, request_hash, reservation_id])?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{COLS, TERMINATED};
+
+    #[test]
+    fn the_terminated_are_read_from_their_index_not_the_fleet() {
+        let store = crate::Store::open_in_memory().unwrap();
+        let conn = store.lock();
+        let sql = format!("EXPLAIN QUERY PLAN SELECT {COLS} FROM instances WHERE {TERMINATED} ORDER BY seq");
+        let plan: Vec<String> = conn.prepare(&sql).unwrap().query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(plan, ["SCAN instances USING INDEX instances_terminated"], "{plan:?}");
     }
 }

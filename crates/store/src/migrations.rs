@@ -170,6 +170,12 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER instance_rev_image_delete AFTER DELETE ON images
     BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
     "#,
+    // 9: the terminated instances, for the reconciler's full pass that forgets those
+    // terminated long enough ago: it read every row of the fleet (a tenth of a second of the
+    // server's core at 50,000 instances, every 30 s), now only theirs.
+    r#"
+    CREATE INDEX instances_terminated ON instances(seq) WHERE state = 'terminated';
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {

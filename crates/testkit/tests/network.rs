@@ -27,7 +27,7 @@ async fn default_vpc_is_there_and_launches_land_in_it() {
     assert!(r.text("macAddress").unwrap().starts_with("02:"));
 
     // Terminating frees the interface and its address (handed out again when asked for, or
-    // once the subnet's later addresses are taken).
+    // to the next launch that takes no address of its own).
     let image = ctx.image("corral-minimal");
     let subnet = r.text("subnetId").unwrap();
     let at_4 =
@@ -40,6 +40,37 @@ async fn default_vpc_is_there_and_launches_land_in_it() {
     let again = ctx.call("RunInstances", &at_4).await.ok().text("instanceId").unwrap();
     let r = ctx.call("DescribeInstances", &[("InstanceId.1", &again)]).await;
     assert_eq!(r.ok().text("privateIpAddress").as_deref(), Some("172.31.16.4"), "the freed address is free again");
+}
+
+/// A full subnet with instances coming and going: a launch takes the address given back
+/// last, found without walking the subnet (`control/src/alloc.rs`); the walk alone would
+/// hand out the lowest free one.
+#[tokio::test]
+async fn a_launch_takes_the_address_given_back_last() {
+    let ctx = TestContext::new().await;
+    let vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.3.0.0/16")]).await.ok().text("vpcId").unwrap();
+    // A /28: 16 addresses, of which AWS keeps five.
+    let subnet = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.3.1.0/28")]).await.ok().text("subnetId").unwrap();
+    let ids = ctx.run(11, &[("SubnetId", &subnet)]).await;
+    let image = ctx.image("corral-minimal");
+    let one = [("ImageId", image.as_str()), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet)];
+    ctx.call("RunInstances", &one).await.err("InsufficientFreeAddressesInSubnet");
+    let (low, high) = (ids[1].clone(), ids[9].clone());
+    let high_ip = private_ip(&ctx, &high).await;
+    assert_eq!(private_ip(&ctx, &low).await, "10.3.1.5");
+    for id in [&low, &high] {
+        ctx.call("TerminateInstances", &[("InstanceId.1", id)]).await.ok();
+        ctx.wait_state(id, "terminated").await;
+    }
+    let next = ctx.call("RunInstances", &one).await.ok().text("instanceId").unwrap();
+    assert_eq!(private_ip(&ctx, &next).await, high_ip, "the address given back last");
+    let next = ctx.call("RunInstances", &one).await.ok().text("instanceId").unwrap();
+    assert_eq!(private_ip(&ctx, &next).await, "10.3.1.5");
+    ctx.call("RunInstances", &one).await.err("InsufficientFreeAddressesInSubnet");
+}
+
+async fn private_ip(ctx: &TestContext, id: &str) -> String {
+    ctx.call("DescribeInstances", &[("InstanceId.1", id)]).await.ok().text("privateIpAddress").unwrap()
 }
 
 #[tokio::test]
