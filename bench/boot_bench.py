@@ -12,7 +12,10 @@ the marker in its serial log (polled every 20 ms). Medians of N runs; the ratio 
 
 Also reports how long RunInstances itself takes to return on the QEMU path.
 
-Usage: python3 bench/boot_bench.py [--runs 5]
+With --fleets, also times RunInstances with the host already holding that many instances
+(stopped ones, so their guests leave the cores to the call; a QEMU host holds at most 64).
+
+Usage: python3 bench/boot_bench.py [--runs 5] [--fleets 0,16,32,63 [--calls 7]]
 Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
 ($CORRAL_IMAGE_CACHE or /var/cache/corral/images; `corral images build --only corral-minimal`).
 """
@@ -102,9 +105,39 @@ def corral_boot(ec2, raw, ami):
     return first, marker, api
 
 
+def run_at_fleets(ec2, raw, ami, fleets, calls):
+    """RunInstances on the QEMU path with the host already holding `n` instances, for each
+    `n` of `fleets` (ascending; a QEMU host holds at most 64, stopped ones included). The
+    fleet is made of stopped instances (launched, then stopped with Force), so their guests
+    do not compete with the call for this machine's cores; each timed instance is terminated
+    before the next call. Returns {n: sorted call times in ms}."""
+    out, have = {}, []
+    for n in fleets:
+        while len(have) < n:
+            k = min(16, n - len(have))
+            r = ec2.run_instances(ImageId=ami, MinCount=k, MaxCount=k, InstanceType="t3.nano")
+            ids = [i["InstanceId"] for i in r["Instances"]]
+            ec2.stop_instances(InstanceIds=ids, Force=True)
+            ec2.get_waiter("instance_stopped").wait(InstanceIds=ids, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
+            have += ids
+        times = []
+        for _ in range(calls):
+            t0 = time.perf_counter()
+            body = raw.call("RunInstances", {"ImageId": ami, "MinCount": "1", "MaxCount": "1", "InstanceType": "t3.nano"})
+            times.append((time.perf_counter() - t0) * 1000)
+            iid = re.search(rb"<instanceId>(i-[0-9a-f]+)</instanceId>", body).group(1).decode()
+            ec2.terminate_instances(InstanceIds=[iid])
+            ec2.get_waiter("instance_terminated").wait(InstanceIds=[iid], WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+        out[n] = sorted(times)
+        print(f"  fleet {n:3d}: RunInstances {statistics.median(out[n]):.1f} ms median, slowest {out[n][-1]:.1f} ms ({calls} calls)", flush=True)
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--fleets", help="also time RunInstances with the host holding this many (stopped) instances, e.g. 0,16,32,63")
+    ap.add_argument("--calls", type=int, default=7, help="RunInstances calls timed at each of --fleets")
     a = ap.parse_args()
     img = image_dir()
     man = json.load(open(f"{img}/manifest.json"))
@@ -132,6 +165,11 @@ def main():
         for i in range(a.runs):
             rows["bare"].append(bare_boot(img, man, tmp))
             rows["corral"].append(corral_boot(ec2, raw, ami))
+        if a.fleets:
+            print("RunInstances on the QEMU path against the instances the host holds:")
+            run_at_fleets(ec2, raw, ami, [int(n) for n in a.fleets.split(",")], a.calls)
+        if not a.runs:
+            return
         accel = "kvm" if accel_args()[0][1] == "kvm" else "tcg"
         med = {k: (statistics.median(r[0] for r in v), statistics.median(r[1] for r in v)) for k, v in rows.items()}
         print(f"accelerator {accel}, {a.runs} runs each, medians:")

@@ -6,6 +6,7 @@
 //! together, comparing it with the one applied and handing it to the agent cost a pointer
 //! per port and per view.
 
+use crate::fleet_work::fleet_sized;
 use crate::host::{InstancePart, Lookups, VpcPart};
 use crate::Control;
 use corral_agent_api::metadata::InstanceView;
@@ -14,6 +15,7 @@ use corral_agent_api::DesiredHost;
 use corral_store::{EniRecord, InstanceRecord, Listed, Tx};
 use corral_types::{InstanceState, Result};
 use imbl::Vector;
+use rustc_hash::FxHashMap;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -55,7 +57,10 @@ pub(crate) struct Refreshed {
 /// them (in launch order), so nothing is sorted or grouped again.
 #[derive(Default)]
 pub(crate) struct HostCache {
-    instances: BTreeMap<String, InstancePart>,
+    /// By instance id, hashed: putting a part looks its neighbours' launch order up here a few
+    /// dozen times (binary searches of the lists), which a tree of 50,000 ids made a string
+    /// comparison each step of the way.
+    instances: FxHashMap<String, InstancePart>,
     vpcs: BTreeMap<String, VpcPart>,
     /// Every port here, by VPC. Persistent vectors: the desired state shares them, so putting
     /// it together costs nothing whatever the host holds, and a change copies a path of the
@@ -151,8 +156,21 @@ impl Control {
         }
         let mut cache = lock(&self.host_cache);
         let done = match marks.all {
-            true => self.host_refresh_all(&mut cache),
-            false => self.store.read(|tx| self.host_refresh_some(tx, &mut cache, &marks.ids)),
+            true => fleet_sized(true, || self.host_refresh_all(&mut cache)),
+            // A page of marked instances per transaction: after a big launch there are
+            // thousands.
+            false => {
+                let ids: Vec<String> = marks.ids.iter().cloned().collect();
+                fleet_sized(ids.len() > RECOMPUTE_PAGE, || {
+                    let mut done = Refreshed::default();
+                    for page in ids.chunks(RECOMPUTE_PAGE) {
+                        let r = self.store.read(|tx| self.host_refresh_some(tx, &mut cache, page))?;
+                        done.computed += r.computed;
+                        done.changed |= r.changed;
+                    }
+                    Ok(done)
+                })
+            }
         };
         match done {
             Ok(r) => {
@@ -188,16 +206,16 @@ impl Control {
         Ok(Refreshed { computed, changed: true })
     }
 
-    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &HashSet<String>) -> Result<Refreshed> {
-        let ids: Vec<String> = ids.iter().cloned().collect();
-        let instances: Vec<(i64, InstanceRecord)> = InstanceRecord::with_ids(tx, &ids)?
+    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &[String]) -> Result<Refreshed> {
+        let instances: Vec<(i64, InstanceRecord)> = InstanceRecord::with_ids(tx, ids)?
             .into_iter()
             .filter(|(_, r)| r.state != InstanceState::Terminated && r.host == self.config.host)
             .collect();
         let live: Vec<String> = instances.iter().map(|(_, i)| i.instance_id.clone()).collect();
         let mut changed = false;
         // Those no longer live here leave.
-        for id in ids.iter().filter(|id| !live.contains(id)) {
+        let is_live: HashSet<&str> = live.iter().map(String::as_str).collect();
+        for id in ids.iter().filter(|id| !is_live.contains(id.as_str())) {
             changed |= cache.put(id, None);
         }
         let enis = tx.eni_list_for_instances(&live)?;

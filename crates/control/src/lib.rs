@@ -17,6 +17,7 @@ pub mod describe;
 mod device;
 pub mod eni;
 pub mod filter;
+mod fleet_work;
 pub mod gateway;
 mod host;
 mod host_cache;

@@ -19,6 +19,7 @@
 //!  terminated none                terminated       -
 //! ```
 
+use crate::fleet_work::fleet_sized;
 use crate::layer::Collected;
 use crate::reconcile_queue::Work;
 use crate::{limits, Control};
@@ -34,6 +35,10 @@ const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the host state is sent again although it did not change, to repair drift (a
 /// full network apply costs tens of milliseconds per VPC: see crates/net).
 const HOST_RESYNC: Duration = Duration::from_secs(30);
+
+/// Instances read per transaction when a pass reads many: the store is free for API requests
+/// between pages.
+const READ_PAGE: usize = 500;
 
 /// What one reconciler pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -204,10 +209,20 @@ impl Control {
     /// read of the whole fleet.
     fn instances_all(&self) -> Result<Vec<InstanceRecord>> {
         let mut out = Vec::new();
-        self.store.read_pages(500, InstanceRecord::page, |_, page| {
+        self.store.read_pages(READ_PAGE, InstanceRecord::page, |_, page| {
             out.extend(page.into_iter().map(|(_, r)| r));
             Ok::<_, Error>(())
         })?;
+        Ok(out)
+    }
+
+    /// These instances (those that exist), a page of ids per transaction: after a big launch
+    /// a pass may look at thousands.
+    fn instances_with_ids(&self, ids: &[String]) -> Result<Vec<InstanceRecord>> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(READ_PAGE) {
+            out.extend(self.store.read(|tx| InstanceRecord::with_ids(tx, chunk))?.into_iter().map(|(_, r)| r));
+        }
         Ok(out)
     }
 
@@ -215,30 +230,38 @@ impl Control {
     /// looked at and how many host actions it took.
     pub async fn reconcile_once(&self) -> Result<Pass> {
         let report = self.agent.vm_changes_since(self.work.since()).await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
-        let changed = self.work.vm_report(report);
-        let work = self.work.take(changed);
-        let full = work == Work::All;
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
-        let instances: Vec<InstanceRecord> = match &work {
-            Work::All => self.instances_all()?,
-            Work::Only(ids) if ids.is_empty() => vec![],
-            Work::Only(ids) => self.store.read(|tx| InstanceRecord::with_ids(tx, ids))?.into_iter().map(|(_, r)| r).collect(),
-        };
+        let (work, instances) = fleet_sized(report.complete, || {
+            let changed = self.work.vm_report(report);
+            let work = self.work.take(changed);
+            let instances: Vec<InstanceRecord> = match &work {
+                Work::All => self.instances_all()?,
+                Work::Only(ids) => self.instances_with_ids(ids)?,
+            };
+            Ok::<_, Error>((work, instances))
+        })?;
+        let full = work == Work::All;
         let (host_in_sync, host_parts) = self.host_sync().await;
         let now = crate::now_iso();
         let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
-        for inst in &instances {
+        // Cheap checks outside a transaction: most instances need nothing.
+        let due: Vec<&InstanceRecord> = fleet_sized(full, || {
+            instances
+                .iter()
+                .filter(|inst| {
+                    let vm = self.work.vm(&inst.instance_id);
+                    if inst.state == InstanceState::Terminated && vm.is_none() {
+                        return false;
+                    }
+                    let mut probe = (*inst).clone();
+                    !(decide(&mut probe, vm.as_ref(), &now) == Action::None && probe == **inst)
+                })
+                .collect()
+        });
+        for inst in due {
             let vm = self.work.vm(&inst.instance_id);
-            if inst.state == InstanceState::Terminated && vm.is_none() {
-                continue;
-            }
             let vm = vm.as_ref();
-            // Cheap check outside a transaction: most instances need nothing.
-            let mut probe = inst.clone();
-            if decide(&mut probe, vm, &now) == Action::None && probe == *inst {
-                continue;
-            }
             // Re-read and decide inside a transaction so an API change in between is not lost.
             let decided = self.store.transaction(|tx| {
                 let Some(mut r) = tx.instance_get(&inst.instance_id)? else { return Ok::<_, Error>(None) };
@@ -286,11 +309,13 @@ impl Control {
         }
         // VMs with no instance at all (left by a crash between steps, or a deleted record):
         // among every VM on a full pass, among those looked at otherwise.
-        let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
-        let orphans: Vec<String> = match work {
-            Work::All => self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect(),
-            Work::Only(ids) => ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect(),
-        };
+        let orphans: Vec<String> = fleet_sized(full, || {
+            let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+            match work {
+                Work::All => self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect(),
+                Work::Only(ids) => ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect(),
+            }
+        });
         for id in orphans {
             tracing::info!(instance = %id, "destroying orphan VM");
             pass.actions += 1;
