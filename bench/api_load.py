@@ -25,6 +25,7 @@ import api_bench as ab  # noqa: E402
 from botocore.auth import SigV4Auth  # noqa: E402
 from botocore.awsrequest import AWSRequest  # noqa: E402
 import urllib.parse  # noqa: E402
+import xml.etree.ElementTree as ET  # noqa: E402
 
 SCENARIOS = ["one-id", "page-100", "page-filtered", "group"]
 
@@ -65,10 +66,14 @@ def wrk(e, action, params, seconds, tmp):
 PAIRS_BLOCK = 15
 
 
+def pairs_cidr():
+    return f"172.31.{16 * PAIRS_BLOCK}.0/24"
+
+
 def pairs_subnet(e):
     """The subnet Corral's pairs launch into (made on first use): 172.31.240.0/24. moto's
     launch into its default subnet, far from full at the 1,000 instances it is grown to."""
-    cidr = f"172.31.{16 * PAIRS_BLOCK}.0/24"
+    cidr = pairs_cidr()
     body = e.call("DescribeSubnets", {"Filter.1.Name": "cidr-block", "Filter.1.Value.1": cidr})
     found = re.search(rb"<subnetId>([^<]+)</subnetId>", body)
     if found:
@@ -86,9 +91,11 @@ def subnets(e, n):
     body = e.call("DescribeSubnets", {"Filter.1.Name": "default-for-az", "Filter.1.Value.1": "true"})
     vpc = re.search(rb"<vpcId>([^<]+)</vpcId>", body).group(1).decode()
     zones = re.findall(rb"<availabilityZone>([^<]+)</availabilityZone>", body)
-    have = re.findall(rb"<subnetId>([^<]+)</subnetId>", e.call("DescribeSubnets", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": vpc}))
-    ids = [x.decode() for x in have]
-    block = len(ids)
+    listed = ET.fromstring(e.call("DescribeSubnets", {"Filter.1.Name": "vpc-id", "Filter.1.Value.1": vpc}))
+    child = lambda item, name: next((c.text for c in item if c.tag.endswith("}" + name) or c.tag == name), None)
+    # Those of the fleet: every subnet of the VPC but the pairs' (see `pairs_subnet`).
+    ids = [child(i, "subnetId") for i in listed.iter() if child(i, "subnetId") and child(i, "cidrBlock") not in (None, pairs_cidr())]
+    block = 0
     while len(ids) * 4000 < n + 1000 and block < PAIRS_BLOCK:
         try:
             r = e.call("CreateSubnet", {"VpcId": vpc, "CidrBlock": f"172.31.{16 * block}.0/20",
