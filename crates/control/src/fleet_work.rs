@@ -9,6 +9,10 @@
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
+/// Instances read per transaction when work reads many, and the count beyond which work on
+/// instances is fleet-sized: the store is free for API requests between pages.
+pub(crate) const PAGE: usize = 500;
+
 /// Runs `f`, fleet-sized work when `heavy`, off the runtime's worker thread (see the module
 /// documentation). Small work, and any work on a single-threaded runtime (the tests'), runs in
 /// place.

@@ -6,7 +6,7 @@
 //! together, comparing it with the one applied and handing it to the agent cost a pointer
 //! per port and per view.
 
-use crate::fleet_work::fleet_sized;
+use crate::fleet_work::{fleet_sized, PAGE};
 use crate::host::{InstancePart, Lookups, VpcPart};
 use crate::Control;
 use corral_agent_api::metadata::InstanceView;
@@ -24,10 +24,6 @@ use std::time::{Duration, Instant};
 /// How often every part is recomputed regardless, as a backstop for a change that marked
 /// nothing. Rare: it costs the whole host (half a second at 10,000 instances).
 const RECOMPUTE_ALL_EVERY: Duration = Duration::from_secs(300);
-
-/// Instances read per transaction when every part is recomputed: the store is free for API
-/// requests between pages, instead of held for the whole host (a second at 50,000).
-const RECOMPUTE_PAGE: usize = 500;
 
 /// What must be recomputed before the desired state is put together next.
 pub(crate) struct HostMarks {
@@ -161,9 +157,9 @@ impl Control {
             // thousands.
             false => {
                 let ids: Vec<String> = marks.ids.iter().cloned().collect();
-                fleet_sized(ids.len() > RECOMPUTE_PAGE, || {
+                fleet_sized(ids.len() > PAGE, || {
                     let mut done = Refreshed::default();
-                    for page in ids.chunks(RECOMPUTE_PAGE) {
+                    for page in ids.chunks(PAGE) {
                         let r = self.store.read(|tx| self.host_refresh_some(tx, &mut cache, page))?;
                         done.computed += r.computed;
                         done.changed |= r.changed;
@@ -193,7 +189,7 @@ impl Control {
         let mut fresh = HostCache { computed: cache.computed, ..HostCache::default() };
         let mut computed = 0;
         self.store.read_pages(
-            RECOMPUTE_PAGE,
+            PAGE,
             |tx, after, n| tx.instance_page_live(&self.config.host, after, n),
             |tx, page| {
                 let ids: Vec<String> = page.iter().map(|(_, i)| i.instance_id.clone()).collect();

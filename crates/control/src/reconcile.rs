@@ -19,7 +19,7 @@
 //!  terminated none                terminated       -
 //! ```
 
-use crate::fleet_work::fleet_sized;
+use crate::fleet_work::{fleet_sized, PAGE};
 use crate::layer::Collected;
 use crate::reconcile_queue::Work;
 use crate::{limits, Control};
@@ -35,10 +35,6 @@ const RECONCILE_INTERVAL: Duration = Duration::from_millis(500);
 /// How often the host state is sent again although it did not change, to repair drift (a
 /// full network apply costs tens of milliseconds per VPC: see crates/net).
 const HOST_RESYNC: Duration = Duration::from_secs(30);
-
-/// Instances read per transaction when a pass reads many: the store is free for API requests
-/// between pages.
-const READ_PAGE: usize = 500;
 
 /// What one reconciler pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,7 +205,7 @@ impl Control {
     /// read of the whole fleet.
     fn instances_all(&self) -> Result<Vec<InstanceRecord>> {
         let mut out = Vec::new();
-        self.store.read_pages(READ_PAGE, InstanceRecord::page, |_, page| {
+        self.store.read_pages(PAGE, InstanceRecord::page, |_, page| {
             out.extend(page.into_iter().map(|(_, r)| r));
             Ok::<_, Error>(())
         })?;
@@ -220,7 +216,7 @@ impl Control {
     /// a pass may look at thousands.
     fn instances_with_ids(&self, ids: &[String]) -> Result<Vec<InstanceRecord>> {
         let mut out = Vec::new();
-        for chunk in ids.chunks(READ_PAGE) {
+        for chunk in ids.chunks(PAGE) {
             out.extend(self.store.read(|tx| InstanceRecord::with_ids(tx, chunk))?.into_iter().map(|(_, r)| r));
         }
         Ok(out)
@@ -232,21 +228,22 @@ impl Control {
         let report = self.agent.vm_changes_since(self.work.since()).await.map_err(|e| Error::internal(format!("listing VMs: {e}")))?;
         // The instances first, then the host state: every instance this pass may start has its
         // interfaces in the state applied just before.
-        let (work, instances) = fleet_sized(report.complete, || {
-            let changed = self.work.vm_report(report);
-            let work = self.work.take(changed);
-            let instances: Vec<InstanceRecord> = match &work {
-                Work::All => self.instances_all()?,
-                Work::Only(ids) => self.instances_with_ids(ids)?,
-            };
-            Ok::<_, Error>((work, instances))
-        })?;
+        let work = fleet_sized(report.complete, || self.work.take(self.work.vm_report(report)));
         let full = work == Work::All;
+        // Fleet-sized: every instance, or more marked than a page (after a big launch).
+        let heavy = match &work {
+            Work::All => true,
+            Work::Only(ids) => ids.len() > PAGE,
+        };
+        let instances: Vec<InstanceRecord> = fleet_sized(heavy, || match &work {
+            Work::All => self.instances_all(),
+            Work::Only(ids) => self.instances_with_ids(ids),
+        })?;
         let (host_in_sync, host_parts) = self.host_sync().await;
         let now = crate::now_iso();
         let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
         // Cheap checks outside a transaction: most instances need nothing.
-        let due: Vec<&InstanceRecord> = fleet_sized(full, || {
+        let due: Vec<&InstanceRecord> = fleet_sized(heavy, || {
             instances
                 .iter()
                 .filter(|inst| {
@@ -309,7 +306,7 @@ impl Control {
         }
         // VMs with no instance at all (left by a crash between steps, or a deleted record):
         // among every VM on a full pass, among those looked at otherwise.
-        let orphans: Vec<String> = fleet_sized(full, || {
+        let orphans: Vec<String> = fleet_sized(heavy, || {
             let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
             match work {
                 Work::All => self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect(),
