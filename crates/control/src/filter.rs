@@ -17,8 +17,8 @@ pub fn check(filters: &[Filter], allowed: &[&str], taggable: bool) -> Result<()>
 pub fn check_rendered(filters: &[Filter], allowed: &[&str], taggable: bool, shape: Option<&str>) -> Result<()> {
     for f in filters {
         let tag_filter = f.name.starts_with("tag:") || f.name == "tag-key" || f.name == "tag-value";
-        let member = shape.is_some_and(|s| filter_path::resolve(s, &f.name).is_some());
-        if !(allowed.contains(&f.name.as_str()) || (taggable && tag_filter) || member) {
+        let member = || shape.is_some_and(|s| filter_path::resolve(s, &f.name).is_some());
+        if !(allowed.contains(&f.name.as_str()) || (taggable && tag_filter) || member()) {
             return Err(Error::new(ErrorCode::InvalidParameterValue, format!("The filter '{}' is invalid", f.name)));
         }
     }

@@ -14,6 +14,8 @@
 
 use crate::model::{Model, Shape, ShapeKind};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::{OnceLock, RwLock};
 
 /// `PrivateIpAddresses` → `private-ip-addresses`.
 pub fn kebab(name: &str) -> String {
@@ -62,8 +64,30 @@ fn squashed(s: &str) -> String {
     s.replace('-', "")
 }
 
-/// The member path `filter` stands for in items of shape `item_shape`, if any.
+/// Paths found kept at most: the names that resolve are bounded by the model (each member's
+/// few spellings), so this only stops a flood of made-up names that happen to resolve.
+const KEPT_MAX: usize = 4096;
+
+/// The member path `filter` stands for in items of shape `item_shape`, if any. Paths found
+/// are kept: finding one walks the shape's members, spelling each in kebab case, and the
+/// same few names come in every filtered Describe (and for every item they filter in memory).
 pub fn resolve(item_shape: &str, filter: &str) -> Option<Vec<String>> {
+    type Kept = HashMap<(String, String), Vec<String>>;
+    static KEPT: OnceLock<RwLock<Kept>> = OnceLock::new();
+    let kept = KEPT.get_or_init(Default::default);
+    let key = (item_shape.to_string(), filter.to_string());
+    if let Some(path) = kept.read().unwrap_or_else(|e| e.into_inner()).get(&key) {
+        return Some(path.clone());
+    }
+    let path = find(item_shape, filter)?;
+    let mut kept = kept.write().unwrap_or_else(|e| e.into_inner());
+    if kept.len() < KEPT_MAX {
+        kept.insert(key, path.clone());
+    }
+    Some(path)
+}
+
+fn find(item_shape: &str, filter: &str) -> Option<Vec<String>> {
     if let Some((_, _, path)) = ALIASES.iter().find(|(s, f, _)| *s == item_shape && *f == filter) {
         return Some(path.split('.').map(str::to_string).collect());
     }
@@ -232,6 +256,16 @@ mod tests {
         assert_eq!(r("Instance", "tenancy").as_deref(), Some("Placement.Tenancy"));
         assert_eq!(r("Instance", "dns-name").as_deref(), Some("PublicDnsName"));
         assert_eq!(r("Vpc", "cidr-block-association.state").as_deref(), Some("CidrBlockAssociationSet.CidrBlockState.State"));
+    }
+
+    #[test]
+    fn a_kept_path_is_the_one_found_and_its_shape_is_part_of_its_key() {
+        for _ in 0..2 {
+            assert_eq!(r("Instance", "monitoring-state"), find("Instance", "monitoring-state").map(|p| p.join(".")));
+            assert_eq!(r("Vpc", "owner-id").as_deref(), Some("OwnerId"));
+            assert_eq!(r("Instance", "owner-id"), None);
+            assert_eq!(r("Instance", "no-such-thing"), None);
+        }
     }
 
     #[test]

@@ -129,6 +129,11 @@ impl Store {
         // instances a page of them, with their interfaces, volumes and tags, spans more than
         // 2 MiB of the file, and every miss is a read from the kernel.
         conn.pragma_update(None, "cache_size", -32768)?;
+        // Plans that do not depend on bound values. Without this SQLite re-prepares, at every
+        // step after a new binding, each kept statement with `GLOB ?` (a pushed-down filter),
+        // to try its LIKE optimisation on the pattern: a tenth of a millisecond per filtered
+        // Describe, for an optimisation no index here can use.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         // Statements are prepared once and kept; those built for pushed-down filters vary, so
         // the cache is generous.
@@ -281,6 +286,18 @@ mod tests {
         s.transaction(|tx| tx.meta_set("b", "2")).unwrap();
         assert_eq!(s.read(|tx| tx.meta_get("a")).unwrap(), None);
         assert_eq!(s.read(|tx| tx.meta_get("b")).unwrap().as_deref(), Some("2"));
+    }
+
+    #[test]
+    fn a_kept_statement_with_a_pattern_is_not_prepared_again_for_each_binding() {
+        let store = Store::open_in_memory().unwrap();
+        let conn = store.lock();
+        let sql = "SELECT count(*) FROM tags WHERE resource_id = ?1 AND value GLOB ?2";
+        for pattern in ["web-*", "db-?", "web-*"] {
+            conn.prepare_cached(sql).unwrap().query_row(["i-0123456789abcdef0", pattern], |r| r.get::<_, i64>(0)).unwrap();
+        }
+        let reprepared = conn.prepare_cached(sql).unwrap().get_status(rusqlite::StatementStatus::RePrepare);
+        assert_eq!(reprepared, 0);
     }
 
     #[test]

@@ -4,6 +4,21 @@
 use crate::{Result, StoreError};
 use rusqlite::Connection;
 
+/// The triggers that raise an instance's revision when its tags change (migration 8), made
+/// again by migration 10 when the table was rebuilt.
+macro_rules! tag_rev_triggers {
+    () => {
+        r#"
+    CREATE TRIGGER instance_rev_tag_insert AFTER INSERT ON tags WHEN new.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = new.resource_id; END;
+    CREATE TRIGGER instance_rev_tag_update AFTER UPDATE ON tags WHEN new.resource_id GLOB 'i-*' OR old.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id IN (new.resource_id, old.resource_id); END;
+    CREATE TRIGGER instance_rev_tag_delete AFTER DELETE ON tags WHEN old.resource_id GLOB 'i-*'
+    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = old.resource_id; END;
+    "#
+    };
+}
+
 const MIGRATIONS: &[&str] = &[
     // 1: foundation
     r#"
@@ -145,37 +160,55 @@ const MIGRATIONS: &[&str] = &[
     // by `instance_id` or `attachment.instance_id`, before or after the write), its tags, and
     // its image's row (its root device name). A reader holding a rendering of an instance at
     // a revision knows it is still exact while the revision is unchanged.
-    r#"
-    ALTER TABLE instances ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
-    CREATE TRIGGER instance_rev_row AFTER UPDATE ON instances WHEN new.rev = old.rev
-    BEGIN UPDATE instances SET rev = old.rev + 1 WHERE rowid = new.rowid; END;
-    CREATE TRIGGER instance_rev_doc_insert AFTER INSERT ON docs WHEN new.kind IN ('network-interface', 'volume')
-    BEGIN UPDATE instances SET rev = rev + 1
-        WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id')); END;
-    CREATE TRIGGER instance_rev_doc_update AFTER UPDATE ON docs WHEN new.kind IN ('network-interface', 'volume')
-    BEGIN UPDATE instances SET rev = rev + 1
-        WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id'),
-                              json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
-    CREATE TRIGGER instance_rev_doc_delete AFTER DELETE ON docs WHEN old.kind IN ('network-interface', 'volume')
-    BEGIN UPDATE instances SET rev = rev + 1
-        WHERE instance_id IN (json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
-    CREATE TRIGGER instance_rev_tag_insert AFTER INSERT ON tags WHEN new.resource_id GLOB 'i-*'
-    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = new.resource_id; END;
-    CREATE TRIGGER instance_rev_tag_update AFTER UPDATE ON tags WHEN new.resource_id GLOB 'i-*' OR old.resource_id GLOB 'i-*'
-    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id IN (new.resource_id, old.resource_id); END;
-    CREATE TRIGGER instance_rev_tag_delete AFTER DELETE ON tags WHEN old.resource_id GLOB 'i-*'
-    BEGIN UPDATE instances SET rev = rev + 1 WHERE instance_id = old.resource_id; END;
-    CREATE TRIGGER instance_rev_image_update AFTER UPDATE OF root_device_name ON images
-    BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
-    CREATE TRIGGER instance_rev_image_delete AFTER DELETE ON images
-    BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
-    "#,
+    concat!(
+        r#"
+        ALTER TABLE instances ADD COLUMN rev INTEGER NOT NULL DEFAULT 0;
+        CREATE TRIGGER instance_rev_row AFTER UPDATE ON instances WHEN new.rev = old.rev
+        BEGIN UPDATE instances SET rev = old.rev + 1 WHERE rowid = new.rowid; END;
+        CREATE TRIGGER instance_rev_doc_insert AFTER INSERT ON docs WHEN new.kind IN ('network-interface', 'volume')
+        BEGIN UPDATE instances SET rev = rev + 1
+            WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id')); END;
+        CREATE TRIGGER instance_rev_doc_update AFTER UPDATE ON docs WHEN new.kind IN ('network-interface', 'volume')
+        BEGIN UPDATE instances SET rev = rev + 1
+            WHERE instance_id IN (json_extract(new.body, '$.instance_id'), json_extract(new.body, '$.attachment.instance_id'),
+                                  json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
+        CREATE TRIGGER instance_rev_doc_delete AFTER DELETE ON docs WHEN old.kind IN ('network-interface', 'volume')
+        BEGIN UPDATE instances SET rev = rev + 1
+            WHERE instance_id IN (json_extract(old.body, '$.instance_id'), json_extract(old.body, '$.attachment.instance_id')); END;
+        "#,
+        tag_rev_triggers!(),
+        r#"
+        CREATE TRIGGER instance_rev_image_update AFTER UPDATE OF root_device_name ON images
+        BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
+        CREATE TRIGGER instance_rev_image_delete AFTER DELETE ON images
+        BEGIN UPDATE instances SET rev = rev + 1 WHERE image_id = old.image_id; END;
+        "#
+    ),
     // 9: the terminated instances, for the reconciler's full pass that forgets those
     // terminated long enough ago: it read every row of the fleet (a tenth of a second of the
     // server's core at 50,000 instances, every 30 s), now only theirs.
     r#"
     CREATE INDEX instances_terminated ON instances(seq) WHERE state = 'terminated';
     "#,
+    // 10: tags kept in their key's order (WITHOUT ROWID), so a tag is one B-tree probe, not
+    // one in the key's index and a second in the table: a tag filter probes once per record
+    // it reads, and every page reads its records' tags. Dropping the old table dropped its
+    // triggers (migration 8's), which are made again as they were.
+    concat!(
+        r#"
+        CREATE TABLE tags_by_key (
+            resource_id TEXT NOT NULL,
+            resource_type TEXT NOT NULL,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (resource_id, key)
+        ) WITHOUT ROWID;
+        INSERT INTO tags_by_key(resource_id, resource_type, key, value) SELECT resource_id, resource_type, key, value FROM tags;
+        DROP TABLE tags;
+        ALTER TABLE tags_by_key RENAME TO tags;
+        "#,
+        tag_rev_triggers!(),
+    ),
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
