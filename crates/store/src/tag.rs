@@ -91,7 +91,8 @@ mod tests {
         let store = crate::Store::open_in_memory().unwrap();
         let conn = store.lock();
         let sql = "EXPLAIN QUERY PLAN SELECT value FROM tags WHERE resource_id = ?1 AND key = ?2";
-        let plan: Vec<String> = conn.prepare(sql).unwrap().query_map(["i-1", "Name"], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        let plan: Vec<String> =
+            conn.prepare(sql).unwrap().query_map(["i-1", "Name"], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
         assert_eq!(plan, ["SEARCH tags USING PRIMARY KEY (resource_id=? AND key=?)"], "{plan:?}");
     }
 }
