@@ -24,12 +24,12 @@ impl Described for Subnet {
     /// Each subnet with its free addresses: its usable hosts less its interfaces.
     fn assemble(tx: &corral_store::Tx<'_>, recs: Vec<SubnetRecord>, tags: &mut TagMap) -> Result<Vec<Subnet>> {
         let ids: Vec<String> = recs.iter().map(|r| r.subnet_id.clone()).collect();
-        let enis = tx.doc_list_by_parents::<EniRecord>(&ids)?;
+        let used = tx.doc_count_by_parents::<EniRecord>(&ids)?;
         Ok(recs
             .into_iter()
             .map(|rec| {
-                let total = rec.cidr.parse::<Cidr>().map(|c| c.usable_hosts().count() as u64).unwrap_or(0);
-                let used = enis.iter().filter(|e| e.subnet_id == rec.subnet_id).count() as u64;
+                let total = rec.cidr.parse::<Cidr>().map(|c| c.usable_count()).unwrap_or(0);
+                let used = used.get(&rec.subnet_id).copied().unwrap_or(0);
                 Subnet { tags: tags.remove(&rec.subnet_id).unwrap_or_default(), rec, available_ips: total.saturating_sub(used) }
             })
             .collect())
@@ -105,7 +105,7 @@ impl Control {
             let t = tag::insert(tx, &rec.subnet_id, "subnet", &tags)?;
             Ok((rec, t))
         })?;
-        let available_ips = cidr.usable_hosts().count() as u64;
+        let available_ips = cidr.usable_count();
         Ok(Subnet { rec, tags, available_ips })
     }
 

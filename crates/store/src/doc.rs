@@ -100,6 +100,21 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// How many documents of a kind each of `parents` has (those with none are absent),
+    /// counted in the index on (kind, parent) without reading a document.
+    pub fn doc_count_by_parents<T: Doc>(&self, parents: &[String]) -> Result<std::collections::HashMap<String, u64>> {
+        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
+        let mut st =
+            self.tx.prepare_cached(&format!("SELECT parent, COUNT(*) FROM docs WHERE kind = ?1 AND {BY_PARENTS} GROUP BY parent"))?;
+        let rows = st.query_map([T::KIND, json.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut out = std::collections::HashMap::new();
+        for r in rows {
+            let (parent, n) = r?;
+            out.insert(parent, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(out)
+    }
+
     /// The values of one top-level string field of every document of a kind (with `parent`,
     /// of that parent only), read in SQL without decoding the documents: for allocators that
     /// only need to know what is taken.

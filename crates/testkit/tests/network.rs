@@ -69,6 +69,35 @@ async fn a_launch_takes_the_address_given_back_last() {
     ctx.call("RunInstances", &one).await.err("InsufficientFreeAddressesInSubnet");
 }
 
+/// A subnet's free addresses are its usable ones less its own interfaces, counted for each
+/// subnet of a page (in the store, without reading the interfaces).
+#[tokio::test]
+async fn a_subnet_counts_its_own_interfaces() {
+    let ctx = TestContext::new().await;
+    let vpc = ctx.call("CreateVpc", &[("CidrBlock", "10.4.0.0/16")]).await.ok().text("vpcId").unwrap();
+    let a = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.4.1.0/28")]).await.ok().text("subnetId").unwrap();
+    let b = ctx.call("CreateSubnet", &[("VpcId", &vpc), ("CidrBlock", "10.4.2.0/24")]).await.ok().text("subnetId").unwrap();
+    let in_a = ctx.run(3, &[("SubnetId", &a)]).await;
+    ctx.run(1, &[("SubnetId", &b)]).await;
+    let free = |subnet: String| {
+        let ctx = &ctx;
+        async move {
+            let r = ctx.call("DescribeSubnets", &[("SubnetId.1", &subnet)]).await;
+            r.ok().text("availableIpAddressCount").unwrap()
+        }
+    };
+    assert_eq!(free(a.clone()).await, "8");
+    assert_eq!(free(b.clone()).await, "250");
+    ctx.call("TerminateInstances", &[("InstanceId.1", &in_a[0])]).await.ok();
+    ctx.wait_state(&in_a[0], "terminated").await;
+    assert_eq!(free(a.clone()).await, "9");
+    // Both in one page: each its own count.
+    let r = ctx.call("DescribeSubnets", &[("SubnetId.1", &a), ("SubnetId.2", &b)]).await;
+    let body = &r.ok().body;
+    assert!(body.contains("<availableIpAddressCount>9</availableIpAddressCount>"), "{body}");
+    assert!(body.contains("<availableIpAddressCount>250</availableIpAddressCount>"), "{body}");
+}
+
 async fn private_ip(ctx: &TestContext, id: &str) -> String {
     ctx.call("DescribeInstances", &[("InstanceId.1", id)]).await.ok().text("privateIpAddress").unwrap()
 }

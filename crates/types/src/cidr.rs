@@ -112,6 +112,11 @@ impl Cidr {
         let n = self.size();
         (4..n.saturating_sub(1)).filter_map(move |i| self.nth(i))
     }
+
+    /// How many [`Cidr::usable_hosts`] there are, without walking them.
+    pub fn usable_count(&self) -> u64 {
+        self.size().saturating_sub(5)
+    }
 }
 
 impl FromStr for Cidr {
@@ -143,6 +148,14 @@ mod tests {
 
     fn c(s: &str) -> Cidr {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn usable_count_is_the_usable_hosts_counted() {
+        for len in [16u8, 20, 24, 28, 30, 31, 32] {
+            let c: Cidr = format!("10.0.0.0/{len}").parse().unwrap();
+            assert_eq!(c.usable_count(), c.usable_hosts().count() as u64, "/{len}");
+        }
     }
 
     #[test]
