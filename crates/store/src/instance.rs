@@ -115,6 +115,9 @@ pub struct InstanceRecord {
 /// (migration 9) is made for, so reading them does not read the fleet.
 const TERMINATED: &str = "state = 'terminated'";
 
+/// One reservation's instances, as `instances_by_reservation` indexes them.
+const BY_RESERVATION: &str = "reservation_id = ?1";
+
 pub(crate) const COLS: &str =
     "instance_id, reservation_id, image_id, instance_type, vcpus, memory_mib, key_name, state, desired, force_stop, \
     state_reason_code, state_reason_message, state_transition_reason, availability_zone, launch_time, ami_launch_index, user_data, \
@@ -251,6 +254,11 @@ impl Tx<'_> {
         self.instances_where("1", [])
     }
 
+    /// The instances of one reservation, in launch order: found in its index, not the fleet.
+    pub fn instance_list_by_reservation(&self, reservation_id: &str) -> Result<Vec<InstanceRecord>> {
+        self.instances_where(BY_RESERVATION, [reservation_id])
+    }
+
     /// Up to `limit` instances of `host` not terminated, launched after position `after`, in
     /// launch order, each with its position.
     pub fn instance_page_live(&self, host: &str, after: i64, limit: usize) -> Result<Vec<(i64, InstanceRecord)>> {
@@ -310,7 +318,7 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{COLS, TERMINATED};
+    use super::{BY_RESERVATION, COLS, TERMINATED};
 
     #[test]
     fn the_terminated_are_read_from_their_index_not_the_fleet() {
@@ -319,5 +327,15 @@ mod tests {
         let sql = format!("EXPLAIN QUERY PLAN SELECT {COLS} FROM instances WHERE {TERMINATED} ORDER BY seq");
         let plan: Vec<String> = conn.prepare(&sql).unwrap().query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
         assert_eq!(plan, ["SCAN instances USING INDEX instances_terminated"], "{plan:?}");
+    }
+
+    #[test]
+    fn a_reservation_is_read_from_its_index_not_the_fleet() {
+        let store = crate::Store::open_in_memory().unwrap();
+        let conn = store.lock();
+        let sql = format!("EXPLAIN QUERY PLAN SELECT {COLS} FROM instances WHERE {BY_RESERVATION} ORDER BY seq");
+        let plan: Vec<String> =
+            conn.prepare(&sql).unwrap().query_map(["r-1"], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        assert_eq!(plan[0], "SEARCH instances USING INDEX instances_by_reservation (reservation_id=?)", "{plan:?}");
     }
 }

@@ -168,7 +168,7 @@ impl Control {
     }
 
     fn reservation_load(&self, tx: &corral_store::Tx<'_>, reservation_id: &str) -> Result<Reservation> {
-        let recs: Vec<InstanceRecord> = tx.instance_list()?.into_iter().filter(|i| i.reservation_id == reservation_id).collect();
+        let recs = tx.instance_list_by_reservation(reservation_id)?;
         let ids: Vec<&str> = recs.iter().map(|r| r.instance_id.as_str()).collect();
         let mut tags = tx.tag_map_for(&ids)?;
         let instances = <Instance as crate::describe::Described>::assemble(tx, recs, &mut tags)?;
