@@ -17,6 +17,7 @@ at 10,000 instances) is reported and left out of the larger fleets; the figures 
 saved to bench/api_load.json after every step.
 Needs: wrk (apt install wrk), moto[server], a release build (CORRAL_BIN or target/release/corral).
 Prints a table with ratios, each server's RSS, and draws req/s against fleet size as SVG.
+Then Corral is started again on the largest fleet's state, and its RSS read once it is idle.
 """
 import argparse, os, re, shutil, subprocess, sys, tempfile, time
 
@@ -153,6 +154,23 @@ def pairs(e, ami, count=200):
     return count / (time.perf_counter() - t)
 
 
+def restart_rss(state, deadline=600):
+    """Starts Corral again on a state dir (its first pass looks at every instance, and the
+    simulated hypervisor's VMs are started again), waits until it uses under 2% of its core
+    for 5 s, and returns (process, seconds until then, RSS in MiB)."""
+    if os.path.exists(f"{state}/endpoint"):
+        os.remove(f"{state}/endpoint")
+    t = time.time()
+    p, _, _ = ab.start_corral(state)
+    subprocess.run(["taskset", "-a", "-pc", "0", str(p.pid)], check=True, capture_output=True)
+    ticks = lambda: sum(int(x) for x in open(f"/proc/{p.pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+    while time.time() - t < deadline:
+        a = ticks(); time.sleep(5); b = ticks()
+        if b - a < 10:  # clock ticks of 10 ms: under 2% of 5 s
+            break
+    return p, time.time() - t, rss_mib(p.pid)
+
+
 def rss_mib(pid):
     for line in open(f"/proc/{pid}/status"):
         if line.startswith("VmRSS:"):
@@ -226,6 +244,7 @@ def main():
     ap.add_argument("--moto-max", type=int, default=10000, help="largest fleet moto is asked to grow to")
     ap.add_argument("--json", default=os.path.join(ab.ROOT, "bench", "api_load.json"))
     ap.add_argument("--plot", help="only redraw the SVG from this saved JSON")
+    ap.add_argument("--no-restart", action="store_true", help="skip restarting Corral on the largest fleet to read its RSS")
     a = ap.parse_args()
     if a.plot:
         results = load(a.plot)
@@ -271,6 +290,12 @@ def main():
                 c, m = results[("corral", n)], results[("moto", n)]
                 ratio = lambda sc: f"x{c[sc][0] / m[sc][0]:.2f}" if m[sc][0] else "(moto: none in time)"
                 print(f"{n:>7,} ratio  " + "  ".join(f"{sc} {ratio(sc)}" for sc in SCENARIOS + ["pairs"]), flush=True)
+        if ("corral", fleets[-1]) in results and not a.no_restart:
+            procs.remove(cp); cp.kill(); cp.wait()
+            cp, idle_after, rss = restart_rss(tmp); procs.append(cp)
+            results[("corral", fleets[-1])]["rss_restart"] = rss
+            save(results, a.json)
+            print(f"{fleets[-1]:>7,} corral restarted on its state: idle after {idle_after:.0f} s, RSS {rss:.0f} MiB", flush=True)
         svg(results, fleets, a.svg)
         print(f"plot: {a.svg}")
     finally:

@@ -25,6 +25,19 @@ pub(crate) fn fleet_sized<T>(heavy: bool, f: impl FnOnce() -> T) -> T {
     }
 }
 
+/// Gives the heap's free pages back to the kernel, after fleet-sized work. glibc keeps what
+/// such work frees (a record per instance, decoded on whichever worker thread ran it, in that
+/// thread's arena) for reuse, and returns only the top of each arena by itself: after a
+/// restart of a 50,000-instance simulated cloud, whose first pass starts every VM again, the
+/// process held 1,003 MiB, 341 MiB once trimmed. Trimming walks the free chunks only.
+pub(crate) fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)] // malloc_trim takes no pointer and only walks glibc's own arenas
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::fleet_sized;

@@ -6,7 +6,7 @@
 //! together, comparing it with the one applied and handing it to the agent cost a pointer
 //! per port and per view.
 
-use crate::fleet_work::{fleet_sized, PAGE};
+use crate::fleet_work::{fleet_sized, give_back_memory, PAGE};
 use crate::host::{InstancePart, Lookups, VpcPart};
 use crate::Control;
 use corral_agent_api::metadata::InstanceView;
@@ -152,7 +152,11 @@ impl Control {
         }
         let mut cache = lock(&self.host_cache);
         let done = match marks.all {
-            true => fleet_sized(true, || self.host_refresh_all(&mut cache)),
+            true => fleet_sized(true, || {
+                let done = self.host_refresh_all(&mut cache);
+                give_back_memory();
+                done
+            }),
             // A page of marked instances per transaction: after a big launch there are
             // thousands.
             false => {

@@ -19,7 +19,7 @@
 //!  terminated none                terminated       -
 //! ```
 
-use crate::fleet_work::{fleet_sized, PAGE};
+use crate::fleet_work::{fleet_sized, give_back_memory, PAGE};
 use crate::layer::Collected;
 use crate::reconcile_queue::Work;
 use crate::{limits, Control};
@@ -324,6 +324,10 @@ impl Control {
             self.expire_terminated()?;
         }
         self.chains_collapse_if_dirty();
+        if heavy {
+            drop(instances);
+            fleet_sized(true, give_back_memory);
+        }
         Ok(pass)
     }
 
