@@ -322,20 +322,13 @@ mod tests {
 
     #[test]
     fn the_terminated_are_read_from_their_index_not_the_fleet() {
-        let store = crate::Store::open_in_memory().unwrap();
-        let conn = store.lock();
-        let sql = format!("EXPLAIN QUERY PLAN SELECT {COLS} FROM instances WHERE {TERMINATED} ORDER BY seq");
-        let plan: Vec<String> = conn.prepare(&sql).unwrap().query_map([], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        let plan = crate::query_plan(&format!("SELECT {COLS} FROM instances WHERE {TERMINATED} ORDER BY seq"));
         assert_eq!(plan, ["SCAN instances USING INDEX instances_terminated"], "{plan:?}");
     }
 
     #[test]
     fn a_reservation_is_read_from_its_index_not_the_fleet() {
-        let store = crate::Store::open_in_memory().unwrap();
-        let conn = store.lock();
-        let sql = format!("EXPLAIN QUERY PLAN SELECT {COLS} FROM instances WHERE {BY_RESERVATION} ORDER BY seq");
-        let plan: Vec<String> =
-            conn.prepare(&sql).unwrap().query_map(["r-1"], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        let plan = crate::query_plan(&format!("SELECT {COLS} FROM instances WHERE {BY_RESERVATION} ORDER BY seq"));
         assert_eq!(plan[0], "SEARCH instances USING INDEX instances_by_reservation (reservation_id=?)", "{plan:?}");
     }
 }

@@ -232,6 +232,18 @@ impl Tx<'_> {
     }
 }
 
+/// The steps of SQLite's plan for `sql` on a new store (every parameter bound to `'x'`), for
+/// tests that check a lookup reads an index, not a whole table.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str) -> Vec<String> {
+    let store = Store::open_in_memory().unwrap();
+    let conn = store.lock();
+    let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+    let args = vec!["x"; st.parameter_count()];
+    let plan = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+    plan
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

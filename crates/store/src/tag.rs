@@ -88,11 +88,7 @@ impl Tx<'_> {
 mod tests {
     #[test]
     fn a_tag_is_one_probe_of_its_key() {
-        let store = crate::Store::open_in_memory().unwrap();
-        let conn = store.lock();
-        let sql = "EXPLAIN QUERY PLAN SELECT value FROM tags WHERE resource_id = ?1 AND key = ?2";
-        let plan: Vec<String> =
-            conn.prepare(sql).unwrap().query_map(["i-1", "Name"], |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
+        let plan = crate::query_plan("SELECT value FROM tags WHERE resource_id = ?1 AND key = ?2");
         assert_eq!(plan, ["SEARCH tags USING PRIMARY KEY (resource_id=? AND key=?)"], "{plan:?}");
     }
 }
