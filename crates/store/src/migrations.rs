@@ -231,8 +231,13 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
+    run_to(conn, MIGRATIONS.len())
+}
+
+/// Runs the migrations not yet run, up to version `last`.
+fn run_to(conn: &mut Connection, last: usize) -> Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0))? as usize;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+    for (i, sql) in MIGRATIONS.iter().enumerate().take(last).skip(current) {
         let version = i + 1;
         let tx = conn.transaction().map_err(|source| StoreError::Migrate { version, source })?;
         tx.execute_batch(sql).map_err(|source| StoreError::Migrate { version, source })?;
@@ -240,4 +245,35 @@ pub fn run(conn: &mut Connection) -> Result<()> {
         tx.commit().map_err(|source| StoreError::Migrate { version, source })?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{run, run_to};
+    use rusqlite::Connection;
+
+    /// A store made before migrations 10 and 11 keeps its tags (and their triggers) and its
+    /// documents, and finds them through the rebuilt table and indexes.
+    #[test]
+    fn tags_and_documents_outlive_the_rebuilt_table_and_indexes() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_to(&mut conn, 9).unwrap();
+        conn.execute_batch(
+            "INSERT INTO tags VALUES ('i-1', 'instance', 'Name', 'web'), ('vol-1', 'volume', 'team', 'a');
+             INSERT INTO docs(kind, id, parent, seq, body) VALUES
+                 ('volume', 'vol-1', 'i-1', 1, '{\"layer\": \"layer-1\"}'),
+                 ('layer', 'layer-1', NULL, 2, '{}'),
+                 ('network-interface', 'eni-1', 'subnet-1', 3, '{\"instance_id\": \"i-1\", \"private_ip\": \"10.0.0.5\"}');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let one = |sql: &str| conn.query_row(sql, [], |r| r.get::<_, String>(0)).unwrap();
+        assert_eq!(one("SELECT value FROM tags WHERE resource_id = 'i-1' AND key = 'Name'"), "web");
+        assert_eq!(one("SELECT value FROM tags WHERE resource_id = 'vol-1' AND key = 'team'"), "a");
+        assert_eq!(one("SELECT id FROM docs WHERE kind = 'volume' AND json_extract(body, '$.layer') = 'layer-1'"), "vol-1");
+        assert_eq!(one("SELECT id FROM docs WHERE kind = 'network-interface' AND json_extract(body, '$.instance_id') = 'i-1'"), "eni-1");
+        let triggers: i64 =
+            conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'", [], |r| r.get(0)).unwrap();
+        assert_eq!(triggers, 3, "the tag triggers of migration 8");
+    }
 }
