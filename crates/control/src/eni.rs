@@ -123,7 +123,7 @@ impl Control {
                 }
                 let ip: Ipv4Addr = s.parse().map_err(|_| Error::invalid_value("PrivateIpAddress", &s, "Not an IPv4 address."))?;
                 let cidr: Cidr = subnet.cidr.parse().map_err(|_| Error::internal("bad subnet cidr"))?;
-                if !cidr.usable_hosts().any(|h| h == ip) {
+                if !cidr.is_usable(ip) {
                     return Err(Error::new(
                         ErrorCode::InvalidParameterValue,
                         format!("Address {ip} does not fall within the subnet's address range"),

@@ -133,6 +133,11 @@ async fn vpcs_subnets_and_dependencies() {
     )
     .await
     .err("InvalidIPAddress.InUse");
+    // AWS keeps the first four addresses and the last; one outside the subnet is not in it.
+    for reserved in ["10.0.1.3", "10.0.1.255", "10.0.2.50"] {
+        let p = [("ImageId", image.as_str()), ("MinCount", "1"), ("MaxCount", "1"), ("SubnetId", &subnet), ("PrivateIpAddress", reserved)];
+        ctx.call("RunInstances", &p).await.err("InvalidParameterValue");
+    }
 
     ctx.call("DeleteVpc", &[("VpcId", &vpc)]).await.err("DependencyViolation");
     ctx.call("DeleteSubnet", &[("SubnetId", &subnet)]).await.err("DependencyViolation");

@@ -113,6 +113,12 @@ impl Cidr {
         (4..n.saturating_sub(1)).filter_map(move |i| self.nth(i))
     }
 
+    /// Whether `ip` is one of [`Cidr::usable_hosts`], without walking them.
+    pub fn is_usable(&self, ip: Ipv4Addr) -> bool {
+        let offset = u64::from(u32::from(ip).wrapping_sub(self.base()));
+        self.contains(ip) && (4..self.size().saturating_sub(1)).contains(&offset)
+    }
+
     /// How many [`Cidr::usable_hosts`] there are, without walking them.
     pub fn usable_count(&self) -> u64 {
         self.size().saturating_sub(5)
@@ -155,6 +161,18 @@ mod tests {
         for len in [16u8, 20, 24, 28, 30, 31, 32] {
             let c: Cidr = format!("10.0.0.0/{len}").parse().unwrap();
             assert_eq!(c.usable_count(), c.usable_hosts().count() as u64, "/{len}");
+        }
+    }
+
+    #[test]
+    fn is_usable_is_being_among_the_usable_hosts() {
+        for len in [24u8, 28, 30, 31, 32] {
+            let c: Cidr = format!("10.0.1.0/{len}").parse().unwrap();
+            for last in [255u8, 0, 1, 3, 4, 5, 14, 15, 16, 254] {
+                for ip in [Ipv4Addr::new(10, 0, 1, last), Ipv4Addr::new(10, 0, 2, last)] {
+                    assert_eq!(c.is_usable(ip), c.usable_hosts().any(|h| h == ip), "{ip} in /{len}");
+                }
+            }
         }
     }
 
