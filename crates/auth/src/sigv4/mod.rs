@@ -20,6 +20,7 @@
 //! [`sign`] and [`presign`] are the client half, for tests and for Corral's own clients.
 
 mod canonical;
+mod key_cache;
 mod parse;
 mod sign;
 #[cfg(test)]
@@ -262,19 +263,11 @@ fn payload_hashes(req: &SignedRequest, auth: &parse::Auth) -> Result<Vec<String>
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC accepts keys of any length");
-    mac.update(data);
-    mac.finalize().into_bytes().to_vec()
-}
-
-/// The derived signing key, as a MAC ready to take the string to sign.
+/// The derived signing key, as a MAC ready to take the string to sign; kept per secret and
+/// scope (see `key_cache.rs`).
 fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> HmacSha256 {
-    let k_date = hmac(format!("AWS4{secret}").as_bytes(), date.as_bytes());
-    let k_region = hmac(&k_date, region.as_bytes());
-    let k_service = hmac(&k_region, service.as_bytes());
-    let k_signing = hmac(&k_service, b"aws4_request");
-    HmacSha256::new_from_slice(&k_signing).expect("HMAC accepts keys of any length")
+    static KEYS: std::sync::LazyLock<key_cache::KeyCache> = std::sync::LazyLock::new(key_cache::KeyCache::default);
+    KEYS.get(secret, date, region, service).0
 }
 
 fn string_to_sign(stamp: &str, scope: &str, canonical_request: &str) -> String {
