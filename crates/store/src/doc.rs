@@ -3,6 +3,7 @@
 //! Used for the network resources; uniqueness rules beyond the id live in the control plane,
 //! inside the same transaction.
 
+use crate::list::{from_list, json_list};
 use crate::{Result, StoreError, Tx};
 use rusqlite::OptionalExtension;
 use serde::{de::DeserializeOwned, Serialize};
@@ -19,7 +20,15 @@ fn decode<T: Doc>(id: &str, body: &str) -> Result<T> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", T::KIND)))
 }
 
-const BY_PARENTS: &str = "parent IN (SELECT value FROM json_each(?2))";
+/// The SQL of [`Tx::docs_in`]: the kind is `?1`, the list `?2`.
+fn docs_in_sql(key: &str, ordered: bool) -> String {
+    let order = if ordered { " ORDER BY d.seq" } else { "" };
+    format!("SELECT d.id, d.body FROM {} WHERE d.kind = ?1 AND {key} = wanted{order}", from_list("?2", "docs d"))
+}
+
+/// The SQL of [`Tx::doc_count_by_parents`].
+const COUNT_BY_PARENTS: &str = "SELECT wanted, (SELECT COUNT(*) FROM docs d WHERE d.kind = ?1 AND d.parent = wanted)
+     FROM (SELECT value AS wanted FROM json_each(?2))";
 
 impl Tx<'_> {
     /// Inserts or replaces `d` (keeping its original position in listings).
@@ -76,17 +85,29 @@ impl Tx<'_> {
         Ok(out)
     }
 
+    /// Documents of a kind whose `key` (SQL on the document `d`: `d.parent`, or a top-level
+    /// field as its index spells it) is one of `values`, each value one probe of the key's
+    /// index (see `list.rs`); oldest first when `ordered`, otherwise in the order found.
+    pub(crate) fn docs_in<T: Doc, S: AsRef<str>>(&self, key: &str, values: &[S], ordered: bool) -> Result<Vec<T>> {
+        let mut st = self.tx.prepare_cached(&docs_in_sql(key, ordered))?;
+        let rows = st.query_map([T::KIND, json_list(values).as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for r in rows {
+            let (id, body) = r?;
+            out.push(decode(&id, &body)?);
+        }
+        Ok(out)
+    }
+
     /// Documents of a kind whose parent is one of `parents` (a page's children).
     pub fn doc_list_by_parents<T: Doc>(&self, parents: &[String]) -> Result<Vec<T>> {
-        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
-        self.doc_list_where::<T>(BY_PARENTS, &json)
+        self.docs_in::<T, _>("d.parent", parents, true)
     }
 
     /// [`Tx::doc_list_by_parents`] in no particular order (a page's children, which the caller
     /// sorts per parent).
     pub fn docs_by_parents_unordered<T: Doc>(&self, parents: &[String]) -> Result<Vec<T>> {
-        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
-        self.docs_where::<T>(BY_PARENTS, &json)
+        self.docs_in::<T, _>("d.parent", parents, false)
     }
 
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
@@ -103,14 +124,14 @@ impl Tx<'_> {
     /// How many documents of a kind each of `parents` has (those with none are absent),
     /// counted in the index on (kind, parent) without reading a document.
     pub fn doc_count_by_parents<T: Doc>(&self, parents: &[String]) -> Result<std::collections::HashMap<String, u64>> {
-        let json = serde_json::to_string(parents).unwrap_or_else(|_| "[]".into());
-        let mut st =
-            self.tx.prepare_cached(&format!("SELECT parent, COUNT(*) FROM docs WHERE kind = ?1 AND {BY_PARENTS} GROUP BY parent"))?;
-        let rows = st.query_map([T::KIND, json.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        let mut st = self.tx.prepare_cached(COUNT_BY_PARENTS)?;
+        let rows = st.query_map([T::KIND, json_list(parents).as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         let mut out = std::collections::HashMap::new();
         for r in rows {
             let (parent, n) = r?;
-            out.insert(parent, u64::try_from(n).unwrap_or(0));
+            if n > 0 {
+                out.insert(parent, u64::try_from(n).unwrap_or(0));
+            }
         }
         Ok(out)
     }
@@ -189,12 +210,29 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    /// Lookups by a list go through the list, each value a probe of the key's index, with no
+    /// temporary b-tree (see `list.rs`).
+    #[test]
+    fn lookups_by_a_list_probe_the_index_once_per_value() {
+        let cases = [
+            (docs_in_sql("d.parent", true), "INDEX docs_by_parent "),
+            (docs_in_sql("d.parent", false), "INDEX docs_by_parent "),
+            (docs_in_sql("json_extract(d.body, '$.instance_id')", false), "INDEX docs_by_instance "),
+            (docs_in_sql("json_extract(d.body, '$.layer')", true), "INDEX docs_by_layer "),
+            (COUNT_BY_PARENTS.to_string(), "INDEX docs_by_parent "),
+        ];
+        for (sql, index) in cases {
+            crate::list::assert_probes(&sql, index);
+        }
+    }
+
     /// Each lookup by a document field goes through the field's index, which holds only the
     /// documents that have the field (migration 11): the lookup's equality has to imply it.
     #[test]
     fn lookups_by_a_field_use_its_index() {
         let cases: &[(&str, &str)] = &[
-            ("SELECT id FROM docs WHERE kind = ?1 AND json_extract(body, '$.instance_id') IN (SELECT value FROM json_each(?2))", "docs_by_instance"),
             ("SELECT id FROM docs WHERE kind = ?1 AND json_extract(body, '$.instance_id') = ?2 ORDER BY +seq", "docs_by_instance"),
             ("SELECT 1 FROM docs r WHERE r.kind = ?1 AND json_extract(r.body, '$.instance_id') = ?2", "docs_by_instance"),
             ("SELECT EXISTS (SELECT 1 FROM docs WHERE kind = ?1 AND json_extract(body, '$.public_ip') = ?2)", "docs_by_public_ip"),

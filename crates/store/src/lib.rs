@@ -10,6 +10,7 @@ mod idempotency;
 mod image;
 mod instance;
 mod keypair;
+mod list;
 mod migrations;
 mod network;
 mod page;
@@ -242,6 +243,23 @@ pub(crate) fn query_plan(sql: &str) -> Vec<String> {
     let args = vec!["x"; st.parameter_count()];
     let plan = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
     plan
+}
+
+/// The opcodes of `sql`'s program on a new store (with those of the triggers it runs).
+#[cfg(test)]
+pub(crate) fn opcodes(sql: &str) -> Vec<String> {
+    let store = Store::open_in_memory().unwrap();
+    let conn = store.lock();
+    opcodes_on(&conn, sql)
+}
+
+/// [`opcodes`] on this connection (every parameter bound to `'x'`).
+#[cfg(test)]
+pub(crate) fn opcodes_on(conn: &Connection, sql: &str) -> Vec<String> {
+    let mut st = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    let args = vec!["x"; st.parameter_count()];
+    let ops = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect();
+    ops
 }
 
 #[cfg(test)]

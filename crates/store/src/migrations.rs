@@ -310,13 +310,6 @@ mod tests {
         assert_eq!(triggers, 3, "the tag triggers of migration 8");
     }
 
-    /// The opcodes of `sql`'s program and of the trigger programs it runs.
-    fn opcodes(conn: &Connection, sql: &str) -> Vec<String> {
-        let mut st = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
-        let ops = st.query_map([], |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect();
-        ops
-    }
-
     /// Writing a document, or an instance's tag, runs the revision triggers without building
     /// a temporary b-tree (migration 12); they still run.
     #[test]
@@ -330,7 +323,7 @@ mod tests {
             "INSERT INTO tags VALUES ('i-1', 'instance', 'Name', 'web') ON CONFLICT DO UPDATE SET value = excluded.value",
             "DELETE FROM tags WHERE resource_id = 'i-1' AND key = 'Name'",
         ] {
-            let ops = opcodes(&conn, sql);
+            let ops = crate::opcodes_on(&conn, sql);
             assert!(ops.iter().any(|o| o == "Program"), "{sql}: no trigger runs: {ops:?}");
             assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{sql}: {ops:?}");
         }

@@ -180,8 +180,7 @@ impl crate::Tx<'_> {
     /// The interfaces of these instances (a page's).
     /// The interfaces of these instances, in no particular order.
     pub fn eni_list_for_instances(&self, instance_ids: &[String]) -> crate::Result<Vec<EniRecord>> {
-        let json = serde_json::to_string(instance_ids).unwrap_or_else(|_| "[]".into());
-        self.docs_where::<EniRecord>("json_extract(body, '$.instance_id') IN (SELECT value FROM json_each(?2))", &json)
+        self.docs_in::<EniRecord, _>("json_extract(d.body, '$.instance_id')", instance_ids, false)
     }
 
     pub fn eni_list_for_instance(&self, instance_id: &str) -> crate::Result<Vec<EniRecord>> {

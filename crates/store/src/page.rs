@@ -3,6 +3,7 @@
 //! costs the rows it holds, not the whole kind, and a page token stays exact while records are
 //! added and removed around it.
 
+use crate::list::{from_list, json_list};
 use crate::{Doc, ImageRecord, InstanceRecord, KeyPairRecord, Result, StoreError, Tx};
 use rusqlite::{params, Row};
 
@@ -103,10 +104,6 @@ pub trait Listed: Sized {
     fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, Self)>>;
 }
 
-fn ids_json(ids: &[String]) -> String {
-    serde_json::to_string(ids).unwrap_or_else(|_| "[]".into())
-}
-
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -129,6 +126,16 @@ impl Tx<'_> {
     }
 }
 
+/// The SQL of a document kind's [`Listed::with_ids`]: the kind is `?1`, the ids `?2`.
+fn doc_ids_sql() -> String {
+    format!("SELECT d.seq, d.id, d.body FROM {} WHERE d.kind = ?1 AND d.id = wanted ORDER BY d.seq", from_list("?2", "docs d"))
+}
+
+/// The SQL of a table kind's [`Listed::with_ids`]: the ids are `?1`.
+fn table_ids_sql(cols: &str, table: &str, pos: &str, id: &str) -> String {
+    format!("SELECT {cols}, {table}.{pos} FROM {} WHERE {table}.{id} = wanted ORDER BY {table}.{pos}", from_list("?1", table))
+}
+
 fn doc_body<T: Doc>(r: &Row<'_>) -> rusqlite::Result<(i64, Result<T>)> {
     let (pos, id, body): (i64, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
     Ok((pos, serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(format!("{} {id}: {e}", T::KIND)))))
@@ -145,11 +152,7 @@ impl<T: Doc> Listed for T {
     }
 
     fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, T)>> {
-        tx.positioned(
-            "SELECT seq, id, body FROM docs WHERE kind = ?1 AND id IN (SELECT value FROM json_each(?2)) ORDER BY +seq",
-            params![T::KIND, ids_json(ids)],
-            doc_body::<T>,
-        )
+        tx.positioned(&doc_ids_sql(), params![T::KIND, json_list(ids)], doc_body::<T>)
     }
 }
 
@@ -173,14 +176,8 @@ macro_rules! table_listed {
             }
 
             fn with_ids(tx: &Tx<'_>, ids: &[String]) -> Result<Vec<(i64, $t)>> {
-                let sql = format!(
-                    "SELECT {cols}, {pos} FROM {table} WHERE {id} IN (SELECT value FROM json_each(?1)) ORDER BY {pos}",
-                    pos = $pos,
-                    cols = crate::$module::COLS,
-                    table = $table,
-                    id = $id
-                );
-                tx.positioned(&sql, params![ids_json(ids)], |r| table_row(r, crate::$module::COLS, $row))
+                let sql = table_ids_sql(crate::$module::COLS, $table, $pos, $id);
+                tx.positioned(&sql, params![json_list(ids)], |r| table_row(r, crate::$module::COLS, $row))
             }
         }
     };
@@ -203,8 +200,28 @@ impl Tx<'_> {
                  SELECT 1 FROM json_each(docs.body, '$.rules') r
                  WHERE json_extract(r.value, '$.rule_id') IN (SELECT value FROM json_each(?1))
              ) ORDER BY seq",
-            params![ids_json(rule_ids)],
+            params![json_list(rule_ids)],
             doc_body::<crate::SecurityGroupRecord>,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records asked for by id are read through the list, a probe of the id's key each.
+    #[test]
+    fn records_by_id_probe_their_key_once_per_id() {
+        crate::list::assert_probes(&doc_ids_sql(), "INDEX sqlite_autoindex_docs_1 ");
+        crate::list::assert_probes(
+            &table_ids_sql(crate::instance::COLS, "instances", "seq", "instance_id"),
+            "INDEX sqlite_autoindex_instances_1 ",
+        );
+        crate::list::assert_probes(&table_ids_sql(crate::image::COLS, "images", "rowid", "image_id"), "INDEX sqlite_autoindex_images_1 ");
+        crate::list::assert_probes(
+            &table_ids_sql(crate::keypair::COLS, "key_pairs", "rowid", "key_pair_id"),
+            "INDEX sqlite_autoindex_key_pairs_1 ",
+        );
     }
 }

@@ -174,8 +174,7 @@ impl crate::Tx<'_> {
 
     /// The volumes writing to any of these layers.
     pub fn volumes_on_layers(&self, layers: &[String]) -> crate::Result<Vec<VolumeRecord>> {
-        let json = serde_json::to_string(layers).unwrap_or_else(|_| "[]".into());
-        self.doc_list_where::<VolumeRecord>("json_extract(body, '$.layer') IN (SELECT value FROM json_each(?2))", &json)
+        self.docs_in::<VolumeRecord, _>("json_extract(d.body, '$.layer')", layers, true)
     }
 
     /// Up to `limit` layers that are overlays on this one.
