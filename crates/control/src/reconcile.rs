@@ -285,8 +285,11 @@ impl Control {
                 if stopped {
                     crate::eni::release_public_ips(self, tx, &r.instance_id)?;
                 }
-                let image = tx.image_get(&r.image_id)?;
-                let nics = nics_of(tx, &r.instance_id)?;
+                // What a start needs, read only for one.
+                let (image, nics) = match action {
+                    Action::Start => (tx.image_get(&r.image_id)?, nics_of(tx, &r.instance_id)?),
+                    _ => (None, Vec::new()),
+                };
                 Ok(Some((r, action, image, nics, doomed)))
             })?;
             let Some((rec, action, image, nics, doomed)) = decided else { continue };
