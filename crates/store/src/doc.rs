@@ -31,15 +31,21 @@ const COUNT_BY_PARENTS: &str = "SELECT wanted, (SELECT COUNT(*) FROM docs d WHER
      FROM (SELECT value AS wanted FROM json_each(?2))";
 
 impl Tx<'_> {
-    /// Inserts or replaces `d` (keeping its original position in listings).
+    /// Inserts or replaces `d` (keeping its original position in listings). A new document
+    /// takes the next number of the `doc_seq` counter (migration 13) as its position.
     pub fn doc_put<T: Doc>(&self, d: &T) -> Result<()> {
         let body = serde_json::to_string(d).map_err(|e| StoreError::Corrupt(format!("{} {}: {e}", T::KIND, d.id())))?;
-        self.tx
-            .prepare_cached(
-                "INSERT INTO docs(kind, id, parent, seq, body) VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM docs), ?4)
-             ON CONFLICT(id) DO UPDATE SET parent = excluded.parent, body = excluded.body",
-            )?
+        let replaced = self
+            .tx
+            .prepare_cached("UPDATE docs SET parent = ?3, body = ?4 WHERE kind = ?1 AND id = ?2")?
             .execute(rusqlite::params![T::KIND, d.id(), d.parent(), body])?;
+        if replaced == 0 {
+            let seq: i64 =
+                self.tx.prepare_cached("UPDATE counters SET n = n + 1 WHERE name = 'doc_seq' RETURNING n")?.query_row([], |r| r.get(0))?;
+            self.tx
+                .prepare_cached("INSERT INTO docs(kind, id, parent, seq, body) VALUES (?1, ?2, ?3, ?4, ?5)")?
+                .execute(rusqlite::params![T::KIND, d.id(), d.parent(), seq, body])?;
+        }
         Ok(())
     }
 
@@ -211,6 +217,43 @@ impl Tx<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct Note {
+        id: String,
+        text: String,
+    }
+
+    impl Doc for Note {
+        const KIND: &'static str = "note";
+        fn id(&self) -> &str {
+            &self.id
+        }
+    }
+
+    /// A new document takes the next position; a replaced one keeps its own; a position is
+    /// not given again after the last document is deleted.
+    #[test]
+    fn positions_come_in_order_and_are_never_given_twice() {
+        let store = crate::Store::open_in_memory().unwrap();
+        let note = |id: &str, text: &str| Note { id: id.into(), text: text.into() };
+        let seq = |tx: &Tx<'_>, id: &str| -> i64 { tx.tx.query_row("SELECT seq FROM docs WHERE id = ?1", [id], |r| r.get(0)).unwrap() };
+        store
+            .transaction(|tx| {
+                tx.doc_put(&note("n-1", "a"))?;
+                tx.doc_put(&note("n-2", "b"))?;
+                let (one, two) = (seq(tx, "n-1"), seq(tx, "n-2"));
+                assert!(two > one);
+                tx.doc_put(&note("n-1", "changed"))?;
+                assert_eq!(seq(tx, "n-1"), one);
+                assert_eq!(tx.doc_get::<Note>("n-1")?.unwrap().text, "changed");
+                tx.doc_delete::<Note>("n-2")?;
+                tx.doc_put(&note("n-3", "c"))?;
+                assert!(seq(tx, "n-3") > two);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+    }
 
     /// Lookups by a list go through the list, each value a probe of the key's index, with no
     /// temporary b-tree (see `list.rs`).

@@ -261,6 +261,14 @@ const MIGRATIONS: &[&str] = &[
         UPDATE instances SET rev = rev + 1 WHERE instance_id = old.resource_id;
     END;
     "#,
+    // 13: a new document's position comes from a counter beside `live_instances`, not from
+    // MAX(seq) + 1, so the index on seq alone (migration 5) goes: it was one more b-tree page
+    // written by every transaction that adds a document (a launch adds three). A position is
+    // never given twice, even after the last document is deleted.
+    r#"
+    INSERT INTO counters SELECT 'doc_seq', COALESCE(MAX(seq), 0) FROM docs;
+    DROP INDEX docs_by_seq;
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
@@ -308,6 +316,8 @@ mod tests {
         let triggers: i64 =
             conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'tags'", [], |r| r.get(0)).unwrap();
         assert_eq!(triggers, 3, "the tag triggers of migration 8");
+        let doc_seq: i64 = conn.query_row("SELECT n FROM counters WHERE name = 'doc_seq'", [], |r| r.get(0)).unwrap();
+        assert_eq!(doc_seq, 3, "new documents are numbered after those there (migration 13)");
     }
 
     /// Writing a document, or an instance's tag, runs the revision triggers without building

@@ -77,7 +77,8 @@ impl Control {
                 return Err(Error::invalid_value("ClientToken", t, "Client tokens are at most 64 ASCII characters."));
             }
         }
-        let request_hash = request_hash(req);
+        // Only a call with a token is ever compared with another.
+        let request_hash = req.client_token.as_ref().map(|_| request_hash(req)).unwrap_or_default();
         let metadata = metadata_options(corral_store::MetadataOptions::default(), req.metadata_options.as_ref())?;
         let options = attribute::launch_options(req, itype)?;
 
