@@ -23,20 +23,9 @@ import argparse, os, re, shutil, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_bench as ab  # noqa: E402
-from botocore.auth import SigV4Auth  # noqa: E402
-from botocore.awsrequest import AWSRequest  # noqa: E402
-import urllib.parse  # noqa: E402
 import xml.etree.ElementTree as ET  # noqa: E402
 
 SCENARIOS = ["one-id", "page-100", "page-filtered", "group"]
-
-
-def signed(e, action, params):
-    body = urllib.parse.urlencode({"Action": action, "Version": "2016-11-15", **params})
-    req = AWSRequest(method="POST", url=f"http://127.0.0.1:{e.port}/", data=body,
-                     headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"})
-    SigV4Auth(e.creds, "ec2", e.region).add_auth(req)
-    return body, dict(req.headers.items())
 
 
 def lua(body, headers):
@@ -47,10 +36,10 @@ def lua(body, headers):
 
 
 def wrk(e, action, params, seconds, tmp):
-    body, headers = signed(e, action, params)
+    body, headers = e.signed(action, params)
     e.call(action, params)  # fails loudly if the request is refused
     script = os.path.join(tmp, f"{e.name}-{action}.lua")
-    open(script, "w").write(lua(body, headers))
+    open(script, "w").write(lua(body.decode(), headers))
     out = subprocess.run(["taskset", "-c", "1", "wrk", "-t1", "-c8", f"-d{seconds}s", "--timeout", "60s", "--latency", "-s", script,
                           f"http://127.0.0.1:{e.port}/"], capture_output=True, text=True, check=True).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -253,6 +242,7 @@ def main():
         return
     if not shutil.which("wrk"):
         sys.exit("needs wrk: apt install wrk")
+    ab.check_signer()
     fleets = [int(f) for f in a.fleets.split(",")]
     # The client (wrk, and this process for the pairs) on the core the servers are not on.
     os.sched_setaffinity(0, {1})

@@ -22,7 +22,6 @@ Needs: target/release/corral, QEMU, the corral-minimal image in the image cache
 import argparse, glob, json, uuid, os, shutil, statistics, subprocess, sys, tempfile, time, re
 
 import boto3
-from botocore.credentials import Credentials
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_bench  # noqa: E402
@@ -160,7 +159,7 @@ def main():
         ami = wait(lambda: [i["ImageId"] for i in ec2.describe_images(Filters=[{"Name": "name", "Values": ["corral-minimal"]}])["Images"]],
                    "image")[0]
         raw = api_bench.Endpoint("corral", int(ep.rsplit(":", 1)[1].strip("/")), "local-1")
-        raw.creds = Credentials(KEY, SECRET)
+        raw.key, raw.secret = KEY, SECRET
         rows = {"corral": [], "bare": []}
         for i in range(a.runs):
             rows["bare"].append(bare_boot(img, man, tmp))
