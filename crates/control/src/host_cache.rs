@@ -110,6 +110,25 @@ impl HostCache {
     }
 }
 
+/// These instances (those that exist) as they are now, in launch order with their positions:
+/// those `known` holds from one probe of their revision each (see `reconcile::current`), the
+/// others read.
+fn instances_now(tx: &Tx<'_>, ids: &[String], known: &HashMap<&str, &InstanceRecord>) -> Result<Vec<(i64, InstanceRecord)>> {
+    let mut out = Vec::new();
+    let mut unknown = Vec::new();
+    for id in ids {
+        match known.get(id.as_str()) {
+            Some(read) => out.extend(crate::reconcile::current(tx, read)?.map(|r| (r.seq, r))),
+            None => unknown.push(id.clone()),
+        }
+    }
+    if !unknown.is_empty() {
+        out.extend(InstanceRecord::with_ids(tx, &unknown)?);
+    }
+    out.sort_by_key(|(pos, _)| *pos);
+    Ok(out)
+}
+
 /// The position of the first item of a list in launch order whose instance was not launched
 /// before `order` (where an instance's items are, or would go). A launch goes at the end.
 fn first_of<T: Clone>(list: &Vector<T>, order: i64, order_of: impl Fn(&T) -> i64) -> usize {
@@ -136,8 +155,9 @@ impl Control {
     }
 
     /// Brings the cached parts up to date with the store; says what that took. On failure
-    /// the marks stay for the next pass.
-    pub(crate) fn host_refresh(&self) -> Result<Refreshed> {
+    /// the marks stay for the next pass. `known`: instances the caller has just read (the
+    /// pass's), taken as they are while their revision is unchanged instead of read again.
+    pub(crate) fn host_refresh(&self, known: &[InstanceRecord]) -> Result<Refreshed> {
         let marks = {
             let mut m = lock(&self.host_marks);
             let due = m.last_all.is_none_or(|t| t.elapsed() >= RECOMPUTE_ALL_EVERY);
@@ -161,10 +181,11 @@ impl Control {
             // thousands.
             false => {
                 let ids: Vec<String> = marks.ids.iter().cloned().collect();
+                let known: HashMap<&str, &InstanceRecord> = known.iter().map(|r| (r.instance_id.as_str(), r)).collect();
                 fleet_sized(ids.len() > PAGE, || {
                     let mut done = Refreshed::default();
                     for page in ids.chunks(PAGE) {
-                        let r = self.store.read(|tx| self.host_refresh_some(tx, &mut cache, page))?;
+                        let r = self.store.read(|tx| self.host_refresh_some(tx, &mut cache, page, &known))?;
                         done.computed += r.computed;
                         done.changed |= r.changed;
                     }
@@ -206,8 +227,14 @@ impl Control {
         Ok(Refreshed { computed, changed: true })
     }
 
-    fn host_refresh_some(&self, tx: &Tx<'_>, cache: &mut HostCache, ids: &[String]) -> Result<Refreshed> {
-        let instances: Vec<(i64, InstanceRecord)> = InstanceRecord::with_ids(tx, ids)?
+    fn host_refresh_some(
+        &self,
+        tx: &Tx<'_>,
+        cache: &mut HostCache,
+        ids: &[String],
+        known: &HashMap<&str, &InstanceRecord>,
+    ) -> Result<Refreshed> {
+        let instances: Vec<(i64, InstanceRecord)> = instances_now(tx, ids, known)?
             .into_iter()
             .filter(|(_, r)| r.state != InstanceState::Terminated && r.host == self.config.host)
             .collect();

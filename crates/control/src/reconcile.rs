@@ -167,8 +167,8 @@ impl Control {
     /// `host_cache.rs`), when the last try failed, and every [`HOST_RESYNC`] regardless, to
     /// repair drift. Returns whether the host is in sync, and how many instances' parts of
     /// the state it recomputed.
-    async fn host_sync(&self) -> (bool, usize) {
-        let recomputed = match self.host_refresh() {
+    async fn host_sync(&self, known: &[InstanceRecord]) -> (bool, usize) {
+        let recomputed = match self.host_refresh(known) {
             Ok(r) => r,
             Err(e) => {
                 tracing::warn!(error = %e, internal = ?e.internal, "computing the desired host state");
@@ -239,7 +239,7 @@ impl Control {
             Work::All => self.instances_all(),
             Work::Only(ids) => self.instances_with_ids(ids),
         })?;
-        let (host_in_sync, host_parts) = self.host_sync().await;
+        let (host_in_sync, host_parts) = self.host_sync(&instances).await;
         let now = crate::now_iso();
         let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
         // Cheap checks outside a transaction: most instances need nothing.
@@ -259,9 +259,10 @@ impl Control {
         for inst in due {
             let vm = self.work.vm(&inst.instance_id);
             let vm = vm.as_ref();
-            // Re-read and decide inside a transaction so an API change in between is not lost.
+            // Decide inside a transaction, on the instance as it is now, so an API change in
+            // between is not lost.
             let decided = self.store.transaction(|tx| {
-                let Some(mut r) = tx.instance_get(&inst.instance_id)? else { return Ok::<_, Error>(None) };
+                let Some(mut r) = current(tx, inst)? else { return Ok::<_, Error>(None) };
                 let before = r.clone();
                 let action = decide(&mut r, vm, &now);
                 if r != before {
@@ -447,6 +448,16 @@ pub fn vm_spec(rec: &InstanceRecord, boot: Option<&corral_store::KernelBoot>) ->
     }
 }
 
+/// The instance as it is in the store now: the pass's copy while its revision is unchanged
+/// (every write to the row raises it), else read again; `None` when it is gone.
+pub(crate) fn current(tx: &corral_store::Tx<'_>, read: &InstanceRecord) -> Result<Option<InstanceRecord>> {
+    match tx.instance_rev(&read.instance_id)? {
+        None => Ok(None),
+        Some(rev) if rev == read.rev => Ok(Some(read.clone())),
+        Some(_) => Ok(tx.instance_get(&read.instance_id)?),
+    }
+}
+
 /// The interfaces of an instance, primary first.
 fn nics_of(tx: &corral_store::Tx<'_>, instance_id: &str) -> Result<Vec<NicSpec>> {
     let mut enis = tx.eni_list_for_instance(instance_id)?;
@@ -492,6 +503,27 @@ mod tests {
 
     fn vm(state: VmState, generation: u64) -> VmStatus {
         VmStatus { instance_id: "i-0123456789abcdef0".into(), state, generation }
+    }
+
+    /// A decision works on the instance as it is now: the pass's copy while nothing wrote to
+    /// the instance since the pass read it, else what was written.
+    #[test]
+    fn a_decision_sees_what_was_written_after_the_pass_read_the_instance() {
+        let store = corral_store::Store::open_in_memory().unwrap();
+        let r = rec(InstanceState::Running, Desired::Running);
+        store.transaction(|tx| tx.instance_insert(&r)).unwrap();
+        let read = store.read(|tx| tx.instance_get(&r.instance_id)).unwrap().unwrap();
+        assert_eq!(store.read(|tx| current(tx, &read)).unwrap(), Some(read.clone()));
+        // TerminateInstances after the pass read it.
+        let mut terminated = read.clone();
+        terminated.desired = Desired::Terminated;
+        terminated.state = InstanceState::ShuttingDown;
+        store.transaction(|tx| tx.instance_update(&terminated)).unwrap();
+        let now = store.read(|tx| current(tx, &read)).unwrap().unwrap();
+        assert_eq!((now.desired, now.state), (Desired::Terminated, InstanceState::ShuttingDown));
+        // Gone since.
+        store.transaction(|tx| tx.instance_delete(&r.instance_id)).unwrap();
+        assert_eq!(store.read(|tx| current(tx, &read)).unwrap(), None);
     }
 
     #[test]

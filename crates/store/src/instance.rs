@@ -230,6 +230,14 @@ impl Tx<'_> {
         Ok(())
     }
 
+    /// An instance's revision (raised with every write to it or to what it shows, migration
+    /// 8), without reading the rest of the row; `None` when there is no such instance.
+    pub fn instance_rev(&self, id: &str) -> Result<Option<u64>> {
+        let rev: Option<i64> =
+            self.tx.prepare_cached("SELECT rev FROM instances WHERE instance_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+        Ok(rev.map(|r| r as u64))
+    }
+
     pub fn instance_get(&self, id: &str) -> Result<Option<InstanceRecord>> {
         self.tx
             .prepare_cached(&format!("SELECT {COLS} FROM instances WHERE instance_id = ?1"))?
