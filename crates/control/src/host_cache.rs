@@ -111,14 +111,14 @@ impl HostCache {
 }
 
 /// These instances (those that exist) as they are now, in launch order with their positions:
-/// those `known` holds from one probe of their revision each (see `reconcile::current`), the
+/// those `known` holds from one probe of their revision each (`Tx::instance_current`), the
 /// others read.
 fn instances_now(tx: &Tx<'_>, ids: &[String], known: &HashMap<&str, &InstanceRecord>) -> Result<Vec<(i64, InstanceRecord)>> {
     let mut out = Vec::new();
     let mut unknown = Vec::new();
     for id in ids {
         match known.get(id.as_str()) {
-            Some(read) => out.extend(crate::reconcile::current(tx, read)?.map(|r| (r.seq, r))),
+            Some(read) => out.extend(tx.instance_current(read)?.map(|r| (r.seq, r))),
             None => unknown.push(id.clone()),
         }
     }

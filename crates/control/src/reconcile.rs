@@ -262,7 +262,7 @@ impl Control {
             // Decide inside a transaction, on the instance as it is now, so an API change in
             // between is not lost.
             let decided = self.store.transaction(|tx| {
-                let Some(mut r) = current(tx, inst)? else { return Ok::<_, Error>(None) };
+                let Some(mut r) = tx.instance_current(inst)? else { return Ok::<_, Error>(None) };
                 let before = r.clone();
                 let action = decide(&mut r, vm, &now);
                 if r != before {
@@ -448,16 +448,6 @@ pub fn vm_spec(rec: &InstanceRecord, boot: Option<&corral_store::KernelBoot>) ->
     }
 }
 
-/// The instance as it is in the store now: the pass's copy while its revision is unchanged
-/// (every write to the row raises it), else read again; `None` when it is gone.
-pub(crate) fn current(tx: &corral_store::Tx<'_>, read: &InstanceRecord) -> Result<Option<InstanceRecord>> {
-    match tx.instance_rev(&read.instance_id)? {
-        None => Ok(None),
-        Some(rev) if rev == read.rev => Ok(Some(read.clone())),
-        Some(_) => Ok(tx.instance_get(&read.instance_id)?),
-    }
-}
-
 /// The interfaces of an instance, primary first.
 fn nics_of(tx: &corral_store::Tx<'_>, instance_id: &str) -> Result<Vec<NicSpec>> {
     let mut enis = tx.eni_list_for_instance(instance_id)?;
@@ -513,17 +503,17 @@ mod tests {
         let r = rec(InstanceState::Running, Desired::Running);
         store.transaction(|tx| tx.instance_insert(&r)).unwrap();
         let read = store.read(|tx| tx.instance_get(&r.instance_id)).unwrap().unwrap();
-        assert_eq!(store.read(|tx| current(tx, &read)).unwrap(), Some(read.clone()));
+        assert_eq!(store.read(|tx| tx.instance_current(&read)).unwrap(), Some(read.clone()));
         // TerminateInstances after the pass read it.
         let mut terminated = read.clone();
         terminated.desired = Desired::Terminated;
         terminated.state = InstanceState::ShuttingDown;
         store.transaction(|tx| tx.instance_update(&terminated)).unwrap();
-        let now = store.read(|tx| current(tx, &read)).unwrap().unwrap();
+        let now = store.read(|tx| tx.instance_current(&read)).unwrap().unwrap();
         assert_eq!((now.desired, now.state), (Desired::Terminated, InstanceState::ShuttingDown));
         // Gone since.
         store.transaction(|tx| tx.instance_delete(&r.instance_id)).unwrap();
-        assert_eq!(store.read(|tx| current(tx, &read)).unwrap(), None);
+        assert_eq!(store.read(|tx| tx.instance_current(&read)).unwrap(), None);
     }
 
     #[test]

@@ -60,14 +60,7 @@ impl Tx<'_> {
 
     /// Every document of a kind, oldest first.
     pub fn doc_list<T: Doc>(&self) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 ORDER BY seq")?;
-        let rows = st.query_map([T::KIND], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, body) = r?;
-            out.push(decode(&id, &body)?);
-        }
-        Ok(out)
+        self.docs_query("SELECT id, body FROM docs WHERE kind = ?1 ORDER BY seq", [T::KIND])
     }
 
     /// Documents of a kind matching an SQL condition on `body` with one parameter (`?2`); for
@@ -75,14 +68,13 @@ impl Tx<'_> {
     pub(crate) fn doc_list_where<T: Doc>(&self, condition: &str, value: &str) -> Result<Vec<T>> {
         // `+seq`: sorting the few rows found is cheaper than walking the kind in seq order,
         // which SQLite would otherwise choose to avoid the sort (and parse every body).
-        self.docs_where(&format!("{condition} ORDER BY +seq"), value)
+        self.docs_query(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition} ORDER BY +seq"), [T::KIND, value])
     }
 
-    /// [`Tx::doc_list_where`] in the order the index gives, for callers that order what they
-    /// read themselves: the sort copied every body through a temporary b-tree.
-    pub(crate) fn docs_where<T: Doc>(&self, condition: &str, value: &str) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached(&format!("SELECT id, body FROM docs WHERE kind = ?1 AND {condition}"))?;
-        let rows = st.query_map([T::KIND, value], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+    /// The documents `sql` selects as `(id, body)`, decoded.
+    fn docs_query<T: Doc>(&self, sql: &str, params: impl rusqlite::Params) -> Result<Vec<T>> {
+        let mut st = self.tx.prepare_cached(sql)?;
+        let rows = st.query_map(params, |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
         let mut out = Vec::new();
         for r in rows {
             let (id, body) = r?;
@@ -95,14 +87,7 @@ impl Tx<'_> {
     /// field as its index spells it) is one of `values`, each value one probe of the key's
     /// index (see `list.rs`); oldest first when `ordered`, otherwise in the order found.
     pub(crate) fn docs_in<T: Doc, S: AsRef<str>>(&self, key: &str, values: &[S], ordered: bool) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached(&docs_in_sql(key, ordered))?;
-        let rows = st.query_map([T::KIND, json_list(values).as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, body) = r?;
-            out.push(decode(&id, &body)?);
-        }
-        Ok(out)
+        self.docs_query(&docs_in_sql(key, ordered), [T::KIND, json_list(values).as_str()])
     }
 
     /// Documents of a kind whose parent is one of `parents` (a page's children).
@@ -117,14 +102,7 @@ impl Tx<'_> {
     }
 
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
-        let mut st = self.tx.prepare_cached("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY +seq")?;
-        let rows = st.query_map([T::KIND, parent], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for r in rows {
-            let (id, body) = r?;
-            out.push(decode(&id, &body)?);
-        }
-        Ok(out)
+        self.docs_query("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY +seq", [T::KIND, parent])
     }
 
     /// How many documents of a kind each of `parents` has (those with none are absent),

@@ -230,12 +230,20 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// An instance's revision (raised with every write to it or to what it shows, migration
-    /// 8), without reading the rest of the row; `None` when there is no such instance.
-    pub fn instance_rev(&self, id: &str) -> Result<Option<u64>> {
-        let rev: Option<i64> =
-            self.tx.prepare_cached("SELECT rev FROM instances WHERE instance_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
-        Ok(rev.map(|r| r as u64))
+    /// The instance `read` (a copy read earlier) as it is now: the copy while its revision
+    /// is unchanged (every write to the row or to what it shows raises it, migration 8), one
+    /// probe of the row, else the row read again; `None` when it is gone.
+    pub fn instance_current(&self, read: &InstanceRecord) -> Result<Option<InstanceRecord>> {
+        let rev: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT rev FROM instances WHERE instance_id = ?1")?
+            .query_row([&read.instance_id], |r| r.get(0))
+            .optional()?;
+        match rev {
+            None => Ok(None),
+            Some(rev) if rev as u64 == read.rev => Ok(Some(read.clone())),
+            Some(_) => self.instance_get(&read.instance_id),
+        }
     }
 
     pub fn instance_get(&self, id: &str) -> Result<Option<InstanceRecord>> {

@@ -239,10 +239,7 @@ impl Tx<'_> {
 pub(crate) fn query_plan(sql: &str) -> Vec<String> {
     let store = Store::open_in_memory().unwrap();
     let conn = store.lock();
-    let mut st = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
-    let args = vec!["x"; st.parameter_count()];
-    let plan = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(3)).unwrap().map(Result::unwrap).collect();
-    plan
+    explained(&conn, "EXPLAIN QUERY PLAN", sql, 3)
 }
 
 /// The opcodes of `sql`'s program on a new store (with those of the triggers it runs).
@@ -253,13 +250,20 @@ pub(crate) fn opcodes(sql: &str) -> Vec<String> {
     opcodes_on(&conn, sql)
 }
 
-/// [`opcodes`] on this connection (every parameter bound to `'x'`).
+/// [`opcodes`] on this connection.
 #[cfg(test)]
 pub(crate) fn opcodes_on(conn: &Connection, sql: &str) -> Vec<String> {
-    let mut st = conn.prepare(&format!("EXPLAIN {sql}")).unwrap();
+    explained(conn, "EXPLAIN", sql, 1)
+}
+
+/// Column `column` of `explain` (`EXPLAIN` or `EXPLAIN QUERY PLAN`) run on `sql`, every
+/// parameter bound to `'x'`.
+#[cfg(test)]
+fn explained(conn: &Connection, explain: &str, sql: &str, column: usize) -> Vec<String> {
+    let mut st = conn.prepare(&format!("{explain} {sql}")).unwrap();
     let args = vec!["x"; st.parameter_count()];
-    let ops = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(1)).unwrap().map(Result::unwrap).collect();
-    ops
+    let rows = st.query_map(rusqlite::params_from_iter(args), |r| r.get::<_, String>(column)).unwrap().map(Result::unwrap).collect();
+    rows
 }
 
 #[cfg(test)]
