@@ -147,12 +147,26 @@ impl Store {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Runs `f` in one transaction: committed if it returns Ok, rolled back otherwise.
+    /// Runs `f` in one transaction: committed if it returns Ok, rolled back otherwise. It
+    /// holds the store's write lock from its start (`BEGIN IMMEDIATE`): another process (the
+    /// CLI beside `corral serve`) that wrote between a deferred transaction's first read and
+    /// its first write made that write fail at once (`SQLITE_BUSY`, the snapshot being stale,
+    /// which no waiting cures); holding the lock first, it waits for the other writer instead.
     pub fn transaction<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        self.run_in("BEGIN IMMEDIATE", f)
+    }
+
+    /// A transaction that only reads (`BEGIN DEFERRED`: it takes no write lock, so it never
+    /// waits for another process's writer).
+    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
+        self.run_in("BEGIN DEFERRED", f)
+    }
+
+    fn run_in<T, E: From<StoreError>>(&self, begin: &str, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
         let conn = self.lock();
         // BEGIN and COMMIT as cached statements: every request runs a transaction or two, and
         // parsing them each time was a measurable part of a small one.
-        run(&conn, "BEGIN DEFERRED")?;
+        run(&conn, begin)?;
         let mut open = Open { conn: &conn, done: false };
         let out = f(&Tx { tx: &conn })?;
         run(&conn, "COMMIT")?;
@@ -163,7 +177,7 @@ impl Store {
     /// Reads records a page of `limit` at a time, each page in a transaction of its own (so
     /// a walk over a large kind never holds the store for long): `read` gives the records
     /// after a position, in order, with their positions; `each` handles a page inside its
-    /// transaction. Stops after the first page shorter than `limit`.
+    /// transaction, which only reads. Stops after the first page shorter than `limit`.
     pub fn read_pages<T, E: From<StoreError>>(
         &self,
         limit: usize,
@@ -172,7 +186,7 @@ impl Store {
     ) -> Result<(), E> {
         let mut after = i64::MIN;
         loop {
-            let (n, last) = self.transaction(|tx| {
+            let (n, last) = self.read(|tx| {
                 let page = read(tx, after, limit)?;
                 let (n, last) = (page.len(), page.last().map(|(pos, _)| *pos));
                 each(tx, page)?;
@@ -183,11 +197,6 @@ impl Store {
                 _ => return Ok(()),
             }
         }
-    }
-
-    /// Read-only convenience: the same as a transaction that changes nothing.
-    pub fn read<T, E: From<StoreError>>(&self, f: impl FnOnce(&Tx<'_>) -> Result<T, E>) -> Result<T, E> {
-        self.transaction(f)
     }
 }
 
@@ -320,6 +329,33 @@ mod tests {
         s.transaction(|tx| tx.meta_set("b", "2")).unwrap();
         assert_eq!(s.read(|tx| tx.meta_get("a")).unwrap(), None);
         assert_eq!(s.read(|tx| tx.meta_get("b")).unwrap().as_deref(), Some("2"));
+    }
+
+    /// Two processes writing the same store (`corral serve` and the CLI): a transaction that
+    /// read before it writes is not failed by the other's commit in between; the other waits.
+    #[test]
+    fn a_transaction_is_not_failed_by_another_writer_between_its_read_and_its_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let (a, b) = (Store::open(&path).unwrap(), Store::open(&path).unwrap());
+        a.transaction(|tx| tx.meta_set("n", "0")).unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let result = a.transaction(|tx| {
+            let n: i64 = tx.meta_get("n")?.unwrap().parse().unwrap();
+            // The other writer tries now; it must not commit before this transaction does.
+            std::thread::spawn(move || done_tx.send(b.transaction(|tx| tx.meta_set("other", "1")).is_ok()));
+            let meanwhile = done.recv_timeout(std::time::Duration::from_millis(300));
+            assert!(meanwhile.is_err(), "the other writer committed inside this transaction");
+            tx.meta_set("n", &(n + 1).to_string())
+        });
+        result.unwrap();
+        assert!(done.recv_timeout(std::time::Duration::from_secs(10)).unwrap(), "the other writer failed");
+        a.read(|tx| {
+            assert_eq!(tx.meta_get("n")?.as_deref(), Some("1"));
+            assert_eq!(tx.meta_get("other")?.as_deref(), Some("1"));
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
     }
 
     #[test]
