@@ -10,16 +10,24 @@ Scenarios (8 connections, wrk, 10 s each unless --seconds):
   group          DescribeSecurityGroups for one group
 and, on one connection from Python, RunInstances + TerminateInstances pairs per second.
 
-Usage: python3 bench/api_load.py [--fleets 1000,10000,50000] [--seconds 10] [--svg bench/api_load.svg]
+Each fleet size has a server of its own (Corral: its own state dir), grown once. Then every
+server is measured once per round (--rounds, 3 by default), the others stopped with SIGSTOP,
+in the fleets' order and backwards in the next round; each figure is the median of its rounds.
+On this machine identical runs differ by up to 15% and a run drifts as it goes; measured one
+fleet after the other, that drift showed up as a ratio between fleet sizes.
+
+Usage: python3 bench/api_load.py [--fleets 1000,10000,50000] [--seconds 10] [--rounds 3] [--svg bench/api_load.svg]
        python3 bench/api_load.py --plot bench/api_load.json   (redraws the SVG from saved figures)
 A server that fails a step (moto does not answer DescribeInstances within the client's timeout
 at 10,000 instances) is reported and left out of the larger fleets; the figures so far are
 saved to bench/api_load.json after every step.
 Needs: wrk (apt install wrk), moto[server], a release build (CORRAL_BIN or target/release/corral).
-Prints a table with ratios, each server's RSS, and draws req/s against fleet size as SVG.
+Prints each round, then the medians with ratios (Corral against moto at each fleet size, and
+Corral against its own figures at the first fleet size, the issue's target), each server's RSS,
+and draws req/s against fleet size as SVG.
 Then Corral is started again on the largest fleet's state, and its RSS read once it is idle.
 """
-import argparse, os, re, shutil, subprocess, sys, tempfile, time
+import argparse, os, re, shutil, signal, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_bench as ab  # noqa: E402
@@ -228,10 +236,35 @@ def load(path):
             for r in rows}
 
 
+def settle(pid, deadline=180):
+    """Waits until a server uses under 2% of its core for a second (after SIGCONT, Corral's
+    reconciler first makes up the full pass it missed while stopped)."""
+    ticks = lambda: sum(int(x) for x in open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[11:13])
+    t = time.time()
+    while time.time() - t < deadline:
+        a = ticks(); time.sleep(1); b = ticks()
+        if b - a < 2:  # clock ticks of 10 ms
+            return
+    raise RuntimeError(f"server {pid} still busy after {deadline} s")
+
+
+def median_round(rounds):
+    """Per scenario, the median of the rounds' req/s and the median of their p99s."""
+    import statistics
+    return {k: (statistics.median(r[k][0] for r in rounds), statistics.median(r[k][1] for r in rounds))
+            for k in rounds[0]}
+
+
+def line(r):
+    return ("  ".join(f"{sc} {r[sc][0]:8.1f}/s p99 {r[sc][1]:7.1f} ms" for sc in SCENARIOS)
+            + f"  run+terminate {r['pairs'][0]:6.1f} pairs/s")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fleets", default="1000,10000,50000")
     ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--rounds", type=int, default=3, help="measurements of each server, interleaved; the median is reported")
     ap.add_argument("--svg", default=os.path.join(ab.ROOT, "bench", "api_load.svg"))
     ap.add_argument("--skip-moto", action="store_true")
     ap.add_argument("--moto-max", type=int, default=10000, help="largest fleet moto is asked to grow to")
@@ -253,47 +286,80 @@ def main():
     tmp = tempfile.mkdtemp(prefix="corral-load-")
     procs = []
     try:
-        cp, ce, cami = ab.start_corral(tmp); procs.append(cp)
-        servers = [(cp, ce, cami)]
-        if not a.skip_moto:
-            mp, me, mami = ab.start_moto(); procs.append(mp)
-            servers.append((mp, me, mami))
-        for p, _, _ in servers:
-            subprocess.run(["taskset", "-a", "-pc", "0", str(p.pid)], check=True, capture_output=True)
-        results = {}
-        failed = set()
+        # One server per fleet size (its own state dir for Corral), grown once, then stopped
+        # (SIGSTOP) while the others grow or are measured.
+        cells = []
         for n in fleets:
-            for p, e, ami in servers:
-                if e.name in failed or (e.name == "moto" and n > a.moto_max):
+            for kind in ("corral", "moto"):
+                if kind == "moto" and (a.skip_moto or n > a.moto_max):
                     continue
+                state = os.path.join(tmp, f"{kind}-{n}")
+                if kind == "corral":
+                    os.makedirs(state)
+                    p, e, ami = ab.start_corral(state)
+                else:
+                    p, e, ami = ab.start_moto()
+                procs.append(p)
+                subprocess.run(["taskset", "-a", "-pc", "0", str(p.pid)], check=True, capture_output=True)
                 try:
                     grow(e, ami, n)
                     params = scenario_params(e)
-                    r = {sc: wrk(e, *params[sc], a.seconds, tmp) for sc in SCENARIOS}
-                    r["pairs"] = (pairs(e, ami), 0)
                 except Exception as err:  # a server that cannot keep up is reported, not fatal
-                    print(f"{n:>7,} {e.name:6s} failed: {err!r:.200}", flush=True)
-                    failed.add(e.name)
+                    print(f"{n:>7,} {e.name:6s} failed to grow: {err!r:.200}", flush=True)
+                    p.kill(); p.wait(); procs.remove(p)
                     continue
-                r["rss"] = rss_mib(p.pid)
-                results[(e.name, n)] = r
+                print(f"{n:>7,} {e.name:6s} grown", flush=True)
+                p.send_signal(signal.SIGSTOP)
+                cells.append({"name": kind, "n": n, "p": p, "e": e, "ami": ami, "params": params, "state": state, "rounds": []})
+        # Rounds: every server measured once per round, in the order of the fleets, then
+        # backwards in the next round, so that a machine that drifts during the run weighs on
+        # every fleet alike; each figure is the median of its rounds.
+        results = {}
+        for k in range(a.rounds):
+            for c in (cells if k % 2 == 0 else cells[::-1]):
+                p, e = c["p"], c["e"]
+                p.send_signal(signal.SIGCONT)
+                try:
+                    settle(p.pid)
+                    r = {sc: wrk(e, *c["params"][sc], a.seconds, tmp) for sc in SCENARIOS}
+                    r["pairs"] = (pairs(e, c["ami"]), 0)
+                except Exception as err:
+                    print(f"{c['n']:>7,} {e.name:6s} round {k + 1} failed: {err!r:.200}", flush=True)
+                    continue
+                finally:
+                    p.send_signal(signal.SIGSTOP)
+                c["rounds"].append(r)
+                print(f"{c['n']:>7,} {e.name:6s} round {k + 1}  " + line(r), flush=True)
+                results[(c["name"], c["n"])] = {**median_round(c["rounds"]), "rss": rss_mib(p.pid), "rounds": c["rounds"]}
                 save(results, a.json)
-                print(f"{n:>7,} {e.name:6s} " + "  ".join(f"{sc} {r[sc][0]:8.1f}/s p99 {r[sc][1]:7.1f} ms" for sc in SCENARIOS)
-                      + f"  run+terminate {r['pairs'][0]:6.1f} pairs/s  RSS {r['rss']:6.0f} MiB", flush=True)
-            if ("moto", n) in results:
+        print(f"medians of {a.rounds} rounds:")
+        base = results.get(("corral", fleets[0]))
+        for n in fleets:
+            for name in ("corral", "moto"):
+                if (name, n) in results:
+                    r = results[(name, n)]
+                    print(f"{n:>7,} {name:6s} " + line(r) + f"  RSS {r['rss']:6.0f} MiB", flush=True)
+            if ("corral", n) in results and ("moto", n) in results:
                 c, m = results[("corral", n)], results[("moto", n)]
                 ratio = lambda sc: f"x{c[sc][0] / m[sc][0]:.2f}" if m[sc][0] else "(moto: none in time)"
-                print(f"{n:>7,} ratio  " + "  ".join(f"{sc} {ratio(sc)}" for sc in SCENARIOS + ["pairs"]), flush=True)
-        if ("corral", fleets[-1]) in results and not a.no_restart:
+                print(f"{n:>7,} corral/moto  " + "  ".join(f"{sc} {ratio(sc)}" for sc in SCENARIOS + ["pairs"]), flush=True)
+            if base and n != fleets[0] and ("corral", n) in results:
+                c = results[("corral", n)]
+                print(f"{n:>7,} corral/corral at {fleets[0]:,}  "
+                      + "  ".join(f"{sc} {c[sc][0] / base[sc][0]:.2f}" for sc in SCENARIOS + ["pairs"]), flush=True)
+        largest = next((c for c in reversed(cells) if c["name"] == "corral"), None)
+        if largest and ("corral", largest["n"]) in results and not a.no_restart:
+            cp = largest["p"]
             procs.remove(cp); cp.kill(); cp.wait()
-            cp, idle_after, rss = restart_rss(tmp); procs.append(cp)
-            results[("corral", fleets[-1])]["rss_restart"] = rss
+            cp, idle_after, rss = restart_rss(largest["state"]); procs.append(cp)
+            results[("corral", largest["n"])]["rss_restart"] = rss
             save(results, a.json)
-            print(f"{fleets[-1]:>7,} corral restarted on its state: idle after {idle_after:.0f} s, RSS {rss:.0f} MiB", flush=True)
+            print(f"{largest['n']:>7,} corral restarted on its state: idle after {idle_after:.0f} s, RSS {rss:.0f} MiB", flush=True)
         svg(results, fleets, a.svg)
         print(f"plot: {a.svg}")
     finally:
         for p in procs:
+            p.send_signal(signal.SIGCONT)
             p.kill(); p.wait()
 
 
