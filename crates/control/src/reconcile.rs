@@ -39,7 +39,10 @@ const HOST_RESYNC: Duration = Duration::from_secs(30);
 /// What one reconciler pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pass {
-    /// Instances it looked at.
+    /// Whether it was a backstop pass, which looks for changes no event reported among
+    /// every instance (see `reconcile_queue.rs`).
+    pub backstop: bool,
+    /// Instances it looked at (read and decided on).
     pub examined: usize,
     /// Host actions it took (starts, stops, destroys).
     pub actions: usize,
@@ -53,6 +56,15 @@ enum Action {
     Start,
     Stop { force: bool },
     Destroy,
+}
+
+/// Whether an instance needs nothing: what [`decide`] would do is nothing and changes nothing.
+fn idle(inst: &InstanceRecord, vm: Option<&VmStatus>, now: &str) -> bool {
+    if inst.state == InstanceState::Terminated && vm.is_none() {
+        return true;
+    }
+    let mut probe = inst.clone();
+    decide(&mut probe, vm, now) == Action::None && probe == *inst
 }
 
 fn decide(r: &mut InstanceRecord, vm: Option<&VmStatus>, now: &str) -> Action {
@@ -201,15 +213,26 @@ impl Control {
         }
     }
 
-    /// Every instance, read a page per transaction so the API is not held up behind one long
-    /// read of the whole fleet.
-    fn instances_all(&self) -> Result<Vec<InstanceRecord>> {
-        let mut out = Vec::new();
-        self.store.read_pages(PAGE, InstanceRecord::page, |_, page| {
-            out.extend(page.into_iter().map(|(_, r)| r));
-            Ok::<_, Error>(())
-        })?;
-        Ok(out)
+    /// The next pass is a backstop pass, as the first after start is.
+    pub fn reconcile_everything_next(&self) {
+        self.work.mark_all();
+    }
+
+    /// For a backstop pass: the instances it looks at (those not settled as they are now,
+    /// see `reconcile_queue.rs`), and the id of every instance. The revisions are read a
+    /// page per transaction so the API is not held up behind one long read of the fleet.
+    fn instances_unsettled(&self) -> Result<(Vec<InstanceRecord>, Vec<String>)> {
+        let mut revisions = Vec::new();
+        self.store.read_pages(
+            PAGE,
+            |tx, after, n| tx.instance_revisions(after, n),
+            |_, page| {
+                revisions.extend(page.into_iter().map(|(_, r)| r));
+                Ok::<_, Error>(())
+            },
+        )?;
+        let instances = self.instances_with_ids(&self.work.unsettled(&revisions))?;
+        Ok((instances, revisions.into_iter().map(|(id, _)| id).collect()))
     }
 
     /// These instances (those that exist), a page of ids per transaction: after a big launch
@@ -235,24 +258,27 @@ impl Control {
             Work::All => true,
             Work::Only(ids) => ids.len() > PAGE,
         };
-        let instances: Vec<InstanceRecord> = fleet_sized(heavy, || match &work {
-            Work::All => self.instances_all(),
-            Work::Only(ids) => self.instances_with_ids(ids),
+        // On a backstop pass, `every` is the id of every instance.
+        let (instances, every) = fleet_sized(heavy, || match &work {
+            Work::All => self.instances_unsettled(),
+            Work::Only(ids) => Ok((self.instances_with_ids(ids)?, Vec::new())),
         })?;
         let (host_in_sync, host_parts) = self.host_sync(&instances).await;
         let now = crate::now_iso();
-        let mut pass = Pass { examined: instances.len(), actions: 0, host_parts };
-        // Cheap checks outside a transaction: most instances need nothing.
+        let mut pass = Pass { backstop: full, examined: instances.len(), actions: 0, host_parts };
+        // Cheap checks outside a transaction: most instances need nothing, and are settled
+        // as they are, so the backstop passes skip them until they change.
         let due: Vec<&InstanceRecord> = fleet_sized(heavy, || {
             instances
                 .iter()
                 .filter(|inst| {
                     let vm = self.work.vm(&inst.instance_id);
-                    if inst.state == InstanceState::Terminated && vm.is_none() {
-                        return false;
+                    let idle = idle(inst, vm.as_ref(), &now);
+                    match idle {
+                        true => self.work.settle(&inst.instance_id, inst.rev, vm.as_ref()),
+                        false => self.work.unsettle(&inst.instance_id),
                     }
-                    let mut probe = (*inst).clone();
-                    !(decide(&mut probe, vm.as_ref(), &now) == Action::None && probe == **inst)
+                    !idle
                 })
                 .collect()
         });
@@ -291,9 +317,17 @@ impl Control {
                     Action::Start => (tx.image_get(&r.image_id)?, nics_of(tx, &r.instance_id)?),
                     _ => (None, Vec::new()),
                 };
+                // Written and needing nothing more (as a launch that is now running): settled
+                // at the revision the store gave it, so the backstop does not read it again.
+                if action == Action::None {
+                    r.rev = tx.instance_rev(&r.instance_id)?.unwrap_or(r.rev);
+                }
                 Ok(Some((r, action, image, nics, doomed)))
             })?;
             let Some((rec, action, image, nics, doomed)) = decided else { continue };
+            if action == Action::None && idle(&rec, vm, &now) {
+                self.work.settle(&rec.instance_id, rec.rev, vm);
+            }
             self.layers_delete(doomed).await;
             if action == Action::Start && !nics.is_empty() && !host_in_sync {
                 // Its taps may not exist yet; the next pass tries again.
@@ -310,11 +344,14 @@ impl Control {
         }
         // VMs with no instance at all (left by a crash between steps, or a deleted record):
         // among every VM on a full pass, among those looked at otherwise.
-        let orphans: Vec<String> = fleet_sized(heavy, || {
-            let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
-            match work {
-                Work::All => self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect(),
-                Work::Only(ids) => ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect(),
+        let orphans: Vec<String> = fleet_sized(heavy, || match work {
+            Work::All => {
+                let known: HashSet<&str> = every.iter().map(String::as_str).collect();
+                self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect()
+            }
+            Work::Only(ids) => {
+                let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+                ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect()
             }
         });
         for id in orphans {
@@ -329,7 +366,7 @@ impl Control {
         }
         self.chains_collapse_if_dirty();
         if heavy {
-            drop(instances);
+            drop((instances, every));
             fleet_sized(true, give_back_memory);
         }
         Ok(pass)

@@ -4,8 +4,17 @@
 //! at start and every [`FULL_EVERY`] as a backstop, every instance. The queue also keeps the
 //! agent's VMs as last reported, so a pass reads the VMs of the instances it looks at without
 //! listing them all.
+//!
+//! The backstop does not read every instance either: the queue keeps, for each instance a
+//! pass found needing nothing, the revision it had and the generation of its VM then
+//! ([`WorkQueue::settle`]). A full pass reads the revision of every instance (no record is
+//! decoded) and looks only at those whose revision or VM differ from what was settled: the
+//! store raises an instance's revision with every write to it, so a change that marked
+//! nothing is still found. At 50,000 instances that pass cost about 1.3 G instructions
+//! when it read every record (callgrind), a third of a second of the core every 30 s.
 
 use corral_agent_api::{VmChanges, VmStatus};
+use rustc_hash::FxHashMap;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -29,6 +38,16 @@ pub(crate) struct WorkQueue {
     vms: Mutex<HashMap<String, VmStatus>>,
     /// The generation of the last report, to ask the agent what changed since.
     since: Mutex<Option<u64>>,
+    /// The instances a pass found needing nothing, with what they were then.
+    settled: Mutex<FxHashMap<String, Settled>>,
+}
+
+/// What an instance was when a pass found it needing nothing: its revision, and the
+/// generation of its VM (`None`: it had none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Settled {
+    rev: u64,
+    vm: Option<u64>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -44,7 +63,37 @@ impl WorkQueue {
             last_full: Mutex::default(),
             vms: Mutex::default(),
             since: Mutex::default(),
+            settled: Mutex::default(),
         }
+    }
+
+    /// The next pass looks at every instance, as the first does.
+    pub fn mark_all(&self) {
+        self.full.store(true, Ordering::SeqCst);
+    }
+
+    /// A pass found this instance, at revision `rev` with this VM, needing nothing.
+    pub fn settle(&self, id: &str, rev: u64, vm: Option<&VmStatus>) {
+        lock(&self.settled).insert(id.to_string(), Settled { rev, vm: vm.map(|v| v.generation) });
+    }
+
+    /// A pass acted on this instance (or it is gone): the next full pass looks at it.
+    pub fn unsettle(&self, id: &str) {
+        lock(&self.settled).remove(id);
+    }
+
+    /// Of these instances (id and revision: every instance there is), those a full pass
+    /// must look at: all but the settled ones whose revision and VM are as they were. The
+    /// settled instances not among them are forgotten.
+    pub fn unsettled(&self, all: &[(String, u64)]) -> Vec<String> {
+        let vms = lock(&self.vms);
+        let mut settled = lock(&self.settled);
+        let now: HashSet<&str> = all.iter().map(|(id, _)| id.as_str()).collect();
+        settled.retain(|id, _| now.contains(id.as_str()));
+        all.iter()
+            .filter(|(id, rev)| settled.get(id) != Some(&Settled { rev: *rev, vm: vms.get(id).map(|v| v.generation) }))
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     pub fn mark(&self, ids: impl IntoIterator<Item = String>) {
@@ -148,6 +197,28 @@ mod tests {
         // i-2's VM is gone.
         assert_eq!(q.take(q.vm_report(all(&[vm("i-1", 2)]))), Work::Only(vec!["i-2".into()]));
         assert_eq!(q.vm("i-2"), None);
+    }
+
+    /// A backstop pass looks at an instance unless it was settled at the revision it has
+    /// now with the VM it has now.
+    #[test]
+    fn a_settled_instance_is_looked_at_again_when_its_revision_or_its_vm_changes() {
+        let q = WorkQueue::new();
+        q.take(q.vm_report(all(&[vm("i-1", 1), vm("i-2", 1)])));
+        let every = |revs: &[(&str, u64)]| revs.iter().map(|(id, r)| (id.to_string(), *r)).collect::<Vec<_>>();
+        assert_eq!(q.unsettled(&every(&[("i-1", 3), ("i-2", 4), ("i-3", 0)])), ["i-1", "i-2", "i-3"], "nothing settled yet");
+        q.settle("i-1", 3, q.vm("i-1").as_ref());
+        q.settle("i-2", 4, q.vm("i-2").as_ref());
+        q.settle("i-3", 0, None);
+        assert!(q.unsettled(&every(&[("i-1", 3), ("i-2", 4), ("i-3", 0)])).is_empty());
+        // A write to i-1, a new generation of i-2's VM, a VM for i-3.
+        assert_eq!(q.unsettled(&every(&[("i-1", 4), ("i-2", 4), ("i-3", 0)])), ["i-1"]);
+        q.vm_report(VmChanges { vms: vec![vm("i-2", 2), vm("i-3", 2)], gone: vec![], complete: false, generation: 11 });
+        assert_eq!(q.unsettled(&every(&[("i-1", 3), ("i-2", 4), ("i-3", 0)])), ["i-2", "i-3"]);
+        // Acted on, then gone: looked at again, then forgotten.
+        q.unsettle("i-1");
+        assert_eq!(q.unsettled(&every(&[("i-1", 3)])), ["i-1"]);
+        assert_eq!(lock(&q.settled).len(), 0, "i-2 and i-3 are gone from the store");
     }
 
     #[test]

@@ -234,16 +234,18 @@ impl Tx<'_> {
     /// is unchanged (every write to the row or to what it shows raises it, migration 8), one
     /// probe of the row, else the row read again; `None` when it is gone.
     pub fn instance_current(&self, read: &InstanceRecord) -> Result<Option<InstanceRecord>> {
-        let rev: Option<i64> = self
-            .tx
-            .prepare_cached("SELECT rev FROM instances WHERE instance_id = ?1")?
-            .query_row([&read.instance_id], |r| r.get(0))
-            .optional()?;
-        match rev {
+        match self.instance_rev(&read.instance_id)? {
             None => Ok(None),
-            Some(rev) if rev as u64 == read.rev => Ok(Some(read.clone())),
+            Some(rev) if rev == read.rev => Ok(Some(read.clone())),
             Some(_) => self.instance_get(&read.instance_id),
         }
+    }
+
+    /// An instance's revision as it is now (`None`: there is no such instance).
+    pub fn instance_rev(&self, id: &str) -> Result<Option<u64>> {
+        let rev: Option<i64> =
+            self.tx.prepare_cached("SELECT rev FROM instances WHERE instance_id = ?1")?.query_row([id], |r| r.get(0)).optional()?;
+        Ok(rev.map(|r| r as u64))
     }
 
     pub fn instance_get(&self, id: &str) -> Result<Option<InstanceRecord>> {
@@ -290,6 +292,18 @@ impl Tx<'_> {
             out.push((pos, rec?));
         }
         Ok(out)
+    }
+
+    /// Up to `limit` instances after position `after` in the table's own order (not launch
+    /// order), each as its id and revision: what the reconciler's backstop pass compares with
+    /// what it last found settled, without decoding a record.
+    pub fn instance_revisions(&self, after: i64, limit: usize) -> Result<Vec<(i64, (String, u64))>> {
+        let mut st = self.tx.prepare_cached("SELECT rowid, instance_id, rev FROM instances WHERE rowid > ?1 ORDER BY rowid LIMIT ?2")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = st.query_map(rusqlite::params![after, limit], |r| {
+            Ok((r.get::<_, i64>(0)?, (r.get::<_, String>(1)?, r.get::<_, i64>(2)? as u64)))
+        })?;
+        Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
     }
 
     /// Terminated instances (those that may have expired).
