@@ -8,6 +8,7 @@
 
 use crate::fleet_work::{fleet_sized, give_back_memory, PAGE};
 use crate::host::{InstancePart, Lookups, VpcPart};
+use crate::vector_edit::{insert_at, remove_at};
 use crate::Control;
 use corral_agent_api::metadata::InstanceView;
 use corral_agent_api::net::{DesiredNet, PortSpec};
@@ -83,23 +84,23 @@ impl HostCache {
             if let Some(list) = ports.get_mut(&o.vpc_id) {
                 let at = first_of(list, o.order, |p| order_of(&p.instance_id));
                 while list.get(at).is_some_and(|p| p.instance_id == id) {
-                    list.remove(at);
+                    remove_at(list, at);
                 }
             }
             let at = first_of(views, o.order, |v| order_of(&v.instance_id));
             if views.get(at).is_some_and(|v| v.instance_id == id) {
-                views.remove(at);
+                remove_at(views, at);
             }
         }
         if let Some(p) = &part {
             let list = ports.entry(p.vpc_id.clone()).or_default();
             let at = first_of(list, p.order, |x| order_of(&x.instance_id));
             for (k, port) in p.ports.iter().enumerate() {
-                list.insert(at + k, Arc::clone(port));
+                insert_at(list, at + k, Arc::clone(port));
             }
             if let Some(v) = &p.view {
                 let at = first_of(views, p.order, |x| order_of(&x.instance_id));
-                views.insert(at, Arc::clone(v));
+                insert_at(views, at, Arc::clone(v));
             }
         }
         match part {

@@ -49,6 +49,7 @@ mod storage_recover;
 pub mod subnet;
 pub mod sweep;
 pub mod tag;
+mod vector_edit;
 pub mod volume;
 mod volume_attach;
 mod volume_launch;
