@@ -26,7 +26,7 @@ use crate::{limits, Control};
 use corral_agent_api::{BootMode, NicSpec, VmSpec, VmState, VmStatus};
 use corral_store::{Desired, InstanceRecord, Listed};
 use corral_types::{Error, InstanceState, Result};
-use std::collections::HashSet;
+use rustc_hash::FxHashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -346,11 +346,11 @@ impl Control {
         // among every VM on a full pass, among those looked at otherwise.
         let orphans: Vec<String> = fleet_sized(heavy, || match work {
             Work::All => {
-                let known: HashSet<&str> = every.iter().map(String::as_str).collect();
+                let known: FxHashSet<&str> = every.iter().map(String::as_str).collect();
                 self.work.vm_ids().into_iter().filter(|id| !known.contains(id.as_str())).collect()
             }
             Work::Only(ids) => {
-                let known: HashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
+                let known: FxHashSet<&str> = instances.iter().map(|i| i.instance_id.as_str()).collect();
                 ids.into_iter().filter(|id| self.work.vm(id).is_some() && !known.contains(id.as_str())).collect()
             }
         });
