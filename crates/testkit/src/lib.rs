@@ -2,6 +2,9 @@
 //! simulated agent, the API on a free loopback port, and a client that signs requests with
 //! SigV4 the way the SDKs do. Also the helpers to wait on conditions with a deadline.
 
+mod rng;
+pub use rng::Rng;
+
 use corral_agent::sim::SimAgent;
 use corral_control::{Cloud, Control, ControlConfig, Seed};
 use std::future::Future;

@@ -3,24 +3,9 @@
 //! evaluation of the same filters over the whole fleet returns, on random fleets in two VPCs,
 //! paged or not. The plain evaluation here uses EC2's wildcard rules directly.
 
-use corral_testkit::TestContext;
+use corral_testkit::{Rng, TestContext};
 use corral_types::wildcard;
 use std::collections::{BTreeMap, BTreeSet};
-
-/// A small deterministic generator (xorshift), so a failure can be replayed with its seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
-        from[(self.next() % from.len() as u64) as usize]
-    }
-}
 
 #[derive(Debug)]
 struct Seen {
