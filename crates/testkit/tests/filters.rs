@@ -136,7 +136,7 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
     let mut ids = Vec::new();
     for _ in 0..40 {
         let mut params = vec![("InstanceType".to_string(), rng.pick(&types).to_string())];
-        match rng.next() % 5 {
+        match rng.next_u64() % 5 {
             0 => {
                 params.push(("SubnetId".into(), other_subnet.clone()));
                 params.push(("SecurityGroupId.1".into(), other_group.clone()));
@@ -148,7 +148,7 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
                 }
             }
         }
-        let tags = rng.next() % 3;
+        let tags = rng.next_u64() % 3;
         if tags > 0 {
             params.push(("TagSpecification.1.ResourceType".into(), "instance".into()));
         }
@@ -190,13 +190,13 @@ async fn stored_filters_select_what_a_plain_evaluation_selects() {
     let mut nonempty = 0;
     for round in 0..90 {
         let mut filters: Vec<(String, Vec<String>)> = Vec::new();
-        for _ in 0..=(rng.next() % 2) {
+        for _ in 0..=(rng.next_u64() % 2) {
             let some =
-                |rng: &mut Rng, from: &[&str]| -> Vec<String> { (0..=(rng.next() % 2)).map(|_| rng.pick(from).to_string()).collect() };
+                |rng: &mut Rng, from: &[&str]| -> Vec<String> { (0..=(rng.next_u64() % 2)).map(|_| rng.pick(from).to_string()).collect() };
             let from = |rng: &mut Rng, from: &[String]| -> Vec<String> {
-                (0..=(rng.next() % 2)).map(|_| from[(rng.next() % from.len() as u64) as usize].clone()).collect()
+                (0..=(rng.next_u64() % 2)).map(|_| from[(rng.next_u64() % from.len() as u64) as usize].clone()).collect()
             };
-            let filter = match rng.next() % 9 {
+            let filter = match rng.next_u64() % 9 {
                 5 => ("vpc-id".to_string(), from(&mut rng, &vpcs)),
                 6 => ("subnet-id".to_string(), from(&mut rng, &subnets)),
                 7 => (rng.pick(&["group-id", "instance.group-id"]).to_string(), from(&mut rng, &groups)),
