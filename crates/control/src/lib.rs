@@ -37,6 +37,7 @@ mod permission;
 pub mod placement_group;
 pub mod quota;
 pub mod reconcile;
+mod reconcile_decide;
 mod reconcile_queue;
 pub mod region;
 mod route;
