@@ -348,7 +348,68 @@ impl Tx<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::{BY_RESERVATION, COLS, TERMINATED};
+    use super::{InstanceRecord, BY_RESERVATION, COLS, TERMINATED};
+    use crate::{Desired, Store};
+    use corral_types::InstanceState;
+
+    fn instance(id: &str) -> InstanceRecord {
+        InstanceRecord {
+            instance_id: id.into(),
+            reservation_id: "r-1".into(),
+            image_id: "ami-1".into(),
+            instance_type: "t3.micro".into(),
+            vcpus: 2,
+            memory_mib: 1024,
+            key_name: None,
+            state: InstanceState::Running,
+            desired: Desired::Running,
+            force_stop: false,
+            state_reason_code: None,
+            state_reason_message: None,
+            state_transition_reason: String::new(),
+            availability_zone: "local-1a".into(),
+            launch_time: "2026-01-01T00:00:00.000Z".into(),
+            ami_launch_index: 0,
+            user_data: None,
+            client_token: None,
+            disable_api_termination: false,
+            shutdown_behavior: "stop".into(),
+            host: "h".into(),
+            observed_generation: 0,
+            terminated_at: None,
+            seq: 0,
+            metadata: Default::default(),
+            options: Default::default(),
+            rev: 0,
+        }
+    }
+
+    /// The backstop pass's walk: page after page, every instance once, with the revision each
+    /// has now (raised by a write; a deleted instance is not there).
+    #[test]
+    fn revisions_are_read_page_by_page_each_instance_once_with_its_revision() {
+        let store = Store::open_in_memory().unwrap();
+        let ids: Vec<String> = (0..8).map(|i| format!("i-{i:017x}")).collect();
+        store.transaction(|tx| ids.iter().try_for_each(|id| tx.instance_insert(&instance(id)))).unwrap();
+        let mut stopped = store.read(|tx| tx.instance_get(&ids[2])).unwrap().unwrap();
+        stopped.desired = Desired::Stopped;
+        store.transaction(|tx| tx.instance_update(&stopped)).unwrap();
+        store.transaction(|tx| tx.instance_delete(&ids[7])).unwrap();
+        let mut pages = Vec::new();
+        store
+            .read_pages(
+                3,
+                |tx, after, n| tx.instance_revisions(after, n),
+                |_, page| {
+                    pages.push(page.into_iter().map(|(_, r)| r).collect::<Vec<_>>());
+                    Ok::<_, crate::StoreError>(())
+                },
+            )
+            .unwrap();
+        assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [3, 3, 1]);
+        let want: Vec<(String, u64)> = ids[..7].iter().enumerate().map(|(i, id)| (id.clone(), u64::from(i == 2))).collect();
+        assert_eq!(pages.concat(), want);
+    }
 
     #[test]
     fn the_terminated_are_read_from_their_index_not_the_fleet() {
