@@ -86,9 +86,16 @@ pub struct Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
+        // Whether it was still running when the test ended, and if not how it ended (a signal
+        // or an exit code): a server gone without a line in its log left only "connection
+        // refused" to go on (e2e_import, once).
+        let gone = self.child.try_wait().ok().flatten();
         let _ = self.child.kill();
         let _ = self.child.wait();
         if std::thread::panicking() {
+            if let Some(status) = gone {
+                eprintln!("--- corral serve had already ended: {status} ---");
+            }
             let log = std::fs::read_to_string(&self.log).unwrap_or_default();
             let tail: Vec<&str> = log.lines().filter(|l| !l.contains(" request ")).rev().take(60).collect();
             eprintln!("--- corral serve log (last lines) ---");
