@@ -2,7 +2,7 @@
 //! a private state directory (0700), one serve per state directory (a second on the same directory is refused at once, saying
 //! why, while the first runs), and `corral credentials create | list | revoke` (a created key
 //! signs requests at once, a revoked one is refused from the next request on, and the last key
-//! cannot be revoked).
+//! cannot be revoked), and serve living on while such commands open its store.
 
 use corral_testkit::Client;
 use std::path::Path;
@@ -100,6 +100,57 @@ async fn keys_are_created_listed_and_revoked_at_once() {
     assert!(String::from_utf8_lossy(&last.stderr).contains("last access key"));
     as_root.call("DescribeRegions", &[]).await.ok();
 
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+/// Commands beside a running serve open its store (`corral credentials`, `corral images
+/// import`). Each is a second process on the same SQLite file: it must find serve's lock on
+/// the shared memory and leave that memory alone. Before 2026-12-05 serve dropped its own lock
+/// at start (it narrowed `corral.db-shm`'s mode through a descriptor it then closed, and POSIX
+/// locks go with any closed descriptor), so the next command truncated the memory serve had
+/// mapped, and serve died of SIGBUS within a few hundred such commands.
+#[tokio::test(flavor = "multi_thread")]
+async fn serve_lives_through_commands_that_open_its_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = serve(dir.path());
+    let addr = wait_for_endpoint(dir.path());
+    let root = key_of(&corral(dir.path(), &["credentials"]));
+    let c = Client::new(addr, &root.0, &root.1);
+
+    // The API reads the store all along (each read maps the shared memory's header).
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = tokio::spawn({
+        let (c, done) = (c.clone(), done.clone());
+        async move {
+            let mut calls = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                if c.try_call("DescribeInstances", &[]).await.is_err() {
+                    return Err(format!("the API stopped answering after {calls} calls"));
+                }
+                calls += 1;
+            }
+            Ok(calls)
+        }
+    });
+    let state = dir.path().to_path_buf();
+    let opened = tokio::task::spawn_blocking(move || {
+        for n in 0..1000 {
+            let out = corral(&state, &["credentials", "list"]);
+            if !out.status.success() {
+                return Err(format!("command {n} failed: {}", String::from_utf8_lossy(&out.stderr)));
+            }
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let calls = reader.await.unwrap();
+    let status = server.try_wait().unwrap();
+    assert_eq!(status, None, "serve ended while commands opened its store ({opened:?}, {calls:?})");
+    opened.unwrap();
+    assert!(calls.unwrap() > 0);
     server.kill().unwrap();
     server.wait().unwrap();
 }

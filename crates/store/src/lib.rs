@@ -107,12 +107,13 @@ impl Store {
             store.lock().pragma_update(None, "synchronous", "FULL")?;
         }
         // SQLite gives its WAL and shared-memory files the database file's mode; older ones
-        // made before this are narrowed too.
+        // made before this are narrowed too, by name: a descriptor opened and closed here would
+        // take the connection's POSIX locks with it (see `private`).
         for suffix in ["-wal", "-shm"] {
             let mut p = path.as_os_str().to_owned();
             p.push(suffix);
             if Path::new(&p).exists() {
-                private(Path::new(&p)).map_err(failed)?;
+                narrow(Path::new(&p)).map_err(failed)?;
             }
         }
         Ok(store)
@@ -202,9 +203,24 @@ impl Store {
 
 /// Makes `path` readable and writable by its owner only (creating it empty if it is not
 /// there): the store holds the secret access keys.
+/// Makes the database file its owner's alone (0600), creating it so if it is not there.
+///
+/// POSIX locks belong to a process, not to a descriptor: closing any descriptor of a file
+/// releases every lock the process holds on it, SQLite's included. So a file that may already
+/// be open in this process (another `Store` on the same path) is never opened here, only
+/// changed by name; a new one is created with `O_EXCL`, which no connection can have open.
 fn private(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => narrow(path),
+        Err(e) => Err(e),
+    }
+}
+
+/// Mode 0600, set by name (no descriptor, so no lock dropped).
+fn narrow(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
 }
 
@@ -302,6 +318,38 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
         let _s = Store::open(&path).unwrap();
         assert_eq!(mode(""), 0o600);
+    }
+
+    /// SQLite holds a shared lock on a byte of the `-shm` file for as long as a connection is
+    /// open, so that a process opening the store later knows not to reset the shared memory
+    /// that others have mapped. POSIX locks belong to the process and go when any descriptor of
+    /// the file is closed: opening and closing `-shm` (or the database) alongside SQLite drops
+    /// them, and the next process to open the store truncates `-shm` under this one, which then
+    /// dies of SIGBUS. (It did: `corral serve`, while `corral images import` opened its store.)
+    #[test]
+    fn an_open_store_keeps_its_shared_memory_lock() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corral.db");
+        let locked = |suffix: &str| {
+            let inode = std::fs::metadata(format!("{}{suffix}", path.display())).unwrap().ino();
+            let pid = std::process::id().to_string();
+            std::fs::read_to_string("/proc/locks").unwrap().lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let at = f.iter().position(|w| *w == "POSIX");
+                at.is_some_and(|i| f.get(i + 3) == Some(&pid.as_str()) && f.get(i + 4).is_some_and(|d| d.ends_with(&format!(":{inode}"))))
+            })
+        };
+        // A new store, then the same one opened again (its `-wal` and `-shm` there already),
+        // and then a second connection beside the first.
+        let s = Store::open(&path).unwrap();
+        s.transaction(|tx| tx.meta_set("a", "1")).unwrap();
+        assert!(locked("-shm"), "a new store's connection holds no lock on -shm");
+        let again = Store::open(&path).unwrap();
+        assert!(locked("-shm"), "opening the store a second time dropped the first's lock on -shm");
+        drop(s);
+        assert!(locked("-shm"), "the second connection holds no lock on -shm");
+        assert_eq!(again.read(|tx| tx.meta_get("a")).unwrap().as_deref(), Some("1"));
     }
 
     #[test]
