@@ -24,7 +24,7 @@ impl Described for Subnet {
     /// Each subnet with its free addresses: its usable hosts less its interfaces.
     fn assemble(tx: &corral_store::Tx<'_>, recs: Vec<SubnetRecord>, tags: &mut TagMap) -> Result<Vec<Subnet>> {
         let ids: Vec<String> = recs.iter().map(|r| r.subnet_id.clone()).collect();
-        let used = tx.doc_count_by_parents::<EniRecord>(&ids)?;
+        let used = tx.subnet_interface_counts(&ids)?;
         Ok(recs
             .into_iter()
             .map(|rec| {

@@ -26,10 +26,6 @@ fn docs_in_sql(key: &str, ordered: bool) -> String {
     format!("SELECT d.id, d.body FROM {} WHERE d.kind = ?1 AND {key} = wanted{order}", from_list("?2", "docs d"))
 }
 
-/// The SQL of [`Tx::doc_count_by_parents`].
-const COUNT_BY_PARENTS: &str = "SELECT wanted, (SELECT COUNT(*) FROM docs d WHERE d.kind = ?1 AND d.parent = wanted)
-     FROM (SELECT value AS wanted FROM json_each(?2))";
-
 impl Tx<'_> {
     /// Inserts or replaces `d` (keeping its original position in listings). A new document
     /// takes the next number of the `doc_seq` counter (migration 13) as its position.
@@ -103,21 +99,6 @@ impl Tx<'_> {
 
     pub fn doc_list_by_parent<T: Doc>(&self, parent: &str) -> Result<Vec<T>> {
         self.docs_query("SELECT id, body FROM docs WHERE kind = ?1 AND parent = ?2 ORDER BY +seq", [T::KIND, parent])
-    }
-
-    /// How many documents of a kind each of `parents` has (those with none are absent),
-    /// counted in the index on (kind, parent) without reading a document.
-    pub fn doc_count_by_parents<T: Doc>(&self, parents: &[String]) -> Result<std::collections::HashMap<String, u64>> {
-        let mut st = self.tx.prepare_cached(COUNT_BY_PARENTS)?;
-        let rows = st.query_map([T::KIND, json_list(parents).as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
-        let mut out = std::collections::HashMap::new();
-        for r in rows {
-            let (parent, n) = r?;
-            if n > 0 {
-                out.insert(parent, u64::try_from(n).unwrap_or(0));
-            }
-        }
-        Ok(out)
     }
 
     /// The values of one top-level string field of every document of a kind (with `parent`,
@@ -242,7 +223,6 @@ mod tests {
             (docs_in_sql("d.parent", false), "INDEX docs_by_parent "),
             (docs_in_sql("json_extract(d.body, '$.instance_id')", false), "INDEX docs_by_instance "),
             (docs_in_sql("json_extract(d.body, '$.layer')", true), "INDEX docs_by_layer "),
-            (COUNT_BY_PARENTS.to_string(), "INDEX docs_by_parent "),
         ];
         for (sql, index) in cases {
             crate::list::assert_probes(&sql, index);

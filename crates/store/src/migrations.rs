@@ -269,6 +269,33 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO counters SELECT 'doc_seq', COALESCE(MAX(seq), 0) FROM docs;
     DROP INDEX docs_by_seq;
     "#,
+    // 14: each subnet's interfaces, counted by triggers in `counters` as 'interfaces:SUBNET'
+    // (a row while the subnet has any), for DescribeSubnets' free addresses: it counted them
+    // in the index, every interface of every subnet it listed (5.5 ms at 50,000 instances
+    // against 0.6 ms at 1,000). The launch and termination that change a count already write
+    // this table's page (`doc_seq`, `live_instances`).
+    r#"
+    INSERT INTO counters(name, n)
+        SELECT 'interfaces:' || parent, COUNT(*) FROM docs WHERE kind = 'network-interface' AND parent IS NOT NULL GROUP BY parent;
+    CREATE TRIGGER interfaces_count_insert AFTER INSERT ON docs WHEN new.kind = 'network-interface' AND new.parent IS NOT NULL
+    BEGIN
+        INSERT OR IGNORE INTO counters(name, n) VALUES ('interfaces:' || new.parent, 0);
+        UPDATE counters SET n = n + 1 WHERE name = 'interfaces:' || new.parent;
+    END;
+    CREATE TRIGGER interfaces_count_delete AFTER DELETE ON docs WHEN old.kind = 'network-interface' AND old.parent IS NOT NULL
+    BEGIN
+        UPDATE counters SET n = n - 1 WHERE name = 'interfaces:' || old.parent;
+        DELETE FROM counters WHERE name = 'interfaces:' || old.parent AND n <= 0;
+    END;
+    CREATE TRIGGER interfaces_count_move AFTER UPDATE OF kind, parent ON docs
+    WHEN (old.kind = 'network-interface' OR new.kind = 'network-interface') AND (old.kind IS NOT new.kind OR old.parent IS NOT new.parent)
+    BEGIN
+        UPDATE counters SET n = n - 1 WHERE old.kind = 'network-interface' AND name = 'interfaces:' || old.parent;
+        DELETE FROM counters WHERE old.kind = 'network-interface' AND name = 'interfaces:' || old.parent AND n <= 0;
+        INSERT OR IGNORE INTO counters(name, n) SELECT 'interfaces:' || new.parent, 0 WHERE new.kind = 'network-interface' AND new.parent IS NOT NULL;
+        UPDATE counters SET n = n + 1 WHERE new.kind = 'network-interface' AND name = 'interfaces:' || new.parent;
+    END;
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<()> {
@@ -320,6 +347,33 @@ mod tests {
         assert_eq!(doc_seq, 3, "new documents are numbered after those there (migration 13)");
     }
 
+    /// A store made before migration 14 gets each subnet's interfaces counted from the
+    /// documents there, and the count then follows new ones.
+    #[test]
+    fn interface_counts_start_from_the_interfaces_there() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        run_to(&mut conn, 13).unwrap();
+        conn.execute_batch(
+            "INSERT INTO docs(kind, id, parent, seq, body) VALUES
+                 ('network-interface', 'eni-1', 'subnet-1', 1, '{}'),
+                 ('network-interface', 'eni-2', 'subnet-1', 2, '{}'),
+                 ('network-interface', 'eni-3', 'subnet-2', 3, '{}'),
+                 ('subnet', 'subnet-3', 'vpc-1', 4, '{}');",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        conn.execute("INSERT INTO docs(kind, id, parent, seq, body) VALUES ('network-interface', 'eni-4', 'subnet-2', 5, '{}')", [])
+            .unwrap();
+        let counts: Vec<(String, i64)> = conn
+            .prepare("SELECT name, n FROM counters WHERE name GLOB 'interfaces:*' ORDER BY name")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(counts, [("interfaces:subnet-1".to_string(), 2), ("interfaces:subnet-2".to_string(), 2)]);
+    }
+
     /// Writing a document, or an instance's tag, runs the revision triggers without building
     /// a temporary b-tree (migration 12); they still run.
     #[test]
@@ -329,6 +383,8 @@ mod tests {
         for sql in [
             "INSERT INTO docs(kind, id, parent, seq, body) VALUES ('volume', 'vol-1', 'i-1', 1, '{}')",
             "UPDATE docs SET body = '{}' WHERE kind = 'volume' AND id = 'vol-1'",
+            "INSERT INTO docs(kind, id, parent, seq, body) VALUES ('network-interface', 'eni-1', 'subnet-1', 2, '{}')",
+            "UPDATE docs SET parent = 'subnet-2', body = '{}' WHERE kind = 'network-interface' AND id = 'eni-1'",
             "DELETE FROM docs WHERE kind = 'network-interface' AND id = 'eni-1'",
             "INSERT INTO tags VALUES ('i-1', 'instance', 'Name', 'web') ON CONFLICT DO UPDATE SET value = excluded.value",
             "DELETE FROM tags WHERE resource_id = 'i-1' AND key = 'Name'",
