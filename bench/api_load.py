@@ -8,6 +8,8 @@ Scenarios (8 connections, wrk, 10 s each unless --seconds):
   page-100       DescribeInstances, MaxResults=100 (the first page)
   page-filtered  the same, filtered by a tag and instance-state-name=running
   group          DescribeSecurityGroups for one group
+  subnets        DescribeSubnets of the default VPC's default subnets, each with its free
+                 addresses: the same subnets at every fleet size, holding more interfaces
 and, on one connection from Python, RunInstances + TerminateInstances pairs per second.
 
 Each fleet size has a server of its own (Corral: its own state dir), grown once. Then every
@@ -33,7 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api_bench as ab  # noqa: E402
 import xml.etree.ElementTree as ET  # noqa: E402
 
-SCENARIOS = ["one-id", "page-100", "page-filtered", "group"]
+SCENARIOS = ["one-id", "page-100", "page-filtered", "group", "subnets"]
 
 
 def lua(body, headers):
@@ -189,6 +191,7 @@ def scenario_params(e):
         "page-filtered": ("DescribeInstances", {"MaxResults": "100", "Filter.1.Name": "tag:Name", "Filter.1.Value.1": "bench",
                                                 "Filter.2.Name": "instance-state-name", "Filter.2.Value.1": "running"}),
         "group": ("DescribeSecurityGroups", {"GroupId.1": gid}),
+        "subnets": ("DescribeSubnets", {"Filter.1.Name": "default-for-az", "Filter.1.Value.1": "true"}),
     }
 
 
@@ -202,7 +205,7 @@ def svg(results, fleets, path):
     hi = hi if hi > lo else lo + 1
     x = lambda i: m + (w - 2 * m) * (i / max(1, len(fleets) - 1))
     y = lambda v: h - m - (h - 2 * m) * ((math.log10(max(v, 0.1)) - lo) / (hi - lo))
-    colours = {"one-id": "#1f77b4", "page-100": "#ff7f0e", "page-filtered": "#2ca02c", "group": "#d62728"}
+    colours = {"one-id": "#1f77b4", "page-100": "#ff7f0e", "page-filtered": "#2ca02c", "group": "#d62728", "subnets": "#9467bd"}
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">',
            f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{w/2}" y="20" text-anchor="middle">requests/s against fleet size (solid: Corral, dashed: moto; log scale)</text>']
@@ -217,7 +220,7 @@ def svg(results, fleets, path):
         out.append(f'<polyline fill="none" stroke="{colours[sc]}" stroke-width="2"{dash} points="'
                    + " ".join(f"{px:.1f},{py:.1f}" for px, py in pts) + '"/>')
     for k, sc in enumerate(SCENARIOS):
-        out.append(f'<text x="{m + 10 + 150 * k}" y="{h - 12}" fill="{colours[sc]}">{sc}</text>')
+        out.append(f'<text x="{m + 10 + 120 * k}" y="{h - 12}" fill="{colours[sc]}">{sc}</text>')
     out.append("</svg>")
     open(path, "w").write("\n".join(out) + "\n")
 
