@@ -24,9 +24,10 @@ fn fnv1a(s: &str) -> u64 {
 }
 
 /// The port's link: `tp` + the last 12 hex digits of the ENI id (`eni-0123456789abcdef0`
-/// gives `tp56789abcdef0`), so an operator can tell which ENI a tap belongs to. EC2 ids are
-/// random hex, so 48 bits make a clash within one VPC namespace negligible; ids without 12
-/// hex digits get a hash.
+/// gives `tp56789abcdef0`), so an operator can tell which ENI a tap belongs to. Those digits
+/// are the end of the second the id was made and the count of its process (see
+/// `corral_types::id`): two ENIs share them only if made 4,096 seconds apart exactly, with the
+/// same count, which one process never gives twice. Ids without 12 hex digits get a hash.
 pub fn port_ifname(eni_id: &str) -> String {
     let hex = eni_id.strip_prefix("eni-").unwrap_or(eni_id);
     if hex.len() >= 12 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
