@@ -115,35 +115,7 @@ mod tests {
     use super::*;
 
     fn rec(state: InstanceState, desired: Desired) -> InstanceRecord {
-        InstanceRecord {
-            instance_id: "i-0123456789abcdef0".into(),
-            reservation_id: "r-1".into(),
-            image_id: "ami-1".into(),
-            instance_type: "t3.micro".into(),
-            vcpus: 2,
-            memory_mib: 1024,
-            key_name: None,
-            state,
-            desired,
-            force_stop: false,
-            state_reason_code: None,
-            state_reason_message: None,
-            state_transition_reason: String::new(),
-            availability_zone: "local-1a".into(),
-            launch_time: "2026-01-01T00:00:00.000Z".into(),
-            ami_launch_index: 0,
-            user_data: None,
-            client_token: None,
-            disable_api_termination: false,
-            shutdown_behavior: "stop".into(),
-            host: "h".into(),
-            observed_generation: 5,
-            terminated_at: None,
-            seq: 1,
-            metadata: Default::default(),
-            options: Default::default(),
-            rev: 0,
-        }
+        InstanceRecord { state, desired, observed_generation: 5, seq: 1, ..corral_store::example::instance_record("i-0123456789abcdef0") }
     }
 
     fn vm(state: VmState, generation: u64) -> VmStatus {

@@ -6,6 +6,7 @@
 
 mod account;
 mod doc;
+pub mod example;
 mod idempotency;
 mod image;
 mod instance;
